@@ -1,0 +1,34 @@
+# Every target installs what it needs first; on a fresh machine `make demo` and `make test`
+# are the only two commands to know. The work itself lives in scripts/.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install install-tools proto lint test demo build bench clean
+
+$(STAMP): pyproject.toml maestro_client/pyproject.toml scripts/install.sh
+	bash scripts/install.sh
+	touch $(STAMP)
+
+install: $(STAMP)  ## venv in .venv, editable install with dev extras
+
+install-tools: $(STAMP)  ## dev tools (buf, grpcurl) into .venv/bin
+	bash scripts/install-tools.sh
+
+proto: $(STAMP)  ## regenerate maestro_server/_proto and maestro_client/_proto
+	$(PY) scripts/gen_proto.py
+
+lint: $(STAMP)  ## ruff, mypy, buf lint/format/breaking
+	bash scripts/lint.sh
+
+test: lint  ## lint, then every test
+	bash scripts/test.sh
+
+demo: $(STAMP)  ## the onboarding example end to end
+	bash scripts/demo.sh
+
+build: $(STAMP)  ## sdist and wheel of the server and of the client into dist/
+	bash scripts/build.sh
+
+clean:
+	rm -rf $(VENV) dist build .mypy_cache .ruff_cache .pytest_cache .hypothesis

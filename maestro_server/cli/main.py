@@ -1,0 +1,140 @@
+"""`maestro`: validate and draw workflows.
+
+Exit codes: 0 success; 1 invalid workflow or input; 2 the workflow failed or was compensated;
+3 a compensation failed; 4 any other error. Diagnostics go to stderr, results to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from maestro_server import __version__
+from maestro_server.cli.graph import to_mermaid
+from maestro_server.definition import load_workflow_file
+from maestro_server.errors import EXIT_INVALID, EXIT_OK, InvalidWorkflowError, MaestroError
+from maestro_server.model.diagnostics import Diagnostic, SourceLocation
+from maestro_server.model.workflow import Workflow
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    file: str
+    workflow: Workflow | None
+    diagnostics: tuple[Diagnostic, ...]
+
+
+def _check(file: str) -> _Checked:
+    try:
+        return _Checked(file, load_workflow_file(file), ())
+    except InvalidWorkflowError as exc:
+        return _Checked(file, None, exc.diagnostics)
+    except OSError as exc:
+        message = f"cannot read the file: {exc.strerror or exc}"
+        return _Checked(file, None, (Diagnostic(SourceLocation(file, 1, 1), message, "io-error"),))
+
+
+def _summary(workflow: Workflow) -> str:
+    compensations = sum(1 for step in workflow.steps if step.compensate is not None)
+    version = f" {workflow.version}" if workflow.version else ""
+    return (
+        f"{workflow.name}{version}: {len(workflow.services)} services, "
+        f"{len(workflow.steps)} steps, {compensations} compensations"
+    )
+
+
+def _diagnostic_json(diagnostic: Diagnostic) -> dict[str, Any]:
+    return {
+        "file": diagnostic.location.file,
+        "line": diagnostic.location.line,
+        "column": diagnostic.location.column,
+        "severity": str(diagnostic.severity),
+        "code": diagnostic.code,
+        "path": diagnostic.path,
+        "message": diagnostic.message,
+    }
+
+
+def _validate(args: argparse.Namespace) -> int:
+    results = [_check(file) for file in args.files]
+    if args.format == "json":
+        report = [
+            {
+                "file": result.file,
+                "valid": result.workflow is not None,
+                "workflow": None
+                if result.workflow is None
+                else {
+                    "name": result.workflow.name,
+                    "version": result.workflow.version,
+                    "hash": result.workflow.hash,
+                    "steps": [step.id for step in result.workflow.steps],
+                },
+                "diagnostics": [_diagnostic_json(d) for d in result.diagnostics],
+            }
+            for result in results
+        ]
+        json.dump({"files": report}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        for result in results:
+            if result.workflow is not None:
+                print(f"{result.file}: ok ({_summary(result.workflow)})")
+                continue
+            for diagnostic in result.diagnostics:
+                print(diagnostic, file=sys.stderr)
+            count = len(result.diagnostics)
+            print(f"{result.file}: {count} error{'s' if count != 1 else ''}", file=sys.stderr)
+    return EXIT_OK if all(r.workflow is not None for r in results) else EXIT_INVALID
+
+
+def _graph(args: argparse.Namespace) -> int:
+    result = _check(args.file)
+    if result.workflow is None:
+        for diagnostic in result.diagnostics:
+            print(diagnostic, file=sys.stderr)
+        return EXIT_INVALID
+    sys.stdout.write(to_mermaid(result.workflow))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `maestro` command."""
+    parser = argparse.ArgumentParser(prog="maestro", description="Maestro saga orchestrator.")
+    parser.add_argument("--version", action="version", version=f"maestro {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser("validate", help="check workflow files without running them")
+    validate.add_argument("files", nargs="+", metavar="FILE", help="workflow YAML files")
+    validate.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text (compiler-style diagnostics on stderr) or json (on stdout)",
+    )
+    validate.set_defaults(run=_validate)
+
+    graph = commands.add_parser("graph", help="print a workflow as a Mermaid flowchart")
+    graph.add_argument("file", metavar="FILE", help="workflow YAML file")
+    graph.set_defaults(run=_graph)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the command line and exit with its code."""
+    args = build_parser().parse_args(argv)
+    try:
+        code = args.run(args)
+    except MaestroError as exc:
+        print(f"maestro: {exc.message}", file=sys.stderr)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)
+
+
+__all__ = ["build_parser", "main"]

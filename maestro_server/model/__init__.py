@@ -1,0 +1,1 @@
+"""The validated workflow model: frozen dataclasses, no I/O."""

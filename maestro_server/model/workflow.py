@@ -1,0 +1,226 @@
+"""The validated workflow: services, steps, compensations and their policies.
+
+Built by `maestro_server.definition` from YAML; every object here is immutable and already
+checked, so the engine never re-validates. Durations are `timedelta`s; templates are compiled.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from maestro_server.model.diagnostics import SourceLocation
+from maestro_server.templating.values import CompiledValue, Template
+
+GRPC_STATUS_NAMES = frozenset(
+    {
+        "CANCELLED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
+        "UNAUTHENTICATED",
+    }
+)
+"""Error codes of gRPC calls. Transport failures of HTTP calls use the same names: a refused or
+reset connection is UNAVAILABLE, a timeout DEADLINE_EXCEEDED. HTTP responses are `HTTP_<status>`."""
+
+DEFAULT_RETRY_ON = frozenset(
+    {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED"}
+    | {f"HTTP_{status}" for status in (408, 425, 429, 500, 502, 503, 504)}
+)
+
+RESERVED_NAMES = frozenset({"input", "steps", "execution", "workflow", "secrets"})
+"""Names of the template context that step outputs may not take."""
+
+
+class ServiceType(enum.StrEnum):
+    """How a service is called."""
+
+    GRPC = "grpc"
+    HTTP = "http"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """When and how often a failed call is tried again.
+
+    Attempt n (n >= 1) that fails with a code in `retry_on` waits a random time between
+    `(1 - jitter) * d` and `d`, where `d = min(max_backoff, initial_backoff * multiplier**(n-1))`.
+    """
+
+    max_attempts: int = 3
+    """Attempts in all, the first one included; 1 means no retry."""
+    initial_backoff: timedelta = timedelta(milliseconds=200)
+    max_backoff: timedelta = timedelta(seconds=10)
+    multiplier: float = 2.0
+    jitter: float = 1.0
+    """Share of the delay that is random: 1.0 is full jitter, 0 none."""
+    retry_on: frozenset[str] = DEFAULT_RETRY_ON
+    """Error codes that are retried; any other error fails the step at once."""
+
+
+DEFAULT_RETRY = RetryPolicy()
+DEFAULT_COMPENSATION_RETRY = RetryPolicy(
+    max_attempts=10,
+    initial_backoff=timedelta(milliseconds=500),
+    max_backoff=timedelta(seconds=30),
+)
+"""Compensations must not give up easily: an undone step left done costs more than a wait."""
+
+DEFAULT_TIMEOUT = timedelta(seconds=10)
+"""The per-attempt deadline when neither the step nor its service sets one."""
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitBreakerPolicy:
+    """One breaker per service, shared by every execution in a process.
+
+    Opens when at least `failure_rate_threshold` of the last `window_size` calls failed and at
+    least `minimum_calls` were made; stays open for `open_duration`, then lets `half_open_calls`
+    trial calls through.
+    """
+
+    enabled: bool = True
+    failure_rate_threshold: float = 0.5
+    window_size: int = 20
+    minimum_calls: int = 10
+    open_duration: timedelta = timedelta(seconds=30)
+    half_open_calls: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """TLS towards a service; file paths are relative to the workflow file."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    server_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GrpcMethod:
+    """A gRPC method: `CreateUser`, or fully qualified `pkg.Service/CreateUser`."""
+
+    name: str
+    service: str | None = None
+    """The fully qualified service name, or None to find `name` among the endpoint's services."""
+
+    def __str__(self) -> str:
+        return f"{self.service}/{self.name}" if self.service else self.name
+
+
+@dataclass(frozen=True, slots=True)
+class HttpMethod:
+    """An HTTP call: a verb and a path that may hold templates."""
+
+    verb: str
+    path: CompiledValue
+
+    def __str__(self) -> str:
+        source = self.path.source if isinstance(self.path, Template) else self.path.render({})
+        return f"{self.verb} {source}"
+
+
+Method = GrpcMethod | HttpMethod
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """A downstream service, named in the workflow's `services`."""
+
+    name: str
+    type: ServiceType
+    endpoint: str
+    location: SourceLocation
+    timeout: timedelta = DEFAULT_TIMEOUT
+    retry: RetryPolicy = DEFAULT_RETRY
+    """The service's default for its steps; a step's own `retry` keys override it key by key."""
+    circuit_breaker: CircuitBreakerPolicy = CircuitBreakerPolicy()
+    headers: Mapping[str, CompiledValue] = field(default_factory=dict)
+    """gRPC metadata or HTTP headers sent with every call."""
+    tls: TlsConfig | None = None
+    descriptor_set: str | None = None
+    """gRPC: a FileDescriptorSet file, instead of server reflection."""
+    protos: tuple[str, ...] = ()
+    """gRPC: .proto files compiled at load, instead of server reflection."""
+    import_paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Compensation:
+    """What undoes a completed step."""
+
+    service: str
+    method: Method
+    location: SourceLocation
+    input: CompiledValue | None = None
+    retry: RetryPolicy = DEFAULT_COMPENSATION_RETRY
+    timeout: timedelta = DEFAULT_TIMEOUT
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One call of the workflow."""
+
+    id: str
+    service: str
+    method: Method
+    location: SourceLocation
+    input: CompiledValue | None = None
+    output: str | None = None
+    """The name later templates read the result by, e.g. `user` for `{{ .user.id }}`."""
+    compensate: Compensation | None = None
+    retry: RetryPolicy = DEFAULT_RETRY
+    timeout: timedelta = DEFAULT_TIMEOUT
+    """Deadline of each attempt."""
+    when: Template | None = None
+    """Skip the step when this renders false."""
+    depends_on: tuple[str, ...] = ()
+    """Ids of the steps that must finish first (the previous step when the YAML names none)."""
+    continue_on_error: bool = False
+    """Record a failure and go on instead of compensating."""
+
+
+@dataclass(frozen=True, slots=True)
+class Workflow:
+    """A validated workflow definition."""
+
+    name: str
+    version: str
+    services: Mapping[str, Service]
+    steps: tuple[Step, ...]
+    path: str
+    """The file the workflow was read from, as named in diagnostics."""
+    source: str
+    """The YAML text."""
+    files: Mapping[str, bytes]
+    """The files the workflow refers to (descriptor sets, .proto files), by relative path."""
+    hash: str
+    """SHA-256 (hex) of the YAML and the files."""
+    description: str = ""
+    output: CompiledValue | None = None
+    input_schema: Mapping[str, Any] | None = None
+    timeout: timedelta | None = None
+    """Deadline of the whole execution, if any."""
+
+    def step(self, step_id: str) -> Step:
+        """The step with this id; KeyError when there is none."""
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        raise KeyError(step_id)

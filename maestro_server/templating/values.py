@@ -1,0 +1,185 @@
+"""Compiled templates and the value trees built from them.
+
+A workflow's `input`, `output`, `when`, HTTP paths and headers compile once, at load, into
+`CompiledValue` trees. Rendering a tree against an execution's context gives plain JSON.
+A string that is exactly one `{{ … }}` keeps the type of its value (number, bool, object, list);
+any other string with a template in it renders to text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+from jinja2 import nodes
+from jinja2.environment import TemplateExpression
+from jinja2.meta import find_undeclared_variables
+
+from maestro_server.errors import TemplateError
+from maestro_server.templating.environment import ENVIRONMENT
+from maestro_server.templating.syntax import rewrite_leading_dots
+
+JsonValue = None | bool | int | float | str | list[Any] | dict[str, Any]
+
+_TEMPLATE_MARKERS = ("{{", "{%", "{#")
+_SINGLE_EXPRESSION = re.compile(r"\A\s*\{\{(?P<expr>.*?)\}\}\s*\Z", re.S)
+
+
+class TemplateSyntaxError(Exception):
+    """A template does not compile; `line` is 1-based within the template text."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A name a template reads from its context: `user`, or `steps` + `create_user`."""
+
+    name: str
+    step: str | None = None
+    """For `.steps.<id>…`, the step id."""
+
+
+def is_template(text: str) -> bool:
+    """Whether `text` contains template syntax and must be compiled."""
+    return any(marker in text for marker in _TEMPLATE_MARKERS)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Template:
+    """One compiled template string."""
+
+    source: str
+    field: str
+    """Where the template sits, e.g. `input.email`; named in render errors."""
+    references: frozenset[Reference]
+    _expression: TemplateExpression | None = dataclasses.field(repr=False)
+    _template: jinja2.Template | None = dataclasses.field(repr=False)
+
+    def render(self, context: Mapping[str, Any]) -> JsonValue:
+        """Render against `context`; raises TemplateError naming the field."""
+        try:
+            if self._expression is not None:
+                return _to_json(self._expression(context), self.field)
+            assert self._template is not None
+            return self._template.render(context)
+        except TemplateError:
+            raise
+        except jinja2.UndefinedError as exc:
+            message = f"{exc.message} in `{self.source}`"
+            raise TemplateError(message, step=None, field=self.field) from None
+        except Exception as exc:  # noqa: BLE001 - a template may raise anything a filter raises
+            message = f"{type(exc).__name__}: {exc} in `{self.source}`"
+            raise TemplateError(message, step=None, field=self.field) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Literal:
+    """A value without templates, rendered as is."""
+
+    value: JsonValue
+
+    def render(self, context: Mapping[str, Any]) -> JsonValue:  # noqa: ARG002
+        """Return the value unchanged."""
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class MappingValue:
+    """An object whose values may hold templates."""
+
+    items: tuple[tuple[str, CompiledValue], ...]
+
+    def render(self, context: Mapping[str, Any]) -> JsonValue:
+        """Render every value."""
+        return {key: value.render(context) for key, value in self.items}
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceValue:
+    """A list whose items may hold templates."""
+
+    items: tuple[CompiledValue, ...]
+
+    def render(self, context: Mapping[str, Any]) -> JsonValue:
+        """Render every item."""
+        return [item.render(context) for item in self.items]
+
+
+CompiledValue = Template | Literal | MappingValue | SequenceValue
+
+
+def iter_templates(value: CompiledValue) -> Iterable[Template]:
+    """Every Template inside a value tree."""
+    if isinstance(value, Template):
+        yield value
+    elif isinstance(value, MappingValue):
+        for _, item in value.items:
+            yield from iter_templates(item)
+    elif isinstance(value, SequenceValue):
+        for item in value.items:
+            yield from iter_templates(item)
+
+
+def compile_template(source: str, field: str) -> Template:
+    """Compile one template string; raises TemplateSyntaxError."""
+    rewritten = rewrite_leading_dots(source)
+    single = _SINGLE_EXPRESSION.match(rewritten)
+    if single is not None and not is_template(single.group("expr")):
+        text = "{{" + single.group("expr") + "}}"
+    else:
+        single, text = None, rewritten
+    try:
+        ast = ENVIRONMENT.parse(text)
+        expression = (
+            ENVIRONMENT.compile_expression(single.group("expr"), undefined_to_none=False)
+            if single is not None
+            else None
+        )
+        template = ENVIRONMENT.from_string(ast) if single is None else None
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateSyntaxError(exc.message or "invalid template", exc.lineno) from None
+    return Template(source, field, _references(ast), expression, template)
+
+
+def _references(ast: nodes.Template) -> frozenset[Reference]:
+    names = find_undeclared_variables(ast)
+    refs = {Reference(name) for name in names if name != "steps"}
+    if "steps" in names:
+        for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+            assert isinstance(node, nodes.Getattr | nodes.Getitem)
+            target = node.node
+            if isinstance(target, nodes.Name) and target.name == "steps":
+                key = node.attr if isinstance(node, nodes.Getattr) else _const(node.arg)
+                refs.add(Reference("steps", key))
+    return frozenset(refs)
+
+
+def _const(node: nodes.Node) -> str | None:
+    if isinstance(node, nodes.Const) and isinstance(node.value, str):
+        return node.value
+    return None
+
+
+def _to_json(value: Any, field: str) -> JsonValue:
+    """Check that a template's native result is JSON, converting tuples and iterators to lists."""
+    if isinstance(value, jinja2.Undefined):
+        value._fail_with_undefined_error()
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return str(value)  # drops markupsafe.Markup
+    if isinstance(value, Mapping):
+        return {str(k): _to_json(v, field) for k, v in value.items()}
+    if isinstance(value, list | tuple | range) or hasattr(value, "__next__"):
+        return [_to_json(v, field) for v in value]
+    raise TemplateError(
+        f"renders a {type(value).__name__}, which is not a JSON value", step=None, field=field
+    )

@@ -1,0 +1,106 @@
+"""The `maestro` command line, run as a real subprocess."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples/onboarding/workflow.yaml"
+
+
+def maestro(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "maestro_server", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+
+
+def _broken_copy(tmp_path: Path) -> Path:
+    text = EXAMPLE.read_text()
+    text = text.replace("    output: subscription\n", "    output: subscription\n    retires: 3\n")
+    text = text.replace("service: crm_service", "service: crm_servce")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(text)
+    return broken
+
+
+def test_validate_example_exits_zero_with_a_summary() -> None:
+    """A valid workflow: exit 0 and a one-line summary."""
+    result = maestro("validate", "examples/onboarding/workflow.yaml")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "examples/onboarding/workflow.yaml: ok "
+        "(user_onboarding 1.0: 4 services, 4 steps, 2 compensations)\n"
+    )
+    assert result.stderr == ""
+
+
+def test_validate_broken_copy_exits_one_with_located_diagnostics(tmp_path: Path) -> None:
+    """An invalid workflow: exit 1, compiler-style diagnostics on stderr, nothing on stdout."""
+    broken = _broken_copy(tmp_path)
+    result = maestro("validate", broken)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"{broken}:40:5: error: unknown key 'retires' in a step (did you mean 'retry'?)",
+        f"{broken}:47:14: error: unknown service 'crm_servce' (did you mean 'crm_service'?)",
+        f"{broken}: 2 errors",
+    ]
+
+
+def test_validate_json_format(tmp_path: Path) -> None:
+    """--format json reports every file, valid or not, on stdout."""
+    broken = _broken_copy(tmp_path)
+    result = maestro("validate", "--format", "json", EXAMPLE, broken)
+    assert result.returncode == 1
+    report = json.loads(result.stdout)["files"]
+    assert [entry["valid"] for entry in report] == [True, False]
+    assert report[0]["workflow"]["name"] == "user_onboarding"
+    assert report[1]["diagnostics"][0] == {
+        "file": str(broken),
+        "line": 40,
+        "column": 5,
+        "severity": "error",
+        "code": "unknown-key",
+        "path": "steps[1].retires",
+        "message": "unknown key 'retires' in a step (did you mean 'retry'?)",
+    }
+
+
+def test_validate_missing_file(tmp_path: Path) -> None:
+    """A file that does not exist is an error for that file, exit 1."""
+    missing = tmp_path / "nope.yaml"
+    result = maestro("validate", missing)
+    assert result.returncode == 1
+    assert f"{missing}:1:1: error: cannot read the file" in result.stderr
+
+
+def test_graph_prints_mermaid() -> None:
+    """graph draws steps, dependencies, and compensations as dashed edges."""
+    result = maestro("graph", EXAMPLE)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "flowchart TD"
+    assert "    step_create_user --> step_setup_subscription" in lines
+    assert "    step_setup_subscription -.-> step_setup_subscription_undo" in lines
+    assert "    step_add_to_crm -.-> step_add_to_crm_undo" in lines
+    assert not any("send_welcome_email -.->" in line for line in lines)
+
+
+def test_graph_of_invalid_workflow_fails(tmp_path: Path) -> None:
+    """graph refuses an invalid workflow with its diagnostics."""
+    result = maestro("graph", _broken_copy(tmp_path))
+    assert result.returncode == 1
+    assert "unknown service 'crm_servce'" in result.stderr
+
+
+def test_usage_error_exits_two() -> None:
+    """argparse's usage errors keep their conventional code."""
+    result = maestro("frobnicate")
+    assert result.returncode == 2
+    assert "invalid choice" in result.stderr
