@@ -71,6 +71,7 @@ class TemplateError(MaestroError):
     def __init__(self, message: str, *, step: str | None, field: str) -> None:
         where = f"step '{step}', field '{field}'" if step else f"field '{field}'"
         super().__init__(f"{where}: {message}")
+        self.reason = message
         self.step = step
         self.field = field
 

@@ -107,7 +107,8 @@ class EventType(betterproto2.Enum):
 
     STEP_RETRYING = 3
     """
-    An attempt failed with a retryable error; another attempt follows after `retry_delay`.
+    An attempt of a step, or of its compensation (state COMPENSATING), failed with a retryable
+    error; another attempt follows after `retry_delay`.
     """
 
     STEP_SUCCEEDED = 4
@@ -117,8 +118,8 @@ class EventType(betterproto2.Enum):
 
     STEP_SKIPPED = 5
     """
-    The step's `when` condition was false (or a dependency was skipped); it will not run and is
-    never compensated.
+    The step's `when` condition was false; it will not run and is never compensated. Steps that
+    depend on it still run, reading its output as null.
     """
 
     STEP_FAILED = 6
@@ -128,7 +129,7 @@ class EventType(betterproto2.Enum):
 
     COMPENSATION_STARTED = 7
     """
-    The compensation of a step started.
+    An attempt of the compensation of a step started.
     """
 
     COMPENSATION_SUCCEEDED = 8

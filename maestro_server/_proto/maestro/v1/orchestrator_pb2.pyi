@@ -87,17 +87,19 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     EVENT_TYPE_STEP_STARTED: _EventType.ValueType  # 2
     """An attempt of a step started."""
     EVENT_TYPE_STEP_RETRYING: _EventType.ValueType  # 3
-    """An attempt failed with a retryable error; another attempt follows after `retry_delay`."""
+    """An attempt of a step, or of its compensation (state COMPENSATING), failed with a retryable
+    error; another attempt follows after `retry_delay`.
+    """
     EVENT_TYPE_STEP_SUCCEEDED: _EventType.ValueType  # 4
     """The step succeeded; `output` holds its result."""
     EVENT_TYPE_STEP_SKIPPED: _EventType.ValueType  # 5
-    """The step's `when` condition was false (or a dependency was skipped); it will not run and is
-    never compensated.
+    """The step's `when` condition was false; it will not run and is never compensated. Steps that
+    depend on it still run, reading its output as null.
     """
     EVENT_TYPE_STEP_FAILED: _EventType.ValueType  # 6
     """The step failed for good; `error` says why."""
     EVENT_TYPE_COMPENSATION_STARTED: _EventType.ValueType  # 7
-    """The compensation of a step started."""
+    """An attempt of the compensation of a step started."""
     EVENT_TYPE_COMPENSATION_SUCCEEDED: _EventType.ValueType  # 8
     """The compensation of a step succeeded."""
     EVENT_TYPE_COMPENSATION_FAILED: _EventType.ValueType  # 9
@@ -121,17 +123,19 @@ EVENT_TYPE_WORKFLOW_STARTED: EventType.ValueType  # 1
 EVENT_TYPE_STEP_STARTED: EventType.ValueType  # 2
 """An attempt of a step started."""
 EVENT_TYPE_STEP_RETRYING: EventType.ValueType  # 3
-"""An attempt failed with a retryable error; another attempt follows after `retry_delay`."""
+"""An attempt of a step, or of its compensation (state COMPENSATING), failed with a retryable
+error; another attempt follows after `retry_delay`.
+"""
 EVENT_TYPE_STEP_SUCCEEDED: EventType.ValueType  # 4
 """The step succeeded; `output` holds its result."""
 EVENT_TYPE_STEP_SKIPPED: EventType.ValueType  # 5
-"""The step's `when` condition was false (or a dependency was skipped); it will not run and is
-never compensated.
+"""The step's `when` condition was false; it will not run and is never compensated. Steps that
+depend on it still run, reading its output as null.
 """
 EVENT_TYPE_STEP_FAILED: EventType.ValueType  # 6
 """The step failed for good; `error` says why."""
 EVENT_TYPE_COMPENSATION_STARTED: EventType.ValueType  # 7
-"""The compensation of a step started."""
+"""An attempt of the compensation of a step started."""
 EVENT_TYPE_COMPENSATION_SUCCEEDED: EventType.ValueType  # 8
 """The compensation of a step succeeded."""
 EVENT_TYPE_COMPENSATION_FAILED: EventType.ValueType  # 9

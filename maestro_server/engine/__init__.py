@@ -1,0 +1,1 @@
+"""The saga engine: runs steps by dependency and compensates when one fails for good."""

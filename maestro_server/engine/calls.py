@@ -1,0 +1,141 @@
+"""One request, attempt after attempt: breaker, deadline, invoker, and the retry decision."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from maestro_server.model.execution import ErrorInfo
+from maestro_server.model.workflow import RetryPolicy
+from maestro_server.resilience.backoff import retry_delay
+from maestro_server.resilience.breaker import BreakerRegistry, CircuitOpenError
+from maestro_server.resilience.clock import Clock
+from maestro_server.transports.base import Call, CallError, Invoker, Request
+
+# The transport enforces the deadline itself; this margin only catches a transport that does not.
+_DEADLINE_MARGIN = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Attempted:
+    """How a request ended after its attempts."""
+
+    attempts: int
+    duration: timedelta
+    """Of the last attempt."""
+    output: Any = None
+    error: ErrorInfo | None = None
+    in_doubt: bool = False
+    """The last attempt may have had its effect although it failed (timeout after sending)."""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the request succeeded."""
+        return self.error is None
+
+
+class AttemptListener:
+    """What the caller is told as attempts start and fail; the runner turns these into events."""
+
+    async def started(self, attempt: int) -> None:
+        """An attempt is about to be sent."""
+
+    async def retrying(
+        self, attempt: int, error: ErrorInfo, duration: timedelta, delay: timedelta
+    ) -> None:
+        """An attempt failed and another follows after `delay`."""
+
+
+class Caller:
+    """Sends requests through the breaker of their service, retrying per policy."""
+
+    def __init__(
+        self, invoker: Invoker, breakers: BreakerRegistry, clock: Clock, rng: random.Random
+    ) -> None:
+        self._invoker = invoker
+        self._breakers = breakers
+        self._clock = clock
+        self._rng = rng
+
+    async def call(
+        self,
+        request: Request,
+        policy: RetryPolicy,
+        timeout: timedelta,
+        listener: AttemptListener,
+        in_flight: Callable[[bool], None] | None = None,
+    ) -> Attempted:
+        """Attempt until success, a non-retryable error, or the last attempt.
+
+        `in_flight(True)` is called as a request is sent and `in_flight(False)` once its outcome
+        is known; a cancellation in between leaves it in flight, so its outcome is in doubt.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            await listener.started(attempt)
+            started = self._clock.monotonic()
+            try:
+                output = await self._attempt(request, attempt, timeout.total_seconds(), in_flight)
+            except CallError as exc:
+                duration = timedelta(seconds=self._clock.monotonic() - started)
+                retryable = exc.code == "CIRCUIT_OPEN" or exc.code in policy.retry_on
+                info = ErrorInfo(exc.code, exc.message, request.service.name, retryable)
+                if not retryable or attempt >= policy.max_attempts:
+                    return Attempted(attempt, duration, error=info, in_doubt=exc.maybe_executed)
+                delay = retry_delay(policy, attempt, self._rng, exc.retry_after)
+                await listener.retrying(attempt, info, duration, timedelta(seconds=delay))
+                await self._clock.sleep(delay)
+                continue
+            duration = timedelta(seconds=self._clock.monotonic() - started)
+            return Attempted(attempt, duration, output=output)
+
+    async def _attempt(
+        self,
+        request: Request,
+        attempt: int,
+        timeout: float,
+        in_flight: Callable[[bool], None] | None,
+    ) -> Any:
+        service = request.service
+        breaker = self._breakers.get(service.name, service.endpoint, service.circuit_breaker)
+        try:
+            breaker.acquire()
+        except CircuitOpenError as exc:
+            raise CallError(
+                "CIRCUIT_OPEN", str(exc), service=service.name, retry_after=exc.retry_in
+            ) from None
+        if in_flight is not None:
+            in_flight(True)
+        try:
+            async with asyncio.timeout(timeout + _DEADLINE_MARGIN):
+                output = await self._invoker.invoke(Call(request, attempt, timeout))
+        except CallError as exc:
+            breaker.record(failure=exc.counts_for_breaker)
+            _landed(in_flight)
+            raise
+        except TimeoutError:
+            breaker.record(failure=True)
+            _landed(in_flight)
+            raise CallError(
+                "DEADLINE_EXCEEDED",
+                f"no answer within {timeout:g}s",
+                service=service.name,
+                maybe_executed=True,
+                counts_for_breaker=True,
+            ) from None
+        except BaseException:
+            breaker.release()
+            raise
+        breaker.record(failure=False)
+        _landed(in_flight)
+        return output
+
+
+def _landed(in_flight: Callable[[bool], None] | None) -> None:
+    if in_flight is not None:
+        in_flight(False)

@@ -1,0 +1,85 @@
+"""What templates see during an execution, and rendering requests from it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from maestro_server.errors import TemplateError
+from maestro_server.model.workflow import (
+    Compensation,
+    HttpMethod,
+    Service,
+    Step,
+    Workflow,
+)
+from maestro_server.templating.values import CompiledValue
+from maestro_server.transports.base import HttpTarget, Request
+
+
+class ExecutionContext:
+    """`.input`, `.execution`, `.workflow`, each step's output name and `.steps.<id>.output`."""
+
+    def __init__(self, workflow: Workflow, execution_id: str, input: Any) -> None:
+        self.execution_id = execution_id
+        self.values: dict[str, Any] = {
+            "input": input,
+            "execution": {"id": execution_id},
+            "workflow": {"name": workflow.name, "version": workflow.version},
+            "steps": {},
+        }
+
+    def record(self, step: Step, output: Any) -> None:
+        """Make a step's output visible to later templates (None for skipped or failed steps)."""
+        self.values["steps"][step.id] = {"output": output}
+        if step.output is not None:
+            self.values[step.output] = output
+
+    def render(self, value: CompiledValue | None, *, step: str | None) -> Any:
+        """Render a value tree; TemplateError names the step."""
+        if value is None:
+            return None
+        try:
+            return value.render(self.values)
+        except TemplateError as exc:
+            if exc.step is not None or step is None:
+                raise
+            raise TemplateError(exc.reason, step=step, field=exc.field) from None
+
+    def step_request(self, step: Step, service: Service) -> Request:
+        """The request of a step, rendered once for all its attempts."""
+        return self._request(
+            step.id, service, step.method, step.input, f"{self.execution_id}:{step.id}"
+        )
+
+    def compensation_request(
+        self, step: Step, compensation: Compensation, service: Service
+    ) -> Request:
+        """The request of a step's compensation."""
+        return self._request(
+            step.id,
+            service,
+            compensation.method,
+            compensation.input,
+            f"{self.execution_id}:{step.id}:compensate",
+        )
+
+    def _request(
+        self, step_id: str, service: Service, method: Any, input: CompiledValue | None, key: str
+    ) -> Request:
+        target = method
+        if isinstance(method, HttpMethod):
+            path = self.render(method.path, step=step_id)
+            if not isinstance(path, str):
+                raise TemplateError(
+                    "the HTTP path must render to text", step=step_id, field="method"
+                )
+            target = HttpTarget(method.verb, path)
+        payload = self.render(input, step=step_id)
+        headers = {
+            name: _text(self.render(value, step=step_id)) for name, value in service.headers.items()
+        }
+        return Request(service, target, {} if payload is None else payload, headers, key)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else str(value)

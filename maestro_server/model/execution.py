@@ -1,0 +1,126 @@
+"""Executions and their events: the domain form of the `maestro.v1` messages, with no proto here."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+
+class ExecutionState(enum.StrEnum):
+    """Where an execution stands; the last five are terminal."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPENSATING = "COMPENSATING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    COMPENSATED = "COMPENSATED"
+    COMPENSATION_FAILED = "COMPENSATION_FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def terminal(self) -> bool:
+        """Whether no event can follow."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset(
+    {
+        ExecutionState.COMPLETED,
+        ExecutionState.FAILED,
+        ExecutionState.COMPENSATED,
+        ExecutionState.COMPENSATION_FAILED,
+        ExecutionState.CANCELLED,
+    }
+)
+
+
+class StepState(enum.StrEnum):
+    """Where one step of an execution stands."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    SKIPPED = "SKIPPED"
+    FAILED = "FAILED"
+    COMPENSATING = "COMPENSATING"
+    COMPENSATED = "COMPENSATED"
+    COMPENSATION_FAILED = "COMPENSATION_FAILED"
+
+
+class EventType(enum.StrEnum):
+    """What an event records; names match `maestro.v1.EventType` without its prefix."""
+
+    WORKFLOW_STARTED = "WORKFLOW_STARTED"
+    STEP_STARTED = "STEP_STARTED"
+    STEP_RETRYING = "STEP_RETRYING"
+    STEP_SUCCEEDED = "STEP_SUCCEEDED"
+    STEP_SKIPPED = "STEP_SKIPPED"
+    STEP_FAILED = "STEP_FAILED"
+    COMPENSATION_STARTED = "COMPENSATION_STARTED"
+    COMPENSATION_SUCCEEDED = "COMPENSATION_SUCCEEDED"
+    COMPENSATION_FAILED = "COMPENSATION_FAILED"
+    WORKFLOW_COMPLETED = "WORKFLOW_COMPLETED"
+    WORKFLOW_FAILED = "WORKFLOW_FAILED"
+    WORKFLOW_COMPENSATED = "WORKFLOW_COMPENSATED"
+    WORKFLOW_CANCELLED = "WORKFLOW_CANCELLED"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """Why a call, step, compensation or execution failed."""
+
+    code: str
+    """A gRPC status name, `HTTP_<status>`, or a Maestro code such as `TEMPLATE_ERROR`."""
+    message: str
+    service: str = ""
+    retryable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One entry of an execution's event log."""
+
+    execution_id: str
+    sequence: int
+    """1, 2, 3 … per execution, without gaps."""
+    time: datetime
+    type: EventType
+    state: ExecutionState
+    """The execution's state after this event."""
+    step_id: str = ""
+    attempt: int = 0
+    output: Any = None
+    """A step's output on STEP_SUCCEEDED; the workflow's output on WORKFLOW_COMPLETED."""
+    error: ErrorInfo | None = None
+    duration: timedelta | None = None
+    retry_delay: timedelta | None = None
+
+    @property
+    def terminal(self) -> bool:
+        """Whether this is the execution's last event."""
+        return self.type in _TERMINAL_EVENTS
+
+
+_TERMINAL_EVENTS = frozenset(
+    {
+        EventType.WORKFLOW_COMPLETED,
+        EventType.WORKFLOW_FAILED,
+        EventType.WORKFLOW_COMPENSATED,
+        EventType.WORKFLOW_CANCELLED,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionResult:
+    """How an execution ended."""
+
+    execution_id: str
+    state: ExecutionState
+    output: Any = None
+    error: ErrorInfo | None = None
+    failed_compensations: tuple[str, ...] = ()
+    """Ids of the steps whose compensation did not succeed."""

@@ -1,0 +1,1 @@
+"""Calling downstream services: the Invoker protocol and its gRPC and HTTP implementations."""
