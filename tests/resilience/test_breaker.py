@@ -81,7 +81,7 @@ def test_half_open_admits_exactly_the_trial_calls_and_closes_on_their_success() 
     assert state_of(breaker) is BreakerState.CLOSED
     for _ in range(4):
         call(breaker, failure=True)
-    assert breaker.state is BreakerState.CLOSED, "the window starts afresh after closing"
+    assert state_of(breaker) is BreakerState.CLOSED, "the window starts afresh after closing"
 
 
 def test_a_failed_trial_reopens() -> None:
