@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install install-tools proto lint test demo build bench clean
 
-$(STAMP): pyproject.toml maestro_client/pyproject.toml scripts/install.sh
+$(STAMP): pyproject.toml maestro_client/pyproject.toml scripts/install.sh examples/onboarding/services/auth-node/package-lock.json
 	bash scripts/install.sh
 	touch $(STAMP)
 

@@ -1,7 +1,5 @@
 #!/usr/bin/env bash
-# The onboarding example. Until the engine lands it validates and draws the workflow.
+# The onboarding example end to end (see scripts/demo.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-example=examples/onboarding
-.venv/bin/maestro validate "$example/workflow.yaml"
-.venv/bin/maestro graph "$example/workflow.yaml"
+exec .venv/bin/python scripts/demo.py

@@ -8,3 +8,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[dev]'
+# The onboarding example's auth service is a Node.js server (the polyglot part of the demo).
+if ! command -v node >/dev/null 2>&1; then
+    echo "install: Node.js is needed for the onboarding example's auth service" >&2
+    exit 1
+fi
+npm ci --prefix examples/onboarding/services/auth-node --no-audit --no-fund --loglevel=error

@@ -1,4 +1,4 @@
-"""`maestro`: validate and draw workflows.
+"""`maestro`: validate, draw and execute workflows.
 
 Exit codes: 0 success; 1 invalid workflow or input; 2 the workflow failed or was compensated;
 3 a compensation failed; 4 any other error. Diagnostics go to stderr, results to stdout.
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from maestro_server import __version__
+from maestro_server.cli import execute
 from maestro_server.cli.graph import to_mermaid
 from maestro_server.definition import load_workflow_file
 from maestro_server.errors import EXIT_INVALID, EXIT_OK, InvalidWorkflowError, MaestroError
@@ -121,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     graph = commands.add_parser("graph", help="print a workflow as a Mermaid flowchart")
     graph.add_argument("file", metavar="FILE", help="workflow YAML file")
     graph.set_defaults(run=_graph)
+
+    execute.add_parser(commands)
     return parser
 
 
@@ -129,6 +132,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         code = args.run(args)
+    except InvalidWorkflowError as exc:
+        for diagnostic in exc.diagnostics:
+            print(diagnostic, file=sys.stderr)
+        code = exc.exit_code
     except MaestroError as exc:
         print(f"maestro: {exc.message}", file=sys.stderr)
         code = exc.exit_code

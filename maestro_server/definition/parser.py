@@ -7,6 +7,7 @@ in one InvalidWorkflowError, sorted by position.
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -87,6 +88,7 @@ _GRPC_METHOD = re.compile(
     r"(?:(?P<service>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)/)?"
     r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
 )
+_IMPORT = re.compile(r'^\s*import\s+(?:public\s+|weak\s+)?"([^"]+)"\s*;', re.M)
 _GRPC_ENDPOINT = re.compile(
     r"(?:dns:///)?(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})"
 )
@@ -276,7 +278,7 @@ class _Parser:
                 )
                 if compiled is not None:
                     headers[header.lower() if kind is ServiceType.GRPC else header] = compiled
-        descriptor_set, protos, import_paths = self._schema_source(pairs, path, kind)
+        descriptor_set, protos, import_paths, used = self._schema_source(pairs, path, kind)
         return Service(
             name=name,
             type=kind,
@@ -291,11 +293,12 @@ class _Parser:
             descriptor_set=descriptor_set,
             protos=protos,
             import_paths=import_paths,
+            files={name: self.files[name] for name in used},
         )
 
     def _schema_source(
         self, pairs: Pairs, path: str, kind: ServiceType
-    ) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
+    ) -> tuple[str | None, tuple[str, ...], tuple[str, ...], list[str]]:
         """Where a grpc service's schema comes from: descriptor set, .proto files or reflection."""
         r = self.reader
         present = [key for key in ("descriptor_set", "protos", "import_paths") if key in pairs]
@@ -303,7 +306,7 @@ class _Parser:
             for key in present:
                 message = f"'{key}' applies to grpc services only"
                 r.error(pairs[key][0], f"{path}.{key}", "grpc-only", message)
-            return None, (), ()
+            return None, (), (), []
         if "descriptor_set" in pairs and "protos" in pairs:
             message = "give either 'descriptor_set' or 'protos', not both"
             r.error(pairs["protos"][0], f"{path}.protos", "conflict", message)
@@ -314,9 +317,54 @@ class _Parser:
         if "descriptor_set" in pairs:
             descriptor_set = self._file(pairs["descriptor_set"][1], f"{path}.descriptor_set")
         listed = r.get(pairs, "protos", r.string_list, f"{path}.protos") or []
-        protos = tuple(text for text, item in listed if self._file(item, f"{path}.protos", text))
-        paths = r.get(pairs, "import_paths", r.string_list, f"{path}.import_paths") or []
-        return descriptor_set, protos, tuple(text for text, _ in paths)
+        paths = tuple(
+            text
+            for text, _ in r.get(pairs, "import_paths", r.string_list, f"{path}.import_paths") or []
+        )
+        protos = []
+        used = [descriptor_set] if descriptor_set else []
+        for text, item in listed:
+            if self._file(item, f"{path}.protos", text):
+                protos.append(text)
+                used += [text, *self._proto_imports(text, paths, item, f"{path}.protos")]
+        return descriptor_set, tuple(protos), paths, used
+
+    def _proto_imports(
+        self, proto: str, import_paths: tuple[str, ...], node: Node, path: str
+    ) -> list[str]:
+        """Read every file `proto` imports, transitively, from the import paths."""
+        found_files: list[str] = []
+        todo = [proto]
+        seen = {proto}
+        while todo:
+            current = todo.pop()
+            for imported in _IMPORT.findall(self.files[current].decode("utf-8", "replace")):
+                if imported.startswith("google/protobuf/"):
+                    continue  # well-known types ship with the compiler
+                candidates = [posixpath.join(folder, imported) for folder in import_paths]
+                found = next(
+                    (
+                        c
+                        for c in [*candidates, imported]
+                        if c in self.files or self.lookup(c) is not None
+                    ),
+                    None,
+                )
+                if found is None:
+                    self.reader.error(
+                        node,
+                        path,
+                        "file-not-found",
+                        f"'{current}' imports '{imported}', which is not found in "
+                        f"import_paths ({', '.join(import_paths) or 'none'})",
+                    )
+                    continue
+                if found not in seen:
+                    seen.add(found)
+                    self._file(node, path, found)
+                    todo.append(found)
+                    found_files.append(found)
+        return found_files
 
     def _file(self, node: Node, path: str, name: str | None = None) -> str | None:
         name = name if name is not None else self.reader.string(node, path, "a file path")

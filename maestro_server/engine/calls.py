@@ -84,6 +84,8 @@ class Caller:
             except CallError as exc:
                 duration = timedelta(seconds=self._clock.monotonic() - started)
                 retryable = exc.code == "CIRCUIT_OPEN" or exc.code in policy.retry_on
+                if exc.retry_after is not None and exc.retry_after < 0:
+                    retryable = False  # the server said not to retry
                 info = ErrorInfo(exc.code, exc.message, request.service.name, retryable)
                 if not retryable or attempt >= policy.max_attempts:
                     return Attempted(attempt, duration, error=info, in_doubt=exc.maybe_executed)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -159,6 +159,9 @@ class Service:
     protos: tuple[str, ...] = ()
     """gRPC: .proto files compiled at load, instead of server reflection."""
     import_paths: tuple[str, ...] = ()
+    files: Mapping[str, bytes] = field(default_factory=dict)
+    """gRPC: the schema files by path relative to the workflow: the descriptor set, or the
+    .proto files with every file they import (but Google's well-known types)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +220,17 @@ class Workflow:
     input_schema: Mapping[str, Any] | None = None
     timeout: timedelta | None = None
     """Deadline of the whole execution, if any."""
+
+    def with_endpoints(self, endpoints: Mapping[str, str]) -> Workflow:
+        """The same workflow with some services pointed elsewhere (`name → endpoint`)."""
+        unknown = sorted(set(endpoints) - set(self.services))
+        if unknown:
+            raise KeyError(f"no service named {', '.join(unknown)}")
+        services = {
+            name: replace(service, endpoint=endpoints.get(name, service.endpoint))
+            for name, service in self.services.items()
+        }
+        return replace(self, services=services)
 
     def step(self, step_id: str) -> Step:
         """The step with this id; KeyError when there is none."""

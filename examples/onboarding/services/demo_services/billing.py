@@ -1,0 +1,71 @@
+"""The billing service: subscriptions, created and cancelled."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import grpc
+
+from demo_services.grpc_server import Context, DemoService, load
+
+protos, services = load("billing/v1/billing.proto")
+SERVICE = "billing.v1.BillingService"
+PLANS = {
+    "free": ("free", "Free", 0),
+    "pro": ("gold", "Pro", 1900),
+    "team": ("platinum", "Team", 4900),
+}
+
+
+class Billing(DemoService, services.BillingServiceServicer):  # type: ignore[misc,name-defined]
+    """Subscriptions in memory."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.subscriptions: dict[str, Any] = {}
+        self._ids = itertools.count(1)
+
+    async def CreateSubscription(self, request: Any, context: Context) -> Any:
+        if request.plan not in PLANS:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown plan {request.plan!r}")
+
+        def act() -> Any:
+            tier, name, price = PLANS[request.plan]
+            subscription = protos.Subscription(
+                id=f"sub_{next(self._ids):04d}",
+                user_id=request.user_id,
+                plan=request.plan,
+                tier=tier,
+                plan_name=name,
+                status="ACTIVE",
+                price_cents=price,
+            )
+            self.subscriptions[subscription.id] = subscription
+            return subscription
+
+        return await self.guarded("CreateSubscription", request, context, act)
+
+    async def CancelSubscription(self, request: Any, context: Context) -> Any:
+        def act() -> Any:
+            subscription = self.subscriptions.get(request.subscription_id)
+            if subscription is None:  # nothing to undo is not an error for a compensation
+                return protos.Subscription(id=request.subscription_id, status="UNKNOWN")
+            subscription.status = "CANCELLED"
+            return subscription
+
+        return await self.guarded("CancelSubscription", request, context, act)
+
+    async def GetSubscription(self, request: Any, context: Context) -> Any:
+        subscription = self.subscriptions.get(request.subscription_id)
+        if subscription is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such subscription")
+        return subscription
+
+    async def ListSubscriptions(self, request: Any, context: Context) -> Any:
+        return protos.ListSubscriptionsResponse(subscriptions=list(self.subscriptions.values()))
+
+
+def add(servicer: Billing) -> Any:
+    """The function that adds the servicer to a server."""
+    return lambda server: services.add_BillingServiceServicer_to_server(servicer, server)

@@ -1,0 +1,1 @@
+"""Calling gRPC services without compiled stubs: schemas from reflection or descriptor files."""

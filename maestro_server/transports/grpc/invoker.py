@@ -1,0 +1,242 @@
+"""GrpcInvoker: unary calls built at run time from descriptors, on pooled grpc.aio channels."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.protobuf import descriptor, descriptor_pool, json_format, message_factory
+from google.protobuf.message import Message
+
+from maestro_server.model.workflow import GrpcMethod, Service
+from maestro_server.transports.base import Call, CallError
+from maestro_server.transports.grpc import reflection
+from maestro_server.transports.grpc.descriptors import (
+    SchemaError,
+    build_pool,
+    compile_protos,
+    from_descriptor_set,
+)
+
+# Codes that say the service is down or overloaded (they trip its circuit breaker).
+_BREAKER_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"})
+# Words grpc uses when a connection could not be made at all, so the request was never sent.
+_NOT_SENT = (
+    "failed to connect",
+    "connection refused",
+    "dns resolution failed",
+    "name resolution",
+    "no address",
+    "empty address list",
+)
+_CHANNEL_OPTIONS = [
+    ("grpc.enable_retries", 0),  # the engine's retry policy is the only retry layer
+    ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class _Method:
+    path: str
+    request: type[Message]
+    response: type[Message]
+    pool: descriptor_pool.DescriptorPool
+    call: Callable[..., Any]
+
+
+class _Schema:
+    """A service's descriptors and the methods resolved from them."""
+
+    def __init__(
+        self, pool: descriptor_pool.DescriptorPool, files: list[descriptor.FileDescriptor]
+    ) -> None:
+        self.pool = pool
+        self.services = [service for file in files for service in file.services_by_name.values()]
+
+    def find(self, method: GrpcMethod, service: Service) -> descriptor.MethodDescriptor:
+        if method.service is not None:
+            try:
+                return self.pool.FindMethodByName(f"{method.service}.{method.name}")
+            except KeyError:
+                known = ", ".join(sorted(s.full_name for s in self.services)) or "none"
+                raise _unknown(service, f"no method '{method}' (services: {known})") from None
+        matches = [
+            s.methods_by_name[method.name]
+            for s in self.services
+            if method.name in s.methods_by_name
+        ]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            names = sorted(f"{s.full_name}/{m}" for s in self.services for m in s.methods_by_name)
+            raise _unknown(
+                service, f"no method '{method.name}' (methods: {', '.join(names) or 'none'})"
+            )
+        candidates = ", ".join(
+            sorted(f"{m.containing_service.full_name}/{m.name}" for m in matches)
+        )
+        raise _unknown(
+            service, f"method name '{method.name}' is ambiguous; write one of: {candidates}"
+        )
+
+
+def _unknown(service: Service, message: str) -> CallError:
+    return CallError(
+        "UNKNOWN_METHOD",
+        f"service '{service.name}' at {service.endpoint}: {message}",
+        service=service.name,
+    )
+
+
+class GrpcInvoker:
+    """Calls gRPC services from their reflected or supplied schema; one channel per endpoint."""
+
+    def __init__(self) -> None:
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._schemas: dict[tuple[str, ...], _Schema] = {}
+        self._methods: dict[tuple[tuple[str, ...], str], _Method] = {}
+        self._locks: dict[tuple[str, ...], asyncio.Lock] = {}
+
+    async def close(self) -> None:
+        """Close every channel."""
+        channels, self._channels = self._channels, {}
+        await asyncio.gather(*(channel.close() for channel in channels.values()))
+
+    def channel(self, endpoint: str) -> grpc.aio.Channel:
+        """The pooled channel of an endpoint."""
+        channel = self._channels.get(endpoint)
+        if channel is None:
+            channel = grpc.aio.insecure_channel(endpoint, options=_CHANNEL_OPTIONS)
+            self._channels[endpoint] = channel
+        return channel
+
+    async def invoke(self, call: Call) -> Any:
+        """Make one unary call; the response comes back as a dict with proto field names."""
+        request = call.request
+        service = request.service
+        assert isinstance(request.method, GrpcMethod)
+        method = await self._method(service, request.method, call.timeout)
+        try:
+            message = json_format.ParseDict(
+                request.payload, method.request(), descriptor_pool=method.pool
+            )
+        except (json_format.ParseError, TypeError, ValueError) as exc:
+            raise CallError(
+                "INVALID_REQUEST",
+                f"input does not fit {method.request.DESCRIPTOR.full_name}: {exc}",
+                service=service.name,
+            ) from None
+        metadata = [
+            *request.headers.items(),
+            ("idempotency-key", request.idempotency_key),
+            ("maestro-attempt", str(call.attempt)),
+        ]
+        try:
+            response = await method.call(message, timeout=call.timeout, metadata=metadata)
+        except grpc.aio.AioRpcError as exc:
+            raise _call_error(exc, service.name) from None
+        return json_format.MessageToDict(
+            response,
+            preserving_proto_field_name=True,
+            always_print_fields_with_no_presence=True,
+            descriptor_pool=method.pool,
+            unquote_int64_if_possible=True,
+        )
+
+    async def _method(self, service: Service, method: GrpcMethod, timeout: float) -> _Method:
+        key = _schema_key(service)
+        cached = self._methods.get((key, str(method)))
+        if cached is not None:
+            return cached
+        schema = await self._schema(service, key, timeout)
+        found = schema.find(method, service)
+        if found.client_streaming or found.server_streaming:
+            raise CallError(
+                "UNKNOWN_METHOD",
+                f"method '{found.full_name}' streams; Maestro calls unary methods",
+                service=service.name,
+            )
+        request_class = message_factory.GetMessageClass(found.input_type)
+        response_class = message_factory.GetMessageClass(found.output_type)
+        path = f"/{found.containing_service.full_name}/{found.name}"
+        multicallable = self.channel(service.endpoint).unary_unary(
+            path,
+            request_serializer=request_class.SerializeToString,
+            response_deserializer=response_class.FromString,
+        )
+        resolved = _Method(path, request_class, response_class, schema.pool, multicallable)
+        self._methods[(key, str(method))] = resolved
+        return resolved
+
+    async def _schema(self, service: Service, key: tuple[str, ...], timeout: float) -> _Schema:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            schema = self._schemas.get(key)
+            if schema is None:
+                schema = self._schemas[key] = await self._load_schema(service, timeout)
+            return schema
+
+    async def _load_schema(self, service: Service, timeout: float) -> _Schema:
+        try:
+            if service.descriptor_set is not None:
+                files = from_descriptor_set(
+                    service.files[service.descriptor_set], service.descriptor_set
+                )
+            elif service.protos:
+                files = await asyncio.to_thread(
+                    compile_protos, service.files, service.protos, service.import_paths
+                )
+            else:
+                files = await reflection.fetch_files(self.channel(service.endpoint), timeout)
+            pool = build_pool(files)
+            return _Schema(pool, [pool.FindFileByName(f.name) for f in files])
+        except grpc.aio.AioRpcError as exc:
+            error = _call_error(exc, service.name)
+            error.message = f"server reflection failed: {error.message}"
+            raise error from None
+        except reflection.NoReflectionError:
+            raise CallError(
+                "SCHEMA_ERROR",
+                f"service '{service.name}' at {service.endpoint} does not offer server "
+                "reflection; give the service a descriptor_set or protos",
+                service=service.name,
+            ) from None
+        except SchemaError as exc:
+            raise CallError(
+                "SCHEMA_ERROR", f"service '{service.name}': {exc}", service=service.name
+            ) from None
+
+
+def _schema_key(service: Service) -> tuple[str, ...]:
+    digest = hashlib.sha256()
+    for name in sorted(service.files):
+        digest.update(name.encode() + b"\0" + service.files[name])
+    return (service.name, service.endpoint, digest.hexdigest())
+
+
+def _call_error(exc: grpc.aio.AioRpcError, service: str) -> CallError:
+    code = exc.code().name
+    details = exc.details() or code
+    not_sent = code == "UNAVAILABLE" and any(w in details.lower() for w in _NOT_SENT)
+    return CallError(
+        code,
+        details,
+        service=service,
+        maybe_executed=code == "DEADLINE_EXCEEDED" or (code == "UNAVAILABLE" and not not_sent),
+        counts_for_breaker=code in _BREAKER_CODES,
+        retry_after=_pushback(exc.trailing_metadata()),
+    )
+
+
+def _pushback(metadata: Any) -> float | None:
+    for key, value in metadata or ():
+        if key == "grpc-retry-pushback-ms":
+            try:
+                return int(value) / 1000
+            except ValueError:
+                return -1.0  # unparseable pushback means "do not retry"
+    return None

@@ -1,0 +1,149 @@
+"""HttpInvoker: JSON over httpx, one pooled client for every HTTP service."""
+
+from __future__ import annotations
+
+import json
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from maestro_server.transports.base import Call, CallError, HttpTarget
+
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+_QUERY_VERBS = frozenset({"GET", "DELETE", "HEAD", "OPTIONS"})
+_IMPLEMENTATION_GAPS = frozenset({501})  # a 5xx that means "not implemented", not "down"
+
+
+class HttpInvoker:
+    """Calls `VERB /path` on an HTTP service: a JSON body (or query for GET/DELETE) in, JSON out."""
+
+    def __init__(self, client: httpx.AsyncClient | None = None) -> None:
+        self._client = client or httpx.AsyncClient(
+            http2=True,
+            follow_redirects=False,  # a redirect to another host is not the service's answer
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+        )
+
+    async def close(self) -> None:
+        """Close the pooled connections."""
+        await self._client.aclose()
+
+    async def invoke(self, call: Call) -> Any:
+        """Make one request; 2xx JSON objects are returned as is, anything else is wrapped."""
+        request = call.request
+        service = request.service.name
+        target = request.method
+        assert isinstance(target, HttpTarget)
+        url = request.service.endpoint.rstrip("/") + target.path
+        headers = {
+            **request.headers,
+            "Idempotency-Key": request.idempotency_key,
+            "Maestro-Attempt": str(call.attempt),
+        }
+        payload = request.payload
+        body: dict[str, Any] = {}
+        if target.verb in _QUERY_VERBS:
+            body["params"] = _query(payload)
+        elif payload is not None:
+            body["json"] = payload
+        try:
+            response = await self._client.request(
+                target.verb, url, headers=headers, timeout=call.timeout, **body
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise CallError(
+                "UNAVAILABLE",
+                f"cannot connect to {url}: {_describe(exc)}",
+                service=service,
+                counts_for_breaker=True,
+            ) from None
+        except httpx.TimeoutException as exc:
+            raise CallError(
+                "DEADLINE_EXCEEDED",
+                f"no answer from {url} within {call.timeout:g}s ({_describe(exc)})",
+                service=service,
+                maybe_executed=True,
+                counts_for_breaker=True,
+            ) from None
+        except httpx.TransportError as exc:
+            raise CallError(
+                "UNAVAILABLE",
+                f"connection to {url} lost: {_describe(exc)}",
+                service=service,
+                maybe_executed=True,
+                counts_for_breaker=True,
+            ) from None
+        if len(response.content) > MAX_RESPONSE_BYTES:
+            raise CallError(
+                "BAD_RESPONSE",
+                f"response of {url} is larger than {MAX_RESPONSE_BYTES} bytes",
+                service=service,
+            )
+        if response.status_code >= 400:
+            status = response.status_code
+            raise CallError(
+                f"HTTP_{status}",
+                f"{target} answered {status} {response.reason_phrase}: {_snippet(response)}",
+                service=service,
+                counts_for_breaker=(status >= 500 and status not in _IMPLEMENTATION_GAPS)
+                or status == 429,
+                retry_after=_retry_after(response),
+            )
+        return _output(response)
+
+
+def _output(response: httpx.Response) -> Any:
+    try:
+        value = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {"body": response.text, "status": response.status_code}
+    if isinstance(value, dict):
+        return value
+    return {"body": value, "status": response.status_code}
+
+
+def _query(payload: Any) -> list[tuple[str, str]]:
+    """GET/DELETE input as query parameters: lists repeat, objects go as JSON text."""
+    if not isinstance(payload, dict):
+        return []
+    params: list[tuple[str, str]] = []
+    for key, value in payload.items():
+        for item in value if isinstance(value, list) else [value]:
+            if item is None:
+                continue
+            if isinstance(item, bool):
+                params.append((key, "true" if item else "false"))
+            elif isinstance(item, dict | list):
+                params.append((key, json.dumps(item)))
+            else:
+                params.append((key, str(item)))
+    return params
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    date = response.headers.get("date")
+    now = parsedate_to_datetime(date) if date else None
+    if now is None:
+        return None
+    return max((when - now).total_seconds(), 0.0)
+
+
+def _snippet(response: httpx.Response) -> str:
+    text = response.text.strip().replace("\n", " ")
+    return (text[:200] + "…") if len(text) > 200 else (text or "(empty body)")
+
+
+def _describe(exc: Exception) -> str:
+    return str(exc) or type(exc).__name__
