@@ -139,8 +139,7 @@ def _endpoints(flags: list[str]) -> dict[str, str]:
 
 def run_execute(args: argparse.Namespace) -> int:
     """Load, run and report; the exit code follows the execution's final state."""
-    if args.debug:
-        configure_logging(level="DEBUG")
+    configure_logging(level="DEBUG" if args.debug else "WARNING")
     workflow = load_workflow_file(args.file)
     try:
         workflow = workflow.with_endpoints(_endpoints(args.endpoint))

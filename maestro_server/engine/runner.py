@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import structlog
+
 from maestro_server.engine.calls import Attempted, AttemptListener, Caller
 from maestro_server.engine.context import ExecutionContext
 from maestro_server.errors import TemplateError
@@ -32,6 +34,8 @@ from maestro_server.model.workflow import Step, Workflow
 from maestro_server.resilience.breaker import BreakerRegistry
 from maestro_server.resilience.clock import Clock, SystemClock
 from maestro_server.transports.base import Invoker
+
+log = structlog.get_logger("maestro.engine")
 
 
 class EventSink(Protocol):
@@ -70,12 +74,23 @@ class _Listener(AttemptListener):
 
     async def started(self, attempt: int) -> None:
         self.attempts.append(attempt)
+        log.debug(
+            "attempt started", step_id=self.step_id, attempt=attempt, compensation=self.compensation
+        )
         kind = EventType.COMPENSATION_STARTED if self.compensation else EventType.STEP_STARTED
         await self.runner.emit(kind, step_id=self.step_id, attempt=attempt)
 
     async def retrying(
         self, attempt: int, error: ErrorInfo, duration: timedelta, delay: timedelta
     ) -> None:
+        log.info(
+            "attempt failed, retrying",
+            step_id=self.step_id,
+            attempt=attempt,
+            code=error.code,
+            error=error.message,
+            delay=delay.total_seconds(),
+        )
         await self.runner.emit(
             EventType.STEP_RETRYING,
             step_id=self.step_id,
@@ -123,7 +138,11 @@ class Runner:
 
     async def emit(self, type: EventType, **fields: Any) -> Event:
         """Append the next event; shielded, so a cancelled step cannot leave a gap in the log."""
-        return await asyncio.shield(self._emit(type, fields))
+        event = await asyncio.shield(self._emit(type, fields))
+        if event.terminal:
+            error = event.error.message if event.error else None
+            log.info("execution finished", state=event.state.value, error=error)
+        return event
 
     async def _emit(self, type: EventType, fields: dict[str, Any]) -> Event:
         async with self._emit_lock:
@@ -146,8 +165,12 @@ class Runner:
 
     async def run(self) -> ExecutionResult:
         """Run the execution to its end and return how it ended."""
+        structlog.contextvars.bind_contextvars(
+            execution_id=self.execution_id, workflow=self.workflow.name
+        )
         self.state = ExecutionState.RUNNING
         self._started_at = self._clock.monotonic()
+        log.info("execution started")
         await self.emit(EventType.WORKFLOW_STARTED)
         failure = await self._forward_with_timeout()
         output = None
@@ -219,6 +242,7 @@ class Runner:
     async def _run_step(self, step: Step) -> bool:
         """Run one step; True when later steps may go on (succeeded, skipped or tolerated)."""
         record = self.records[step.id]
+        structlog.contextvars.bind_contextvars(step_id=step.id)  # this task's own context
         try:
             if step.when is not None and not self._context.render(step.when, step=step.id):
                 record.state = StepState.SKIPPED

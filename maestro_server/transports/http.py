@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -80,7 +81,7 @@ class HttpInvoker:
                 f"response of {url} is larger than {MAX_RESPONSE_BYTES} bytes",
                 service=service,
             )
-        if response.status_code >= 400:
+        if response.status_code >= 300:  # redirects are not followed: not the answer asked for
             status = response.status_code
             raise CallError(
                 f"HTTP_{status}",
@@ -130,14 +131,17 @@ def _retry_after(response: httpx.Response) -> float | None:
     except ValueError:
         pass
     try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    date = response.headers.get("date")
-    now = parsedate_to_datetime(date) if date else None
-    if now is None:
+        when = _aware(parsedate_to_datetime(value))
+        dates = response.headers.get_list("date")
+        # Measured against the server's own clock when it sent one, so clock skew cancels out.
+        now = _aware(parsedate_to_datetime(dates[-1])) if dates else datetime.now(UTC)
+    except (TypeError, ValueError, IndexError):
         return None
     return max((when - now).total_seconds(), 0.0)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _snippet(response: httpx.Response) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from maestro_server.model.execution import Event
+from maestro_server.resilience.breaker import BreakerState, CircuitBreaker
 from maestro_server.transports.base import Call, CallError
 
 
@@ -82,3 +83,8 @@ def fail(
         return then if then is not None else {"id": "late"}
 
     return behaviour
+
+
+def state_of(breaker: CircuitBreaker) -> BreakerState:
+    """The breaker's state, read afresh (mypy would keep the narrowing of an earlier assert)."""
+    return breaker.state

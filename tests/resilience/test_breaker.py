@@ -11,7 +11,7 @@ from maestro_server.resilience.breaker import (
     CircuitBreaker,
     CircuitOpenError,
 )
-from tests.engine.fakes import FakeClock
+from tests.engine.fakes import FakeClock, state_of
 
 POLICY = CircuitBreakerPolicy(
     failure_rate_threshold=0.5,
@@ -20,10 +20,6 @@ POLICY = CircuitBreakerPolicy(
     open_duration=timedelta(seconds=30),
     half_open_calls=2,
 )
-
-
-def state_of(breaker: CircuitBreaker) -> BreakerState:
-    return breaker.state  # read afresh: mypy would keep the narrowing of an earlier assert
 
 
 def call(breaker: CircuitBreaker, *, failure: bool) -> None:

@@ -7,6 +7,10 @@ classes serves both.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
 import grpc
 from google.protobuf import descriptor_pb2
 from grpc_reflection.v1alpha import reflection_pb2
@@ -18,6 +22,7 @@ _PATHS = (
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
 )
 _MAX_ROUNDS = 16
+_MAX_TRIES = 8
 
 
 class NoReflectionError(SchemaError):
@@ -25,16 +30,33 @@ class NoReflectionError(SchemaError):
 
 
 class _Session:
-    """One reflection stream: ask, read the answer, repeat."""
+    """One reflection stream: ask, read the answer, repeat.
 
-    def __init__(self, call: grpc.aio.StreamStreamCall) -> None:  # type: ignore[type-arg]
-        self._call = call
+    Requests are fed through a queue to the call's request iterator rather than written with
+    `call.write()`: a write racing a server that ends the stream at once (UNIMPLEMENTED)
+    fails with a bare INTERNAL, hiding the status that matters.
+    """
+
+    def __init__(
+        self, method: grpc.aio.StreamStreamMultiCallable[Any, Any], timeout: float
+    ) -> None:
+        self._queue: asyncio.Queue[reflection_pb2.ServerReflectionRequest | None] = asyncio.Queue()
+        self.call = method(self._requests(), timeout=timeout)
+
+    async def _requests(self) -> AsyncIterator[reflection_pb2.ServerReflectionRequest]:
+        while (request := await self._queue.get()) is not None:
+            yield request
+
+    def close(self) -> None:
+        """End the request stream and the call."""
+        self._queue.put_nowait(None)
+        self.call.cancel()
 
     async def ask(
         self, request: reflection_pb2.ServerReflectionRequest
     ) -> reflection_pb2.ServerReflectionResponse:
-        await self._call.write(request)
-        response = await self._call.read()
+        self._queue.put_nowait(request)
+        response = await self.call.read()
         if response is grpc.aio.EOF:
             raise SchemaError("the reflection stream ended early")
         assert isinstance(response, reflection_pb2.ServerReflectionResponse)
@@ -45,22 +67,38 @@ class _Session:
 
 
 async def fetch_files(channel: grpc.aio.Channel, timeout: float) -> FileProtos:
-    """Every file describing the server's services, with dependencies repaired."""
-    for path in _PATHS:
-        method = channel.stream_stream(
-            path,
-            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
-            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
-        )
-        call = method(timeout=timeout)
-        try:
-            return await _fetch(_Session(call))
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
-                raise
-        finally:
-            call.cancel()
-    raise NoReflectionError("the server does not offer server reflection")
+    """Every file describing the server's services, with dependencies repaired.
+
+    A server without a reflection version ends the stream with UNIMPLEMENTED, but grpcio
+    sometimes reports that as a bare INTERNAL (the request raced the stream's end); such a
+    version is asked again in a later round, so the answer does not depend on the race.
+    """
+    unsupported: set[str] = set()
+    last: grpc.aio.AioRpcError | None = None
+    for _ in range(_MAX_TRIES):
+        for path in _PATHS:
+            if path in unsupported:
+                continue
+            method = channel.stream_stream(
+                path,
+                request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+                response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+            )
+            session = _Session(method, timeout)
+            try:
+                return await _fetch(session)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                    unsupported.add(path)
+                elif exc.code() != grpc.StatusCode.INTERNAL:
+                    raise
+                last = exc
+            finally:
+                session.close()
+        if len(unsupported) == len(_PATHS):
+            raise NoReflectionError("the server does not offer server reflection")
+    assert last is not None
+    raise last
 
 
 async def _fetch(session: _Session) -> FileProtos:

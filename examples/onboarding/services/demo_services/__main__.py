@@ -55,6 +55,7 @@ def main() -> None:
 
         asyncio.run(wait())
         server.shutdown()
+        server.server_close()
         return
     asyncio.run(_serve_grpc(args.service, faults, args.port, args.host))
 

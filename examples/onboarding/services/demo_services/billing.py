@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 
-from demo_services.grpc_server import Context, DemoService, load
+from demo_services.grpc_server import Context, DemoService, Rejected, load
 
 protos, services = load("billing/v1/billing.proto")
 SERVICE = "billing.v1.BillingService"
@@ -27,10 +27,9 @@ class Billing(DemoService, services.BillingServiceServicer):  # type: ignore[mis
         self._ids = itertools.count(1)
 
     async def CreateSubscription(self, request: Any, context: Context) -> Any:
-        if request.plan not in PLANS:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown plan {request.plan!r}")
-
         def act() -> Any:
+            if request.plan not in PLANS:
+                raise Rejected(grpc.StatusCode.INVALID_ARGUMENT, f"unknown plan {request.plan!r}")
             tier, name, price = PLANS[request.plan]
             subscription = protos.Subscription(
                 id=f"sub_{next(self._ids):04d}",

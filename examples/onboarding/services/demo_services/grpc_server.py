@@ -23,6 +23,14 @@ if str(PROTOS) not in sys.path:
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
+class Rejected(Exception):
+    """A business error: the call is refused with `code`."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 def load(proto: str) -> tuple[Any, Any]:
     """Message classes and service classes of a proto, compiled at import (no generated code)."""
     return grpc.protos_and_services(proto)
@@ -62,7 +70,10 @@ class DemoService:
                 pass
             except ValueError as exc:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        reply = act()
+        try:
+            reply = act()
+        except Rejected as exc:
+            await context.abort(exc.code, str(exc))
         if idempotent_by_key:
             self.ledger.keep(key, payload, reply)
         return reply

@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 
-from demo_services.grpc_server import Context, DemoService, load
+from demo_services.grpc_server import Context, DemoService, Rejected, load
 
 protos, services = load("mailer/v1/mailer.proto")
 SERVICE = "mailer.v1.MailerService"
@@ -22,10 +22,9 @@ class Mailer(DemoService, services.MailerServiceServicer):  # type: ignore[misc,
         self._ids = itertools.count(1)
 
     async def SendTemplate(self, request: Any, context: Context) -> Any:
-        if not request.to or "@" not in request.to:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad address {request.to!r}")
-
         def act() -> Any:
+            if not request.to or "@" not in request.to:
+                raise Rejected(grpc.StatusCode.INVALID_ARGUMENT, f"bad address {request.to!r}")
             message_id = f"msg_{next(self._ids):04d}"
             self.sent.append(
                 protos.SentEmail(
