@@ -31,6 +31,21 @@ EXIT_COMPENSATION_FAILED = 3
 EXIT_ERROR = 4
 
 
+def exit_code_for_status(code: grpc.StatusCode) -> int:
+    """The CLI exit code for an error a server answered with (the same as for local errors)."""
+    for cls in (
+        InvalidWorkflowError,
+        NotFoundError,
+        AlreadyExistsError,
+        FailedPreconditionError,
+        ResourceExhaustedError,
+        UnavailableError,
+    ):
+        if cls.grpc_status == code:
+            return cls.exit_code
+    return EXIT_ERROR
+
+
 class MaestroError(Exception):
     """Base of every error Maestro raises on purpose."""
 

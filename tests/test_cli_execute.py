@@ -3,39 +3,11 @@
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLE, ROOT, node_auth_process, running
-
-SERVICES = EXAMPLE / "services"
-
-
-def python_service(name: str, *flags: str) -> list[str]:
-    return [sys.executable, "-m", "demo_services", name, "--port", "0", *flags]
-
-
-@pytest.fixture(scope="module")
-def endpoints() -> Iterator[list[str]]:
-    """The four onboarding services as processes, healthy."""
-    with (
-        node_auth_process() as auth,
-        running(python_service("billing"), "billing") as billing,
-        running(python_service("crm"), "crm") as crm,
-        running(python_service("email"), "email") as email,
-    ):
-        yield [
-            "--endpoint",
-            f"auth_service=127.0.0.1:{auth}",
-            "--endpoint",
-            f"billing_service=127.0.0.1:{billing}",
-            "--endpoint",
-            f"crm_service=http://127.0.0.1:{crm}",
-            "--endpoint",
-            f"email_service=127.0.0.1:{email}",
-        ]
+from tests.conftest import EXAMPLE, ROOT
 
 
 def maestro(*args: str | Path) -> subprocess.CompletedProcess[str]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
 
 from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
-from maestro_server.model.execution import ErrorInfo, Event
+from maestro_server.model.diagnostics import Diagnostic
+from maestro_server.model.execution import ErrorInfo, Event, EventType, ExecutionState
+from maestro_server.store.base import ExecutionRecord, StepSummary, StoredWorkflow
 
 
 def _struct(value: Any) -> struct_pb2.Struct:
@@ -48,3 +51,122 @@ def event_to_proto(event: Event) -> pb.WorkflowEvent:
 def event_to_json(event: Event) -> str:
     """One event as a line of JSON, in the proto's JSON mapping."""
     return json_format.MessageToJson(event_to_proto(event), indent=None)
+
+
+def struct_to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
+    """A Struct as plain JSON, whole numbers as ints.
+
+    Struct keeps every number as a double, and `{"count": 1}` should stay 1 in an HTTP body.
+    """
+    return _integral(json_format.MessageToDict(message))  # type: ignore[no-any-return]
+
+
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _integral(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_integral(item) for item in value]
+    return value
+
+
+def _timestamp(message: Any, value: datetime | None) -> None:
+    if value is not None:
+        message.FromDatetime(value)
+
+
+def execution_to_proto(record: ExecutionRecord, *, with_steps: bool = True) -> pb.Execution:
+    """The proto form of an execution (its steps in definition order)."""
+    message = pb.Execution(
+        execution_id=record.execution_id,
+        workflow_name=record.workflow_name,
+        workflow_version=record.workflow_version,
+        workflow_hash=record.workflow_hash,
+        state=pb.ExecutionState.Value(f"EXECUTION_STATE_{record.state.value}"),
+        last_sequence=record.last_sequence,
+    )
+    message.input.CopyFrom(_struct(record.input))
+    if record.output is not None:
+        message.output.CopyFrom(_struct(record.output))
+    if record.error is not None:
+        message.error.CopyFrom(error_to_proto(record.error))
+    _timestamp(message.create_time, record.created_at)
+    _timestamp(message.end_time, record.ended_at)
+    if with_steps:
+        for step_id in record.step_ids:
+            summary = record.steps.get(step_id, StepSummary())
+            step = message.steps.add(
+                step_id=step_id,
+                state=pb.StepState.Value(f"STEP_STATE_{summary.state.value}"),
+                attempts=summary.attempts,
+            )
+            if summary.output is not None:
+                step.output.CopyFrom(_struct(summary.output))
+            if summary.error is not None:
+                step.error.CopyFrom(error_to_proto(summary.error))
+            _timestamp(step.start_time, summary.started_at)
+            _timestamp(step.end_time, summary.ended_at)
+    return message
+
+
+def workflow_to_proto(workflow: StoredWorkflow, *, full: bool = True) -> pb.WorkflowDefinition:
+    """The proto form of a stored definition; without its YAML and files unless `full`."""
+    message = pb.WorkflowDefinition(
+        name=workflow.name,
+        version=workflow.version,
+        description=workflow.description,
+        hash=workflow.hash,
+    )
+    if full:
+        message.workflow_yaml = workflow.yaml
+        for name, data in workflow.files.items():
+            message.files[name] = data
+    _timestamp(message.create_time, workflow.created_at)
+    return message
+
+
+def diagnostic_to_proto(diagnostic: Diagnostic) -> pb.Diagnostic:
+    """The proto form of a diagnostic."""
+    severity = pb.DiagnosticSeverity.Value(f"DIAGNOSTIC_SEVERITY_{diagnostic.severity.name}")
+    return pb.Diagnostic(
+        file=diagnostic.location.file,
+        line=diagnostic.location.line,
+        column=diagnostic.location.column,
+        severity=severity,
+        message=diagnostic.message,
+        code=diagnostic.code,
+        path=diagnostic.path,
+    )
+
+
+def states_from_proto(states: Any) -> frozenset[ExecutionState]:
+    """ExecutionState filters from their proto values (UNSPECIFIED is ignored)."""
+    names = (pb.ExecutionState.Name(s).removeprefix("EXECUTION_STATE_") for s in states)
+    return frozenset(ExecutionState(name) for name in names if name != "UNSPECIFIED")
+
+
+def _duration(message: Any, field: str) -> timedelta | None:
+    return getattr(message, field).ToTimedelta() if message.HasField(field) else None
+
+
+def event_from_proto(message: pb.WorkflowEvent) -> Event:
+    """The domain form of a streamed event (for clients that print them)."""
+    error = message.error
+    return Event(
+        execution_id=message.execution_id,
+        sequence=message.sequence,
+        time=message.time.ToDatetime(tzinfo=UTC),
+        type=EventType(pb.EventType.Name(message.type).removeprefix("EVENT_TYPE_")),
+        state=ExecutionState(
+            pb.ExecutionState.Name(message.state).removeprefix("EXECUTION_STATE_")
+        ),
+        step_id=message.step_id,
+        attempt=message.attempt,
+        output=struct_to_dict(message.output) if message.HasField("output") else None,
+        error=ErrorInfo(error.code, error.message, error.service, error.retryable)
+        if message.HasField("error")
+        else None,
+        duration=_duration(message, "duration"),
+        retry_delay=_duration(message, "retry_delay"),
+    )

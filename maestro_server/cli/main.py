@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from maestro_server import __version__
-from maestro_server.cli import execute
+from maestro_server.cli import execute, remote, serve
 from maestro_server.cli.graph import to_mermaid
 from maestro_server.definition import load_workflow_file
 from maestro_server.errors import EXIT_INVALID, EXIT_OK, InvalidWorkflowError, MaestroError
@@ -124,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     graph.set_defaults(run=_graph)
 
     execute.add_parser(commands)
+    serve.add_parser(commands)
+    remote.add_parsers(commands)
     return parser
 
 
@@ -138,6 +140,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = exc.exit_code
     except MaestroError as exc:
         print(f"maestro: {exc.message}", file=sys.stderr)
+        code = exc.exit_code
+    except remote.RemoteError as exc:
+        print(exc, file=sys.stderr)
         code = exc.exit_code
     except KeyboardInterrupt:
         code = 130

@@ -41,7 +41,7 @@ log = structlog.get_logger("maestro.engine")
 class EventSink(Protocol):
     """Where an execution's events go, in order; the execution's durable log."""
 
-    async def append(self, event: Event) -> None:
+    async def append_event(self, event: Event) -> None:
         """Record one event."""
         ...
 
@@ -150,7 +150,7 @@ class Runner:
             event = Event(
                 self.execution_id, self._sequence, self._now(), type, self.state, **fields
             )
-            await self._sink.append(event)
+            await self._sink.append_event(event)
             return event
 
     # -- control -----------------------------------------------------------------------------

@@ -35,7 +35,7 @@ class FakeClock:
 class ListSink:
     events: list[Event] = field(default_factory=list)
 
-    async def append(self, event: Event) -> None:
+    async def append_event(self, event: Event) -> None:
         self.events.append(event)
 
     def types(self) -> list[tuple[str, str]]:

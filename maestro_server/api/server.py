@@ -1,0 +1,154 @@
+"""The Orchestrator gRPC server: the service, health checking, reflection, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2
+
+from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
+from maestro_server._proto.maestro.v1 import orchestrator_pb2_grpc as pb_grpc
+from maestro_server.api.servicer import OrchestratorServicer
+from maestro_server.definition import load_workflow_file
+from maestro_server.engine.manager import ExecutionManager
+from maestro_server.errors import InvalidWorkflowError
+from maestro_server.model.diagnostics import Diagnostic
+from maestro_server.store.base import Store, StoredWorkflow
+from maestro_server.transports.registry import Transports
+
+log = structlog.get_logger("maestro.server")
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Orchestrator"].full_name
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """How `maestro serve` runs."""
+
+    host: str = "[::]"
+    port: int = 8080
+    max_concurrent_executions: int = 1000
+    shutdown_grace: float = 30.0
+    workflows_dir: Path | None = None
+    max_message_bytes: int = 4 * 1024 * 1024
+    stop_signals: tuple[int, ...] = field(default=(signal.SIGTERM, signal.SIGINT))
+
+
+def add_reflection(server: grpc.aio.Server, names: list[str]) -> None:
+    """Serve server reflection as both v1 and v1alpha.
+
+    grpcio-reflection serves only v1alpha; v1 is the same messages under another package, so
+    the same implementation serves v1 too.
+    """
+    all_names = [*names, reflection.SERVICE_NAME, REFLECTION_V1]
+    reflection.enable_server_reflection(all_names, server)
+    servicer = reflection.aio.ReflectionServicer(all_names)
+    handler = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": handler}),)
+    )
+
+
+async def register_folder(store: Store, folder: Path) -> int:
+    """Register every workflow YAML in a folder; invalid files stop the start with diagnostics."""
+    files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+    problems: list[Diagnostic] = []
+    for path in files:
+        try:
+            workflow = load_workflow_file(path)
+        except InvalidWorkflowError as exc:
+            problems.extend(exc.diagnostics)
+            continue
+        await store.put_workflow(
+            StoredWorkflow(
+                name=workflow.name,
+                version=workflow.version,
+                description=workflow.description,
+                yaml=workflow.source,
+                files=dict(workflow.files),
+                hash=workflow.hash,
+                path=path.name,
+                created_at=datetime.now(UTC),
+            )
+        )
+        log.info(
+            "workflow registered", name=workflow.name, version=workflow.version, file=str(path)
+        )
+    if problems:
+        raise InvalidWorkflowError(problems)
+    return len(files)
+
+
+class OrchestratorServer:
+    """A running server; `stop()` drains it."""
+
+    def __init__(self, settings: ServerSettings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.transports = Transports()
+        self.manager = ExecutionManager(
+            store, self.transports, max_concurrent=settings.max_concurrent_executions
+        )
+        options = [
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+        ]
+        self.server = grpc.aio.server(options=options)
+        pb_grpc.add_OrchestratorServicer_to_server(OrchestratorServicer(self.manager), self.server)
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        add_reflection(self.server, [SERVICE_NAME, health.SERVICE_NAME])
+        self.port = 0
+
+    async def start(self) -> int:
+        """Bind, register the workflows folder, start; NOT_SERVING until ready."""
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        await self.server.start()
+        if self.settings.workflows_dir is not None:
+            await register_folder(self.store, self.settings.workflows_dir)
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info(
+            "serving",
+            host=self.settings.host,
+            port=self.port,
+            max_concurrent_executions=self.settings.max_concurrent_executions,
+        )
+        return self.port
+
+    async def stop(self) -> None:
+        """Drain and stop.
+
+        Health goes NOT_SERVING, new executions are refused, running ones get the grace period
+        to finish, then the server stops.
+        """
+        log.info("shutting down", grace=self.settings.shutdown_grace)
+        await self.health.enter_graceful_shutdown()
+        await self.manager.drain(self.settings.shutdown_grace)
+        await self.server.stop(grace=1.0)
+        await self.transports.close()
+        log.info("stopped")
+
+    async def serve_until_signalled(self) -> None:
+        """Start, wait for a stop signal, drain."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in self.settings.stop_signals:
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        await stop.wait()
+        await self.stop()

@@ -1,0 +1,239 @@
+"""The `maestro.v1.Orchestrator` service: thin handlers over the execution manager and store."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import grpc
+import structlog
+
+from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
+from maestro_server._proto.maestro.v1 import orchestrator_pb2_grpc as pb_grpc
+from maestro_server.api.convert import (
+    diagnostic_to_proto,
+    event_to_proto,
+    execution_to_proto,
+    states_from_proto,
+    struct_to_dict,
+    workflow_to_proto,
+)
+from maestro_server.api.errors import to_status
+from maestro_server.definition import load_workflow
+from maestro_server.engine.manager import ExecutionManager, Started
+from maestro_server.errors import InvalidInputError, InvalidWorkflowError, MaestroError
+from maestro_server.model.workflow import Workflow
+from maestro_server.store.base import StoredWorkflow
+
+log = structlog.get_logger("maestro.api")
+Context = grpc.aio.ServicerContext[Any, Any]
+R = TypeVar("R")
+_PARSED_CACHE_SIZE = 256
+
+
+def _unary(handler: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+    """Turn MaestroErrors into statuses; anything else is a bug, reported as INTERNAL."""
+
+    @functools.wraps(handler)
+    async def wrapper(self: Any, request: Any, context: Context) -> R:
+        try:
+            return await handler(self, request, context)
+        except MaestroError as exc:
+            await context.abort_with_status(to_status(exc))
+        except Exception:
+            log.exception("request failed", method=handler.__name__)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+        raise AssertionError("unreachable: abort raises")
+
+    return wrapper
+
+
+def _streaming(handler: Callable[..., AsyncIterator[R]]) -> Callable[..., AsyncIterator[R]]:
+    """The same as _unary, for server-streaming handlers."""
+
+    @functools.wraps(handler)
+    async def wrapper(self: Any, request: Any, context: Context) -> AsyncIterator[R]:
+        try:
+            async for response in handler(self, request, context):
+                yield response
+        except MaestroError as exc:
+            await context.abort_with_status(to_status(exc))
+        except Exception:
+            log.exception("request failed", method=handler.__name__)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+
+    return wrapper
+
+
+class OrchestratorServicer(pb_grpc.OrchestratorServicer):
+    """Every RPC of `maestro.v1.Orchestrator`."""
+
+    def __init__(self, manager: ExecutionManager) -> None:
+        self._manager = manager
+        self._store = manager.store
+        self._parsed: OrderedDict[str, Workflow] = OrderedDict()
+
+    # -- workflows ---------------------------------------------------------------------------
+
+    def _load(self, yaml: str, path: str, files: Any) -> Workflow:
+        """Parse a workflow sent over the wire, with only its `files`, never the server's disk.
+
+        Parsed definitions are kept by content, so a repeated one compiles once.
+        """
+        files = dict(files)
+        key = hashlib.sha256(repr((yaml, path, sorted(files.items()))).encode()).hexdigest()
+        workflow = self._parsed.get(key)
+        if workflow is None:
+            workflow = load_workflow(yaml, path=path or "workflow.yaml", files=files)
+            self._parsed[key] = workflow
+            if len(self._parsed) > _PARSED_CACHE_SIZE:
+                self._parsed.popitem(last=False)
+        else:
+            self._parsed.move_to_end(key)
+        return workflow
+
+    async def _resolve(self, request: Any) -> Workflow:
+        which = request.WhichOneof("workflow")
+        if which == "workflow_yaml":
+            return self._load(request.workflow_yaml, request.workflow_path, request.files)
+        if which == "reference":
+            if not request.reference.name:
+                raise InvalidInputError("reference.name is empty")
+            stored = await self._store.get_workflow(
+                request.reference.name, request.reference.version
+            )
+            return self._load(stored.yaml, stored.path, stored.files)
+        raise InvalidInputError("give the workflow: either workflow_yaml or reference")
+
+    async def _start(self, request: Any) -> Started:
+        workflow = await self._resolve(request)
+        return await self._manager.start(
+            workflow, struct_to_dict(request.input), request.execution_id
+        )
+
+    @_unary
+    async def ValidateWorkflow(
+        self, request: pb.ValidateWorkflowRequest, context: Context
+    ) -> pb.ValidateWorkflowResponse:
+        """Diagnostics for a workflow; an invalid one is an answer, not an error."""
+        try:
+            self._load(request.workflow_yaml, request.workflow_path, request.files)
+        except InvalidWorkflowError as exc:
+            return pb.ValidateWorkflowResponse(
+                valid=False, diagnostics=[diagnostic_to_proto(d) for d in exc.diagnostics]
+            )
+        return pb.ValidateWorkflowResponse(valid=True)
+
+    @_unary
+    async def RegisterWorkflow(
+        self, request: pb.RegisterWorkflowRequest, context: Context
+    ) -> pb.RegisterWorkflowResponse:
+        """Store a definition under its name and version."""
+        workflow = self._load(request.workflow_yaml, request.workflow_path, request.files)
+        stored, created = await self._store.put_workflow(
+            StoredWorkflow(
+                name=workflow.name,
+                version=workflow.version,
+                description=workflow.description,
+                yaml=workflow.source,
+                files=dict(workflow.files),
+                hash=workflow.hash,
+                path=workflow.path,
+                created_at=datetime.now(UTC),
+            )
+        )
+        return pb.RegisterWorkflowResponse(workflow=workflow_to_proto(stored), created=created)
+
+    @_unary
+    async def GetWorkflow(
+        self, request: pb.GetWorkflowRequest, context: Context
+    ) -> pb.GetWorkflowResponse:
+        """A stored definition (the latest version when none is given)."""
+        stored = await self._store.get_workflow(request.name, request.version)
+        return pb.GetWorkflowResponse(workflow=workflow_to_proto(stored))
+
+    @_unary
+    async def ListWorkflows(
+        self, request: pb.ListWorkflowsRequest, context: Context
+    ) -> pb.ListWorkflowsResponse:
+        """Stored definitions, a page at a time."""
+        _check_page_size(request.page_size)
+        page = await self._store.list_workflows(request.name, request.page_size, request.page_token)
+        return pb.ListWorkflowsResponse(
+            workflows=[workflow_to_proto(w, full=False) for w in page.items],
+            next_page_token=page.next_token,
+        )
+
+    # -- executions --------------------------------------------------------------------------
+
+    @_streaming
+    async def ExecuteWorkflow(
+        self, request: pb.ExecuteWorkflowRequest, context: Context
+    ) -> AsyncIterator[pb.ExecuteWorkflowResponse]:
+        """Start (or find, for a repeated execution_id) and stream every event to the end."""
+        started = await self._start(request)
+        async for event in self._store.watch(started.record.execution_id, 0):
+            yield pb.ExecuteWorkflowResponse(event=event_to_proto(event))
+
+    @_unary
+    async def StartWorkflow(
+        self, request: pb.StartWorkflowRequest, context: Context
+    ) -> pb.StartWorkflowResponse:
+        """Start (or find, for a repeated execution_id) and answer at once."""
+        started = await self._start(request)
+        return pb.StartWorkflowResponse(
+            execution_id=started.record.execution_id, created=started.created
+        )
+
+    @_streaming
+    async def WatchExecution(
+        self, request: pb.WatchExecutionRequest, context: Context
+    ) -> AsyncIterator[pb.WatchExecutionResponse]:
+        """Replay after `after_sequence`, then follow live to the terminal event."""
+        if request.after_sequence < 0:
+            raise InvalidInputError("after_sequence must not be negative")
+        await self._store.get_execution(request.execution_id)  # NOT_FOUND before streaming
+        async for event in self._store.watch(request.execution_id, request.after_sequence):
+            yield pb.WatchExecutionResponse(event=event_to_proto(event))
+
+    @_unary
+    async def GetExecution(
+        self, request: pb.GetExecutionRequest, context: Context
+    ) -> pb.GetExecutionResponse:
+        """One execution, with its steps."""
+        record = await self._store.get_execution(request.execution_id)
+        return pb.GetExecutionResponse(execution=execution_to_proto(record))
+
+    @_unary
+    async def ListExecutions(
+        self, request: pb.ListExecutionsRequest, context: Context
+    ) -> pb.ListExecutionsResponse:
+        """Executions, newest first, a page at a time."""
+        _check_page_size(request.page_size)
+        page = await self._store.list_executions(
+            request.workflow_name,
+            states_from_proto(request.states),
+            request.page_size,
+            request.page_token,
+        )
+        return pb.ListExecutionsResponse(
+            executions=[execution_to_proto(r, with_steps=False) for r in page.items],
+            next_page_token=page.next_token,
+        )
+
+    @_unary
+    async def CancelExecution(
+        self, request: pb.CancelExecutionRequest, context: Context
+    ) -> pb.CancelExecutionResponse:
+        """Stop forward progress; the execution compensates what it did."""
+        record = await self._manager.cancel(request.execution_id, request.reason)
+        return pb.CancelExecutionResponse(execution=execution_to_proto(record))
+
+
+def _check_page_size(size: int) -> None:
+    if not 0 <= size <= 1000:
+        raise InvalidInputError(f"page_size must be from 0 to 1000, not {size}")

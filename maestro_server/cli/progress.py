@@ -1,0 +1,78 @@
+"""Showing an execution's events: a line per event on stderr, or JSON lines on stdout."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from maestro_server.api.convert import event_to_json
+from maestro_server.errors import EXIT_COMPENSATION_FAILED, EXIT_FAILED, EXIT_OK
+from maestro_server.model.execution import Event, EventType, ExecutionState
+
+EXIT_BY_STATE = {
+    ExecutionState.COMPLETED: EXIT_OK,
+    ExecutionState.COMPENSATED: EXIT_FAILED,
+    ExecutionState.FAILED: EXIT_FAILED,
+    ExecutionState.CANCELLED: EXIT_FAILED,
+    ExecutionState.COMPENSATION_FAILED: EXIT_COMPENSATION_FAILED,
+}
+
+_MARKS = {
+    EventType.WORKFLOW_STARTED: ("▶", "1"),
+    EventType.STEP_STARTED: ("…", "2"),
+    EventType.STEP_RETRYING: ("↻", "33"),
+    EventType.STEP_SUCCEEDED: ("✓", "32"),
+    EventType.STEP_SKIPPED: ("–", "2"),
+    EventType.STEP_FAILED: ("✗", "31"),
+    EventType.COMPENSATION_STARTED: ("↶", "35"),
+    EventType.COMPENSATION_SUCCEEDED: ("↶✓", "35"),
+    EventType.COMPENSATION_FAILED: ("↶✗", "31"),
+    EventType.WORKFLOW_COMPLETED: ("■", "32;1"),
+    EventType.WORKFLOW_FAILED: ("■", "31;1"),
+    EventType.WORKFLOW_COMPENSATED: ("■", "33;1"),
+    EventType.WORKFLOW_CANCELLED: ("■", "33;1"),
+}
+
+
+class ProgressPrinter:
+    """A line per event on stderr (coloured on a terminal), or JSON lines on stdout."""
+
+    def __init__(self, *, jsonl: bool, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
+        self.jsonl = jsonl
+        self._out = out
+        self._err = err
+        self._colour = err.isatty()
+
+    async def append_event(self, event: Event) -> None:
+        """Print one event (the engine's event sink)."""
+        self.show(event)
+
+    def show(self, event: Event) -> None:
+        """Print one event."""
+        if self.jsonl:
+            self._out.write(event_to_json(event) + "\n")
+            self._out.flush()
+            return
+        mark, colour = _MARKS[event.type]
+        text = f"{mark} {event.type.value.lower().replace('_', ' ')}"
+        if event.step_id:
+            text += f" {event.step_id}"
+        details = []
+        if event.attempt and event.type is not EventType.STEP_SKIPPED:
+            details.append(f"attempt {event.attempt}")
+        if event.duration is not None:
+            details.append(_ms(event.duration.total_seconds()))
+        if event.retry_delay is not None:
+            details.append(f"retry in {_ms(event.retry_delay.total_seconds())}")
+        if details:
+            text += f" ({', '.join(details)})"
+        if event.error is not None:
+            text += f": {event.error.code}: {event.error.message}"
+        if self._colour:
+            text = f"\x1b[{colour}m{text}\x1b[0m"
+        self._err.write(f"[{event.sequence:>3}] {text}\n")
+        self._err.flush()
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"

@@ -1,0 +1,73 @@
+"""`maestro serve`: run the Orchestrator gRPC server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from maestro_server.api.server import OrchestratorServer, ServerSettings
+from maestro_server.errors import EXIT_OK, InvalidInputError
+from maestro_server.logging import configure_logging
+from maestro_server.store.memory import MemoryStore
+
+
+def add_parser(commands: Any) -> None:
+    """Register the `serve` command."""
+    parser = commands.add_parser("serve", help="run the Orchestrator gRPC server")
+    parser.add_argument("--host", default="[::]", help="address to bind (default: all)")
+    parser.add_argument("--port", type=int, default=8080, help="port (0 picks a free one)")
+    parser.add_argument(
+        "--store",
+        default="memory",
+        help="where executions live; `memory` (durable stores come next)",
+    )
+    parser.add_argument(
+        "--workflows", type=Path, metavar="DIR", help="register every workflow YAML in DIR at start"
+    )
+    parser.add_argument(
+        "--max-concurrent-executions",
+        type=int,
+        default=1000,
+        help="start no more executions than this at once (RESOURCE_EXHAUSTED)",
+    )
+    parser.add_argument(
+        "--shutdown-grace",
+        default="30s",
+        help="how long running executions may finish after SIGTERM (e.g. 30s)",
+    )
+    parser.add_argument("--log-format", choices=("json", "console"), default="console")
+    parser.add_argument("--log-level", default="INFO")
+    parser.set_defaults(run=run_serve)
+
+
+def _seconds(text: str) -> float:
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    for unit in sorted(units, key=len, reverse=True):
+        if text.endswith(unit) and text[: -len(unit)].replace(".", "", 1).isdigit():
+            return float(text[: -len(unit)]) * units[unit]
+    raise InvalidInputError(f"--shutdown-grace wants a duration such as 30s, not {text!r}")
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Serve until SIGTERM or SIGINT, then drain."""
+    configure_logging(level=args.log_level.upper(), json=args.log_format == "json")
+    if args.store != "memory":
+        raise InvalidInputError(f"--store {args.store!r}: only `memory` is available yet")
+    if args.max_concurrent_executions < 1:
+        raise InvalidInputError("--max-concurrent-executions must be at least 1")
+    settings = ServerSettings(
+        host=args.host,
+        port=args.port,
+        max_concurrent_executions=args.max_concurrent_executions,
+        shutdown_grace=_seconds(args.shutdown_grace),
+        workflows_dir=args.workflows,
+    )
+    asyncio.run(_serve(settings))
+    return EXIT_OK
+
+
+async def _serve(settings: ServerSettings) -> None:
+    # grpc.aio objects belong to the loop they are made in: make them inside it.
+    await OrchestratorServer(settings, MemoryStore()).serve_until_signalled()

@@ -1,0 +1,140 @@
+"""The executions of a server: admission, running them in the background, cancelling, draining."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from maestro_server.definition.inputs import check_input
+from maestro_server.engine.runner import Runner
+from maestro_server.errors import (
+    FailedPreconditionError,
+    ResourceExhaustedError,
+    UnavailableError,
+)
+from maestro_server.model.workflow import Workflow
+from maestro_server.resilience.breaker import BreakerRegistry
+from maestro_server.resilience.clock import Clock, SystemClock
+from maestro_server.store.base import ExecutionRecord, Store
+from maestro_server.transports.base import Invoker
+
+log = structlog.get_logger("maestro.executions")
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """The outcome of a start: the execution, and whether this call created it."""
+
+    record: ExecutionRecord
+    created: bool
+
+
+class ExecutionManager:
+    """Starts executions as background tasks that outlive the request that started them."""
+
+    def __init__(
+        self,
+        store: Store,
+        invoker: Invoker,
+        *,
+        max_concurrent: int = 1000,
+        clock: Clock | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self._invoker = invoker
+        self._max_concurrent = max_concurrent
+        self._clock = clock or SystemClock()
+        self._breakers = BreakerRegistry(self._clock)
+        self._now = now
+        self._running: dict[str, tuple[Runner, asyncio.Task[Any]]] = {}
+        self._draining = False
+        self._rng = random.Random()
+
+    @property
+    def running(self) -> int:
+        """How many executions are in flight."""
+        return len(self._running)
+
+    async def start(self, workflow: Workflow, data: Any, execution_id: str = "") -> Started:
+        """Admit and start an execution.
+
+        A known id with the same workflow and input is returned as it is (idempotent start).
+        """
+        if self._draining:
+            raise UnavailableError("the server is shutting down; start the execution elsewhere")
+        data = check_input(data, "input", workflow)
+        execution_id = execution_id or str(uuid.uuid4())
+        if execution_id not in self._running and len(self._running) >= self._max_concurrent:
+            raise ResourceExhaustedError(
+                f"{self._max_concurrent} executions are running, the most this server runs at "
+                "once; try again later"
+            )
+        record = ExecutionRecord(
+            execution_id=execution_id,
+            workflow_name=workflow.name,
+            workflow_version=workflow.version,
+            workflow_hash=workflow.hash,
+            input=data,
+            created_at=self._now(),
+            step_ids=tuple(step.id for step in workflow.steps),
+        )
+        stored, created = await self.store.create_execution(record)
+        if created:
+            runner = Runner(
+                workflow,
+                execution_id,
+                data,
+                invoker=self._invoker,
+                sink=self.store,
+                breakers=self._breakers,
+                clock=self._clock,
+                rng=self._rng,
+                now=self._now,
+            )
+            task = asyncio.create_task(self._run(runner), name=f"execution {execution_id}")
+            self._running[execution_id] = (runner, task)
+        return Started(stored, created)
+
+    async def _run(self, runner: Runner) -> None:
+        try:
+            await runner.run()
+        except Exception:  # a bug: the execution cannot finish; keep the server alive
+            log.exception("execution crashed", execution_id=runner.execution_id)
+        finally:
+            self._running.pop(runner.execution_id, None)
+
+    async def cancel(self, execution_id: str, reason: str) -> ExecutionRecord:
+        """Stop an execution's forward progress; it compensates what it did."""
+        record = await self.store.get_execution(execution_id)
+        running = self._running.get(execution_id)
+        if running is None or not running[0].cancel(reason or "cancelled by a client"):
+            raise FailedPreconditionError(
+                f"execution {execution_id!r} is {record.state.value.lower()}; only a pending or "
+                "running execution can be cancelled"
+            )
+        return record
+
+    async def drain(self, grace: float) -> None:
+        """Refuse new executions and give running ones `grace` seconds to finish."""
+        self._draining = True
+        tasks = [task for _, task in self._running.values()]
+        if not tasks:
+            return
+        log.info("draining", running=len(tasks), grace=grace)
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning(
+                "executions still running at the end of the grace period were stopped",
+                count=len(pending),
+            )
+            await asyncio.gather(*pending, return_exceptions=True)

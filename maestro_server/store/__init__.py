@@ -1,0 +1,1 @@
+"""Where workflow definitions, executions and their event logs live (a Protocol and its stores)."""

@@ -1,0 +1,157 @@
+"""The store Protocol, and the records it keeps.
+
+The event log is the execution's truth: `append_event` records an event and folds it into the
+execution's summary in one step, and `watch` replays the log from a sequence number and then
+follows it live. A stream to a client is only ever a view of the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
+
+from maestro_server.model.execution import ErrorInfo, Event, EventType, ExecutionState, StepState
+
+
+@dataclass(frozen=True, slots=True)
+class StoredWorkflow:
+    """A registered workflow definition."""
+
+    name: str
+    version: str
+    description: str
+    yaml: str
+    files: Mapping[str, bytes]
+    hash: str
+    path: str
+    created_at: datetime
+
+
+@dataclass(slots=True)
+class StepSummary:
+    """Where one step of an execution stands, folded from its events."""
+
+    state: StepState = StepState.PENDING
+    attempts: int = 0
+    output: Any = None
+    error: ErrorInfo | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class ExecutionRecord:
+    """One execution: what it runs, on what input, and where it stands."""
+
+    execution_id: str
+    workflow_name: str
+    workflow_version: str
+    workflow_hash: str
+    input: dict[str, Any]
+    created_at: datetime
+    step_ids: tuple[str, ...]
+    state: ExecutionState = ExecutionState.PENDING
+    output: Any = None
+    error: ErrorInfo | None = None
+    ended_at: datetime | None = None
+    last_sequence: int = 0
+    steps: dict[str, StepSummary] = field(default_factory=dict)
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a listing; `next_token` is empty on the last page."""
+
+    items: list[T]
+    next_token: str
+
+
+_STEP_STATES = {
+    EventType.STEP_STARTED: StepState.RUNNING,
+    EventType.STEP_RETRYING: StepState.RUNNING,
+    EventType.STEP_SUCCEEDED: StepState.SUCCEEDED,
+    EventType.STEP_SKIPPED: StepState.SKIPPED,
+    EventType.STEP_FAILED: StepState.FAILED,
+    EventType.COMPENSATION_STARTED: StepState.COMPENSATING,
+    EventType.COMPENSATION_SUCCEEDED: StepState.COMPENSATED,
+    EventType.COMPENSATION_FAILED: StepState.COMPENSATION_FAILED,
+}
+
+
+def fold(record: ExecutionRecord, event: Event) -> None:
+    """Bring an execution's summary up to date with its next event."""
+    if event.sequence != record.last_sequence + 1:
+        raise ValueError(
+            f"event {event.sequence} of {record.execution_id} does not follow "
+            f"{record.last_sequence}"
+        )
+    record.last_sequence = event.sequence
+    record.state = event.state
+    if event.step_id and event.type in _STEP_STATES:
+        step = record.steps.setdefault(event.step_id, StepSummary())
+        step.state = _STEP_STATES[event.type]
+        if event.type is EventType.STEP_STARTED:
+            step.attempts = max(step.attempts, event.attempt)
+            step.started_at = step.started_at or event.time
+        elif event.type is EventType.STEP_SUCCEEDED:
+            step.output = event.output
+        if event.error is not None:
+            step.error = event.error
+        if step.state not in (StepState.RUNNING, StepState.COMPENSATING):
+            step.ended_at = event.time
+    if event.terminal:
+        record.ended_at = event.time
+        record.error = event.error
+        if event.type is EventType.WORKFLOW_COMPLETED:
+            record.output = event.output
+
+
+class Store(Protocol):
+    """Workflow definitions, executions and event logs."""
+
+    async def put_workflow(self, workflow: StoredWorkflow) -> tuple[StoredWorkflow, bool]:
+        """Store a definition; returns (stored, created).
+
+        The same name and version with other content is AlreadyExistsError; the same content
+        again returns the stored one, created False.
+        """
+        ...
+
+    async def get_workflow(self, name: str, version: str = "") -> StoredWorkflow:
+        """A definition by name and version (the latest when empty); NotFoundError."""
+        ...
+
+    async def list_workflows(self, name: str, page_size: int, token: str) -> Page[StoredWorkflow]:
+        """Definitions by name, newest version first; all names when `name` is empty."""
+        ...
+
+    async def create_execution(self, record: ExecutionRecord) -> tuple[ExecutionRecord, bool]:
+        """Store a new execution; returns (stored, created).
+
+        An existing id with the same workflow hash and input returns the stored one, created
+        False; otherwise AlreadyExistsError.
+        """
+        ...
+
+    async def get_execution(self, execution_id: str) -> ExecutionRecord:
+        """An execution; NotFoundError."""
+        ...
+
+    async def list_executions(
+        self, workflow_name: str, states: frozenset[ExecutionState], page_size: int, token: str
+    ) -> Page[ExecutionRecord]:
+        """Executions, newest first, filtered by workflow name and states when given."""
+        ...
+
+    async def append_event(self, event: Event) -> None:
+        """Append the next event of an execution (its sequence must be last + 1)."""
+        ...
+
+    def watch(self, execution_id: str, after_sequence: int) -> AsyncIterator[Event]:
+        """Events after `after_sequence`, then live ones, ending after the terminal event."""
+        ...
