@@ -26,6 +26,7 @@ from maestro_client import (
 )
 from maestro_client._proto.maestro.v1 import StartWorkflowRequest, StartWorkflowResponse
 from tests.api.conftest import INPUT, ServerProcess, maestro_serve, onboarding_yaml
+from tests.api.proxy import cuttable_proxy
 
 
 def sequences(events: list[WorkflowEvent]) -> list[int]:
@@ -240,3 +241,23 @@ def test_sync_client(server: ServerProcess, service_processes: dict[str, str]) -
         events = list(client.execute(onboarding_yaml(service_processes), INPUT))
         assert events[-1].type == EventType.WORKFLOW_COMPLETED
         assert client.get(events[0].execution_id).state == ExecutionState.COMPLETED
+
+
+async def test_watch_resumes_by_itself_after_the_connection_drops(
+    server: ServerProcess,
+    service_processes: dict[str, str],
+) -> None:
+    """The SDK's watch reconnects after a cut connection and goes on after the last event it
+    yielded: no gap, no duplicate."""
+    yaml = onboarding_yaml(service_processes, email="slow_email_service")
+    async with MaestroClient(server.address) as direct:
+        started = await direct.start(yaml, INPUT)
+    async with cuttable_proxy(server.address) as (address, proxy), MaestroClient(address) as client:
+        events = []
+        async for event in client.watch(started.execution_id):
+            events.append(event)
+            if event.type == EventType.STEP_STARTED and event.step_id == "send_welcome_email":
+                proxy.cut()
+    assert sequences(events) == list(range(1, 11))
+    assert events[-1].type == EventType.WORKFLOW_COMPLETED
+    assert proxy.connections >= 2, "the stream really was cut and reopened"
