@@ -35,6 +35,7 @@ def event_to_proto(event: Event) -> pb.WorkflowEvent:
         state=pb.ExecutionState.Value(f"EXECUTION_STATE_{event.state.value}"),
         step_id=event.step_id,
         attempt=event.attempt,
+        in_doubt=event.in_doubt,
     )
     message.time.FromDatetime(event.time)
     if event.output is not None:
@@ -169,4 +170,5 @@ def event_from_proto(message: pb.WorkflowEvent) -> Event:
         else None,
         duration=_duration(message, "duration"),
         retry_delay=_duration(message, "retry_delay"),
+        in_doubt=message.in_doubt,
     )

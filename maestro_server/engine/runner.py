@@ -304,6 +304,7 @@ class Runner:
             attempt=attempts,
             error=error,
             duration=outcome.duration if outcome else None,
+            in_doubt=record.in_doubt,
         )
         return step.continue_on_error and error.code != "CANCELLED"
 

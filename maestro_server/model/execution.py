@@ -97,6 +97,8 @@ class Event:
     error: ErrorInfo | None = None
     duration: timedelta | None = None
     retry_delay: timedelta | None = None
+    in_doubt: bool = False
+    """On STEP_FAILED: the step may have had its effect, so it is compensated."""
 
     @property
     def terminal(self) -> bool:

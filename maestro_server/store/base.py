@@ -41,6 +41,18 @@ class StepSummary:
     ended_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ExecutionSource:
+    """The definition an execution runs, kept with it.
+
+    A later change of the workflow does not change an execution already running.
+    """
+
+    yaml: str
+    path: str
+    files: Mapping[str, bytes]
+
+
 @dataclass(slots=True)
 class ExecutionRecord:
     """One execution: what it runs, on what input, and where it stands."""
@@ -52,6 +64,7 @@ class ExecutionRecord:
     input: dict[str, Any]
     created_at: datetime
     step_ids: tuple[str, ...]
+    source: ExecutionSource | None = None
     state: ExecutionState = ExecutionState.PENDING
     output: Any = None
     error: ErrorInfo | None = None
@@ -154,4 +167,20 @@ class Store(Protocol):
 
     def watch(self, execution_id: str, after_sequence: int) -> AsyncIterator[Event]:
         """Events after `after_sequence`, then live ones, ending after the terminal event."""
+        ...
+
+    async def read_events(self, execution_id: str, after_sequence: int = 0) -> list[Event]:
+        """The log of an execution after `after_sequence`, in order."""
+        ...
+
+    async def unfinished_executions(self) -> list[ExecutionRecord]:
+        """Executions that are not in a terminal state (to resume after a restart)."""
+        ...
+
+    async def save_request(self, execution_id: str, key: str, request: Any) -> None:
+        """Keep a step's rendered request before its first attempt (by idempotency key)."""
+        ...
+
+    async def saved_requests(self, execution_id: str) -> dict[str, Any]:
+        """The rendered requests kept for an execution, by idempotency key."""
         ...

@@ -7,6 +7,7 @@ import base64
 import functools
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from maestro_server.errors import AlreadyExistsError, InvalidInputError, NotFoundError
 from maestro_server.model.execution import Event, ExecutionState
@@ -17,6 +18,7 @@ from maestro_server.store.base import ExecutionRecord, Page, StoredWorkflow, T, 
 class _Log:
     record: ExecutionRecord
     events: list[Event] = field(default_factory=list)
+    requests: dict[str, Any] = field(default_factory=dict)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
 
@@ -61,7 +63,7 @@ class MemoryStore:
             (w for w in self._workflows.values() if not name or w.name == name),
             key=lambda w: (w.name, -w.created_at.timestamp()),
         )
-        return _page(workflows, page_size, token)
+        return page_of(workflows, page_size, token)
 
     async def create_execution(self, record: ExecutionRecord) -> tuple[ExecutionRecord, bool]:
         """See Store.create_execution."""
@@ -95,7 +97,7 @@ class MemoryStore:
             and (not states or log.record.state in states)
         ]
         records.reverse()  # dicts keep insertion order: newest last
-        return _page(records, page_size, token)
+        return page_of(records, page_size, token)
 
     async def append_event(self, event: Event) -> None:
         """See Store.append_event."""
@@ -121,6 +123,22 @@ class MemoryStore:
             async with log.changed:
                 await log.changed.wait_for(functools.partial(_grown, log, position))
 
+    async def read_events(self, execution_id: str, after_sequence: int = 0) -> list[Event]:
+        """See Store.read_events."""
+        return list(self._log(execution_id).events[after_sequence:])
+
+    async def unfinished_executions(self) -> list[ExecutionRecord]:
+        """See Store.unfinished_executions."""
+        return [log.record for log in self._logs.values() if not log.record.state.terminal]
+
+    async def save_request(self, execution_id: str, key: str, request: Any) -> None:
+        """See Store.save_request."""
+        self._log(execution_id).requests.setdefault(key, request)
+
+    async def saved_requests(self, execution_id: str) -> dict[str, Any]:
+        """See Store.saved_requests."""
+        return dict(self._log(execution_id).requests)
+
     def _log(self, execution_id: str) -> _Log:
         log = self._logs.get(execution_id)
         if log is None:
@@ -132,8 +150,8 @@ def _grown(log: _Log, seen: int) -> bool:
     return len(log.events) > seen
 
 
-def _page(items: Sequence[T], page_size: int, token: str) -> Page[T]:
-    """Offset paging; the token is the offset, opaque to clients."""
+def page_of(items: Sequence[T], page_size: int, token: str) -> Page[T]:
+    """One page of `items`: offset paging, the token being the offset, opaque to clients."""
     try:
         start = int(base64.urlsafe_b64decode(token.encode()).decode()) if token else 0
     except ValueError:

@@ -1198,6 +1198,12 @@ class WorkflowEvent(betterproto2.Message):
     On STEP_RETRYING: how long until the next attempt.
     """
 
+    in_doubt: "bool" = betterproto2.field(12, betterproto2.TYPE_BOOL)
+    """
+    On STEP_FAILED: the step may have had its effect all the same (its last attempt timed out
+    or lost the connection after sending, or it was cancelled in flight), so it is compensated.
+    """
+
 
 default_message_pool.register_message("maestro.v1", "WorkflowEvent", WorkflowEvent)
 

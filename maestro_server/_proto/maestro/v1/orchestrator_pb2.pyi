@@ -302,6 +302,7 @@ class WorkflowEvent(_message.Message):
     DURATION_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     RETRY_DELAY_FIELD_NUMBER: _builtins.int
+    IN_DOUBT_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     """The execution this event belongs to."""
     sequence: _builtins.int
@@ -316,6 +317,10 @@ class WorkflowEvent(_message.Message):
     """The attempt number (1 for the first) of step and compensation events."""
     state: Global___ExecutionState.ValueType
     """The execution's state after this event."""
+    in_doubt: _builtins.bool
+    """On STEP_FAILED: the step may have had its effect all the same (its last attempt timed out
+    or lost the connection after sending, or it was cancelled in flight), so it is compensated.
+    """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When the event was recorded."""
@@ -350,10 +355,11 @@ class WorkflowEvent(_message.Message):
         duration: _duration_pb2.Duration | None = ...,
         state: Global___ExecutionState.ValueType = ...,
         retry_delay: _duration_pb2.Duration | None = ...,
+        in_doubt: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "error", b"error", "output", b"output", "retry_delay", b"retry_delay", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "duration", b"duration", "error", b"error", "execution_id", b"execution_id", "output", b"output", "retry_delay", b"retry_delay", "sequence", b"sequence", "state", b"state", "step_id", b"step_id", "time", b"time", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "duration", b"duration", "error", b"error", "execution_id", b"execution_id", "in_doubt", b"in_doubt", "output", b"output", "retry_delay", b"retry_delay", "sequence", b"sequence", "state", b"state", "step_id", b"step_id", "time", b"time", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,111 @@
+"""Records and events as JSON-able values, for stores that keep them in tables."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from maestro_server.model.execution import ErrorInfo, Event, EventType, ExecutionState, StepState
+from maestro_server.store.base import StepSummary
+
+
+def error_to_json(error: ErrorInfo | None) -> dict[str, Any] | None:
+    """An error as JSON."""
+    if error is None:
+        return None
+    return {
+        "code": error.code,
+        "message": error.message,
+        "service": error.service,
+        "retryable": error.retryable,
+    }
+
+
+def error_from_json(value: Mapping[str, Any] | None) -> ErrorInfo | None:
+    """An error from JSON."""
+    return None if value is None else ErrorInfo(**value)
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def event_to_json(event: Event) -> dict[str, Any]:
+    """An event as JSON (the store's row payload)."""
+    return {
+        "time": event.time.isoformat(),
+        "type": event.type.value,
+        "state": event.state.value,
+        "step_id": event.step_id,
+        "attempt": event.attempt,
+        "output": event.output,
+        "error": error_to_json(event.error),
+        "duration": event.duration.total_seconds() if event.duration is not None else None,
+        "retry_delay": event.retry_delay.total_seconds() if event.retry_delay is not None else None,
+        "in_doubt": event.in_doubt,
+    }
+
+
+def event_from_json(execution_id: str, sequence: int, value: Mapping[str, Any]) -> Event:
+    """An event from its row."""
+    duration, delay = value.get("duration"), value.get("retry_delay")
+    return Event(
+        execution_id=execution_id,
+        sequence=sequence,
+        time=datetime.fromisoformat(value["time"]),
+        type=EventType(value["type"]),
+        state=ExecutionState(value["state"]),
+        step_id=value["step_id"],
+        attempt=value["attempt"],
+        output=value["output"],
+        error=error_from_json(value["error"]),
+        duration=timedelta(seconds=duration) if duration is not None else None,
+        retry_delay=timedelta(seconds=delay) if delay is not None else None,
+        in_doubt=value.get("in_doubt", False),
+    )
+
+
+def steps_to_json(steps: Mapping[str, StepSummary]) -> dict[str, Any]:
+    """Step summaries as JSON."""
+    return {
+        step_id: {
+            "state": s.state.value,
+            "attempts": s.attempts,
+            "output": s.output,
+            "error": error_to_json(s.error),
+            "started_at": _time(s.started_at),
+            "ended_at": _time(s.ended_at),
+        }
+        for step_id, s in steps.items()
+    }
+
+
+def steps_from_json(value: Mapping[str, Any]) -> dict[str, StepSummary]:
+    """Step summaries from JSON."""
+    return {
+        step_id: StepSummary(
+            StepState(s["state"]),
+            s["attempts"],
+            s["output"],
+            error_from_json(s["error"]),
+            _parse_time(s["started_at"]),
+            _parse_time(s["ended_at"]),
+        )
+        for step_id, s in value.items()
+    }
+
+
+def files_to_json(files: Mapping[str, bytes]) -> dict[str, str]:
+    """Files as JSON (base64)."""
+    return {name: base64.b64encode(data).decode() for name, data in files.items()}
+
+
+def files_from_json(value: Mapping[str, str]) -> dict[str, bytes]:
+    """Files from JSON."""
+    return {name: base64.b64decode(data) for name, data in value.items()}

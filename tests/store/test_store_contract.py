@@ -1,0 +1,231 @@
+"""One contract, every store: the in-memory store and SQLite (PostgreSQL joins with replicas)."""
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from maestro_server.errors import (
+    AlreadyExistsError,
+    FailedPreconditionError,
+    InvalidInputError,
+    NotFoundError,
+)
+from maestro_server.model.execution import ErrorInfo, Event, EventType, ExecutionState, StepState
+from maestro_server.store.base import ExecutionRecord, ExecutionSource, Store, StoredWorkflow
+from maestro_server.store.memory import MemoryStore
+from maestro_server.store.sqlite import SqliteStore
+
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    sqlite = await SqliteStore(tmp_path / "maestro.db").open()
+    yield sqlite
+    await sqlite.close()
+
+
+def workflow(version: str = "1", digest: str = "h1", minutes: int = 0) -> StoredWorkflow:
+    return StoredWorkflow(
+        "w",
+        version,
+        "d",
+        "name: w\n",
+        {"a.binpb": b"\x00"},
+        digest,
+        "w.yaml",
+        T0 + timedelta(minutes=minutes),
+    )
+
+
+def execution(
+    execution_id: str = "e1", data: dict[str, Any] | None = None, minutes: int = 0
+) -> ExecutionRecord:
+    return ExecutionRecord(
+        execution_id,
+        "w",
+        "1",
+        "h1",
+        data or {"x": 1},
+        T0 + timedelta(minutes=minutes),
+        ("a", "b"),
+        ExecutionSource("name: w\n", "w.yaml", {"f": b"\x01"}),
+    )
+
+
+def event(
+    sequence: int, type: EventType, state: ExecutionState, step: str = "", **kw: Any
+) -> Event:
+    return Event("e1", sequence, T0 + timedelta(seconds=sequence), type, state, step, **kw)
+
+
+RUN = [
+    event(1, EventType.WORKFLOW_STARTED, ExecutionState.RUNNING),
+    event(2, EventType.STEP_STARTED, ExecutionState.RUNNING, "a", attempt=1),
+    event(
+        3,
+        EventType.STEP_SUCCEEDED,
+        ExecutionState.RUNNING,
+        "a",
+        attempt=1,
+        output={"id": 7},
+        duration=timedelta(milliseconds=5),
+    ),
+    event(
+        4,
+        EventType.STEP_FAILED,
+        ExecutionState.RUNNING,
+        "b",
+        attempt=2,
+        error=ErrorInfo("UNAVAILABLE", "down", "svc", False),
+        in_doubt=True,
+    ),
+    event(5, EventType.COMPENSATION_STARTED, ExecutionState.COMPENSATING, "a", attempt=1),
+    event(6, EventType.COMPENSATION_SUCCEEDED, ExecutionState.COMPENSATING, "a", attempt=1),
+    event(
+        7,
+        EventType.WORKFLOW_COMPENSATED,
+        ExecutionState.COMPENSATED,
+        "b",
+        error=ErrorInfo("UNAVAILABLE", "down", "svc", False),
+    ),
+]
+
+
+async def test_workflows_by_name_and_version(store: Store) -> None:
+    """Versions are stored once; the latest is the default; other content is refused."""
+    assert (await store.put_workflow(workflow("1")))[1] is True
+    assert (await store.put_workflow(workflow("1")))[1] is False
+    with pytest.raises(AlreadyExistsError):
+        await store.put_workflow(workflow("1", digest="other"))
+    await store.put_workflow(workflow("2", digest="h2", minutes=1))
+    assert (await store.get_workflow("w")).version == "2"
+    stored = await store.get_workflow("w", "1")
+    assert (stored.hash, stored.files) == ("h1", {"a.binpb": b"\x00"})
+    with pytest.raises(NotFoundError):
+        await store.get_workflow("w", "3")
+    page = await store.list_workflows("", 1, "")
+    assert [w.version for w in page.items] == ["2"] and page.next_token
+    rest = await store.list_workflows("", 1, page.next_token)
+    assert [w.version for w in rest.items] == ["1"] and not rest.next_token
+
+
+async def test_execution_start_is_idempotent(store: Store) -> None:
+    """The same id with the same workflow and input is the same execution; other input is not."""
+    assert (await store.create_execution(execution()))[1] is True
+    again, created = await store.create_execution(execution())
+    assert not created and again.execution_id == "e1"
+    with pytest.raises(AlreadyExistsError):
+        await store.create_execution(execution(data={"x": 2}))
+    record = await store.get_execution("e1")
+    assert record.source is not None and record.source.files == {"f": b"\x01"}
+    with pytest.raises(NotFoundError):
+        await store.get_execution("nope")
+
+
+async def test_events_fold_into_the_execution(store: Store) -> None:
+    """Appending the log brings the execution and its steps up to date."""
+    await store.create_execution(execution())
+    for item in RUN:
+        await store.append_event(item)
+    record = await store.get_execution("e1")
+    assert (record.state, record.last_sequence, record.ended_at) == (
+        ExecutionState.COMPENSATED,
+        7,
+        RUN[-1].time,
+    )
+    assert record.error == ErrorInfo("UNAVAILABLE", "down", "svc", False)
+    assert record.steps["a"].state is StepState.COMPENSATED
+    assert record.steps["a"].output == {"id": 7}
+    assert record.steps["b"].state is StepState.FAILED
+    assert await store.read_events("e1") == RUN
+    assert await store.read_events("e1", 5) == RUN[5:]
+
+
+async def test_a_stale_writer_cannot_append(store: Store) -> None:
+    """An event must follow the last one: a gap or a repeat is refused, nothing changes."""
+    await store.create_execution(execution())
+    await store.append_event(RUN[0])
+    with pytest.raises((FailedPreconditionError, ValueError)):
+        await store.append_event(RUN[2])
+    with pytest.raises((FailedPreconditionError, ValueError, sqlite3.IntegrityError)):
+        await store.append_event(RUN[0])
+    assert [e.sequence for e in await store.read_events("e1")] == [1]
+    assert (await store.get_execution("e1")).last_sequence == 1
+
+
+async def test_watchers_replay_then_follow_live(store: Store) -> None:
+    """Two watchers, one from the start and one after sequence 3, see the same log."""
+    await store.create_execution(execution())
+    for item in RUN[:4]:
+        await store.append_event(item)
+
+    async def collect(after: int) -> list[int]:
+        return [e.sequence async for e in store.watch("e1", after)]
+
+    watchers = [asyncio.create_task(collect(0)), asyncio.create_task(collect(3))]
+    await asyncio.sleep(0)
+    for item in RUN[4:]:
+        await store.append_event(item)
+    first, second = await asyncio.wait_for(asyncio.gather(*watchers), timeout=10)
+    assert first == [1, 2, 3, 4, 5, 6, 7]
+    assert second == [4, 5, 6, 7]
+    assert [e.sequence async for e in store.watch("e1", 7)] == []
+
+
+async def test_listing_and_unfinished(store: Store) -> None:
+    """Executions list newest first with filters; unfinished ones are found for recovery."""
+    await store.create_execution(execution("e1", minutes=0))
+    await store.create_execution(execution("e2", minutes=1))
+    for item in RUN:
+        await store.append_event(item)
+    page = await store.list_executions("", frozenset(), 0, "")
+    assert [r.execution_id for r in page.items] == ["e2", "e1"]
+    done = await store.list_executions("w", frozenset({ExecutionState.COMPENSATED}), 0, "")
+    assert [r.execution_id for r in done.items] == ["e1"]
+    assert [r.execution_id for r in await store.unfinished_executions()] == ["e2"]
+    with pytest.raises(InvalidInputError):
+        await store.list_executions("", frozenset(), 0, "not-a-token!")
+
+
+async def test_rendered_requests_are_kept(store: Store) -> None:
+    """A step's rendered request is kept once, by idempotency key."""
+    await store.create_execution(execution())
+    await store.save_request("e1", "e1:a", {"payload": {"x": 1}})
+    await store.save_request("e1", "e1:a", {"payload": {"x": 2}})  # the first one stays
+    assert await store.saved_requests("e1") == {"e1:a": {"payload": {"x": 1}}}
+
+
+async def test_sqlite_survives_reopening(tmp_path: Path) -> None:
+    """What was committed is there after the file is closed and opened again, in WAL mode."""
+    path = tmp_path / "maestro.db"
+    first = await SqliteStore(path).open()
+    await first.create_execution(execution())
+    for item in RUN[:3]:
+        await first.append_event(item)
+    await first.close()
+    second = await SqliteStore(path).open()
+    try:
+        assert (await second.get_execution("e1")).last_sequence == 3
+        assert await second.read_events("e1") == RUN[:3]
+    finally:
+        await second.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+
+
+async def test_sqlite_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
+    """A corrupt file is a clear error, not a silently new database."""
+    path = tmp_path / "maestro.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(Exception, match="cannot open the SQLite store"):
+        await SqliteStore(path).open()
