@@ -120,6 +120,7 @@ class OrchestratorServer:
         await self.server.start()
         if self.settings.workflows_dir is not None:
             await register_folder(self.store, self.settings.workflows_dir)
+        await self.manager.recover()
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info(

@@ -47,6 +47,9 @@ class ProgressPrinter:
         """Print one event (the engine's event sink)."""
         self.show(event)
 
+    async def save_request(self, execution_id: str, key: str, request: object) -> None:
+        """Nothing to keep: a run in this process does not outlive it."""
+
     def show(self, event: Event) -> None:
         """Print one event."""
         if self.jsonl:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
 from maestro_server.api.server import OrchestratorServer, ServerSettings
 from maestro_server.errors import EXIT_OK, InvalidInputError
 from maestro_server.logging import configure_logging
-from maestro_server.store.memory import MemoryStore
+from maestro_server.store.open import DEFAULT_SERVER_STORE, close_store, open_store
 
 
 def add_parser(commands: Any) -> None:
@@ -20,8 +21,9 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--port", type=int, default=8080, help="port (0 picks a free one)")
     parser.add_argument(
         "--store",
-        default="memory",
-        help="where executions live; `memory` (durable stores come next)",
+        default=os.environ.get("MAESTRO_STORE", DEFAULT_SERVER_STORE),
+        help=f"where executions live: sqlite:///PATH (default {DEFAULT_SERVER_STORE}, or "
+        "$MAESTRO_STORE) or memory",
     )
     parser.add_argument(
         "--workflows", type=Path, metavar="DIR", help="register every workflow YAML in DIR at start"
@@ -53,8 +55,6 @@ def _seconds(text: str) -> float:
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until SIGTERM or SIGINT, then drain."""
     configure_logging(level=args.log_level.upper(), json=args.log_format == "json")
-    if args.store != "memory":
-        raise InvalidInputError(f"--store {args.store!r}: only `memory` is available yet")
     if args.max_concurrent_executions < 1:
         raise InvalidInputError("--max-concurrent-executions must be at least 1")
     settings = ServerSettings(
@@ -64,10 +64,14 @@ def run_serve(args: argparse.Namespace) -> int:
         shutdown_grace=_seconds(args.shutdown_grace),
         workflows_dir=args.workflows,
     )
-    asyncio.run(_serve(settings))
+    asyncio.run(_serve(settings, args.store))
     return EXIT_OK
 
 
-async def _serve(settings: ServerSettings) -> None:
+async def _serve(settings: ServerSettings, store_url: str) -> None:
     # grpc.aio objects belong to the loop they are made in: make them inside it.
-    await OrchestratorServer(settings, MemoryStore()).serve_until_signalled()
+    store = await open_store(store_url)
+    try:
+        await OrchestratorServer(settings, store).serve_until_signalled()
+    finally:
+        await close_store(store)

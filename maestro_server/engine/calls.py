@@ -67,14 +67,19 @@ class Caller:
         policy: RetryPolicy,
         timeout: timedelta,
         listener: AttemptListener,
+        *,
         in_flight: Callable[[bool], None] | None = None,
+        first_attempt: int = 1,
     ) -> Attempted:
         """Attempt until success, a non-retryable error, or the last attempt.
 
         `in_flight(True)` is called as a request is sent and `in_flight(False)` once its outcome
         is known; a cancellation in between leaves it in flight, so its outcome is in doubt.
         """
-        attempt = 0
+        attempt = first_attempt - 1
+        # After a restart, an attempt in flight at the crash is sent again even if it was the
+        # last one: only a reply tells whether it had its effect.
+        max_attempts = max(policy.max_attempts, first_attempt)
         while True:
             attempt += 1
             await listener.started(attempt)
@@ -87,7 +92,7 @@ class Caller:
                 if exc.retry_after is not None and exc.retry_after < 0:
                     retryable = False  # the server said not to retry
                 info = ErrorInfo(exc.code, exc.message, request.service.name, retryable)
-                if not retryable or attempt >= policy.max_attempts:
+                if not retryable or attempt >= max_attempts:
                     return Attempted(attempt, duration, error=info, in_doubt=exc.maybe_executed)
                 delay = retry_delay(policy, attempt, self._rng, exc.retry_after)
                 await listener.retrying(attempt, info, duration, timedelta(seconds=delay))

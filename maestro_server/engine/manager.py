@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 
+from maestro_server.definition import load_workflow
 from maestro_server.definition.inputs import check_input
 from maestro_server.engine.runner import Runner
 from maestro_server.errors import (
@@ -22,7 +23,7 @@ from maestro_server.errors import (
 from maestro_server.model.workflow import Workflow
 from maestro_server.resilience.breaker import BreakerRegistry
 from maestro_server.resilience.clock import Clock, SystemClock
-from maestro_server.store.base import ExecutionRecord, Store
+from maestro_server.store.base import ExecutionRecord, ExecutionSource, Store
 from maestro_server.transports.base import Invoker
 
 log = structlog.get_logger("maestro.executions")
@@ -85,23 +86,59 @@ class ExecutionManager:
             input=data,
             created_at=self._now(),
             step_ids=tuple(step.id for step in workflow.steps),
+            source=ExecutionSource(workflow.source, workflow.path, dict(workflow.files)),
         )
         stored, created = await self.store.create_execution(record)
         if created:
-            runner = Runner(
-                workflow,
-                execution_id,
-                data,
-                invoker=self._invoker,
-                sink=self.store,
-                breakers=self._breakers,
-                clock=self._clock,
-                rng=self._rng,
-                now=self._now,
+            self._launch(
+                Runner(
+                    workflow,
+                    execution_id,
+                    data,
+                    invoker=self._invoker,
+                    sink=self.store,
+                    breakers=self._breakers,
+                    clock=self._clock,
+                    rng=self._rng,
+                    now=self._now,
+                )
             )
-            task = asyncio.create_task(self._run(runner), name=f"execution {execution_id}")
-            self._running[execution_id] = (runner, task)
         return Started(stored, created)
+
+    def _launch(self, runner: Runner) -> None:
+        task = asyncio.create_task(self._run(runner), name=f"execution {runner.execution_id}")
+        self._running[runner.execution_id] = (runner, task)
+
+    async def recover(self) -> int:
+        """Resume every unfinished execution from its log (after a restart); how many."""
+        resumed = 0
+        for record in await self.store.unfinished_executions():
+            if record.execution_id in self._running or record.source is None:
+                continue
+            workflow = load_workflow(
+                record.source.yaml, path=record.source.path, files=dict(record.source.files)
+            )
+            history = await self.store.read_events(record.execution_id)
+            saved = await self.store.saved_requests(record.execution_id)
+            self._launch(
+                Runner(
+                    workflow,
+                    record.execution_id,
+                    record.input,
+                    invoker=self._invoker,
+                    sink=self.store,
+                    breakers=self._breakers,
+                    clock=self._clock,
+                    rng=self._rng,
+                    now=self._now,
+                    history=history,
+                    saved_requests=saved,
+                )
+            )
+            resumed += 1
+        if resumed:
+            log.info("executions resumed", count=resumed)
+        return resumed
 
     async def _run(self, runner: Runner) -> None:
         try:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -33,7 +33,7 @@ from maestro_server.model.execution import (
 from maestro_server.model.workflow import Step, Workflow
 from maestro_server.resilience.breaker import BreakerRegistry
 from maestro_server.resilience.clock import Clock, SystemClock
-from maestro_server.transports.base import Invoker
+from maestro_server.transports.base import HttpTarget, Invoker, Request
 
 log = structlog.get_logger("maestro.engine")
 
@@ -43,6 +43,10 @@ class EventSink(Protocol):
 
     async def append_event(self, event: Event) -> None:
         """Record one event."""
+        ...
+
+    async def save_request(self, execution_id: str, key: str, request: Any) -> None:
+        """Keep a rendered request before its first attempt (a no-op where nothing is kept)."""
         ...
 
 
@@ -56,6 +60,7 @@ class StepRecord:
     error: ErrorInfo | None = None
     in_doubt: bool = False
     in_flight: bool = False
+    compensation_attempts: int = 0
 
 
 @dataclass(slots=True)
@@ -116,6 +121,8 @@ class Runner:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        history: Sequence[Event] = (),
+        saved_requests: Mapping[str, Any] | None = None,
     ) -> None:
         self.workflow = workflow
         self.execution_id = execution_id
@@ -132,6 +139,11 @@ class Runner:
         self._cancelled = asyncio.Event()
         self._cancel_reason = ""
         self._stop_reason = "cancelled"
+        self._abandoning = False
+        self._saved_requests = dict(saved_requests or {})
+        self._failure: _Failure | None = None  # known from the history of a resumed execution
+        if history:
+            self._restore(history)
         self._started_at = 0.0
 
     # -- events ------------------------------------------------------------------------------
@@ -168,11 +180,16 @@ class Runner:
         structlog.contextvars.bind_contextvars(
             execution_id=self.execution_id, workflow=self.workflow.name
         )
-        self.state = ExecutionState.RUNNING
         self._started_at = self._clock.monotonic()
-        log.info("execution started")
-        await self.emit(EventType.WORKFLOW_STARTED)
-        failure = await self._forward_with_timeout()
+        if self._sequence == 0:
+            self.state = ExecutionState.RUNNING
+            log.info("execution started")
+            await self.emit(EventType.WORKFLOW_STARTED)
+        else:
+            log.info("execution resumed", after_sequence=self._sequence, state=self.state.value)
+        if self.state.terminal:
+            return ExecutionResult(self.execution_id, self.state)
+        failure = self._failure or await self._forward()
         output = None
         if failure is None:
             try:
@@ -188,36 +205,97 @@ class Runner:
     def _elapsed(self) -> timedelta:
         return timedelta(seconds=self._clock.monotonic() - self._started_at)
 
+    # -- history -----------------------------------------------------------------------------
+
+    async def _journaled(self, request: Request) -> Request:
+        """The request as first rendered, kept before its first attempt.
+
+        Reused after a restart, so every attempt sends the same input under the same
+        idempotency key.
+        """
+        saved = self._saved_requests.get(request.idempotency_key)
+        if saved is not None:
+            method = request.method
+            if isinstance(method, HttpTarget):
+                method = HttpTarget(method.verb, saved["path"])
+            return replace(request, method=method, payload=saved["payload"])
+        path = request.method.path if isinstance(request.method, HttpTarget) else None
+        record = {"payload": request.payload, "path": path}
+        await self._sink.save_request(self.execution_id, request.idempotency_key, record)
+        self._saved_requests[request.idempotency_key] = record
+        return request
+
+    def _restore(self, history: Sequence[Event]) -> None:
+        """Rebuild where the execution stands from its log, to resume it after a restart."""
+        cancelled: ErrorInfo | None = None
+        for event in history:
+            self._sequence = event.sequence
+            self.state = event.state
+            if not event.step_id or event.step_id not in self.records:
+                continue
+            step = self.workflow.step(event.step_id)
+            record = self.records[event.step_id]
+            if event.type is EventType.STEP_STARTED:
+                record.state, record.attempts = StepState.RUNNING, event.attempt
+            elif event.type is EventType.STEP_SUCCEEDED:
+                record.state, record.output = StepState.SUCCEEDED, event.output
+                self._context.record(step, event.output)
+                self._completed.append(step.id)
+            elif event.type is EventType.STEP_SKIPPED:
+                record.state = StepState.SKIPPED
+                self._context.record(step, None)
+            elif event.type is EventType.STEP_FAILED:
+                record.state, record.error, record.in_doubt = (
+                    StepState.FAILED,
+                    event.error,
+                    event.in_doubt,
+                )
+                self._context.record(step, None)
+                if event.in_doubt:
+                    self._completed.append(step.id)
+                assert event.error is not None
+                if event.error.code == "CANCELLED":
+                    cancelled = cancelled or event.error
+                elif not step.continue_on_error and self._failure is None:
+                    self._failure = _Failure(event.error, step.id)
+            elif event.type is EventType.COMPENSATION_STARTED:
+                record.state, record.compensation_attempts = StepState.COMPENSATING, event.attempt
+            elif event.type is EventType.COMPENSATION_SUCCEEDED:
+                record.state = StepState.COMPENSATED
+            elif event.type is EventType.COMPENSATION_FAILED:
+                record.state, record.error = StepState.COMPENSATION_FAILED, event.error
+        if self._failure is None and cancelled is not None:
+            # Steps were stopped and no step failed: the execution was being cancelled.
+            self._failure = _Failure(cancelled, cancelled=True)
+
     # -- forward -----------------------------------------------------------------------------
 
-    async def _forward_with_timeout(self) -> _Failure | None:
-        timeout = self.workflow.timeout
-        try:
-            async with asyncio.timeout(timeout.total_seconds() if timeout else None):
-                return await self._forward()
-        except TimeoutError:
-            assert timeout is not None
-            message = f"workflow timeout of {timeout.total_seconds():g}s exceeded"
-            return _Failure(ErrorInfo("DEADLINE_EXCEEDED", message))
-
     async def _forward(self) -> _Failure | None:
-        pending = [step for step in self.workflow.steps]
-        finished: set[str] = set()
+        finished = {step.id for step in self.workflow.steps if self._done(step)}
+        pending = [step for step in self.workflow.steps if step.id not in finished]
         running: dict[asyncio.Task[bool], Step] = {}
         cancel_wait = asyncio.ensure_future(self._cancelled.wait())
+        timeout = self.workflow.timeout
+        # The workflow timeout counts from the start of this process's run of the execution.
+        deadline = asyncio.ensure_future(asyncio.sleep(timeout.total_seconds() if timeout else 1e9))
         try:
             while pending or running:
                 for step in [s for s in pending if all(d in finished for d in s.depends_on)]:
                     pending.remove(step)
                     running[asyncio.create_task(self._run_step(step))] = step
                 done, _ = await asyncio.wait(
-                    [*running, cancel_wait], return_when=asyncio.FIRST_COMPLETED
+                    [*running, cancel_wait, deadline], return_when=asyncio.FIRST_COMPLETED
                 )
+                if deadline in done:
+                    assert timeout is not None
+                    message = f"workflow timeout of {timeout.total_seconds():g}s exceeded"
+                    await self._stop(running, "workflow timeout exceeded")
+                    return _Failure(ErrorInfo("DEADLINE_EXCEEDED", message))
                 if cancel_wait in done:
                     error = ErrorInfo("CANCELLED", self._cancel_reason)
                     await self._stop(running, f"execution cancelled: {self._cancel_reason}")
                     return _Failure(error, cancelled=True)
-                for task in done:
+                for task in [t for t in running if t in done]:
                     step = running.pop(task)
                     if task.result():
                         finished.add(step.id)
@@ -229,8 +307,18 @@ class Runner:
             return None
         finally:
             cancel_wait.cancel()
-            if running:  # cancelled from outside (workflow timeout): stop the steps cleanly
-                await self._stop(running, "workflow timeout exceeded")
+            deadline.cancel()
+            if running:
+                # This process is stopping (its task was cancelled): leave the steps as the
+                # log has them, so the execution resumes where it was after a restart.
+                self._abandoning = True
+                await self._stop(running, "the server stopped")
+
+    def _done(self, step: Step) -> bool:
+        """Whether a step finished before (in the history of a resumed execution)."""
+        record = self.records[step.id]
+        tolerated = record.state is StepState.FAILED and step.continue_on_error
+        return record.state in (StepState.SUCCEEDED, StepState.SKIPPED) or tolerated
 
     async def _stop(self, running: dict[asyncio.Task[bool], Step], reason: str) -> None:
         self._stop_reason = reason
@@ -250,7 +338,7 @@ class Runner:
                 await self.emit(EventType.STEP_SKIPPED, step_id=step.id)
                 return True
             service = self.workflow.services[step.service]
-            request = self._context.step_request(step, service)
+            request = await self._journaled(self._context.step_request(step, service))
         except TemplateError as exc:
             return await self._step_failed(
                 step, ErrorInfo("TEMPLATE_ERROR", exc.message, step.service), attempts=0
@@ -263,12 +351,20 @@ class Runner:
 
         try:
             outcome = await self._caller.call(
-                request, step.retry, step.timeout, listener, in_flight
+                request,
+                step.retry,
+                step.timeout,
+                listener,
+                in_flight=in_flight,
+                first_attempt=record.attempts + 1,
             )
         except asyncio.CancelledError:
+            if self._abandoning:
+                raise
             record.in_doubt = record.in_flight or record.in_doubt
             error = ErrorInfo("CANCELLED", self._stop_reason, step.service)
-            await self._step_failed(step, error, attempts=len(listener.attempts))
+            attempts = listener.attempts[-1] if listener.attempts else record.attempts
+            await self._step_failed(step, error, attempts=attempts)
             raise
         record.attempts = outcome.attempts
         if outcome.ok:
@@ -320,7 +416,10 @@ class Runner:
         if to_undo:
             self.state = ExecutionState.COMPENSATING
             for step in to_undo:
-                if not await self._compensate_step(step):
+                state = self.records[step.id].state
+                if state is StepState.COMPENSATED:
+                    continue  # done before a restart
+                if state is StepState.COMPENSATION_FAILED or not await self._compensate_step(step):
                     failed.append(step.id)
         if failed:
             self.state = ExecutionState.COMPENSATION_FAILED
@@ -362,14 +461,20 @@ class Runner:
         service = self.workflow.services[compensation.service]
         listener = _Listener(self, step.id, compensation=True)
         try:
-            request = self._context.compensation_request(step, compensation, service)
+            request = await self._journaled(
+                self._context.compensation_request(step, compensation, service)
+            )
         except TemplateError as exc:
             outcome = Attempted(
                 0, timedelta(), error=ErrorInfo("TEMPLATE_ERROR", exc.message, compensation.service)
             )
         else:
             outcome = await self._caller.call(
-                request, compensation.retry, compensation.timeout, listener
+                request,
+                compensation.retry,
+                compensation.timeout,
+                listener,
+                first_attempt=record.compensation_attempts + 1,
             )
         if outcome.ok:
             record.state = StepState.COMPENSATED

@@ -30,25 +30,23 @@ class ServerProcess:
 def maestro_serve(*flags: str) -> Iterator[ServerProcess]:
     """Run `maestro serve --port 0` and yield it once it serves."""
     env = dict(os.environ, GRPC_VERBOSITY="ERROR")
+    store = () if any(f.startswith("--store") for f in flags) else ("--store", "memory")
+    command = [
+        sys.executable,
+        "-m",
+        "maestro_server",
+        "serve",
+        "--port",
+        "0",
+        "--host",
+        "127.0.0.1",
+        "--log-format",
+        "json",
+        *store,
+        *flags,
+    ]
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "maestro_server",
-            "serve",
-            "--port",
-            "0",
-            "--host",
-            "127.0.0.1",
-            "--log-format",
-            "json",
-            *flags,
-        ],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-        cwd=ROOT,
-        env=env,
+        command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=ROOT, env=env
     )
     assert process.stderr is not None
     log: list[dict[str, object]] = []

@@ -34,9 +34,13 @@ class FakeClock:
 @dataclass
 class ListSink:
     events: list[Event] = field(default_factory=list)
+    requests: dict[str, Any] = field(default_factory=dict)
 
     async def append_event(self, event: Event) -> None:
         self.events.append(event)
+
+    async def save_request(self, execution_id: str, key: str, request: Any) -> None:
+        self.requests.setdefault(key, request)
 
     def types(self) -> list[tuple[str, str]]:
         return [(e.type.value, e.step_id) for e in self.events]

@@ -1,0 +1,152 @@
+"""Resuming an execution from its log after a crash (driven through the scripted invoker)."""
+
+import contextlib
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from maestro_server.definition import load_workflow
+from maestro_server.engine.runner import Runner
+from maestro_server.model.execution import Event, EventType, ExecutionState
+from maestro_server.resilience.breaker import BreakerRegistry
+from tests.definition.test_load import SEED
+from tests.engine.fakes import FakeClock, ListSink, ScriptedInvoker, fail
+from tests.engine.test_runner import INPUT, seed_invoker
+from tests.engine.test_saga_properties import EXAMPLES, build, scenarios
+
+
+class Crash(BaseException):
+    """The process died: nothing after this is written."""
+
+
+@dataclass
+class CrashingSink:
+    """Keeps the first `keep` events, then dies; what it kept is the durable log."""
+
+    keep: int
+    events: list[Event] = field(default_factory=list)
+    requests: dict[str, Any] = field(default_factory=dict)
+
+    async def append_event(self, event: Event) -> None:
+        if len(self.events) >= self.keep:
+            raise Crash
+        self.events.append(event)
+
+    async def save_request(self, execution_id: str, key: str, request: Any) -> None:
+        if len(self.events) >= self.keep:
+            raise Crash
+        self.requests.setdefault(key, request)
+
+
+async def crash_then_resume(
+    yaml: str, invoker: ScriptedInvoker, keep: int, data: Any = None
+) -> tuple[ListSink, int, Any]:
+    """Run until the log holds `keep` events, then resume a new runner from that log."""
+    workflow = load_workflow(yaml)
+    clock = FakeClock()
+    crashing = CrashingSink(keep)
+    first = Runner(
+        workflow,
+        "ex-1",
+        data if data is not None else INPUT,
+        invoker=invoker,
+        sink=crashing,
+        breakers=BreakerRegistry(clock),
+        clock=clock,
+        rng=random.Random(1),
+    )
+    with contextlib.suppress(BaseException):  # the crash surfaces in whatever was running
+        await first.run()
+    calls_before = len(invoker.calls)
+    resumed = ListSink(events=list(crashing.events), requests=dict(crashing.requests))
+    second = Runner(
+        workflow,
+        "ex-1",
+        data if data is not None else INPUT,
+        invoker=invoker,
+        sink=resumed,
+        breakers=BreakerRegistry(clock),
+        clock=clock,
+        rng=random.Random(2),
+        history=crashing.events,
+        saved_requests=crashing.requests,
+    )
+    result = await second.run()
+    return resumed, calls_before, result
+
+
+async def test_resume_after_a_step_succeeded_does_not_call_it_again() -> None:
+    """Crash right after setup_subscription succeeded: it is not sent again; the rest runs."""
+    invoker = seed_invoker()
+    sink, before, result = await crash_then_resume(SEED, invoker, keep=5)
+    assert result.state is ExecutionState.COMPLETED
+    after = [c.request.idempotency_key for c in invoker.calls[before:]]
+    assert after == ["ex-1:add_to_crm", "ex-1:send_welcome_email"]
+    assert [e.sequence for e in sink.events] == list(range(1, 11))
+
+
+async def test_resume_of_a_step_in_flight_sends_it_again_with_the_same_key() -> None:
+    """Crash after add_to_crm started: it is sent again (attempt 2) with the same key."""
+    invoker = seed_invoker()
+    sink, before, result = await crash_then_resume(SEED, invoker, keep=6)
+    assert result.state is ExecutionState.COMPLETED
+    resent = [(c.request.idempotency_key, c.attempt) for c in invoker.calls[before:]]
+    assert resent[0] == ("ex-1:add_to_crm", 2)
+    started = [
+        e for e in sink.events if e.type is EventType.STEP_STARTED and e.step_id == "add_to_crm"
+    ]
+    assert [e.attempt for e in started] == [1, 2]
+
+
+async def test_resume_during_compensation_continues_compensating() -> None:
+    """Crash after the first compensation: the second still runs, the first is not repeated."""
+    invoker = seed_invoker(send_welcome_email=fail("INVALID_ARGUMENT"))
+    sink, before, result = await crash_then_resume(SEED, invoker, keep=11)
+    assert result.state is ExecutionState.COMPENSATED
+    after = [c.request.idempotency_key for c in invoker.calls[before:]]
+    assert after == ["ex-1:setup_subscription:compensate"]
+    assert sink.events[-1].type is EventType.WORKFLOW_COMPENSATED
+
+
+async def test_resume_reuses_the_rendered_request() -> None:
+    """A request rendered before the crash is sent as it was, even if rendering would differ."""
+    yaml = SEED.replace('template: "welcome"', 'template: "{{ uuid() }}"')
+    invoker = seed_invoker()
+    _, _, result = await crash_then_resume(yaml, invoker, keep=8)  # email step started
+    assert result.state is ExecutionState.COMPLETED
+    sends = [c for c in invoker.calls if c.request.idempotency_key == "ex-1:send_welcome_email"]
+    assert len(sends) == 2
+    assert sends[0].request.payload == sends[1].request.payload
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), st.integers(1, 40))
+async def test_crash_anywhere_then_resume_keeps_the_saga_invariants(
+    scenario: dict[str, Any], keep: int
+) -> None:
+    """Whatever event the crash follows, the resumed execution ends terminal, its log is gap-free,
+    and the compensations are exactly those of the completed (or in-doubt) steps, in reverse."""
+    runner, _, invoker = build(scenario)
+    workflow_yaml = runner.workflow.source
+    sink, _, result = await crash_then_resume(workflow_yaml, invoker, keep, data={})
+    events = sink.events
+    assert result.state.terminal or events[-1].terminal
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+    assert events[-1].terminal and sum(e.terminal for e in events) == 1
+    compensable = {s["id"] for s in scenario["steps"] if "compensate" in s}
+    completion = [
+        e.step_id
+        for e in events
+        if e.type is EventType.STEP_SUCCEEDED or (e.type is EventType.STEP_FAILED and e.in_doubt)
+    ]
+    first_seen = list(
+        dict.fromkeys(e.step_id for e in events if e.type is EventType.COMPENSATION_STARTED)
+    )
+    if events[-1].type is EventType.WORKFLOW_COMPLETED:
+        assert first_seen == []
+    else:
+        expected = [s for s in reversed(list(dict.fromkeys(completion))) if s in compensable]
+        assert first_seen == expected
