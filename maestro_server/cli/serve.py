@@ -39,17 +39,23 @@ def add_parser(commands: Any) -> None:
         default="30s",
         help="how long running executions may finish after SIGTERM (e.g. 30s)",
     )
+    parser.add_argument(
+        "--lease",
+        default="15s",
+        help="PostgreSQL: how long an execution stays with a replica that stops "
+        "renewing (e.g. 15s)",
+    )
     parser.add_argument("--log-format", choices=("json", "console"), default="console")
     parser.add_argument("--log-level", default="INFO")
     parser.set_defaults(run=run_serve)
 
 
-def _seconds(text: str) -> float:
+def _seconds(text: str, flag: str) -> float:
     units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
     for unit in sorted(units, key=len, reverse=True):
         if text.endswith(unit) and text[: -len(unit)].replace(".", "", 1).isdigit():
             return float(text[: -len(unit)]) * units[unit]
-    raise InvalidInputError(f"--shutdown-grace wants a duration such as 30s, not {text!r}")
+    raise InvalidInputError(f"{flag} wants a duration such as 30s, not {text!r}")
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -61,16 +67,17 @@ def run_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         max_concurrent_executions=args.max_concurrent_executions,
-        shutdown_grace=_seconds(args.shutdown_grace),
+        shutdown_grace=_seconds(args.shutdown_grace, "--shutdown-grace"),
         workflows_dir=args.workflows,
+        lease_interval=_seconds(args.lease, "--lease") / 3,
     )
-    asyncio.run(_serve(settings, args.store))
+    asyncio.run(_serve(settings, args.store, _seconds(args.lease, "--lease")))
     return EXIT_OK
 
 
-async def _serve(settings: ServerSettings, store_url: str) -> None:
+async def _serve(settings: ServerSettings, store_url: str, lease: float) -> None:
     # grpc.aio objects belong to the loop they are made in: make them inside it.
-    store = await open_store(store_url)
+    store = await open_store(store_url, lease=lease)
     try:
         await OrchestratorServer(settings, store).serve_until_signalled()
     finally:

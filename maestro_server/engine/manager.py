@@ -110,9 +110,12 @@ class ExecutionManager:
         self._running[runner.execution_id] = (runner, task)
 
     async def recover(self) -> int:
-        """Resume every unfinished execution from its log (after a restart); how many."""
+        """Resume from their logs the unfinished executions this process may take; how many.
+
+        After a restart, or when another replica died and its leases lapsed.
+        """
         resumed = 0
-        for record in await self.store.unfinished_executions():
+        for record in await self.store.claim_executions():
             if record.execution_id in self._running or record.source is None:
                 continue
             workflow = load_workflow(
@@ -158,6 +161,28 @@ class ExecutionManager:
                 "running execution can be cancelled"
             )
         return record
+
+    async def keep_leases(self, interval: float) -> None:
+        """Renew the leases of running executions, forever.
+
+        Executions another process took over are given up; those whose owner stopped renewing
+        are taken over.
+        """
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                owned = await self.store.renew_leases(list(self._running))
+                for execution_id, (_, task) in list(self._running.items()):
+                    if execution_id not in owned:
+                        log.warning(
+                            "lease lost; another replica runs the execution now",
+                            execution_id=execution_id,
+                        )
+                        task.cancel()  # the runner stops without writing
+                if not self._draining:
+                    await self.recover()
+            except Exception:  # the store may be down for a while: try again next round
+                log.exception("lease upkeep failed")
 
     async def drain(self, grace: float) -> None:
         """Refuse new executions and give running ones `grace` seconds to finish."""

@@ -174,7 +174,19 @@ class Store(Protocol):
         ...
 
     async def unfinished_executions(self) -> list[ExecutionRecord]:
-        """Executions that are not in a terminal state (to resume after a restart)."""
+        """Executions that are not in a terminal state."""
+        ...
+
+    async def claim_executions(self) -> list[ExecutionRecord]:
+        """Take over the unfinished executions nobody else runs.
+
+        At a replica's start, or after another replica died; single-process stores return
+        every unfinished execution.
+        """
+        ...
+
+    async def renew_leases(self, execution_ids: list[str]) -> set[str]:
+        """Keep running these executions; returns the ids this process still owns."""
         ...
 
     async def save_request(self, execution_id: str, key: str, request: Any) -> None:

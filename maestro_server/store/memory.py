@@ -131,6 +131,14 @@ class MemoryStore:
         """See Store.unfinished_executions."""
         return [log.record for log in self._logs.values() if not log.record.state.terminal]
 
+    async def claim_executions(self) -> list[ExecutionRecord]:
+        """See Store.claim_executions: one process owns everything."""
+        return await self.unfinished_executions()
+
+    async def renew_leases(self, execution_ids: list[str]) -> set[str]:
+        """See Store.renew_leases: one process owns everything."""
+        return set(execution_ids)
+
     async def save_request(self, execution_id: str, key: str, request: Any) -> None:
         """See Store.save_request."""
         self._log(execution_id).requests.setdefault(key, request)

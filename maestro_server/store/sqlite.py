@@ -365,6 +365,14 @@ class SqliteStore:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(condition.wait(), timeout=1.0)
 
+    async def claim_executions(self) -> list[ExecutionRecord]:
+        """See Store.claim_executions: one process owns everything."""
+        return await self.unfinished_executions()
+
+    async def renew_leases(self, execution_ids: list[str]) -> set[str]:
+        """See Store.renew_leases: one process owns everything."""
+        return set(execution_ids)
+
     async def save_request(self, execution_id: str, key: str, request: Any) -> None:
         """See Store.save_request."""
         await self._run(

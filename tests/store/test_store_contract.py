@@ -1,4 +1,4 @@
-"""One contract, every store: the in-memory store and SQLite (PostgreSQL joins with replicas)."""
+"""One contract, every store: in memory, SQLite, and PostgreSQL (the real server on loopback)."""
 
 import asyncio
 import sqlite3
@@ -18,19 +18,28 @@ from maestro_server.errors import (
 from maestro_server.model.execution import ErrorInfo, Event, EventType, ExecutionState, StepState
 from maestro_server.store.base import ExecutionRecord, ExecutionSource, Store, StoredWorkflow
 from maestro_server.store.memory import MemoryStore
+from maestro_server.store.postgres import PostgresStore
 from maestro_server.store.sqlite import SqliteStore
+from tests.store.conftest import empty_tables
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     if request.param == "memory":
         yield MemoryStore()
         return
-    sqlite = await SqliteStore(tmp_path / "maestro.db").open()
-    yield sqlite
-    await sqlite.close()
+    if request.param == "sqlite":
+        sqlite = await SqliteStore(tmp_path / "maestro.db").open()
+        yield sqlite
+        await sqlite.close()
+        return
+    url = request.getfixturevalue("postgres_url")
+    empty_tables(url)
+    postgres = await PostgresStore(url, owner="replica-a").open()
+    yield postgres
+    await postgres.close()
 
 
 def workflow(version: str = "1", digest: str = "h1", minutes: int = 0) -> StoredWorkflow:

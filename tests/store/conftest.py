@@ -1,0 +1,34 @@
+"""A fresh PostgreSQL database for the test run, on the machine's server at 127.0.0.1:5432."""
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+ADMIN_URL = os.environ.get("MAESTRO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """The URL of a database made for this run and dropped after it."""
+    try:
+        admin = psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL is not reachable at {ADMIN_URL}: {exc}")
+    name = f"maestro_test_{uuid.uuid4().hex[:12]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def empty_tables(url: str) -> None:
+    """Remove what an earlier test stored (the schema stays)."""
+    with psycopg.connect(url, autocommit=True) as db:
+        exists = db.execute("SELECT to_regclass('executions') IS NOT NULL").fetchone()
+        if exists and exists[0]:
+            db.execute("TRUNCATE workflows, executions, events, requests")
