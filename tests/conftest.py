@@ -23,6 +23,7 @@ from maestro_server.resilience.breaker import BreakerRegistry
 from maestro_server.resilience.clock import SystemClock
 from maestro_server.transports.registry import Transports
 from tests.engine.fakes import ListSink
+from tests.postgres import postgres_url  # noqa: F401 - a fixture for every test folder
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "onboarding"
@@ -149,3 +150,25 @@ def endpoints(service_processes: dict[str, str]) -> list[str]:
     for name in ("auth_service", "billing_service", "crm_service", "email_service"):
         flags += ["--endpoint", f"{name}={service_processes[name]}"]
     return flags
+
+
+@pytest.fixture
+def fresh_services() -> Iterator[dict[str, str]]:
+    """Services of this test alone, so their records show only its effects; the email service
+    is slow (so kills land mid-flight) and the CRM is slow to delete (mid-compensation)."""
+    with (
+        node_auth_process() as auth,
+        running(python_service("billing"), "billing") as billing_port,
+        running(python_service("crm", "--delay", "DELETE /contacts=0.3"), "crm") as crm,
+        running(python_service("email", "--delay", "SendTemplate=0.3"), "email") as email,
+        running(
+            python_service("email", "--fail", "SendTemplate=INVALID_ARGUMENT"), "failing email"
+        ) as failing,
+    ):
+        yield {
+            "auth_service": f"127.0.0.1:{auth}",
+            "billing_service": f"127.0.0.1:{billing_port}",
+            "crm_service": f"http://127.0.0.1:{crm}",
+            "email_service": f"127.0.0.1:{email}",
+            "failing_email_service": f"127.0.0.1:{failing}",
+        }

@@ -6,7 +6,6 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -16,32 +15,9 @@ from demo_services import billing, mailer
 
 from maestro_client import EventType, ExecutionState, MaestroClient, NotFoundError
 from tests.api.conftest import INPUT, maestro_serve, onboarding_yaml
-from tests.conftest import node_auth_process, python_service, running
 
 SEED = 20261125
 EXECUTIONS = 12
-
-
-@pytest.fixture
-def fresh_services() -> Iterator[dict[str, str]]:
-    """Services of this test alone, so their records show only its effects; the email service
-    is slow (so kills land mid-flight) and the CRM is slow to delete (mid-compensation)."""
-    with (
-        node_auth_process() as auth,
-        running(python_service("billing"), "billing") as billing_port,
-        running(python_service("crm", "--delay", "DELETE /contacts=0.3"), "crm") as crm,
-        running(python_service("email", "--delay", "SendTemplate=0.3"), "email") as email,
-        running(
-            python_service("email", "--fail", "SendTemplate=INVALID_ARGUMENT"), "failing email"
-        ) as failing,
-    ):
-        yield {
-            "auth_service": f"127.0.0.1:{auth}",
-            "billing_service": f"127.0.0.1:{billing_port}",
-            "crm_service": f"http://127.0.0.1:{crm}",
-            "email_service": f"127.0.0.1:{email}",
-            "failing_email_service": f"127.0.0.1:{failing}",
-        }
 
 
 def _resumed(log: list[dict[str, object]]) -> int:

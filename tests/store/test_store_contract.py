@@ -20,7 +20,7 @@ from maestro_server.store.base import ExecutionRecord, ExecutionSource, Store, S
 from maestro_server.store.memory import MemoryStore
 from maestro_server.store.postgres import PostgresStore
 from maestro_server.store.sqlite import SqliteStore
-from tests.store.conftest import empty_tables
+from tests.postgres import empty_tables
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

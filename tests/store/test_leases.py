@@ -1,0 +1,92 @@
+"""Ownership on PostgreSQL: leases, takeover after a lapse, fencing of the old owner."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+from maestro_server.errors import FailedPreconditionError
+from maestro_server.model.execution import EventType, ExecutionState
+from maestro_server.store.postgres import PostgresStore
+from tests.postgres import empty_tables
+from tests.store.test_store_contract import RUN, execution
+
+
+@pytest.fixture
+async def replicas(postgres_url: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
+    empty_tables(postgres_url)
+    lease = timedelta(milliseconds=300)
+    a = await PostgresStore(postgres_url, "replica-a", lease).open()
+    b = await PostgresStore(postgres_url, "replica-b", lease).open()
+    yield a, b
+    await a.close()
+    await b.close()
+
+
+async def test_takeover_after_the_lease_lapses_and_the_old_owner_is_fenced(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """B cannot take A's execution while A renews; once A stops, B takes it, and A's writes
+    are refused from then on."""
+    a, b = replicas
+    await a.create_execution(execution())
+    await a.append_event(RUN[0])
+    assert await b.claim_executions() == []
+    assert await a.renew_leases(["e1"]) == {"e1"}
+    deadline = time.monotonic() + 10
+    while not (claimed := await b.claim_executions()):
+        assert time.monotonic() < deadline, "the lease never lapsed"
+        await asyncio.sleep(0.05)
+    assert [r.execution_id for r in claimed] == ["e1"]
+    with pytest.raises(FailedPreconditionError, match="owned by another replica"):
+        await a.append_event(RUN[1])
+    assert await a.renew_leases(["e1"]) == set()
+    await b.append_event(RUN[1])
+    assert (await b.get_execution("e1")).last_sequence == 2
+
+
+async def test_two_replicas_never_claim_the_same_execution(
+    replicas: tuple[PostgresStore, PostgresStore],
+    postgres_url: str,
+) -> None:
+    """A third replica dies holding 20 executions; A and B race to claim them: every one is
+    taken, none by both."""
+    a, b = replicas
+    dead = await PostgresStore(postgres_url, "replica-dead", timedelta(milliseconds=200)).open()
+    for n in range(20):
+        await dead.create_execution(execution(f"e{n}", minutes=n))
+    await dead.close()
+    deadline = time.monotonic() + 10
+    while not await _all_lapsed(postgres_url):
+        assert time.monotonic() < deadline, "the leases never lapsed"
+        await asyncio.sleep(0.05)
+    first, second = await asyncio.gather(a.claim_executions(), b.claim_executions())
+    ids_a = {r.execution_id for r in first}
+    ids_b = {r.execution_id for r in second}
+    assert not ids_a & ids_b
+    assert ids_a | ids_b == {f"e{n}" for n in range(20)}
+
+
+async def _all_lapsed(url: str) -> bool:
+    with psycopg.connect(url) as db:
+        row = db.execute("SELECT bool_and(lease_expires_at < now()) FROM executions").fetchone()
+    return bool(row and row[0])
+
+
+async def test_a_live_owner_keeps_its_executions(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """An owner that renews in time keeps the execution and can finish it."""
+    a, b = replicas
+    await a.create_execution(execution())
+    for item in RUN:
+        await asyncio.sleep(0.1)
+        assert await a.renew_leases(["e1"]) == {"e1"}
+        assert await b.claim_executions() == []
+        await a.append_event(item)
+    record = await a.get_execution("e1")
+    assert record.state is ExecutionState.COMPENSATED
+    assert (await a.read_events("e1"))[-1].type is EventType.WORKFLOW_COMPENSATED
