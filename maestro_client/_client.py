@@ -37,6 +37,8 @@ from maestro_client._proto.maestro.v1 import (
     ListWorkflowsResponse,
     RegisterWorkflowRequest,
     RegisterWorkflowResponse,
+    ResumeExecutionRequest,
+    ResumeExecutionResponse,
     StartWorkflowRequest,
     StartWorkflowResponse,
     ValidateWorkflowRequest,
@@ -254,6 +256,15 @@ class MaestroClient:
             "CancelExecution",
             CancelExecutionRequest(execution_id=execution_id, reason=reason),
             CancelExecutionResponse,
+        )
+        return _present(response.execution)
+
+    async def resume(self, execution_id: str) -> Execution:
+        """Retry the failed compensations of a COMPENSATION_FAILED execution."""
+        response = await self._unary(
+            "ResumeExecution",
+            ResumeExecutionRequest(execution_id=execution_id),
+            ResumeExecutionResponse,
         )
         return _present(response.execution)
 

@@ -39,6 +39,8 @@ class ServerSettings:
     shutdown_grace: float = 30.0
     workflows_dir: Path | None = None
     max_message_bytes: int = 4 * 1024 * 1024
+    retention: float | None = None
+    """Seconds after which finished executions are removed; kept forever when None."""
     lease_interval: float = 5.0
     """How often leases are renewed and abandoned executions looked for (a third of the
     lease, so a live owner never lets its lease lapse)."""
@@ -114,7 +116,7 @@ class OrchestratorServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         add_reflection(self.server, [SERVICE_NAME, health.SERVICE_NAME])
         self.port = 0
-        self._leases: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> int:
         """Bind, register the workflows folder, start; NOT_SERVING until ready."""
@@ -125,7 +127,11 @@ class OrchestratorServer:
         if self.settings.workflows_dir is not None:
             await register_folder(self.store, self.settings.workflows_dir)
         await self.manager.recover()
-        self._leases = asyncio.create_task(self.manager.keep_leases(self.settings.lease_interval))
+        self._tasks = [asyncio.create_task(self.manager.keep_leases(self.settings.lease_interval))]
+        if self.settings.retention is not None:
+            self._tasks.append(
+                asyncio.create_task(self.manager.keep_retention(self.settings.retention))
+            )
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info(
@@ -144,8 +150,8 @@ class OrchestratorServer:
         """
         log.info("shutting down", grace=self.settings.shutdown_grace)
         await self.health.enter_graceful_shutdown()
-        if self._leases is not None:
-            self._leases.cancel()
+        for task in self._tasks:
+            task.cancel()
         await self.manager.drain(self.settings.shutdown_grace)
         await self.server.stop(grace=1.0)
         await self.transports.close()

@@ -233,6 +233,14 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         record = await self._manager.cancel(request.execution_id, request.reason)
         return pb.CancelExecutionResponse(execution=execution_to_proto(record))
 
+    @_unary
+    async def ResumeExecution(
+        self, request: pb.ResumeExecutionRequest, context: Context
+    ) -> pb.ResumeExecutionResponse:
+        """Retry the failed compensations of a COMPENSATION_FAILED execution."""
+        record = await self._manager.resume(request.execution_id)
+        return pb.ResumeExecutionResponse(execution=execution_to_proto(record))
+
 
 def _check_page_size(size: int) -> None:
     if not 0 <= size <= 1000:

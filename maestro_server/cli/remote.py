@@ -92,6 +92,7 @@ def add_parsers(commands: Any) -> None:
     executions = commands.add_parser("executions", help="executions on a server")
     executions_commands = executions.add_subparsers(dest="action", required=True)
     for name, help_text in (
+        ("resume", "retry the failed compensations of a compensation_failed execution"),
         ("list", "list executions"),
         ("get", "show one execution"),
         ("watch", "follow an execution's events"),
@@ -155,6 +156,13 @@ def _executions(args: argparse.Namespace) -> int:
         _print(
             _call(
                 stub.GetExecution, pb.GetExecutionRequest(execution_id=args.execution_id)
+            ).execution
+        )
+        return EXIT_OK
+    if args.action == "resume":
+        _print(
+            _call(
+                stub.ResumeExecution, pb.ResumeExecutionRequest(execution_id=args.execution_id)
             ).execution
         )
         return EXIT_OK

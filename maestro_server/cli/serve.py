@@ -45,13 +45,18 @@ def add_parser(commands: Any) -> None:
         help="PostgreSQL: how long an execution stays with a replica that stops "
         "renewing (e.g. 15s)",
     )
+    parser.add_argument(
+        "--retention",
+        metavar="AGE",
+        help="remove finished executions older than AGE (e.g. 7d); kept forever when not given",
+    )
     parser.add_argument("--log-format", choices=("json", "console"), default="console")
     parser.add_argument("--log-level", default="INFO")
     parser.set_defaults(run=run_serve)
 
 
 def _seconds(text: str, flag: str) -> float:
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
     for unit in sorted(units, key=len, reverse=True):
         if text.endswith(unit) and text[: -len(unit)].replace(".", "", 1).isdigit():
             return float(text[: -len(unit)]) * units[unit]
@@ -70,6 +75,7 @@ def run_serve(args: argparse.Namespace) -> int:
         shutdown_grace=_seconds(args.shutdown_grace, "--shutdown-grace"),
         workflows_dir=args.workflows,
         lease_interval=_seconds(args.lease, "--lease") / 3,
+        retention=_seconds(args.retention, "--retention") if args.retention else None,
     )
     asyncio.run(_serve(settings, args.store, _seconds(args.lease, "--lease")))
     return EXIT_OK

@@ -7,7 +7,7 @@ import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -20,6 +20,7 @@ from maestro_server.errors import (
     ResourceExhaustedError,
     UnavailableError,
 )
+from maestro_server.model.execution import ExecutionState
 from maestro_server.model.workflow import Workflow
 from maestro_server.resilience.breaker import BreakerRegistry
 from maestro_server.resilience.clock import Clock, SystemClock
@@ -162,6 +163,43 @@ class ExecutionManager:
             )
         return record
 
+    async def resume(self, execution_id: str) -> ExecutionRecord:
+        """Retry the failed compensations of a COMPENSATION_FAILED execution."""
+        record = await self.store.get_execution(execution_id)
+        if record.state is not ExecutionState.COMPENSATION_FAILED or record.source is None:
+            raise FailedPreconditionError(
+                f"execution {execution_id!r} is {record.state.value.lower()}; only a "
+                "compensation_failed execution can be resumed"
+            )
+        finishing = self._running.get(execution_id)
+        if finishing is not None:  # its terminal event is written; its task is just ending
+            await asyncio.gather(finishing[1], return_exceptions=True)
+        if execution_id in self._running or not await self.store.claim_execution(execution_id):
+            raise FailedPreconditionError(f"execution {execution_id!r} is being resumed already")
+        workflow = load_workflow(
+            record.source.yaml, path=record.source.path, files=dict(record.source.files)
+        )
+        history = await self.store.read_events(execution_id)
+        saved = await self.store.saved_requests(execution_id)
+        self._launch(
+            Runner(
+                workflow,
+                execution_id,
+                record.input,
+                invoker=self._invoker,
+                sink=self.store,
+                breakers=self._breakers,
+                clock=self._clock,
+                rng=self._rng,
+                now=self._now,
+                history=history,
+                saved_requests=saved,
+                retry_compensations=True,
+            )
+        )
+        record.state = ExecutionState.COMPENSATING
+        return record
+
     async def keep_leases(self, interval: float) -> None:
         """Renew the leases of running executions, forever.
 
@@ -183,6 +221,18 @@ class ExecutionManager:
                     await self.recover()
             except Exception:  # the store may be down for a while: try again next round
                 log.exception("lease upkeep failed")
+
+    async def keep_retention(self, retention: float, interval: float = 3600.0) -> None:
+        """Forever: remove executions that ended more than `retention` seconds ago."""
+        while True:
+            try:
+                cutoff = self._now() - timedelta(seconds=retention)
+                removed = await self.store.delete_finished_before(cutoff)
+                if removed:
+                    log.info("old executions removed", count=removed, before=cutoff.isoformat())
+            except Exception:  # the store may be down for a while: try again next round
+                log.exception("retention failed")
+            await asyncio.sleep(interval)
 
     async def drain(self, grace: float) -> None:
         """Refuse new executions and give running ones `grace` seconds to finish."""

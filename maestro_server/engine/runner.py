@@ -123,6 +123,7 @@ class Runner:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         history: Sequence[Event] = (),
         saved_requests: Mapping[str, Any] | None = None,
+        retry_compensations: bool = False,
     ) -> None:
         self.workflow = workflow
         self.execution_id = execution_id
@@ -144,6 +145,8 @@ class Runner:
         self._failure: _Failure | None = None  # known from the history of a resumed execution
         if history:
             self._restore(history)
+        if retry_compensations:
+            self._reopen(history)
         self._started_at = 0.0
 
     # -- events ------------------------------------------------------------------------------
@@ -224,6 +227,22 @@ class Runner:
         await self._sink.save_request(self.execution_id, request.idempotency_key, record)
         self._saved_requests[request.idempotency_key] = record
         return request
+
+    def _reopen(self, history: Sequence[Event]) -> None:
+        """Make a COMPENSATION_FAILED execution retry its failed compensations.
+
+        An operator's resume: each failed compensation gets its full retry policy again,
+        under the same idempotency key.
+        """
+        if self.state is not ExecutionState.COMPENSATION_FAILED:
+            raise ValueError(f"execution {self.execution_id} is {self.state.value}")
+        for record in self.records.values():
+            if record.state is StepState.COMPENSATION_FAILED:
+                record.state, record.compensation_attempts = StepState.COMPENSATING, 0
+        if self._failure is None:  # e.g. the output failed to render: the cause is in the end
+            error = history[-1].error or ErrorInfo("COMPENSATION_FAILED", "compensation failed")
+            self._failure = _Failure(error, history[-1].step_id)
+        self.state = ExecutionState.COMPENSATING
 
     def _restore(self, history: Sequence[Event]) -> None:
         """Rebuild where the execution stands from its log, to resume it after a restart."""

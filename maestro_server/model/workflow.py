@@ -222,7 +222,11 @@ class Workflow:
     """Deadline of the whole execution, if any."""
 
     def with_endpoints(self, endpoints: Mapping[str, str]) -> Workflow:
-        """The same workflow with some services pointed elsewhere (`name → endpoint`)."""
+        """The same workflow with some services pointed elsewhere (`name → endpoint`).
+
+        For runs in this process only: `source` still names the original endpoints, and a
+        durable store resumes an execution from its source.
+        """
         unknown = sorted(set(endpoints) - set(self.services))
         if unknown:
             raise KeyError(f"no service named {', '.join(unknown)}")

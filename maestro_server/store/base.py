@@ -185,8 +185,19 @@ class Store(Protocol):
         """
         ...
 
+    async def claim_execution(self, execution_id: str) -> bool:
+        """Take one execution, to resume it on an operator's request.
+
+        True when this process owns it now; False when another holds a live lease on it.
+        """
+        ...
+
     async def renew_leases(self, execution_ids: list[str]) -> set[str]:
         """Keep running these executions; returns the ids this process still owns."""
+        ...
+
+    async def delete_finished_before(self, cutoff: datetime) -> int:
+        """Remove executions that ended before `cutoff`, with their logs; how many."""
         ...
 
     async def save_request(self, execution_id: str, key: str, request: Any) -> None:

@@ -7,6 +7,7 @@ import base64
 import functools
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from maestro_server.errors import AlreadyExistsError, InvalidInputError, NotFoundError
@@ -135,9 +136,25 @@ class MemoryStore:
         """See Store.claim_executions: one process owns everything."""
         return await self.unfinished_executions()
 
+    async def claim_execution(self, execution_id: str) -> bool:
+        """See Store.claim_execution: one process owns everything."""
+        await self.get_execution(execution_id)
+        return True
+
     async def renew_leases(self, execution_ids: list[str]) -> set[str]:
         """See Store.renew_leases: one process owns everything."""
         return set(execution_ids)
+
+    async def delete_finished_before(self, cutoff: datetime) -> int:
+        """See Store.delete_finished_before."""
+        old = [
+            i
+            for i, log in self._logs.items()
+            if log.record.ended_at is not None and log.record.ended_at < cutoff
+        ]
+        for execution_id in old:
+            del self._logs[execution_id]
+        return len(old)
 
     async def save_request(self, execution_id: str, key: str, request: Any) -> None:
         """See Store.save_request."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -288,6 +288,18 @@ class PostgresStore:
             ).fetchall()
         return sorted((_execution(row) for row in claimed), key=lambda r: r.created_at)
 
+    async def claim_execution(self, execution_id: str) -> bool:
+        """See Store.claim_execution."""
+        await self.get_execution(execution_id)
+        async with self._connection() as db:
+            claimed = await db.execute(
+                "UPDATE executions SET owner = %s, lease_expires_at = now() + %s "
+                "WHERE execution_id = %s AND (owner = %s OR owner IS NULL "
+                "OR lease_expires_at < now() OR state = ANY(%s))",
+                (self.owner, self.lease, execution_id, self.owner, _TERMINAL),
+            )
+        return claimed.rowcount == 1
+
     async def renew_leases(self, execution_ids: list[str]) -> set[str]:
         """Extend this replica's leases; returns the ids it still owns."""
         if not execution_ids:
@@ -375,6 +387,14 @@ class PostgresStore:
             async with condition:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(condition.wait(), timeout=_POLL_SECONDS)
+
+    async def delete_finished_before(self, cutoff: datetime) -> int:
+        """See Store.delete_finished_before (events and requests go with their execution)."""
+        async with self._connection() as db:
+            deleted = await db.execute(
+                "DELETE FROM executions WHERE ended_at IS NOT NULL AND ended_at < %s", (cutoff,)
+            )
+        return deleted.rowcount
 
     async def save_request(self, execution_id: str, key: str, request: Any) -> None:
         """See Store.save_request."""

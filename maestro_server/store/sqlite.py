@@ -369,9 +369,27 @@ class SqliteStore:
         """See Store.claim_executions: one process owns everything."""
         return await self.unfinished_executions()
 
+    async def claim_execution(self, execution_id: str) -> bool:
+        """See Store.claim_execution: one process owns everything."""
+        await self.get_execution(execution_id)
+        return True
+
     async def renew_leases(self, execution_ids: list[str]) -> set[str]:
         """See Store.renew_leases: one process owns everything."""
         return set(execution_ids)
+
+    async def delete_finished_before(self, cutoff: datetime) -> int:
+        """See Store.delete_finished_before (events and requests go with their execution)."""
+        return await self._run(
+            lambda: (
+                self._conn()
+                .execute(
+                    "DELETE FROM executions WHERE ended_at IS NOT NULL AND ended_at < ?",
+                    (cutoff.isoformat(),),
+                )
+                .rowcount
+            )
+        )
 
     async def save_request(self, execution_id: str, key: str, request: Any) -> None:
         """See Store.save_request."""

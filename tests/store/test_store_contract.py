@@ -238,3 +238,16 @@ async def test_sqlite_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> N
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(Exception, match="cannot open the SQLite store"):
         await SqliteStore(path).open()
+
+
+async def test_retention_removes_old_finished_executions(store: Store) -> None:
+    """Finished executions older than the cutoff go, with their logs; running ones stay."""
+    await store.create_execution(execution("e1"))
+    await store.create_execution(execution("e2", minutes=1))
+    for item in RUN:
+        await store.append_event(item)  # e1 ends at T0 + 7s
+    assert await store.delete_finished_before(T0) == 0
+    assert await store.delete_finished_before(T0 + timedelta(minutes=5)) == 1
+    with pytest.raises(NotFoundError):
+        await store.get_execution("e1")
+    assert [r.execution_id for r in await store.unfinished_executions()] == ["e2"]

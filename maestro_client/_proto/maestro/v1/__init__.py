@@ -24,6 +24,8 @@ __all__ = (
     "ListWorkflowsResponse",
     "RegisterWorkflowRequest",
     "RegisterWorkflowResponse",
+    "ResumeExecutionRequest",
+    "ResumeExecutionResponse",
     "StartWorkflowRequest",
     "StartWorkflowResponse",
     "StepExecution",
@@ -851,6 +853,40 @@ class RegisterWorkflowResponse(betterproto2.Message):
 
 default_message_pool.register_message(
     "maestro.v1", "RegisterWorkflowResponse", RegisterWorkflowResponse
+)
+
+
+@dataclass(eq=False, repr=False)
+class ResumeExecutionRequest(betterproto2.Message):
+    """
+    Request of ResumeExecution.
+    """
+
+    execution_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    The COMPENSATION_FAILED execution whose failed compensations to retry.
+    """
+
+
+default_message_pool.register_message(
+    "maestro.v1", "ResumeExecutionRequest", ResumeExecutionRequest
+)
+
+
+@dataclass(eq=False, repr=False)
+class ResumeExecutionResponse(betterproto2.Message):
+    """
+    Response of ResumeExecution.
+    """
+
+    execution: "Execution | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
+    """
+    The execution as it stands once the retry was accepted (COMPENSATING).
+    """
+
+
+default_message_pool.register_message(
+    "maestro.v1", "ResumeExecutionResponse", ResumeExecutionResponse
 )
 
 

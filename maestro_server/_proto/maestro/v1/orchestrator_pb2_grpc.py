@@ -72,6 +72,11 @@ class OrchestratorStub:
                 request_serializer=maestro_dot_v1_dot_orchestrator__pb2.CancelExecutionRequest.SerializeToString,
                 response_deserializer=maestro_dot_v1_dot_orchestrator__pb2.CancelExecutionResponse.FromString,
                 _registered_method=True)
+        self.ResumeExecution = channel.unary_unary(
+                '/maestro.v1.Orchestrator/ResumeExecution',
+                request_serializer=maestro_dot_v1_dot_orchestrator__pb2.ResumeExecutionRequest.SerializeToString,
+                response_deserializer=maestro_dot_v1_dot_orchestrator__pb2.ResumeExecutionResponse.FromString,
+                _registered_method=True)
         self.ValidateWorkflow = channel.unary_unary(
                 '/maestro.v1.Orchestrator/ValidateWorkflow',
                 request_serializer=maestro_dot_v1_dot_orchestrator__pb2.ValidateWorkflowRequest.SerializeToString,
@@ -150,6 +155,15 @@ class OrchestratorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResumeExecution(self, request, context):
+        """Retries the compensations that failed in a COMPENSATION_FAILED execution, once an operator
+        has fixed what made them fail. The execution goes back to COMPENSATING, its log goes on
+        after its earlier terminal event, and it ends with a new one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ValidateWorkflow(self, request, context):
         """Checks a workflow without running it and returns every problem found.
         """
@@ -210,6 +224,11 @@ def add_OrchestratorServicer_to_server(servicer, server):
                     servicer.CancelExecution,
                     request_deserializer=maestro_dot_v1_dot_orchestrator__pb2.CancelExecutionRequest.FromString,
                     response_serializer=maestro_dot_v1_dot_orchestrator__pb2.CancelExecutionResponse.SerializeToString,
+            ),
+            'ResumeExecution': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeExecution,
+                    request_deserializer=maestro_dot_v1_dot_orchestrator__pb2.ResumeExecutionRequest.FromString,
+                    response_serializer=maestro_dot_v1_dot_orchestrator__pb2.ResumeExecutionResponse.SerializeToString,
             ),
             'ValidateWorkflow': grpc.unary_unary_rpc_method_handler(
                     servicer.ValidateWorkflow,
@@ -402,6 +421,33 @@ class Orchestrator:
             '/maestro.v1.Orchestrator/CancelExecution',
             maestro_dot_v1_dot_orchestrator__pb2.CancelExecutionRequest.SerializeToString,
             maestro_dot_v1_dot_orchestrator__pb2.CancelExecutionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeExecution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/maestro.v1.Orchestrator/ResumeExecution',
+            maestro_dot_v1_dot_orchestrator__pb2.ResumeExecutionRequest.SerializeToString,
+            maestro_dot_v1_dot_orchestrator__pb2.ResumeExecutionResponse.FromString,
             options,
             channel_credentials,
             insecure,

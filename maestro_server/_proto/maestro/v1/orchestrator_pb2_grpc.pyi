@@ -58,6 +58,11 @@ class OrchestratorStub:
     """Lists executions, newest first, with optional filters and paging."""
     CancelExecution: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.CancelExecutionRequest, _orchestrator_pb2.CancelExecutionResponse]
     """Stops the forward progress of an execution and compensates the steps it completed."""
+    ResumeExecution: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ResumeExecutionRequest, _orchestrator_pb2.ResumeExecutionResponse]
+    """Retries the compensations that failed in a COMPENSATION_FAILED execution, once an operator
+    has fixed what made them fail. The execution goes back to COMPENSATING, its log goes on
+    after its earlier terminal event, and it ends with a new one.
+    """
     ValidateWorkflow: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ValidateWorkflowRequest, _orchestrator_pb2.ValidateWorkflowResponse]
     """Checks a workflow without running it and returns every problem found."""
     RegisterWorkflow: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.RegisterWorkflowRequest, _orchestrator_pb2.RegisterWorkflowResponse]
@@ -97,6 +102,11 @@ class OrchestratorAsyncStub(OrchestratorStub):
     """Lists executions, newest first, with optional filters and paging."""
     CancelExecution: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.CancelExecutionRequest, _orchestrator_pb2.CancelExecutionResponse]  # type: ignore[assignment]
     """Stops the forward progress of an execution and compensates the steps it completed."""
+    ResumeExecution: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ResumeExecutionRequest, _orchestrator_pb2.ResumeExecutionResponse]  # type: ignore[assignment]
+    """Retries the compensations that failed in a COMPENSATION_FAILED execution, once an operator
+    has fixed what made them fail. The execution goes back to COMPENSATING, its log goes on
+    after its earlier terminal event, and it ends with a new one.
+    """
     ValidateWorkflow: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ValidateWorkflowRequest, _orchestrator_pb2.ValidateWorkflowResponse]  # type: ignore[assignment]
     """Checks a workflow without running it and returns every problem found."""
     RegisterWorkflow: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.RegisterWorkflowRequest, _orchestrator_pb2.RegisterWorkflowResponse]  # type: ignore[assignment]
@@ -169,6 +179,17 @@ class OrchestratorServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_orchestrator_pb2.CancelExecutionResponse, _abc.Awaitable[_orchestrator_pb2.CancelExecutionResponse]]:
         """Stops the forward progress of an execution and compensates the steps it completed."""
+
+    @_abc_1.abstractmethod
+    def ResumeExecution(
+        self,
+        request: _orchestrator_pb2.ResumeExecutionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.ResumeExecutionResponse, _abc.Awaitable[_orchestrator_pb2.ResumeExecutionResponse]]:
+        """Retries the compensations that failed in a COMPENSATION_FAILED execution, once an operator
+        has fixed what made them fail. The execution goes back to COMPENSATING, its log goes on
+        after its earlier terminal event, and it ends with a new one.
+        """
 
     @_abc_1.abstractmethod
     def ValidateWorkflow(
