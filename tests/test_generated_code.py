@@ -46,6 +46,7 @@ def test_generated_server_code_imports_and_names_the_service() -> None:
             "GetExecution",
             "ListExecutions",
             "CancelExecution",
+            "ResumeExecution",
             "ValidateWorkflow",
             "RegisterWorkflow",
             "GetWorkflow",
