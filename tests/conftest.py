@@ -114,6 +114,18 @@ async def onboarding(node_auth: str) -> AsyncIterator[Onboarding]:
     await mailer_server.stop(None)
 
 
+def maestro(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run the `maestro` command line as a user would, from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "maestro_server", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+
+
 def python_service(name: str, *flags: str) -> list[str]:
     """The command that runs one of the Python demo services on a free port."""
     return [sys.executable, "-m", "demo_services", name, "--port", "0", *flags]

@@ -1,23 +1,11 @@
 """The `maestro` command line, run as a real subprocess."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT, maestro
+
 EXAMPLE = ROOT / "examples/onboarding/workflow.yaml"
-
-
-def maestro(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "maestro_server", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
 
 
 def _broken_copy(tmp_path: Path) -> Path:

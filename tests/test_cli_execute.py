@@ -7,18 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLE, ROOT
-
-
-def maestro(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "maestro_server", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
+from tests.conftest import EXAMPLE, ROOT, maestro
 
 
 def execute(*args: str | Path) -> subprocess.CompletedProcess[str]:

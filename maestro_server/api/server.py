@@ -20,7 +20,7 @@ from maestro_server.definition import load_workflow_file
 from maestro_server.engine.manager import ExecutionManager
 from maestro_server.errors import InvalidWorkflowError
 from maestro_server.model.diagnostics import Diagnostic
-from maestro_server.store.base import Store, StoredWorkflow
+from maestro_server.store.base import Store, stored_workflow
 from maestro_server.transports.registry import Transports
 
 log = structlog.get_logger("maestro.server")
@@ -76,18 +76,7 @@ async def register_folder(store: Store, folder: Path) -> int:
         except InvalidWorkflowError as exc:
             problems.extend(exc.diagnostics)
             continue
-        await store.put_workflow(
-            StoredWorkflow(
-                name=workflow.name,
-                version=workflow.version,
-                description=workflow.description,
-                yaml=workflow.source,
-                files=dict(workflow.files),
-                hash=workflow.hash,
-                path=path.name,
-                created_at=datetime.now(UTC),
-            )
-        )
+        await store.put_workflow(stored_workflow(workflow, path.name, datetime.now(UTC)))
         log.info(
             "workflow registered", name=workflow.name, version=workflow.version, file=str(path)
         )

@@ -27,7 +27,7 @@ from maestro_server.definition import load_workflow
 from maestro_server.engine.manager import ExecutionManager, Started
 from maestro_server.errors import InvalidInputError, InvalidWorkflowError, MaestroError
 from maestro_server.model.workflow import Workflow
-from maestro_server.store.base import StoredWorkflow
+from maestro_server.store.base import stored_workflow
 
 log = structlog.get_logger("maestro.api")
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -135,16 +135,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         """Store a definition under its name and version."""
         workflow = self._load(request.workflow_yaml, request.workflow_path, request.files)
         stored, created = await self._store.put_workflow(
-            StoredWorkflow(
-                name=workflow.name,
-                version=workflow.version,
-                description=workflow.description,
-                yaml=workflow.source,
-                files=dict(workflow.files),
-                hash=workflow.hash,
-                path=workflow.path,
-                created_at=datetime.now(UTC),
-            )
+            stored_workflow(workflow, workflow.path, datetime.now(UTC))
         )
         return pb.RegisterWorkflowResponse(workflow=workflow_to_proto(stored), created=created)
 

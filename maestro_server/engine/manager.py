@@ -110,6 +110,31 @@ class ExecutionManager:
         task = asyncio.create_task(self._run(runner), name=f"execution {runner.execution_id}")
         self._running[runner.execution_id] = (runner, task)
 
+    async def _resume_from_log(
+        self, record: ExecutionRecord, *, retry_compensations: bool = False
+    ) -> None:
+        """Run an execution on from where its log stands, with the definition it started with."""
+        assert record.source is not None
+        workflow = load_workflow(
+            record.source.yaml, path=record.source.path, files=dict(record.source.files)
+        )
+        self._launch(
+            Runner(
+                workflow,
+                record.execution_id,
+                record.input,
+                invoker=self._invoker,
+                sink=self.store,
+                breakers=self._breakers,
+                clock=self._clock,
+                rng=self._rng,
+                now=self._now,
+                history=await self.store.read_events(record.execution_id),
+                saved_requests=await self.store.saved_requests(record.execution_id),
+                retry_compensations=retry_compensations,
+            )
+        )
+
     async def recover(self) -> int:
         """Resume from their logs the unfinished executions this process may take; how many.
 
@@ -119,26 +144,7 @@ class ExecutionManager:
         for record in await self.store.claim_executions():
             if record.execution_id in self._running or record.source is None:
                 continue
-            workflow = load_workflow(
-                record.source.yaml, path=record.source.path, files=dict(record.source.files)
-            )
-            history = await self.store.read_events(record.execution_id)
-            saved = await self.store.saved_requests(record.execution_id)
-            self._launch(
-                Runner(
-                    workflow,
-                    record.execution_id,
-                    record.input,
-                    invoker=self._invoker,
-                    sink=self.store,
-                    breakers=self._breakers,
-                    clock=self._clock,
-                    rng=self._rng,
-                    now=self._now,
-                    history=history,
-                    saved_requests=saved,
-                )
-            )
+            await self._resume_from_log(record)
             resumed += 1
         if resumed:
             log.info("executions resumed", count=resumed)
@@ -176,27 +182,7 @@ class ExecutionManager:
             await asyncio.gather(finishing[1], return_exceptions=True)
         if execution_id in self._running or not await self.store.claim_execution(execution_id):
             raise FailedPreconditionError(f"execution {execution_id!r} is being resumed already")
-        workflow = load_workflow(
-            record.source.yaml, path=record.source.path, files=dict(record.source.files)
-        )
-        history = await self.store.read_events(execution_id)
-        saved = await self.store.saved_requests(execution_id)
-        self._launch(
-            Runner(
-                workflow,
-                execution_id,
-                record.input,
-                invoker=self._invoker,
-                sink=self.store,
-                breakers=self._breakers,
-                clock=self._clock,
-                rng=self._rng,
-                now=self._now,
-                history=history,
-                saved_requests=saved,
-                retry_compensations=True,
-            )
-        )
+        await self._resume_from_log(record, retry_compensations=True)
         record.state = ExecutionState.COMPENSATING
         return record
 

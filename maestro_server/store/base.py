@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from maestro_server.model.execution import ErrorInfo, Event, EventType, ExecutionState, StepState
+from maestro_server.model.workflow import Workflow
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,20 @@ class StoredWorkflow:
     hash: str
     path: str
     created_at: datetime
+
+
+def stored_workflow(workflow: Workflow, path: str, created_at: datetime) -> StoredWorkflow:
+    """The record of a registered workflow."""
+    return StoredWorkflow(
+        name=workflow.name,
+        version=workflow.version,
+        description=workflow.description,
+        yaml=workflow.source,
+        files=dict(workflow.files),
+        hash=workflow.hash,
+        path=path,
+        created_at=created_at,
+    )
 
 
 @dataclass(slots=True)

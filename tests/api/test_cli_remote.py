@@ -2,23 +2,10 @@
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 from tests.api.conftest import INPUT, ServerProcess, onboarding_yaml
-from tests.conftest import EXAMPLE, ROOT
-
-
-def maestro(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "maestro_server", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
+from tests.conftest import EXAMPLE, maestro
 
 
 def _shape(stderr: str) -> list[str]:
