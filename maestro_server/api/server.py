@@ -15,11 +15,14 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
 from maestro_server._proto.maestro.v1 import orchestrator_pb2_grpc as pb_grpc
+from maestro_server.api.auth import TokenAuthInterceptor, server_credentials
 from maestro_server.api.servicer import OrchestratorServicer
 from maestro_server.definition import load_workflow_file
+from maestro_server.definition.policy import WorkflowPolicy
 from maestro_server.engine.manager import ExecutionManager
 from maestro_server.errors import InvalidWorkflowError
 from maestro_server.model.diagnostics import Diagnostic
+from maestro_server.secrets import Secrets
 from maestro_server.store.base import Store, stored_workflow
 from maestro_server.transports.registry import Transports
 
@@ -45,6 +48,13 @@ class ServerSettings:
     """How often leases are renewed and abandoned executions looked for (a third of the
     lease, so a live owner never lets its lease lapse)."""
     stop_signals: tuple[int, ...] = field(default=(signal.SIGTERM, signal.SIGINT))
+    policy: WorkflowPolicy = field(default_factory=WorkflowPolicy)
+    secrets_dir: Path | None = None
+    auth_tokens: dict[str, str] | None = None
+    """Token → role; None leaves the API open."""
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
 
 
 def add_reflection(server: grpc.aio.Server, names: list[str]) -> None:
@@ -93,14 +103,20 @@ class OrchestratorServer:
         self.store = store
         self.transports = Transports()
         self.manager = ExecutionManager(
-            store, self.transports, max_concurrent=settings.max_concurrent_executions
+            store,
+            self.transports,
+            max_concurrent=settings.max_concurrent_executions,
+            secrets=Secrets(settings.secrets_dir),
         )
         options = [
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
         ]
-        self.server = grpc.aio.server(options=options)
-        pb_grpc.add_OrchestratorServicer_to_server(OrchestratorServicer(self.manager), self.server)
+        interceptors = [TokenAuthInterceptor(settings.auth_tokens)] if settings.auth_tokens else []
+        self.server = grpc.aio.server(options=options, interceptors=interceptors)
+        pb_grpc.add_OrchestratorServicer_to_server(
+            OrchestratorServicer(self.manager, settings.policy), self.server
+        )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         add_reflection(self.server, [SERVICE_NAME, health.SERVICE_NAME])
@@ -111,7 +127,14 @@ class OrchestratorServer:
         """Bind, register the workflows folder, start; NOT_SERVING until ready."""
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        address = f"{self.settings.host}:{self.settings.port}"
+        if self.settings.tls_cert is not None and self.settings.tls_key is not None:
+            credentials = server_credentials(
+                self.settings.tls_cert, self.settings.tls_key, self.settings.tls_client_ca
+            )
+            self.port = self.server.add_secure_port(address, credentials)
+        else:
+            self.port = self.server.add_insecure_port(address)
         await self.server.start()
         if self.settings.workflows_dir is not None:
             await register_folder(self.store, self.settings.workflows_dir)

@@ -24,6 +24,7 @@ from maestro_server.api.convert import (
 )
 from maestro_server.api.errors import to_status
 from maestro_server.definition import load_workflow
+from maestro_server.definition.policy import WorkflowPolicy
 from maestro_server.engine.manager import ExecutionManager, Started
 from maestro_server.errors import InvalidInputError, InvalidWorkflowError, MaestroError
 from maestro_server.model.workflow import Workflow
@@ -72,8 +73,9 @@ def _streaming(handler: Callable[..., AsyncIterator[R]]) -> Callable[..., AsyncI
 class OrchestratorServicer(pb_grpc.OrchestratorServicer):
     """Every RPC of `maestro.v1.Orchestrator`."""
 
-    def __init__(self, manager: ExecutionManager) -> None:
+    def __init__(self, manager: ExecutionManager, policy: WorkflowPolicy | None = None) -> None:
         self._manager = manager
+        self._policy = policy or WorkflowPolicy()
         self._store = manager.store
         self._parsed: OrderedDict[str, Workflow] = OrderedDict()
 
@@ -89,6 +91,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         workflow = self._parsed.get(key)
         if workflow is None:
             workflow = load_workflow(yaml, path=path or "workflow.yaml", files=files)
+            self._policy.check(workflow)
             self._parsed[key] = workflow
             if len(self._parsed) > _PARSED_CACHE_SIZE:
                 self._parsed.popitem(last=False)

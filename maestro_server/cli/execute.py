@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 import uuid
@@ -23,6 +24,7 @@ from maestro_server.logging import configure_logging
 from maestro_server.model.execution import ExecutionResult, ExecutionState
 from maestro_server.resilience.breaker import BreakerRegistry
 from maestro_server.resilience.clock import SystemClock
+from maestro_server.secrets import Secrets
 from maestro_server.transports.registry import Transports
 
 
@@ -46,6 +48,19 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--execution-id", help="the execution's id (default: a new UUID)")
     parser.add_argument(
         "--server", metavar="HOST:PORT", help="run on a Maestro server instead of in this process"
+    )
+    parser.add_argument(
+        "--secrets-dir",
+        type=Path,
+        help="files read as {{ .secrets.NAME }} (besides MAESTRO_SECRET_NAME)",
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("MAESTRO_TOKEN"),
+        help="with --server: the bearer token ($MAESTRO_TOKEN)",
+    )
+    parser.add_argument(
+        "--tls-ca", type=Path, help="with --server: connect with TLS, trusting this CA (PEM)"
     )
     parser.add_argument("--debug", action="store_true", help="structured debug logs on stderr")
     parser.set_defaults(run=run_execute)
@@ -90,7 +105,8 @@ def run_execute(args: argparse.Namespace) -> int:
     data = check_input(_read_input(args), "input", workflow)
     execution_id = args.execution_id or str(uuid.uuid4())
     printer = ProgressPrinter(jsonl=args.events == "jsonl")
-    result = asyncio.run(_run(workflow, execution_id, data, printer))
+    secrets = Secrets(args.secrets_dir)
+    result = asyncio.run(_run(workflow, execution_id, data, printer, secrets))
     if result.state is ExecutionState.COMPLETED and args.events is None:
         json.dump(result.output, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -98,7 +114,11 @@ def run_execute(args: argparse.Namespace) -> int:
 
 
 async def _run(
-    workflow: Any, execution_id: str, data: dict[str, Any], printer: ProgressPrinter
+    workflow: Any,
+    execution_id: str,
+    data: dict[str, Any],
+    printer: ProgressPrinter,
+    secrets: Secrets,
 ) -> ExecutionResult:
     clock = SystemClock()
     async with Transports() as transports:
@@ -110,6 +130,7 @@ async def _run(
             sink=printer,
             breakers=BreakerRegistry(clock),
             clock=clock,
+            secrets=secrets,
         )
         loop = asyncio.get_running_loop()
 

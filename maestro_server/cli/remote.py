@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -38,7 +40,35 @@ class RemoteError(Exception):
 
 
 def _stub(args: argparse.Namespace) -> pb_grpc.OrchestratorStub:
-    return pb_grpc.OrchestratorStub(grpc.insecure_channel(args.server))
+    tls_ca: Path | None = getattr(args, "tls_ca", None)
+    token: str | None = getattr(args, "token", None)
+    if tls_ca is None:
+        channel = grpc.insecure_channel(args.server)
+        if token:  # a token over plaintext: for loopback and trusted networks only
+            channel = grpc.intercept_channel(channel, _Bearer(token))
+        return pb_grpc.OrchestratorStub(channel)
+    credentials = grpc.ssl_channel_credentials(tls_ca.read_bytes())
+    if token:
+        credentials = grpc.composite_channel_credentials(
+            credentials, grpc.access_token_call_credentials(token)
+        )
+    return pb_grpc.OrchestratorStub(grpc.secure_channel(args.server, credentials))
+
+
+class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Adds `authorization: Bearer <token>` to every call."""
+
+    def __init__(self, token: str) -> None:
+        self._metadata = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: Any) -> Any:
+        return details._replace(metadata=[*(details.metadata or ()), self._metadata])
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
 
 
 def _print(message: Any) -> None:
@@ -87,6 +117,14 @@ def _call(method: Any, request: Any) -> Any:
         raise RemoteError(exc) from None
 
 
+def _connection_flags(parser: Any) -> None:
+    parser.add_argument("--server", required=True, metavar="HOST:PORT")
+    parser.add_argument(
+        "--token", default=os.environ.get("MAESTRO_TOKEN"), help="bearer token ($MAESTRO_TOKEN)"
+    )
+    parser.add_argument("--tls-ca", type=Path, help="connect with TLS, trusting this CA (PEM)")
+
+
 def add_parsers(commands: Any) -> None:
     """Register `executions` and `workflows`."""
     executions = commands.add_parser("executions", help="executions on a server")
@@ -99,7 +137,7 @@ def add_parsers(commands: Any) -> None:
         ("cancel", "cancel an execution (it compensates)"),
     ):
         sub = executions_commands.add_parser(name, help=help_text)
-        sub.add_argument("--server", required=True, metavar="HOST:PORT")
+        _connection_flags(sub)
         if name == "list":
             sub.add_argument("--workflow", default="", help="only executions of this workflow")
             sub.add_argument(
@@ -127,7 +165,7 @@ def add_parsers(commands: Any) -> None:
     get.add_argument("name")
     get.add_argument("--version", default="")
     for sub in (register, listing, get):
-        sub.add_argument("--server", required=True, metavar="HOST:PORT")
+        _connection_flags(sub)
         sub.set_defaults(run=_workflows)
 
 

@@ -8,7 +8,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from maestro_server.api.auth import load_tokens
 from maestro_server.api.server import OrchestratorServer, ServerSettings
+from maestro_server.definition.policy import WorkflowPolicy
 from maestro_server.errors import EXIT_OK, InvalidInputError
 from maestro_server.logging import configure_logging
 from maestro_server.store.open import DEFAULT_SERVER_STORE, close_store, open_store
@@ -50,6 +52,29 @@ def add_parser(commands: Any) -> None:
         metavar="AGE",
         help="remove finished executions older than AGE (e.g. 7d); kept forever when not given",
     )
+    security = parser.add_argument_group("security")
+    security.add_argument("--tls-cert", type=Path, help="server certificate (PEM), with --tls-key")
+    security.add_argument("--tls-key", type=Path, help="server private key (PEM)")
+    security.add_argument(
+        "--tls-client-ca", type=Path, help="require client certificates signed by this CA (mTLS)"
+    )
+    security.add_argument(
+        "--auth-token-file", type=Path, help="bearer tokens, one per line: `TOKEN` or `TOKEN read`"
+    )
+    security.add_argument(
+        "--allow-endpoint",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="only workflows whose endpoints match one of these globs "
+        "(repeatable; e.g. '*.svc.cluster.local:*')",
+    )
+    security.add_argument(
+        "--secrets-dir",
+        type=Path,
+        help="files whose names templates read as {{ .secrets.NAME }} "
+        "(besides MAESTRO_SECRET_NAME variables)",
+    )
     parser.add_argument("--log-format", choices=("json", "console"), default="console")
     parser.add_argument("--log-level", default="INFO")
     parser.set_defaults(run=run_serve)
@@ -66,6 +91,10 @@ def _seconds(text: str, flag: str) -> float:
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until SIGTERM or SIGINT, then drain."""
     configure_logging(level=args.log_level.upper(), json=args.log_format == "json")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise InvalidInputError("--tls-cert and --tls-key go together")
+    if args.tls_client_ca is not None and args.tls_cert is None:
+        raise InvalidInputError("--tls-client-ca needs --tls-cert and --tls-key")
     if args.max_concurrent_executions < 1:
         raise InvalidInputError("--max-concurrent-executions must be at least 1")
     settings = ServerSettings(
@@ -74,6 +103,12 @@ def run_serve(args: argparse.Namespace) -> int:
         max_concurrent_executions=args.max_concurrent_executions,
         shutdown_grace=_seconds(args.shutdown_grace, "--shutdown-grace"),
         workflows_dir=args.workflows,
+        policy=WorkflowPolicy(tuple(args.allow_endpoint)),
+        secrets_dir=args.secrets_dir,
+        auth_tokens=load_tokens(args.auth_token_file) if args.auth_token_file else None,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
         lease_interval=_seconds(args.lease, "--lease") / 3,
         retention=_seconds(args.retention, "--retention") if args.retention else None,
     )

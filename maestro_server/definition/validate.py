@@ -192,6 +192,16 @@ def _references(
     for ref in sorted(site.template.references, key=lambda r: (r.name, r.step or "")):
         if ref.name in _BUILTINS:
             continue
+        if ref.name == "secrets":
+            if site.scope is not Scope.SERVICE:
+                reader.error(
+                    site.node,
+                    site.path,
+                    "secret-outside-headers",
+                    "secrets may be read only in service headers (sent with each call, "
+                    "never stored or shown in events)",
+                )
+            continue
         if ref.name == "steps":
             if ref.step is None or ref.step in visible:
                 continue

@@ -14,6 +14,7 @@ from maestro_server.model.workflow import RetryPolicy
 from maestro_server.resilience.backoff import retry_delay
 from maestro_server.resilience.breaker import BreakerRegistry, CircuitOpenError
 from maestro_server.resilience.clock import Clock
+from maestro_server.secrets import redact
 from maestro_server.transports.base import Call, CallError, Invoker, Request
 
 # The transport enforces the deadline itself; this margin only catches a transport that does not.
@@ -91,7 +92,8 @@ class Caller:
                 retryable = exc.code == "CIRCUIT_OPEN" or exc.code in policy.retry_on
                 if exc.retry_after is not None and exc.retry_after < 0:
                     retryable = False  # the server said not to retry
-                info = ErrorInfo(exc.code, exc.message, request.service.name, retryable)
+                message = redact(exc.message, request.secret_values)
+                info = ErrorInfo(exc.code, message, request.service.name, retryable)
                 if not retryable or attempt >= max_attempts:
                     return Attempted(attempt, duration, error=info, in_doubt=exc.maybe_executed)
                 delay = retry_delay(policy, attempt, self._rng, exc.retry_after)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from maestro_server.errors import TemplateError
@@ -19,8 +20,15 @@ from maestro_server.transports.base import HttpTarget, Request
 class ExecutionContext:
     """`.input`, `.execution`, `.workflow`, each step's output name and `.steps.<id>.output`."""
 
-    def __init__(self, workflow: Workflow, execution_id: str, input: Any) -> None:
+    def __init__(
+        self,
+        workflow: Workflow,
+        execution_id: str,
+        input: Any,
+        secrets: Mapping[str, str] | None = None,
+    ) -> None:
         self.execution_id = execution_id
+        self._secrets: Mapping[str, str] = secrets or {}
         self.values: dict[str, Any] = {
             "input": input,
             "execution": {"id": execution_id},
@@ -75,10 +83,46 @@ class ExecutionContext:
                 )
             target = HttpTarget(method.verb, path)
         payload = self.render(input, step=step_id)
-        headers = {
-            name: _text(self.render(value, step=step_id)) for name, value in service.headers.items()
-        }
-        return Request(service, target, {} if payload is None else payload, headers, key)
+        headers, secret_values = self._headers(service, step_id)
+        return Request(
+            service, target, {} if payload is None else payload, headers, key, secret_values
+        )
+
+    def _headers(self, service: Service, step_id: str) -> tuple[dict[str, str], frozenset[str]]:
+        """Render a service's headers, the only templates that may read `.secrets`.
+
+        Returns the headers and the secret values they used, to redact from what comes back.
+        """
+        if not service.headers:
+            return {}, frozenset()
+        secrets = _RecordingSecrets(self._secrets)
+        values = {**self.values, "secrets": secrets}
+        headers = {}
+        for name, value in service.headers.items():
+            try:
+                headers[name] = _text(value.render(values))
+            except TemplateError as exc:
+                raise TemplateError(exc.reason, step=step_id, field=exc.field) from None
+        return headers, frozenset(secrets.read)
+
+
+class _RecordingSecrets(Mapping[str, str]):
+    """Secrets that note which values were read."""
+
+    def __init__(self, secrets: Mapping[str, str]) -> None:
+        self._secrets = secrets
+        self.read: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        value = self._secrets[name]
+        self.read.add(value)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._secrets)
+
+    def __len__(self) -> int:
+        return len(self._secrets)
 
 
 def _text(value: Any) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -49,8 +49,10 @@ class ExecutionManager:
         max_concurrent: int = 1000,
         clock: Clock | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        secrets: Mapping[str, str] | None = None,
     ) -> None:
         self.store = store
+        self._secrets = secrets
         self._invoker = invoker
         self._max_concurrent = max_concurrent
         self._clock = clock or SystemClock()
@@ -102,6 +104,7 @@ class ExecutionManager:
                     clock=self._clock,
                     rng=self._rng,
                     now=self._now,
+                    secrets=self._secrets,
                 )
             )
         return Started(stored, created)
@@ -132,6 +135,7 @@ class ExecutionManager:
                 history=await self.store.read_events(record.execution_id),
                 saved_requests=await self.store.saved_requests(record.execution_id),
                 retry_compensations=retry_compensations,
+                secrets=self._secrets,
             )
         )
 

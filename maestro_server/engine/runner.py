@@ -124,12 +124,13 @@ class Runner:
         history: Sequence[Event] = (),
         saved_requests: Mapping[str, Any] | None = None,
         retry_compensations: bool = False,
+        secrets: Mapping[str, str] | None = None,
     ) -> None:
         self.workflow = workflow
         self.execution_id = execution_id
         self.state = ExecutionState.PENDING
         self.records = {step.id: StepRecord() for step in workflow.steps}
-        self._context = ExecutionContext(workflow, execution_id, input)
+        self._context = ExecutionContext(workflow, execution_id, input, secrets)
         self._sink = sink
         self._clock = clock or SystemClock()
         self._caller = Caller(invoker, breakers, self._clock, rng or random.Random())

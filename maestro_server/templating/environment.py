@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,7 +62,7 @@ class MaestroEnvironment(ImmutableSandboxedEnvironment):
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         """Look up `attribute`: a key of a mapping, else a safe attribute."""
-        if isinstance(obj, dict):
+        if isinstance(obj, Mapping):
             if attribute in obj:
                 return obj[attribute]
             return self.undefined(obj=obj, name=attribute)

@@ -31,6 +31,14 @@ class Request:
     headers: Mapping[str, str]
     idempotency_key: str
     """`<execution_id>:<step_id>`, or `…:compensate`; the same across retries."""
+    secret_values: frozenset[str] = frozenset()
+    """Secret values rendered into the headers: redacted from error messages, never stored."""
+
+    def __repr__(self) -> str:
+        return (
+            f"Request({self.service.name}, {self.method}, key={self.idempotency_key!r}, "
+            f"headers={sorted(self.headers)})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
