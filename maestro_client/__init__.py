@@ -17,7 +17,9 @@ from maestro_client._errors import (
     InvalidArgumentError,
     MaestroError,
     NotFoundError,
+    PermissionDeniedError,
     ResourceExhaustedError,
+    UnauthenticatedError,
     UnavailableError,
 )
 from maestro_client._files import WorkflowRef, WorkflowSource
@@ -42,10 +44,12 @@ __all__ = [
     "MaestroClient",
     "MaestroError",
     "NotFoundError",
+    "PermissionDeniedError",
     "ResourceExhaustedError",
     "Started",
     "StepState",
     "SyncMaestroClient",
+    "UnauthenticatedError",
     "UnavailableError",
     "Validation",
     "WorkflowDefinition",

@@ -87,6 +87,10 @@ def _present(value: M | None) -> M:
     return value
 
 
+def _auth_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
 def _source(workflow: Workflow) -> WorkflowSource | WorkflowRef:
     if isinstance(workflow, Path):
         return WorkflowSource.from_file(workflow)
@@ -133,9 +137,25 @@ class MaestroClient:
     """
 
     def __init__(
-        self, target: str, *, timeout: float | None = None, reconnect_attempts: int = 5
+        self,
+        target: str,
+        *,
+        token: str | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        timeout: float | None = None,
+        reconnect_attempts: int = 5,
     ) -> None:
-        self._channel = grpc.aio.insecure_channel(target)
+        """Connect to `target` (`host:port`).
+
+        `credentials` (e.g. `grpc.ssl_channel_credentials(ca)`) switch on TLS; `token` is sent
+        as `authorization: Bearer <token>` with every call.
+        """
+        self._channel = (
+            grpc.aio.secure_channel(target, credentials)
+            if credentials
+            else grpc.aio.insecure_channel(target)
+        )
+        self._metadata = _auth_metadata(token)
         self._timeout = timeout
         self._reconnect_attempts = reconnect_attempts
 
@@ -156,7 +176,7 @@ class MaestroClient:
             response_deserializer=response.parse,
         )
         try:
-            return await call(request, timeout=self._timeout)
+            return await call(request, timeout=self._timeout, metadata=self._metadata)
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc) from None
 
@@ -166,7 +186,7 @@ class MaestroClient:
             request_serializer=bytes,
             response_deserializer=response.parse,
         )
-        return call(request)
+        return call(request, metadata=self._metadata)
 
     async def execute(
         self, workflow: Workflow, input: dict[str, Any] | None = None, *, execution_id: str = ""
@@ -313,9 +333,21 @@ class SyncMaestroClient:
     """A blocking client over a grpcio channel, for scripts and synchronous code."""
 
     def __init__(
-        self, target: str, *, timeout: float | None = None, channel: grpc.Channel | None = None
+        self,
+        target: str,
+        *,
+        token: str | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        timeout: float | None = None,
+        channel: grpc.Channel | None = None,
     ) -> None:
-        self._channel = channel or grpc.insecure_channel(target)
+        """Connect to `target`; `token` and `credentials` as for MaestroClient."""
+        self._channel = channel or (
+            grpc.secure_channel(target, credentials)
+            if credentials
+            else grpc.insecure_channel(target)
+        )
+        self._metadata = _auth_metadata(token)
         self._timeout = timeout
 
     def __enter__(self) -> SyncMaestroClient:
@@ -335,7 +367,7 @@ class SyncMaestroClient:
             response_deserializer=response.parse,
         )
         try:
-            return call(request, timeout=self._timeout)
+            return call(request, timeout=self._timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
 
@@ -350,7 +382,7 @@ class SyncMaestroClient:
             response_deserializer=ExecuteWorkflowResponse.parse,
         )
         try:
-            for response in call(request):
+            for response in call(request, metadata=self._metadata):
                 yield _present(response.event)
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None

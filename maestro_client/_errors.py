@@ -61,6 +61,18 @@ class ResourceExhaustedError(MaestroError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class UnauthenticatedError(MaestroError):
+    """No token, or one the server does not know."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDeniedError(MaestroError):
+    """The token may not do this (a read-only token starting an execution, say)."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
 class UnavailableError(MaestroError):
     """The server cannot be reached or is shutting down."""
 
@@ -70,6 +82,8 @@ class UnavailableError(MaestroError):
 _BY_CODE = {
     cls.code: cls
     for cls in (
+        UnauthenticatedError,
+        PermissionDeniedError,
         InvalidArgumentError,
         NotFoundError,
         AlreadyExistsError,

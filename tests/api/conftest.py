@@ -27,9 +27,9 @@ class ServerProcess:
 
 
 @contextmanager
-def maestro_serve(*flags: str) -> Iterator[ServerProcess]:
+def maestro_serve(*flags: str, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
     """Run `maestro serve --port 0` and yield it once it serves."""
-    env = dict(os.environ, GRPC_VERBOSITY="ERROR")
+    env = dict(os.environ, GRPC_VERBOSITY="ERROR", **(env or {}))
     store = () if any(f.startswith("--store") for f in flags) else ("--store", "memory")
     command = [
         sys.executable,
