@@ -13,10 +13,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "maestro_server"
 
 # Package (first component under maestro_server) → the maestro_server packages it may import.
-BASE = {"errors", "model", "templating", "secrets"}
+BASE = {"errors", "model", "templating", "secrets", "metrics"}
 ALLOWED: dict[str, set[str]] = {
     "errors": {"model"},
     "secrets": set(),
+    "metrics": set(),
     "model": {"model", "templating", "errors"},
     "templating": {"templating", "errors"},
     "definition": BASE | {"definition"},

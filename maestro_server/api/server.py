@@ -21,6 +21,7 @@ from maestro_server.definition import load_workflow_file
 from maestro_server.definition.policy import WorkflowPolicy
 from maestro_server.engine.manager import ExecutionManager
 from maestro_server.errors import InvalidWorkflowError
+from maestro_server.metrics import Metrics
 from maestro_server.model.diagnostics import Diagnostic
 from maestro_server.secrets import Secrets
 from maestro_server.store.base import Store, stored_workflow
@@ -55,6 +56,8 @@ class ServerSettings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
+    metrics_port: int | None = None
+    """Serve Prometheus metrics on this port (`/metrics`); none when None."""
 
 
 def add_reflection(server: grpc.aio.Server, names: list[str]) -> None:
@@ -102,11 +105,13 @@ class OrchestratorServer:
         self.settings = settings
         self.store = store
         self.transports = Transports()
+        self.metrics = Metrics()
         self.manager = ExecutionManager(
             store,
             self.transports,
             max_concurrent=settings.max_concurrent_executions,
             secrets=Secrets(settings.secrets_dir),
+            metrics=self.metrics,
         )
         options = [
             ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -114,9 +119,16 @@ class OrchestratorServer:
         ]
         interceptors = [TokenAuthInterceptor(settings.auth_tokens)] if settings.auth_tokens else []
         self.server = grpc.aio.server(options=options, interceptors=interceptors)
-        pb_grpc.add_OrchestratorServicer_to_server(
-            OrchestratorServicer(self.manager, settings.policy), self.server
+        self.servicer = OrchestratorServicer(self.manager, settings.policy)
+        pb_grpc.add_OrchestratorServicer_to_server(self.servicer, self.server)
+        self.metrics.watch(
+            lambda: {
+                "executions_in_flight": self.manager.running,
+                "event_stream_subscribers": self.servicer.subscribers,
+            },
+            self.manager.breakers.states,
         )
+        self.metrics_port = 0
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         add_reflection(self.server, [SERVICE_NAME, health.SERVICE_NAME])
@@ -138,6 +150,8 @@ class OrchestratorServer:
         await self.server.start()
         if self.settings.workflows_dir is not None:
             await register_folder(self.store, self.settings.workflows_dir)
+        if self.settings.metrics_port is not None:
+            self.metrics_port = self.metrics.serve(self.settings.metrics_port)
         await self.manager.recover()
         self._tasks = [asyncio.create_task(self.manager.keep_leases(self.settings.lease_interval))]
         if self.settings.retention is not None:
@@ -148,6 +162,7 @@ class OrchestratorServer:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info(
             "serving",
+            metrics_port=self.metrics_port,
             host=self.settings.host,
             port=self.port,
             max_concurrent_executions=self.settings.max_concurrent_executions,

@@ -27,6 +27,7 @@ from maestro_server.definition import load_workflow
 from maestro_server.definition.policy import WorkflowPolicy
 from maestro_server.engine.manager import ExecutionManager, Started
 from maestro_server.errors import InvalidInputError, InvalidWorkflowError, MaestroError
+from maestro_server.model.execution import Event
 from maestro_server.model.workflow import Workflow
 from maestro_server.store.base import stored_workflow
 
@@ -78,6 +79,8 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         self._policy = policy or WorkflowPolicy()
         self._store = manager.store
         self._parsed: OrderedDict[str, Workflow] = OrderedDict()
+        self.subscribers = 0
+        """Event streams open now."""
 
     # -- workflows ---------------------------------------------------------------------------
 
@@ -170,8 +173,16 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
     ) -> AsyncIterator[pb.ExecuteWorkflowResponse]:
         """Start (or find, for a repeated execution_id) and stream every event to the end."""
         started = await self._start(request)
-        async for event in self._store.watch(started.record.execution_id, 0):
+        async for event in self._follow(started.record.execution_id, 0):
             yield pb.ExecuteWorkflowResponse(event=event_to_proto(event))
+
+    async def _follow(self, execution_id: str, after_sequence: int) -> AsyncIterator[Event]:
+        self.subscribers += 1
+        try:
+            async for event in self._store.watch(execution_id, after_sequence):
+                yield event
+        finally:
+            self.subscribers -= 1
 
     @_unary
     async def StartWorkflow(
@@ -191,7 +202,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         if request.after_sequence < 0:
             raise InvalidInputError("after_sequence must not be negative")
         await self._store.get_execution(request.execution_id)  # NOT_FOUND before streaming
-        async for event in self._store.watch(request.execution_id, request.after_sequence):
+        async for event in self._follow(request.execution_id, request.after_sequence):
             yield pb.WatchExecutionResponse(event=event_to_proto(event))
 
     @_unary

@@ -75,6 +75,12 @@ def add_parser(commands: Any) -> None:
         help="files whose names templates read as {{ .secrets.NAME }} "
         "(besides MAESTRO_SECRET_NAME variables)",
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on PORT at /metrics (0 picks a free one)",
+    )
     parser.add_argument("--log-format", choices=("json", "console"), default="console")
     parser.add_argument("--log-level", default="INFO")
     parser.set_defaults(run=run_serve)
@@ -109,6 +115,7 @@ def run_serve(args: argparse.Namespace) -> int:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
+        metrics_port=args.metrics_port,
         lease_interval=_seconds(args.lease, "--lease") / 3,
         retention=_seconds(args.retention, "--retention") if args.retention else None,
     )

@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from maestro_server.metrics import Metrics
 from maestro_server.model.execution import ErrorInfo
 from maestro_server.model.workflow import RetryPolicy
 from maestro_server.resilience.backoff import retry_delay
 from maestro_server.resilience.breaker import BreakerRegistry, CircuitOpenError
 from maestro_server.resilience.clock import Clock
 from maestro_server.secrets import redact
-from maestro_server.transports.base import Call, CallError, Invoker, Request
+from maestro_server.transports.base import Call, CallError, HttpTarget, Invoker, Request
 
 # The transport enforces the deadline itself; this margin only catches a transport that does not.
 _DEADLINE_MARGIN = 0.5
@@ -55,12 +56,18 @@ class Caller:
     """Sends requests through the breaker of their service, retrying per policy."""
 
     def __init__(
-        self, invoker: Invoker, breakers: BreakerRegistry, clock: Clock, rng: random.Random
+        self,
+        invoker: Invoker,
+        breakers: BreakerRegistry,
+        clock: Clock,
+        rng: random.Random,
+        metrics: Metrics | None = None,
     ) -> None:
         self._invoker = invoker
         self._breakers = breakers
         self._clock = clock
         self._rng = rng
+        self._metrics = metrics
 
     async def call(
         self,
@@ -94,14 +101,24 @@ class Caller:
                     retryable = False  # the server said not to retry
                 message = redact(exc.message, request.secret_values)
                 info = ErrorInfo(exc.code, message, request.service.name, retryable)
+                self._observe(request, duration, exc.code)
                 if not retryable or attempt >= max_attempts:
                     return Attempted(attempt, duration, error=info, in_doubt=exc.maybe_executed)
                 delay = retry_delay(policy, attempt, self._rng, exc.retry_after)
+                if self._metrics is not None:
+                    self._metrics.retries.labels(request.service.name, exc.code).inc()
                 await listener.retrying(attempt, info, duration, timedelta(seconds=delay))
                 await self._clock.sleep(delay)
                 continue
             duration = timedelta(seconds=self._clock.monotonic() - started)
+            self._observe(request, duration, "OK")
             return Attempted(attempt, duration, output=output)
+
+    def _observe(self, request: Request, duration: timedelta, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.attempt_seconds.labels(
+                request.service.name, _method_label(request), outcome
+            ).observe(duration.total_seconds())
 
     async def _attempt(
         self,
@@ -143,6 +160,12 @@ class Caller:
         breaker.record(failure=False)
         _landed(in_flight)
         return output
+
+
+def _method_label(request: Request) -> str:
+    """The method without rendered values (HTTP paths hold ids): `CreateUser`, `POST`."""
+    method = request.method
+    return method.verb if isinstance(method, HttpTarget) else str(method)
 
 
 def _landed(in_flight: Callable[[bool], None] | None) -> None:

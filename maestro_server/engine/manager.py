@@ -20,6 +20,7 @@ from maestro_server.errors import (
     ResourceExhaustedError,
     UnavailableError,
 )
+from maestro_server.metrics import Metrics
 from maestro_server.model.execution import ExecutionState
 from maestro_server.model.workflow import Workflow
 from maestro_server.resilience.breaker import BreakerRegistry
@@ -50,13 +51,15 @@ class ExecutionManager:
         clock: Clock | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         secrets: Mapping[str, str] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self._secrets = secrets
+        self._metrics = metrics
         self._invoker = invoker
         self._max_concurrent = max_concurrent
         self._clock = clock or SystemClock()
-        self._breakers = BreakerRegistry(self._clock)
+        self.breakers = BreakerRegistry(self._clock)
         self._now = now
         self._running: dict[str, tuple[Runner, asyncio.Task[Any]]] = {}
         self._draining = False
@@ -100,11 +103,12 @@ class ExecutionManager:
                     data,
                     invoker=self._invoker,
                     sink=self.store,
-                    breakers=self._breakers,
+                    breakers=self.breakers,
                     clock=self._clock,
                     rng=self._rng,
                     now=self._now,
                     secrets=self._secrets,
+                    metrics=self._metrics,
                 )
             )
         return Started(stored, created)
@@ -128,7 +132,7 @@ class ExecutionManager:
                 record.input,
                 invoker=self._invoker,
                 sink=self.store,
-                breakers=self._breakers,
+                breakers=self.breakers,
                 clock=self._clock,
                 rng=self._rng,
                 now=self._now,
@@ -136,6 +140,7 @@ class ExecutionManager:
                 saved_requests=await self.store.saved_requests(record.execution_id),
                 retry_compensations=retry_compensations,
                 secrets=self._secrets,
+                metrics=self._metrics,
             )
         )
 

@@ -22,6 +22,7 @@ import structlog
 from maestro_server.engine.calls import Attempted, AttemptListener, Caller
 from maestro_server.engine.context import ExecutionContext
 from maestro_server.errors import TemplateError
+from maestro_server.metrics import Metrics
 from maestro_server.model.execution import (
     ErrorInfo,
     Event,
@@ -125,6 +126,7 @@ class Runner:
         saved_requests: Mapping[str, Any] | None = None,
         retry_compensations: bool = False,
         secrets: Mapping[str, str] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.workflow = workflow
         self.execution_id = execution_id
@@ -133,7 +135,8 @@ class Runner:
         self._context = ExecutionContext(workflow, execution_id, input, secrets)
         self._sink = sink
         self._clock = clock or SystemClock()
-        self._caller = Caller(invoker, breakers, self._clock, rng or random.Random())
+        self._caller = Caller(invoker, breakers, self._clock, rng or random.Random(), metrics)
+        self._metrics = metrics
         self._now = now
         self._sequence = 0
         self._emit_lock = asyncio.Lock()
@@ -155,10 +158,25 @@ class Runner:
     async def emit(self, type: EventType, **fields: Any) -> Event:
         """Append the next event; shielded, so a cancelled step cannot leave a gap in the log."""
         event = await asyncio.shield(self._emit(type, fields))
+        if self._metrics is not None:
+            self._count(event)
         if event.terminal:
             error = event.error.message if event.error else None
             log.info("execution finished", state=event.state.value, error=error)
         return event
+
+    def _count(self, event: Event) -> None:
+        assert self._metrics is not None
+        workflow = self.workflow.name
+        if event.type is EventType.WORKFLOW_STARTED:
+            self._metrics.executions_started.labels(workflow).inc()
+        elif event.terminal:
+            self._metrics.executions_finished.labels(workflow, event.state.value).inc()
+        elif event.type in (EventType.COMPENSATION_SUCCEEDED, EventType.COMPENSATION_FAILED):
+            compensation = self.workflow.step(event.step_id).compensate
+            service = compensation.service if compensation else ""
+            outcome = "succeeded" if event.type is EventType.COMPENSATION_SUCCEEDED else "failed"
+            self._metrics.compensations.labels(service, outcome).inc()
 
     async def _emit(self, type: EventType, fields: dict[str, Any]) -> Event:
         async with self._emit_lock:

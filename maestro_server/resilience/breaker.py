@@ -110,6 +110,10 @@ class BreakerRegistry:
         self._clock = clock
         self._breakers: dict[tuple[str, str], CircuitBreaker] = {}
 
+    def states(self) -> list[tuple[str, str]]:
+        """(service, state) of every breaker, for metrics."""
+        return [(name, breaker.state.value) for (name, _), breaker in self._breakers.items()]
+
     def get(self, name: str, endpoint: str, policy: CircuitBreakerPolicy) -> CircuitBreaker:
         """The breaker of a service, created on first use."""
         key = (name, endpoint)
