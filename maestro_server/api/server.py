@@ -177,9 +177,10 @@ class OrchestratorServer:
         """
         log.info("shutting down", grace=self.settings.shutdown_grace)
         await self.health.enter_graceful_shutdown()
+        # Leases are kept while draining, so no other replica takes over running executions.
+        await self.manager.drain(self.settings.shutdown_grace)
         for task in self._tasks:
             task.cancel()
-        await self.manager.drain(self.settings.shutdown_grace)
         await self.server.stop(grace=1.0)
         await self.transports.close()
         log.info("stopped")

@@ -319,7 +319,9 @@ class _Parser:
         listed = r.get(pairs, "protos", r.string_list, f"{path}.protos") or []
         paths = tuple(
             text
-            for text, _ in r.get(pairs, "import_paths", r.string_list, f"{path}.import_paths") or []
+            for text, item in r.get(pairs, "import_paths", r.string_list, f"{path}.import_paths")
+            or []
+            if self._inside(item, f"{path}.import_paths", text)
         )
         protos = []
         used = [descriptor_set] if descriptor_set else []
@@ -328,6 +330,14 @@ class _Parser:
                 protos.append(text)
                 used += [text, *self._proto_imports(text, paths, item, f"{path}.protos")]
         return descriptor_set, tuple(protos), paths, used
+
+    def _inside(self, node: Node, path: str, name: str) -> bool:
+        if _is_relative_inside(name):
+            return True
+        self.reader.error(
+            node, path, "bad-path", f"'{name}' must be a relative path inside the workflow's folder"
+        )
+        return False
 
     def _proto_imports(
         self, proto: str, import_paths: tuple[str, ...], node: Node, path: str
@@ -369,6 +379,14 @@ class _Parser:
     def _file(self, node: Node, path: str, name: str | None = None) -> str | None:
         name = name if name is not None else self.reader.string(node, path, "a file path")
         if name is None:
+            return None
+        if not _is_relative_inside(name):
+            self.reader.error(
+                node,
+                path,
+                "bad-path",
+                f"file '{name}' must be a relative path inside the workflow's folder",
+            )
             return None
         data = self.lookup(name)
         if data is None:
@@ -603,6 +621,18 @@ class _Parser:
             return None
         self.sites.append(TemplateSite(template, node, path, step_id, scope))
         return template
+
+
+def _is_relative_inside(name: str) -> bool:
+    """Whether a file name stays inside the workflow's folder (no `/abs`, no `..`)."""
+    pure = posixpath.normpath(name)
+    return not (
+        name.startswith(("/", "\\"))
+        or pure == ".."
+        or pure.startswith("../")
+        or ":" in name.split("/", 1)[0]
+        or "\\" in name
+    )
 
 
 def _hash(text: str, files: Mapping[str, bytes]) -> str:

@@ -78,11 +78,14 @@ class Caller:
         *,
         in_flight: Callable[[bool], None] | None = None,
         first_attempt: int = 1,
+        in_doubt: bool = False,
     ) -> Attempted:
         """Attempt until success, a non-retryable error, or the last attempt.
 
         `in_flight(True)` is called as a request is sent and `in_flight(False)` once its outcome
         is known; a cancellation in between leaves it in flight, so its outcome is in doubt.
+        Doubt sticks: once an attempt may have acted, the request counts as maybe done (pass
+        `in_doubt` for a request that was in flight before a restart).
         """
         attempt = first_attempt - 1
         # After a restart, an attempt in flight at the crash is sent again even if it was the
@@ -96,6 +99,7 @@ class Caller:
                 output = await self._attempt(request, attempt, timeout.total_seconds(), in_flight)
             except CallError as exc:
                 duration = timedelta(seconds=self._clock.monotonic() - started)
+                in_doubt = in_doubt or exc.maybe_executed
                 retryable = exc.code == "CIRCUIT_OPEN" or exc.code in policy.retry_on
                 if exc.retry_after is not None and exc.retry_after < 0:
                     retryable = False  # the server said not to retry
@@ -103,7 +107,7 @@ class Caller:
                 info = ErrorInfo(exc.code, message, request.service.name, retryable)
                 self._observe(request, duration, exc.code)
                 if not retryable or attempt >= max_attempts:
-                    return Attempted(attempt, duration, error=info, in_doubt=exc.maybe_executed)
+                    return Attempted(attempt, duration, error=info, in_doubt=in_doubt)
                 delay = retry_delay(policy, attempt, self._rng, exc.retry_after)
                 if self._metrics is not None:
                     self._metrics.retries.labels(request.service.name, exc.code).inc()
@@ -144,6 +148,15 @@ class Caller:
             breaker.record(failure=exc.counts_for_breaker)
             _landed(in_flight)
             raise
+        except Exception as exc:  # a transport bug must fail the attempt, not the execution
+            breaker.release()
+            _landed(in_flight)
+            raise CallError(
+                "INTERNAL",
+                f"{type(exc).__name__}: {exc}",
+                service=service.name,
+                maybe_executed=True,
+            ) from exc
         except TimeoutError:
             breaker.record(failure=True)
             _landed(in_flight)

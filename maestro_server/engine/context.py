@@ -119,10 +119,10 @@ class _RecordingSecrets(Mapping[str, str]):
         return value
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._secrets)
+        return iter(())  # secrets are read by name; a template cannot list (and send) them all
 
     def __len__(self) -> int:
-        return len(self._secrets)
+        return 0
 
 
 def _text(value: Any) -> str:

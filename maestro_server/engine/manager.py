@@ -63,6 +63,8 @@ class ExecutionManager:
         self._now = now
         self._running: dict[str, tuple[Runner, asyncio.Task[Any]]] = {}
         self._draining = False
+        self._crashed: set[str] = set()
+        self._resuming: set[str] = set()
         self._rng = random.Random()
 
     @property
@@ -151,7 +153,12 @@ class ExecutionManager:
         """
         resumed = 0
         for record in await self.store.claim_executions():
-            if record.execution_id in self._running or record.source is None:
+            if (
+                record.execution_id in self._running
+                or record.execution_id in self._crashed
+                or record.execution_id in self._resuming
+                or record.source is None
+            ):
                 continue
             await self._resume_from_log(record)
             resumed += 1
@@ -163,9 +170,14 @@ class ExecutionManager:
         try:
             await runner.run()
         except Exception:  # a bug: the execution cannot finish; keep the server alive
-            log.exception("execution crashed", execution_id=runner.execution_id)
+            log.exception(
+                "execution crashed; it will not be resumed by this process",
+                execution_id=runner.execution_id,
+            )
+            self._crashed.add(runner.execution_id)
         finally:
-            self._running.pop(runner.execution_id, None)
+            if self._running.get(runner.execution_id, (None,))[0] is runner:
+                del self._running[runner.execution_id]
 
     async def cancel(self, execution_id: str, reason: str) -> ExecutionRecord:
         """Stop an execution's forward progress; it compensates what it did."""
@@ -180,6 +192,15 @@ class ExecutionManager:
 
     async def resume(self, execution_id: str) -> ExecutionRecord:
         """Retry the failed compensations of a COMPENSATION_FAILED execution."""
+        if execution_id in self._resuming:  # checked and reserved with no await in between
+            raise FailedPreconditionError(f"execution {execution_id!r} is being resumed already")
+        self._resuming.add(execution_id)
+        try:
+            return await self._resume(execution_id)
+        finally:
+            self._resuming.discard(execution_id)
+
+    async def _resume(self, execution_id: str) -> ExecutionRecord:
         record = await self.store.get_execution(execution_id)
         if record.state is not ExecutionState.COMPENSATION_FAILED or record.source is None:
             raise FailedPreconditionError(

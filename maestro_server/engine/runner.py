@@ -38,6 +38,11 @@ from maestro_server.transports.base import HttpTarget, Invoker, Request
 
 log = structlog.get_logger("maestro.engine")
 
+STEP_CANCELLED = "STEP_CANCELLED"
+"""The code of a step Maestro stopped (a sibling failed, a cancel, the timeout), as opposed to
+a downstream service answering CANCELLED."""
+_TIMEOUT_REASON = "workflow timeout exceeded"
+
 
 class EventSink(Protocol):
     """Where an execution's events go, in order; the execution's durable log."""
@@ -180,11 +185,11 @@ class Runner:
 
     async def _emit(self, type: EventType, fields: dict[str, Any]) -> Event:
         async with self._emit_lock:
-            self._sequence += 1
             event = Event(
-                self.execution_id, self._sequence, self._now(), type, self.state, **fields
+                self.execution_id, self._sequence + 1, self._now(), type, self.state, **fields
             )
             await self._sink.append_event(event)
+            self._sequence = event.sequence
             return event
 
     # -- control -----------------------------------------------------------------------------
@@ -211,6 +216,8 @@ class Runner:
             log.info("execution resumed", after_sequence=self._sequence, state=self.state.value)
         if self.state.terminal:
             return ExecutionResult(self.execution_id, self.state)
+        if self._failure is not None:
+            await self._settle_unfinished_steps()
         failure = self._failure or await self._forward()
         output = None
         if failure is None:
@@ -292,7 +299,7 @@ class Runner:
                 if event.in_doubt:
                     self._completed.append(step.id)
                 assert event.error is not None
-                if event.error.code == "CANCELLED":
+                if event.error.code == STEP_CANCELLED:
                     cancelled = cancelled or event.error
                 elif not step.continue_on_error and self._failure is None:
                     self._failure = _Failure(event.error, step.id)
@@ -303,8 +310,17 @@ class Runner:
             elif event.type is EventType.COMPENSATION_FAILED:
                 record.state, record.error = StepState.COMPENSATION_FAILED, event.error
         if self._failure is None and cancelled is not None:
-            # Steps were stopped and no step failed: the execution was being cancelled.
-            self._failure = _Failure(cancelled, cancelled=True)
+            # Steps were stopped and no step failed: the execution was being cancelled, or its
+            # timeout passed.
+            if cancelled.message.startswith(_TIMEOUT_REASON):
+                self._failure = _Failure(ErrorInfo("DEADLINE_EXCEEDED", cancelled.message))
+            else:
+                self._failure = _Failure(ErrorInfo("CANCELLED", cancelled.message), cancelled=True)
+        if self._failure is None and self.state is ExecutionState.COMPENSATING:
+            # Compensating, with no step failure in the log: the workflow's output failed.
+            self._failure = _Failure(
+                ErrorInfo("UNKNOWN", "the execution was compensating when the server stopped")
+            )
 
     # -- forward -----------------------------------------------------------------------------
 
@@ -327,7 +343,7 @@ class Runner:
                 if deadline in done:
                     assert timeout is not None
                     message = f"workflow timeout of {timeout.total_seconds():g}s exceeded"
-                    await self._stop(running, "workflow timeout exceeded")
+                    await self._stop(running, f"{_TIMEOUT_REASON} ({message})")
                     return _Failure(ErrorInfo("DEADLINE_EXCEEDED", message))
                 if cancel_wait in done:
                     error = ErrorInfo("CANCELLED", self._cancel_reason)
@@ -351,6 +367,18 @@ class Runner:
                 # log has them, so the execution resumes where it was after a restart.
                 self._abandoning = True
                 await self._stop(running, "the server stopped")
+
+    async def _settle_unfinished_steps(self) -> None:
+        """Settle the steps a failing execution left in flight when it stopped.
+
+        The log shows them started but not ended: they may have acted, so they are compensated.
+        """
+        for step in self.workflow.steps:
+            record = self.records[step.id]
+            if record.state is StepState.RUNNING:
+                record.in_doubt = True
+                error = ErrorInfo(STEP_CANCELLED, "in flight when the server stopped", step.service)
+                await self._step_failed(step, error, attempts=record.attempts)
 
     def _done(self, step: Step) -> bool:
         """Whether a step finished before (in the history of a resumed execution)."""
@@ -395,12 +423,13 @@ class Runner:
                 listener,
                 in_flight=in_flight,
                 first_attempt=record.attempts + 1,
+                in_doubt=record.attempts > 0,  # started before a restart: it may have acted
             )
         except asyncio.CancelledError:
             if self._abandoning:
                 raise
             record.in_doubt = record.in_flight or record.in_doubt
-            error = ErrorInfo("CANCELLED", self._stop_reason, step.service)
+            error = ErrorInfo(STEP_CANCELLED, self._stop_reason, step.service)
             attempts = listener.attempts[-1] if listener.attempts else record.attempts
             await self._step_failed(step, error, attempts=attempts)
             raise
@@ -440,7 +469,7 @@ class Runner:
             duration=outcome.duration if outcome else None,
             in_doubt=record.in_doubt,
         )
-        return step.continue_on_error and error.code != "CANCELLED"
+        return step.continue_on_error and error.code != STEP_CANCELLED
 
     # -- saga --------------------------------------------------------------------------------
 

@@ -119,6 +119,8 @@ def fold(record: ExecutionRecord, event: Event) -> None:
             f"{record.last_sequence}"
         )
     record.last_sequence = event.sequence
+    if record.state.terminal and not event.terminal:  # an operator resumed it
+        record.ended_at, record.error = None, None
     record.state = event.state
     if event.step_id and event.type in _STEP_STATES:
         step = record.steps.setdefault(event.step_id, StepSummary())

@@ -117,8 +117,8 @@ class MemoryStore:
                 event = log.events[position]
                 position += 1
                 yield event
-                if event.terminal:
-                    return
+                if event.terminal and position >= len(log.events):
+                    return  # events after a terminal one come only from an operator's resume
             if log.record.state.terminal:
                 return
             async with log.changed:

@@ -352,11 +352,12 @@ class SqliteStore:
         condition = self._changed.setdefault(execution_id, asyncio.Condition())
         position = after_sequence
         while True:
-            for event in await self.read_events(execution_id, position):
+            events = await self.read_events(execution_id, position)
+            for event in events:
                 position = event.sequence
                 yield event
-                if event.terminal:
-                    return
+                if event.terminal and event is events[-1]:
+                    return  # events after a terminal one come only from an operator's resume
             record = await self.get_execution(execution_id)
             if record.state.terminal and record.last_sequence <= position:
                 return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 # Bounds on what one operator may build; jinja2's sandbox caps range() but not these.
 _MAX_POWER = 1_000
 _MAX_REPEATED_SIZE = 1_000_000
+_MAX_POWER_BITS = 100_000
 
 
 def _b64encode(value: Any) -> str:
@@ -58,7 +60,7 @@ class MaestroEnvironment(ImmutableSandboxedEnvironment):
     so attribute access on a mapping looks up keys only.
     """
 
-    intercepted_binops = frozenset({"**", "*"})
+    intercepted_binops = frozenset({"**", "*", "%"})
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         """Look up `attribute`: a key of a mapping, else a safe attribute."""
@@ -72,12 +74,59 @@ class MaestroEnvironment(ImmutableSandboxedEnvironment):
         """Apply `**` and `*` unless they would build an enormous value."""
         if operator == "**" and isinstance(right, int | float) and abs(right) > _MAX_POWER:
             raise SecurityError(f"exponent {right} is larger than {_MAX_POWER}")
+        big = isinstance(left, int) and isinstance(right, int | float)
+        if operator == "**" and big and left.bit_length() * abs(right) > _MAX_POWER_BITS:
+            raise SecurityError("the power would be a number over 100,000 bits")
+        if operator == "%" and isinstance(left, str):
+            _check_widths(left)
         if operator == "*":
             for seq, times in ((left, right), (right, left)):
                 repeats = isinstance(seq, str | list | tuple) and isinstance(times, int)
                 if repeats and len(seq) * times > _MAX_REPEATED_SIZE:
                     raise SecurityError("repetition would build a value over 1,000,000 items")
         return super().call_binop(context, operator, left, right)
+
+    def wrap_str_format(self, value: Any) -> Any:
+        """Refuse `str.format` and `format_map`: field widths build unbounded strings."""
+        if super().wrap_str_format(value) is None:
+            return None
+
+        def refuse(*args: Any, **kwargs: Any) -> str:  # noqa: ARG001
+            raise SecurityError("str.format is not available in templates; join text with ~")
+
+        return refuse
+
+
+def _join(value: Any, separator: str = "", attribute: Any = None) -> str:
+    items = [str(item) for item in value]
+    if sum(map(len, items)) + len(separator) * len(items) > _MAX_REPEATED_SIZE:
+        raise SecurityError("join would build a string over 1,000,000 characters")
+    return (
+        separator.join(items)
+        if attribute is None
+        else separator.join(str(getattr(item, attribute, item)) for item in value)
+    )
+
+
+_PRINTF_WIDTH = re.compile(r"%[-#0 +]*(\d*)(?:\.(\d+))?")
+
+
+def _check_widths(text: str) -> None:
+    for match in _PRINTF_WIDTH.finditer(text):
+        if any(group and int(group) > 10_000 for group in match.groups()):
+            raise SecurityError("a format width over 10,000")
+
+
+def _format(value: Any, *args: Any, **kwargs: Any) -> str:
+    text = str(value)
+    _check_widths(text)
+    return text % (kwargs or args)
+
+
+def _center(value: Any, width: int = 80) -> str:
+    if width > _MAX_REPEATED_SIZE:
+        raise SecurityError("center width over 1,000,000")
+    return str(value).center(width)
 
 
 def _make_environment() -> MaestroEnvironment:
@@ -88,6 +137,9 @@ def _make_environment() -> MaestroEnvironment:
         tojson=_tojson,
         default=_default,
         d=_default,
+        join=_join,
+        center=_center,
+        format=_format,
     )
     env.globals.update(uuid=_uuid, now=_now)
     return env

@@ -67,6 +67,17 @@ class HttpInvoker:
                 maybe_executed=True,
                 counts_for_breaker=True,
             ) from None
+        except httpx.InvalidURL as exc:
+            raise CallError(
+                "INVALID_REQUEST", f"bad URL {url!r}: {_describe(exc)}", service=service
+            ) from None
+        except httpx.DecodingError as exc:
+            raise CallError(
+                "BAD_RESPONSE",
+                f"response of {url} does not decode: {_describe(exc)}",
+                service=service,
+                maybe_executed=True,
+            ) from None
         except httpx.TransportError as exc:
             raise CallError(
                 "UNAVAILABLE",

@@ -1,5 +1,6 @@
 """Resuming an execution from its log after a crash (driven through the scripted invoker)."""
 
+import asyncio
 import contextlib
 import random
 from dataclasses import dataclass, field
@@ -150,3 +151,48 @@ async def test_crash_anywhere_then_resume_keeps_the_saga_invariants(
     else:
         expected = [s for s in reversed(list(dict.fromkeys(completion))) if s in compensable]
         assert first_seen == expected
+
+
+async def test_resume_while_compensating_after_the_output_failed_does_not_run_steps_again() -> None:
+    """The output failed to render, compensation began, the server died: the resumed execution
+    goes on compensating and calls no step forward again."""
+    yaml = SEED.replace(
+        'subscription_id: "{{ .subscription.id }}"\n',
+        'subscription_id: "{{ .subscription.id }}"\n  missing: "{{ .input.nope }}"\n',
+    )
+    invoker = seed_invoker()
+    _, before, result = await crash_then_resume(yaml, invoker, keep=11)
+    assert result.state is ExecutionState.COMPENSATED
+    after = [c.request.idempotency_key for c in invoker.calls[before:]]
+    assert all(key.endswith(":compensate") for key in after), after
+
+
+PARALLEL = """\
+name: p
+services:
+  s: {type: grpc, endpoint: "s:1"}
+steps:
+  - {id: a, service: s, method: A, depends_on: [], compensate: {method: UndoA}}
+  - {id: b, service: s, method: B, depends_on: [], compensate: {method: UndoB}}
+"""
+
+
+async def test_a_sibling_in_flight_at_the_crash_is_compensated() -> None:
+    """`a` failed and was logged; the server died before `b`'s stop was: `b` may have acted,
+    so after the restart it is marked in doubt and compensated."""
+
+    async def slow(call: Any) -> Any:
+        await asyncio.sleep(0.01)
+        return {"ok": True}
+
+    invoker = ScriptedInvoker({"a": fail("INVALID_ARGUMENT"), "b": slow})
+    sink, _, result = await crash_then_resume(PARALLEL, invoker, keep=4, data={})
+    assert result.state is ExecutionState.COMPENSATED
+    b_failed = next(e for e in sink.events if e.type is EventType.STEP_FAILED and e.step_id == "b")
+    assert b_failed.in_doubt
+    undone = [
+        c.request.idempotency_key
+        for c in invoker.calls
+        if c.request.idempotency_key.endswith(":compensate")
+    ]
+    assert undone == ["ex-1:b:compensate"]

@@ -292,7 +292,7 @@ async def test_failure_cancels_running_siblings_and_compensates_the_in_flight_on
     assert undone == ["ex-1:slow:compensate", "ex-1:root:compensate"]
     assert "ex-1:after" not in [c.request.idempotency_key for c in invoker.calls]
     slow_failed = [e for e in sink.events if e.type.value == "STEP_FAILED" and e.step_id == "slow"]
-    assert slow_failed[0].error is not None and slow_failed[0].error.code == "CANCELLED"
+    assert slow_failed[0].error is not None and slow_failed[0].error.code == "STEP_CANCELLED"
 
 
 async def test_cancel_stops_and_compensates() -> None:
@@ -367,3 +367,39 @@ steps:
     assert sum(clock.sleeps[1:]) == pytest.approx(5.0), (
         "the step waited for the breaker to half-open"
     )
+
+
+async def test_doubt_sticks_across_attempts() -> None:
+    """An attempt that may have acted keeps the step in doubt, even if a later one is refused."""
+    outcomes = iter(
+        [fail("DEADLINE_EXCEEDED", maybe_executed=True), fail("UNAVAILABLE"), fail("UNAVAILABLE")]
+    )
+    invoker = seed_invoker(add_to_crm=lambda call: next(outcomes)(call))  # noqa: PLW0108 - one outcome per call
+    result, _ = await run(BY_KEY, invoker)
+    assert result.state is ExecutionState.COMPENSATED
+    undone = [
+        c.request.idempotency_key
+        for c in invoker.calls
+        if "compensate" in c.request.idempotency_key
+    ]
+    assert undone == ["ex-1:add_to_crm:compensate", "ex-1:setup_subscription:compensate"]
+
+
+async def test_a_transport_bug_fails_the_step_not_the_execution() -> None:
+    """An unexpected exception from a transport is an INTERNAL error of that attempt."""
+
+    def explode(call: Any) -> Any:
+        raise RuntimeError("boom")
+
+    result, sink = await run(BY_KEY, seed_invoker(add_to_crm=explode))
+    assert result.state is ExecutionState.COMPENSATED
+    failed = next(e for e in sink.events if e.type.value == "STEP_FAILED")
+    assert failed.error is not None and failed.error.code == "INTERNAL"
+    assert "RuntimeError: boom" in failed.error.message
+
+
+async def test_a_downstream_cancelled_is_tolerated_like_any_error() -> None:
+    """A service answering CANCELLED is not Maestro stopping the step: continue_on_error holds."""
+    invoker = ScriptedInvoker({"c": fail("CANCELLED")})
+    result, _ = await run(WHEN, invoker, input={"send": True})
+    assert result.state is ExecutionState.COMPLETED

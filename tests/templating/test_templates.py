@@ -150,3 +150,20 @@ def test_sandbox_refuses_escapes(source: str) -> None:
     """Known escapes and bombs end in a TemplateError, never in code running."""
     with pytest.raises(TemplateError):
         compile_template(source, "f").render({"input": {"items": []}})
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param("{{ (['x' * 100000] * 1000) | join }}", id="join of a huge list"),
+        pytest.param("{{ 'a' | center(50000000) }}", id="center width"),
+        pytest.param("{{ '{:>50000000}'.format(1) }}", id="str.format width"),
+        pytest.param("{{ '%50000000s' | format(1) }}", id="format filter width"),
+        pytest.param("{{ '%50000000s' % 1 }}", id="percent operator width"),
+        pytest.param("{{ (9 ** 1000) ** 1000 }}", id="chained powers"),
+    ],
+)
+def test_memory_bombs_are_refused(source: str) -> None:
+    """Operations that would build enormous values stop with a TemplateError."""
+    with pytest.raises(TemplateError, match="SecurityError"):
+        compile_template(source, "f").render({})

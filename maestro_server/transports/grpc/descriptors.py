@@ -42,7 +42,9 @@ def compile_protos(
     with tempfile.TemporaryDirectory(prefix="maestro-protos-") as tmp:
         root = Path(tmp)
         for name, data in files.items():
-            target = root / name
+            target = (root / name).resolve()
+            if not target.is_relative_to(root.resolve()):  # the parser refuses these already
+                raise SchemaError(f"file name {name!r} leaves the schema folder")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         out = root / "out.binpb"
