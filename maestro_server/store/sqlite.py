@@ -302,7 +302,10 @@ class SqliteStore:
         db.execute("BEGIN IMMEDIATE")
         try:
             record = self._get_execution(event.execution_id)
-            fold(record, event)
+            try:
+                fold(record, event)
+            except ValueError as exc:
+                raise FailedPreconditionError(str(exc)) from None
             updated = db.execute(
                 "UPDATE executions SET state = ?, output = ?, error = ?, ended_at = ?, "
                 "last_sequence = ?, steps = ? WHERE execution_id = ? AND last_sequence = ?",

@@ -49,9 +49,14 @@ class HttpInvoker:
         elif payload is not None:
             body["json"] = payload
         try:
-            response = await self._client.request(
+            outgoing = self._client.build_request(
                 target.verb, url, headers=headers, timeout=call.timeout, **body
             )
+            response = await self._client.send(outgoing, stream=True)
+            try:
+                content = await _read_capped(response)
+            finally:
+                await response.aclose()
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise CallError(
                 "UNAVAILABLE",
@@ -86,11 +91,12 @@ class HttpInvoker:
                 maybe_executed=True,
                 counts_for_breaker=True,
             ) from None
-        if len(response.content) > MAX_RESPONSE_BYTES:
+        if content is None:
             raise CallError(
                 "BAD_RESPONSE",
                 f"response of {url} is larger than {MAX_RESPONSE_BYTES} bytes",
                 service=service,
+                maybe_executed=True,
             )
         if response.status_code >= 300:  # redirects are not followed: not the answer asked for
             status = response.status_code
@@ -103,6 +109,18 @@ class HttpInvoker:
                 retry_after=_retry_after(response),
             )
         return _output(response)
+
+
+async def _read_capped(response: httpx.Response) -> bytes | None:
+    """The body, read no further than MAX_RESPONSE_BYTES; None when it is longer."""
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            return None
+        chunks.append(chunk)
+    response._content = b"".join(chunks)  # lets .json() and .text use what was read
+    return response._content
 
 
 def _output(response: httpx.Response) -> Any:

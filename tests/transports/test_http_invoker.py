@@ -159,3 +159,16 @@ async def test_connection_refused_is_unavailable_and_not_sent(invoker: HttpInvok
         await invoker.invoke(call(url, "POST /x", {}))
     assert caught.value.code == "UNAVAILABLE"
     assert not caught.value.maybe_executed and caught.value.counts_for_breaker
+
+
+async def test_oversized_response_is_refused_without_reading_it_all(
+    http: ScriptedHttp, invoker: HttpInvoker
+) -> None:
+    """A body over 4 MiB is a BAD_RESPONSE (not kept in memory whole)."""
+    http.answer(
+        "GET /big", 200, raw=b"x" * (5 * 1024 * 1024), headers={"content-type": "text/plain"}
+    )
+    with pytest.raises(CallError) as caught:
+        await invoker.invoke(call(http.url, "GET /big"))
+    assert caught.value.code == "BAD_RESPONSE"
+    assert "larger than 4194304 bytes" in caught.value.message
