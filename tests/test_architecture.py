@@ -13,11 +13,12 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "maestro_server"
 
 # Package (first component under maestro_server) → the maestro_server packages it may import.
-BASE = {"errors", "model", "templating", "secrets", "metrics"}
+BASE = {"errors", "model", "templating", "secrets", "metrics", "tracing"}
 ALLOWED: dict[str, set[str]] = {
     "errors": {"model"},
     "secrets": set(),
     "metrics": set(),
+    "tracing": set(),
     "model": {"model", "templating", "errors"},
     "templating": {"templating", "errors"},
     "definition": BASE | {"definition"},

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import grpc
 import structlog
 
+from maestro_server import tracing
 from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
 from maestro_server._proto.maestro.v1 import orchestrator_pb2_grpc as pb_grpc
 from maestro_server.api.convert import (
@@ -115,10 +116,13 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
             return self._load(stored.yaml, stored.path, stored.files)
         raise InvalidInputError("give the workflow: either workflow_yaml or reference")
 
-    async def _start(self, request: Any) -> Started:
+    async def _start(self, request: Any, context: Context) -> Started:
         workflow = await self._resolve(request)
         return await self._manager.start(
-            workflow, struct_to_dict(request.input), request.execution_id
+            workflow,
+            struct_to_dict(request.input),
+            request.execution_id,
+            tracing.incoming(context.invocation_metadata()),
         )
 
     @_unary
@@ -172,7 +176,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         self, request: pb.ExecuteWorkflowRequest, context: Context
     ) -> AsyncIterator[pb.ExecuteWorkflowResponse]:
         """Start (or find, for a repeated execution_id) and stream every event to the end."""
-        started = await self._start(request)
+        started = await self._start(request, context)
         async for event in self._follow(started.record.execution_id, 0):
             yield pb.ExecuteWorkflowResponse(event=event_to_proto(event))
 
@@ -189,7 +193,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         self, request: pb.StartWorkflowRequest, context: Context
     ) -> pb.StartWorkflowResponse:
         """Start (or find, for a repeated execution_id) and answer at once."""
-        started = await self._start(request)
+        started = await self._start(request, context)
         return pb.StartWorkflowResponse(
             execution_id=started.record.execution_id, created=started.created
         )

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from maestro_server import tracing
 from maestro_server.metrics import Metrics
 from maestro_server.model.execution import ErrorInfo
 from maestro_server.model.workflow import RetryPolicy
@@ -142,21 +143,13 @@ class Caller:
         if in_flight is not None:
             in_flight(True)
         try:
-            async with asyncio.timeout(timeout + _DEADLINE_MARGIN):
-                output = await self._invoker.invoke(Call(request, attempt, timeout))
+            with tracing.attempt_span(service.name, _method_label(request), attempt) as headers:
+                async with asyncio.timeout(timeout + _DEADLINE_MARGIN):
+                    output = await self._invoker.invoke(Call(request, attempt, timeout, headers))
         except CallError as exc:
             breaker.record(failure=exc.counts_for_breaker)
             _landed(in_flight)
             raise
-        except Exception as exc:  # a transport bug must fail the attempt, not the execution
-            breaker.release()
-            _landed(in_flight)
-            raise CallError(
-                "INTERNAL",
-                f"{type(exc).__name__}: {exc}",
-                service=service.name,
-                maybe_executed=True,
-            ) from exc
         except TimeoutError:
             breaker.record(failure=True)
             _landed(in_flight)
@@ -167,6 +160,15 @@ class Caller:
                 maybe_executed=True,
                 counts_for_breaker=True,
             ) from None
+        except Exception as exc:  # a transport bug must fail the attempt, not the execution
+            breaker.release()
+            _landed(in_flight)
+            raise CallError(
+                "INTERNAL",
+                f"{type(exc).__name__}: {exc}",
+                service=service.name,
+                maybe_executed=True,
+            ) from exc
         except BaseException:
             breaker.release()
             raise

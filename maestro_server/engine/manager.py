@@ -72,7 +72,13 @@ class ExecutionManager:
         """How many executions are in flight."""
         return len(self._running)
 
-    async def start(self, workflow: Workflow, data: Any, execution_id: str = "") -> Started:
+    async def start(
+        self,
+        workflow: Workflow,
+        data: Any,
+        execution_id: str = "",
+        trace_parent: Mapping[str, str] | None = None,
+    ) -> Started:
         """Admit and start an execution.
 
         A known id with the same workflow and input is returned as it is (idempotent start).
@@ -111,6 +117,7 @@ class ExecutionManager:
                     now=self._now,
                     secrets=self._secrets,
                     metrics=self._metrics,
+                    trace_parent=trace_parent,
                 )
             )
         return Started(stored, created)

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from maestro_server import tracing
 from maestro_server.engine.calls import Attempted, AttemptListener, Caller
 from maestro_server.engine.context import ExecutionContext
 from maestro_server.errors import TemplateError
@@ -132,6 +133,7 @@ class Runner:
         retry_compensations: bool = False,
         secrets: Mapping[str, str] | None = None,
         metrics: Metrics | None = None,
+        trace_parent: Mapping[str, str] | None = None,
     ) -> None:
         self.workflow = workflow
         self.execution_id = execution_id
@@ -142,6 +144,7 @@ class Runner:
         self._clock = clock or SystemClock()
         self._caller = Caller(invoker, breakers, self._clock, rng or random.Random(), metrics)
         self._metrics = metrics
+        self._trace_parent = dict(trace_parent or {})
         self._now = now
         self._sequence = 0
         self._emit_lock = asyncio.Lock()
@@ -204,6 +207,10 @@ class Runner:
 
     async def run(self) -> ExecutionResult:
         """Run the execution to its end and return how it ended."""
+        with tracing.execution_span(self.workflow.name, self.execution_id, self._trace_parent):
+            return await self._run()
+
+    async def _run(self) -> ExecutionResult:
         structlog.contextvars.bind_contextvars(
             execution_id=self.execution_id, workflow=self.workflow.name
         )

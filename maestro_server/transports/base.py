@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -49,6 +50,8 @@ class Call:
     attempt: int
     timeout: float
     """Seconds: the attempt's deadline."""
+    trace_headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """`traceparent` (and `tracestate`) of the attempt's span, sent downstream."""
 
 
 class CallError(MaestroError):

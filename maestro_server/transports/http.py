@@ -39,6 +39,7 @@ class HttpInvoker:
         url = request.service.endpoint.rstrip("/") + target.path
         headers = {
             **request.headers,
+            **call.trace_headers,
             "Idempotency-Key": request.idempotency_key,
             "Maestro-Attempt": str(call.attempt),
         }

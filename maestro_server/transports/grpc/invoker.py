@@ -132,6 +132,7 @@ class GrpcInvoker:
             ) from None
         metadata = [
             *request.headers.items(),
+            *call.trace_headers.items(),
             ("idempotency-key", request.idempotency_key),
             ("maestro-attempt", str(call.attempt)),
         ]
