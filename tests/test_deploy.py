@@ -41,3 +41,45 @@ def test_configmap_workflows_are_valid() -> None:
     configmap = yaml.safe_load((ROOT / "deploy/kubernetes/configmap.yaml").read_text())
     for name, text in configmap["data"].items():
         assert load_workflow(text, path=name).name
+
+
+CHART = ROOT / "deploy" / "helm" / "maestro"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pytest.param({}, id="defaults"),
+        pytest.param(
+            {
+                "replicaCount": 5,
+                "retention": "",
+                "allowEndpoints": [],
+                "workflows": {
+                    "onboarding.yaml": (ROOT / "examples/onboarding/workflow.yaml").read_text()
+                },
+            },
+            id="with workflows",
+        ),
+    ],
+)
+def test_helm_chart_renders_valid_manifests(values: dict[str, object]) -> None:
+    """The chart lints clean and renders objects that pass strict schema validation; the
+    workflows it ships come out unchanged and valid."""
+    helm = pytest.importorskip("helm_python.chart", reason="helm-python-sdk: the deploy extra")
+    report = helm.lint(str(CHART), values, strict=True)
+    assert report["errors"] == [], report
+    rendered = helm.Chart.load(str(CHART)).render(values, name="maestro", namespace="default")
+    kinds = []
+    for name, text in rendered.items():
+        if not name.endswith(".yaml"):
+            continue
+        for document in yaml.safe_load_all(text):
+            if document:
+                kubernetes_validate.validate(document, "1.33", strict=True)
+                kinds.append(document["kind"])
+                if document["kind"] == "ConfigMap":
+                    for file, workflow in document["data"].items():
+                        assert load_workflow(workflow, path=file).name == "user_onboarding"
+    expected = {"Deployment", "Service", "PodDisruptionBudget"}
+    assert set(kinds) == expected | ({"ConfigMap"} if values.get("workflows") else set())
