@@ -86,6 +86,7 @@ class _Listener(AttemptListener):
 
     async def started(self, attempt: int) -> None:
         self.attempts.append(attempt)
+        structlog.contextvars.bind_contextvars(step_id=self.step_id, attempt=attempt)
         log.debug(
             "attempt started", step_id=self.step_id, attempt=attempt, compensation=self.compensation
         )

@@ -26,6 +26,7 @@ from maestro_server.templating.syntax import rewrite_leading_dots
 JsonValue = None | bool | int | float | str | list[Any] | dict[str, Any]
 
 _TEMPLATE_MARKERS = ("{{", "{%", "{#")
+MAX_RENDERED_CHARS = 1_000_000
 _SINGLE_EXPRESSION = re.compile(r"\A\s*\{\{(?P<expr>.*?)\}\}\s*\Z", re.S)
 
 
@@ -69,7 +70,12 @@ class Template:
             if self._expression is not None:
                 return _to_json(self._expression(context), self.field)
             assert self._template is not None
-            return self._template.render(context)
+            text = self._template.render(context)
+            if len(text) > MAX_RENDERED_CHARS:
+                raise TemplateError(
+                    f"renders over {MAX_RENDERED_CHARS} characters", step=None, field=self.field
+                )
+            return text
         except TemplateError:
             raise
         except jinja2.UndefinedError as exc:

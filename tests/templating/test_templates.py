@@ -167,3 +167,13 @@ def test_memory_bombs_are_refused(source: str) -> None:
     """Operations that would build enormous values stop with a TemplateError."""
     with pytest.raises(TemplateError, match="SecurityError"):
         compile_template(source, "f").render({})
+
+
+def test_rendered_text_is_capped() -> None:
+    """A template that renders more than a million characters fails with its field."""
+    template = compile_template(
+        "{% for i in range(2000) %}{{ 'x' * 999 }}{% endfor %}", "input.blob"
+    )
+    with pytest.raises(TemplateError, match="renders over 1000000 characters") as caught:
+        template.render({})
+    assert caught.value.field == "input.blob"
