@@ -104,13 +104,14 @@ class OrchestratorServer:
     def __init__(self, settings: ServerSettings, store: Store) -> None:
         self.settings = settings
         self.store = store
-        self.transports = Transports()
+        secrets = Secrets(settings.secrets_dir)
+        self.transports = Transports(secrets)
         self.metrics = Metrics()
         self.manager = ExecutionManager(
             store,
             self.transports,
             max_concurrent=settings.max_concurrent_executions,
-            secrets=Secrets(settings.secrets_dir),
+            secrets=secrets,
             metrics=self.metrics,
         )
         options = [

@@ -121,7 +121,7 @@ async def _run(
     secrets: Secrets,
 ) -> ExecutionResult:
     clock = SystemClock()
-    async with Transports() as transports:
+    async with Transports(secrets) as transports:
         runner = Runner(
             workflow,
             execution_id,

@@ -279,6 +279,10 @@ class _Parser:
                 if compiled is not None:
                     headers[header.lower() if kind is ServiceType.GRPC else header] = compiled
         descriptor_set, protos, import_paths, used = self._schema_source(pairs, path, kind)
+        tls = read_tls(self.reader, pairs, path)
+        ca_file = tls.ca_file if tls is not None else None
+        if ca_file is not None and self._file(pairs["tls"][1], f"{path}.tls.ca_file", ca_file):
+            used.append(ca_file)
         return Service(
             name=name,
             type=kind,
@@ -289,7 +293,7 @@ class _Parser:
             retry=read_retry(self.reader, pairs, path, DEFAULT_RETRY),
             circuit_breaker=read_breaker(self.reader, pairs, path),
             headers=headers,
-            tls=read_tls(self.reader, pairs, path),
+            tls=tls,
             descriptor_set=descriptor_set,
             protos=protos,
             import_paths=import_paths,

@@ -27,7 +27,7 @@ BREAKER_KEYS = (
     "open_duration",
     "half_open_calls",
 )
-TLS_KEYS = ("ca_file", "cert_file", "key_file", "server_name")
+TLS_KEYS = ("ca_file", "server_name", "client_cert_secret", "client_key_secret")
 
 
 def read_retry(r: Reader, pairs: Pairs, path: str, base: RetryPolicy) -> RetryPolicy:
@@ -136,8 +136,13 @@ def read_tls(r: Reader, pairs: Pairs, path: str) -> TlsConfig | None:
         return TlsConfig() if enabled else None
     fields = r.mapping(node, f"{path}.tls", "'tls'", TLS_KEYS) or {}
     values = {key: r.get(fields, key, r.string, f"{path}.tls.{key}") for key in TLS_KEYS}
-    if (values["cert_file"] is None) != (values["key_file"] is None):
-        r.error(node, f"{path}.tls", "conflict", "'cert_file' and 'key_file' go together")
+    if (values["client_cert_secret"] is None) != (values["client_key_secret"] is None):
+        r.error(
+            node,
+            f"{path}.tls",
+            "conflict",
+            "'client_cert_secret' and 'client_key_secret' go together",
+        )
     return TlsConfig(**values)
 
 

@@ -104,12 +104,18 @@ class CircuitBreakerPolicy:
 
 @dataclass(frozen=True, slots=True)
 class TlsConfig:
-    """TLS towards a service; file paths are relative to the workflow file."""
+    """TLS towards a service.
+
+    `ca_file` (relative to the workflow, travelling with it) is the CA to trust instead of the
+    system's; a client certificate and key for mTLS are secrets, named here and read from the
+    server's secrets, never stored with the workflow.
+    """
 
     ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
     server_name: str | None = None
+    """The name to check the server's certificate against, when it differs from the host."""
+    client_cert_secret: str | None = None
+    client_key_secret: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

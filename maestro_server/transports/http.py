@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import httpx
 
 from maestro_server.transports.base import Call, CallError, HttpTarget
+from maestro_server.transports.tls import ClientTls
 
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 _QUERY_VERBS = frozenset({"GET", "DELETE", "HEAD", "OPTIONS"})
@@ -19,16 +21,27 @@ _IMPLEMENTATION_GAPS = frozenset({501})  # a 5xx that means "not implemented", n
 class HttpInvoker:
     """Calls `VERB /path` on an HTTP service: a JSON body (or query for GET/DELETE) in, JSON out."""
 
-    def __init__(self, client: httpx.AsyncClient | None = None) -> None:
-        self._client = client or httpx.AsyncClient(
-            http2=True,
-            follow_redirects=False,  # a redirect to another host is not the service's answer
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-        )
+    def __init__(self, secrets: Mapping[str, str] | None = None) -> None:
+        self._secrets: Mapping[str, str] = secrets or {}
+        # One pooled client per TLS setting (None: the system's CAs, no client certificate).
+        self._clients: dict[ClientTls | None, httpx.AsyncClient] = {}
+
+    def _client_for(self, tls: ClientTls | None) -> httpx.AsyncClient:
+        client = self._clients.get(tls)
+        if client is None:
+            client = self._clients[tls] = httpx.AsyncClient(
+                http2=True,
+                follow_redirects=False,  # a redirect to another host is not the service's answer
+                limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+                verify=tls.ssl_context() if tls is not None else True,
+            )
+        return client
 
     async def close(self) -> None:
         """Close the pooled connections."""
-        await self._client.aclose()
+        clients, self._clients = self._clients, {}
+        for client in clients.values():
+            await client.aclose()
 
     async def invoke(self, call: Call) -> Any:
         """Make one request; 2xx JSON objects are returned as is, anything else is wrapped."""
@@ -50,10 +63,18 @@ class HttpInvoker:
         elif payload is not None:
             body["json"] = payload
         try:
-            outgoing = self._client.build_request(
-                target.verb, url, headers=headers, timeout=call.timeout, **body
+            tls = ClientTls.of(request.service, self._secrets)
+            client = self._client_for(tls)
+            extensions = {"sni_hostname": tls.server_name} if tls and tls.server_name else None
+            outgoing = client.build_request(
+                target.verb,
+                url,
+                headers=headers,
+                timeout=call.timeout,
+                **body,
+                extensions=extensions,
             )
-            response = await self._client.send(outgoing, stream=True)
+            response = await client.send(outgoing, stream=True)
             try:
                 content = await _read_capped(response)
             finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
@@ -14,9 +15,9 @@ from maestro_server.transports.http import HttpInvoker
 class Transports:
     """An Invoker that hands each call to the gRPC or HTTP invoker; an async context manager."""
 
-    def __init__(self) -> None:
-        self.grpc = GrpcInvoker()
-        self.http = HttpInvoker()
+    def __init__(self, secrets: Mapping[str, str] | None = None) -> None:
+        self.grpc = GrpcInvoker(secrets)
+        self.http = HttpInvoker(secrets)
 
     async def invoke(self, call: Call) -> Any:
         """Make the call with the invoker of its service's type."""

@@ -1,6 +1,7 @@
 """A real HTTP server on loopback whose answers a test scripts, recording every request."""
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -49,7 +50,7 @@ class ScriptedHttp:
 
 
 @contextmanager
-def scripted_http() -> Iterator[ScriptedHttp]:
+def scripted_http(tls: ssl.SSLContext | None = None) -> Iterator[ScriptedHttp]:
     script = ScriptedHttp()
 
     class Handler(BaseHTTPRequestHandler):
@@ -85,10 +86,13 @@ def scripted_http() -> Iterator[ScriptedHttp]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    script.url = f"http://127.0.0.1:{server.server_address[1]}"
+    scheme = "https" if tls is not None else "http"
+    script.url = f"{scheme}://127.0.0.1:{server.server_address[1]}"
     try:
         yield script
     finally:

@@ -80,6 +80,7 @@ def add_v1_reflection(server: grpc.aio.Server, names: list[str]) -> None:
 @asynccontextmanager
 async def echo_server(
     reflection_versions: tuple[str, ...] = ("v1alpha",),
+    credentials: grpc.ServerCredentials | None = None,
 ) -> AsyncIterator[tuple[str, Echo]]:
     """A server on a free port; yields its address and the Echo servicer."""
     server = grpc.aio.server()
@@ -90,7 +91,11 @@ async def echo_server(
         reflection.enable_server_reflection([*SERVICES, reflection.SERVICE_NAME], server)
     if "v1" in reflection_versions:
         add_v1_reflection(server, SERVICES)
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = (
+        server.add_secure_port("127.0.0.1:0", credentials)
+        if credentials
+        else server.add_insecure_port("127.0.0.1:0")
+    )
     await server.start()
     try:
         yield f"127.0.0.1:{port}", echo

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from maestro_server.transports.grpc.descriptors import (
     compile_protos,
     from_descriptor_set,
 )
+from maestro_server.transports.tls import ClientTls
 
 # Codes that say the service is down or overloaded (they trip its circuit breaker).
 _BREAKER_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"})
@@ -35,6 +36,8 @@ _NOT_SENT = (
 )
 _CHANNEL_OPTIONS = [
     ("grpc.enable_retries", 0),  # the engine's retry policy is the only retry layer
+    # Channels with different TLS identities must not share connections to one target.
+    ("grpc.use_local_subchannel_pool", 1),
     ("grpc.max_receive_message_length", 4 * 1024 * 1024),
 ]
 
@@ -95,10 +98,13 @@ def _unknown(service: Service, message: str) -> CallError:
 class GrpcInvoker:
     """Calls gRPC services from their reflected or supplied schema; one channel per endpoint."""
 
-    def __init__(self) -> None:
-        self._channels: dict[str, grpc.aio.Channel] = {}
+    def __init__(self, secrets: Mapping[str, str] | None = None) -> None:
+        self._secrets: Mapping[str, str] = secrets or {}
+        self._channels: dict[tuple[str, ClientTls | None], grpc.aio.Channel] = {}
         self._schemas: dict[tuple[str, ...], _Schema] = {}
-        self._methods: dict[tuple[tuple[str, ...], str], _Method] = {}
+        # By schema, method and channel: a method resolved for one TLS identity is not reused
+        # by a service with another.
+        self._methods: dict[tuple[tuple[str, ...], str, grpc.aio.Channel], _Method] = {}
         self._locks: dict[tuple[str, ...], asyncio.Lock] = {}
 
     async def close(self) -> None:
@@ -106,12 +112,21 @@ class GrpcInvoker:
         channels, self._channels = self._channels, {}
         await asyncio.gather(*(channel.close() for channel in channels.values()))
 
-    def channel(self, endpoint: str) -> grpc.aio.Channel:
-        """The pooled channel of an endpoint."""
-        channel = self._channels.get(endpoint)
+    def channel(self, service: Service) -> grpc.aio.Channel:
+        """The pooled channel of a service's endpoint (and TLS settings)."""
+        tls = ClientTls.of(service, self._secrets)
+        key = (service.endpoint, tls)
+        channel = self._channels.get(key)
         if channel is None:
-            channel = grpc.aio.insecure_channel(endpoint, options=_CHANNEL_OPTIONS)
-            self._channels[endpoint] = channel
+            if tls is None:
+                channel = grpc.aio.insecure_channel(service.endpoint, options=_CHANNEL_OPTIONS)
+            else:
+                credentials = grpc.ssl_channel_credentials(tls.ca, tls.key, tls.cert)
+                options: list[tuple[str, Any]] = list(_CHANNEL_OPTIONS)
+                if tls.server_name:
+                    options.append(("grpc.ssl_target_name_override", tls.server_name))
+                channel = grpc.aio.secure_channel(service.endpoint, credentials, options=options)
+            self._channels[key] = channel
         return channel
 
     async def invoke(self, call: Call) -> Any:
@@ -150,7 +165,8 @@ class GrpcInvoker:
 
     async def _method(self, service: Service, method: GrpcMethod, timeout: float) -> _Method:
         key = _schema_key(service)
-        cached = self._methods.get((key, str(method)))
+        channel = self.channel(service)
+        cached = self._methods.get((key, str(method), channel))
         if cached is not None:
             return cached
         schema = await self._schema(service, key, timeout)
@@ -164,13 +180,13 @@ class GrpcInvoker:
         request_class = message_factory.GetMessageClass(found.input_type)
         response_class = message_factory.GetMessageClass(found.output_type)
         path = f"/{found.containing_service.full_name}/{found.name}"
-        multicallable = self.channel(service.endpoint).unary_unary(
+        multicallable = channel.unary_unary(
             path,
             request_serializer=request_class.SerializeToString,
             response_deserializer=response_class.FromString,
         )
         resolved = _Method(path, request_class, response_class, schema.pool, multicallable)
-        self._methods[(key, str(method))] = resolved
+        self._methods[(key, str(method), channel)] = resolved
         return resolved
 
     async def _schema(self, service: Service, key: tuple[str, ...], timeout: float) -> _Schema:
@@ -192,7 +208,7 @@ class GrpcInvoker:
                     compile_protos, service.files, service.protos, service.import_paths
                 )
             else:
-                files = await reflection.fetch_files(self.channel(service.endpoint), timeout)
+                files = await reflection.fetch_files(self.channel(service), timeout)
             pool = build_pool(files)
             return _Schema(pool, [pool.FindFileByName(f.name) for f in files])
         except grpc.aio.AioRpcError as exc:
