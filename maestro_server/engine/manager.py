@@ -104,27 +104,27 @@ class ExecutionManager:
         )
         stored, created = await self.store.create_execution(record)
         if created:
-            self._launch(
-                Runner(
-                    workflow,
-                    execution_id,
-                    data,
-                    invoker=self._invoker,
-                    sink=self.store,
-                    breakers=self.breakers,
-                    clock=self._clock,
-                    rng=self._rng,
-                    now=self._now,
-                    secrets=self._secrets,
-                    metrics=self._metrics,
-                    trace_parent=trace_parent,
-                )
-            )
+            self._launch(workflow, execution_id, data, trace_parent=trace_parent)
         return Started(stored, created)
 
-    def _launch(self, runner: Runner) -> None:
-        task = asyncio.create_task(self._run(runner), name=f"execution {runner.execution_id}")
-        self._running[runner.execution_id] = (runner, task)
+    def _launch(self, workflow: Workflow, execution_id: str, data: Any, **resume: Any) -> None:
+        """Run an execution in the background (`resume`: Runner's history-related arguments)."""
+        runner = Runner(
+            workflow,
+            execution_id,
+            data,
+            invoker=self._invoker,
+            sink=self.store,
+            breakers=self.breakers,
+            clock=self._clock,
+            rng=self._rng,
+            now=self._now,
+            secrets=self._secrets,
+            metrics=self._metrics,
+            **resume,
+        )
+        task = asyncio.create_task(self._run(runner), name=f"execution {execution_id}")
+        self._running[execution_id] = (runner, task)
 
     async def _resume_from_log(
         self, record: ExecutionRecord, *, retry_compensations: bool = False
@@ -135,22 +135,12 @@ class ExecutionManager:
             record.source.yaml, path=record.source.path, files=dict(record.source.files)
         )
         self._launch(
-            Runner(
-                workflow,
-                record.execution_id,
-                record.input,
-                invoker=self._invoker,
-                sink=self.store,
-                breakers=self.breakers,
-                clock=self._clock,
-                rng=self._rng,
-                now=self._now,
-                history=await self.store.read_events(record.execution_id),
-                saved_requests=await self.store.saved_requests(record.execution_id),
-                retry_compensations=retry_compensations,
-                secrets=self._secrets,
-                metrics=self._metrics,
-            )
+            workflow,
+            record.execution_id,
+            record.input,
+            history=await self.store.read_events(record.execution_id),
+            saved_requests=await self.store.saved_requests(record.execution_id),
+            retry_compensations=retry_compensations,
         )
 
     async def recover(self) -> int:
