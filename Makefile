@@ -30,5 +30,9 @@ demo: $(STAMP)  ## the onboarding example end to end
 build: $(STAMP)  ## sdist and wheel of the server and of the client into dist/
 	bash scripts/build.sh
 
+bench: $(STAMP)  ## benchmarks against direct calls; bench/results/latest.json + a table
+	.venv/bin/python -m pip install --quiet -e '.[bench]'
+	.venv/bin/python bench/run.py
+
 clean:
 	rm -rf $(VENV) dist build .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -55,6 +55,8 @@ def scripted_http(tls: ssl.SSLContext | None = None) -> Iterator[ScriptedHttp]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+        wbufsize = 64 * 1024
 
         def _respond(self) -> None:
             length = int(self.headers.get("content-length") or 0)
