@@ -155,6 +155,10 @@ class Runner:
         self._stop_reason = "cancelled"
         self._abandoning = False
         self._saved_requests = dict(saved_requests or {})
+        self._dependents: dict[str, list[str]] = {}
+        for step in workflow.steps:
+            for dependency in step.depends_on:
+                self._dependents.setdefault(dependency, []).append(step.id)
         self._failure: _Failure | None = None  # known from the history of a resumed execution
         if history:
             self._restore(history)
@@ -334,16 +338,23 @@ class Runner:
 
     async def _forward(self) -> _Failure | None:
         finished = {step.id for step in self.workflow.steps if self._done(step)}
-        pending = [step for step in self.workflow.steps if step.id not in finished]
+        # How many unfinished dependencies each pending step waits for; 0 means ready.
+        waiting = {
+            step.id: sum(d not in finished for d in step.depends_on)
+            for step in self.workflow.steps
+            if step.id not in finished
+        }
+        dependents = self._dependents
         running: dict[asyncio.Task[bool], Step] = {}
         cancel_wait = asyncio.ensure_future(self._cancelled.wait())
         timeout = self.workflow.timeout
         # The workflow timeout counts from the start of this process's run of the execution.
         deadline = asyncio.ensure_future(asyncio.sleep(timeout.total_seconds() if timeout else 1e9))
         try:
-            while pending or running:
-                for step in [s for s in pending if all(d in finished for d in s.depends_on)]:
-                    pending.remove(step)
+            while waiting or running:
+                for step_id in [s for s, count in waiting.items() if count == 0]:
+                    del waiting[step_id]
+                    step = self.workflow.step(step_id)
                     running[asyncio.create_task(self._run_step(step))] = step
                 done, _ = await asyncio.wait(
                     [*running, cancel_wait, deadline], return_when=asyncio.FIRST_COMPLETED
@@ -361,6 +372,9 @@ class Runner:
                     step = running.pop(task)
                     if task.result():
                         finished.add(step.id)
+                        for dependent in dependents.get(step.id, ()):
+                            if dependent in waiting:
+                                waiting[dependent] -= 1
                         continue
                     record = self.records[step.id]
                     assert record.error is not None

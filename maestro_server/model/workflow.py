@@ -7,6 +7,7 @@ checked, so the engine never re-validates. Durations are `timedelta`s; templates
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -205,7 +206,7 @@ class Step:
     """Record a failure and go on instead of compensating."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: `step()` caches an index in the instance's __dict__
 class Workflow:
     """A validated workflow definition."""
 
@@ -244,7 +245,8 @@ class Workflow:
 
     def step(self, step_id: str) -> Step:
         """The step with this id; KeyError when there is none."""
-        for step in self.steps:
-            if step.id == step_id:
-                return step
-        raise KeyError(step_id)
+        return self._steps_by_id[step_id]
+
+    @functools.cached_property
+    def _steps_by_id(self) -> dict[str, Step]:
+        return {step.id: step for step in self.steps}
