@@ -180,6 +180,11 @@ class ExecutionManager:
         """Stop an execution's forward progress; it compensates what it did."""
         record = await self.store.get_execution(execution_id)
         running = self._running.get(execution_id)
+        if running is None and not record.state.terminal:
+            raise FailedPreconditionError(
+                f"execution {execution_id!r} is {record.state.value.lower()} on another replica; "
+                "cancel it through that replica"
+            )
         if running is None or not running[0].cancel(reason or "cancelled by a client"):
             raise FailedPreconditionError(
                 f"execution {execution_id!r} is {record.state.value.lower()}; only a pending or "

@@ -353,7 +353,12 @@ class PostgresStore:
                 "INSERT INTO events VALUES (%s, %s, %s)",
                 (event.execution_id, event.sequence, Jsonb(event_to_json(event))),
             )
-        condition = self._changed.get(event.execution_id)
+        # A finished execution's condition is dropped: its watchers hold their own reference.
+        condition = (
+            self._changed.pop(event.execution_id, None)
+            if event.terminal
+            else self._changed.get(event.execution_id)
+        )
         if condition is not None:
             async with condition:
                 condition.notify_all()

@@ -292,7 +292,12 @@ class SqliteStore:
     async def append_event(self, event: Event) -> None:
         """See Store.append_event: one transaction, guarded by the last sequence."""
         await self._run(self._append, event)
-        condition = self._changed.get(event.execution_id)
+        # A finished execution's condition is dropped: its watchers hold their own reference.
+        condition = (
+            self._changed.pop(event.execution_id, None)
+            if event.terminal
+            else self._changed.get(event.execution_id)
+        )
         if condition is not None:
             async with condition:
                 condition.notify_all()
