@@ -10,7 +10,6 @@ executions run by any replica.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -45,6 +44,7 @@ from maestro_server.store.codec import (
     steps_from_json,
     steps_to_json,
 )
+from maestro_server.store.follow import LogFollower
 from maestro_server.store.memory import page_of
 
 SCHEMA_VERSION = 1
@@ -84,7 +84,7 @@ class PostgresStore:
         self.owner = owner
         self.lease = lease
         self._pool: AsyncConnectionPool | None = None
-        self._changed: dict[str, asyncio.Condition] = {}
+        self._follower = LogFollower(_POLL_SECONDS)
 
     async def open(self) -> PostgresStore:
         """Connect, and create or migrate the schema."""
@@ -353,15 +353,7 @@ class PostgresStore:
                 "INSERT INTO events VALUES (%s, %s, %s)",
                 (event.execution_id, event.sequence, Jsonb(event_to_json(event))),
             )
-        # A finished execution's condition is dropped: its watchers hold their own reference.
-        condition = (
-            self._changed.pop(event.execution_id, None)
-            if event.terminal
-            else self._changed.get(event.execution_id)
-        )
-        if condition is not None:
-            async with condition:
-                condition.notify_all()
+        await self._follower.appended(event)
 
     async def read_events(self, execution_id: str, after_sequence: int = 0) -> list[Event]:
         """See Store.read_events."""
@@ -375,24 +367,9 @@ class PostgresStore:
             ).fetchall()
         return [event_from_json(execution_id, row["sequence"], row["payload"]) for row in rows]
 
-    async def watch(self, execution_id: str, after_sequence: int) -> AsyncIterator[Event]:
-        """See Store.watch: woken by this replica's appends, polling for other replicas'."""
-        await self.get_execution(execution_id)
-        condition = self._changed.setdefault(execution_id, asyncio.Condition())
-        position = after_sequence
-        while True:
-            events = await self.read_events(execution_id, position)
-            for event in events:
-                position = event.sequence
-                yield event
-                if event.terminal and event is events[-1]:
-                    return  # events after a terminal one come only from an operator's resume
-            record = await self.get_execution(execution_id)
-            if record.state.terminal and record.last_sequence <= position:
-                return
-            async with condition:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(condition.wait(), timeout=_POLL_SECONDS)
+    def watch(self, execution_id: str, after_sequence: int) -> AsyncIterator[Event]:
+        """See Store.watch: woken by this process's appends, polling for other processes'."""
+        return self._follower.follow(self, execution_id, after_sequence)
 
     async def delete_finished_before(self, cutoff: datetime) -> int:
         """See Store.delete_finished_before (events and requests go with their execution)."""

@@ -9,7 +9,6 @@ execution's last sequence (compare-and-set): a writer that fell behind cannot co
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import sqlite3
@@ -43,6 +42,7 @@ from maestro_server.store.codec import (
     steps_from_json,
     steps_to_json,
 )
+from maestro_server.store.follow import LogFollower
 from maestro_server.store.memory import page_of
 
 R = TypeVar("R")
@@ -84,7 +84,7 @@ class SqliteStore:
         self.path = str(path)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maestro-sqlite")
         self._db: sqlite3.Connection | None = None
-        self._changed: dict[str, asyncio.Condition] = {}
+        self._follower = LogFollower(1.0)
 
     async def open(self) -> SqliteStore:
         """Open (creating or migrating the schema); fails clearly on an unusable file."""
@@ -292,15 +292,7 @@ class SqliteStore:
     async def append_event(self, event: Event) -> None:
         """See Store.append_event: one transaction, guarded by the last sequence."""
         await self._run(self._append, event)
-        # A finished execution's condition is dropped: its watchers hold their own reference.
-        condition = (
-            self._changed.pop(event.execution_id, None)
-            if event.terminal
-            else self._changed.get(event.execution_id)
-        )
-        if condition is not None:
-            async with condition:
-                condition.notify_all()
+        await self._follower.appended(event)
 
     def _append(self, event: Event) -> None:
         db = self._conn()
@@ -354,25 +346,9 @@ class SqliteStore:
         )
         return [event_from_json(execution_id, seq, json.loads(payload)) for seq, payload in rows]
 
-    async def watch(self, execution_id: str, after_sequence: int) -> AsyncIterator[Event]:
-        """See Store.watch: read from the log; wake on local appends, poll now and then."""
-        await self.get_execution(execution_id)
-        condition = self._changed.setdefault(execution_id, asyncio.Condition())
-        position = after_sequence
-        while True:
-            events = await self.read_events(execution_id, position)
-            for event in events:
-                position = event.sequence
-                yield event
-                if event.terminal and event is events[-1]:
-                    return  # events after a terminal one come only from an operator's resume
-            record = await self.get_execution(execution_id)
-            if record.state.terminal and record.last_sequence <= position:
-                return
-            # Woken by a local append; the timeout looks again for another process's writes.
-            async with condition:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(condition.wait(), timeout=1.0)
+    def watch(self, execution_id: str, after_sequence: int) -> AsyncIterator[Event]:
+        """See Store.watch: woken by this process's appends, polling for other processes'."""
+        return self._follower.follow(self, execution_id, after_sequence)
 
     async def claim_executions(self) -> list[ExecutionRecord]:
         """See Store.claim_executions: one process owns everything."""
