@@ -7,6 +7,7 @@ follows it live. A stream to a client is only ever a view of the log.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -224,3 +225,28 @@ class Store(Protocol):
     async def saved_requests(self, execution_id: str) -> dict[str, Any]:
         """The rendered requests kept for an execution, by idempotency key."""
         ...
+
+
+class SingleProcessLeases(ABC):
+    """The lease methods of a store only one process opens: that process owns every execution."""
+
+    @abstractmethod
+    async def get_execution(self, execution_id: str) -> ExecutionRecord:
+        """See Store.get_execution."""
+
+    @abstractmethod
+    async def unfinished_executions(self) -> list[ExecutionRecord]:
+        """See Store.unfinished_executions."""
+
+    async def claim_executions(self) -> list[ExecutionRecord]:
+        """See Store.claim_executions: one process owns everything."""
+        return await self.unfinished_executions()
+
+    async def claim_execution(self, execution_id: str) -> bool:
+        """See Store.claim_execution: one process owns everything."""
+        await self.get_execution(execution_id)
+        return True
+
+    async def renew_leases(self, execution_ids: list[str]) -> set[str]:
+        """See Store.renew_leases: one process owns everything."""
+        return set(execution_ids)

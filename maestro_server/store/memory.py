@@ -12,7 +12,14 @@ from typing import Any
 
 from maestro_server.errors import AlreadyExistsError, InvalidInputError, NotFoundError
 from maestro_server.model.execution import Event, ExecutionState
-from maestro_server.store.base import ExecutionRecord, Page, StoredWorkflow, T, fold
+from maestro_server.store.base import (
+    ExecutionRecord,
+    Page,
+    SingleProcessLeases,
+    StoredWorkflow,
+    T,
+    fold,
+)
 
 
 @dataclass
@@ -23,7 +30,7 @@ class _Log:
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
 
-class MemoryStore:
+class MemoryStore(SingleProcessLeases):
     """Everything in dictionaries.
 
     Watchers read the log at their own pace, so a slow watcher never holds up the execution
@@ -131,19 +138,6 @@ class MemoryStore:
     async def unfinished_executions(self) -> list[ExecutionRecord]:
         """See Store.unfinished_executions."""
         return [log.record for log in self._logs.values() if not log.record.state.terminal]
-
-    async def claim_executions(self) -> list[ExecutionRecord]:
-        """See Store.claim_executions: one process owns everything."""
-        return await self.unfinished_executions()
-
-    async def claim_execution(self, execution_id: str) -> bool:
-        """See Store.claim_execution: one process owns everything."""
-        await self.get_execution(execution_id)
-        return True
-
-    async def renew_leases(self, execution_ids: list[str]) -> set[str]:
-        """See Store.renew_leases: one process owns everything."""
-        return set(execution_ids)
 
     async def delete_finished_before(self, cutoff: datetime) -> int:
         """See Store.delete_finished_before."""

@@ -29,6 +29,7 @@ from maestro_server.store.base import (
     ExecutionRecord,
     ExecutionSource,
     Page,
+    SingleProcessLeases,
     StoredWorkflow,
     fold,
 )
@@ -77,7 +78,7 @@ _UNFINISHED = (
 )
 
 
-class SqliteStore:
+class SqliteStore(SingleProcessLeases):
     """Executions and their logs in one SQLite file."""
 
     def __init__(self, path: str | Path) -> None:
@@ -349,19 +350,6 @@ class SqliteStore:
     def watch(self, execution_id: str, after_sequence: int) -> AsyncIterator[Event]:
         """See Store.watch: woken by this process's appends, polling for other processes'."""
         return self._follower.follow(self, execution_id, after_sequence)
-
-    async def claim_executions(self) -> list[ExecutionRecord]:
-        """See Store.claim_executions: one process owns everything."""
-        return await self.unfinished_executions()
-
-    async def claim_execution(self, execution_id: str) -> bool:
-        """See Store.claim_execution: one process owns everything."""
-        await self.get_execution(execution_id)
-        return True
-
-    async def renew_leases(self, execution_ids: list[str]) -> set[str]:
-        """See Store.renew_leases: one process owns everything."""
-        return set(execution_ids)
 
     async def delete_finished_before(self, cutoff: datetime) -> int:
         """See Store.delete_finished_before (events and requests go with their execution)."""
