@@ -1,14 +1,21 @@
-"""HttpInvoker: JSON over httpx, one pooled client for every HTTP service."""
+"""HttpInvoker: JSON over httpx, one pooled client for every HTTP service.
+
+httpx is the API; under it runs aiohttp (httpx-aiohttp), whose HTTP/1.1 keep-alive pool costs a
+fraction of httpx's own transport in CPU per request (measured in `make bench`).
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import aiohttp
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
 from maestro_server.transports.base import Call, CallError, HttpTarget
 from maestro_server.transports.tls import ClientTls
@@ -29,11 +36,13 @@ class HttpInvoker:
     def _client_for(self, tls: ClientTls | None) -> httpx.AsyncClient:
         client = self._clients.get(tls)
         if client is None:
-            client = self._clients[tls] = httpx.AsyncClient(
-                http2=True,
-                follow_redirects=False,  # a redirect to another host is not the service's answer
+            transport = AiohttpTransport(
                 limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
                 verify=tls.ssl_context() if tls is not None else True,
+            )
+            client = self._clients[tls] = httpx.AsyncClient(
+                transport=transport,
+                follow_redirects=False,  # a redirect to another host is not the service's answer
             )
         return client
 
@@ -74,11 +83,12 @@ class HttpInvoker:
                 **body,
                 extensions=extensions,
             )
-            response = await client.send(outgoing, stream=True)
-            try:
-                content = await _read_capped(response)
-            finally:
-                await response.aclose()
+            with _lost_connections_are_read_errors():
+                response = await client.send(outgoing, stream=True)
+                try:
+                    content = await _read_capped(response)
+                finally:
+                    await response.aclose()
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise CallError(
                 "UNAVAILABLE",
@@ -131,6 +141,27 @@ class HttpInvoker:
                 retry_after=_retry_after(response),
             )
         return _output(response)
+
+
+@contextmanager
+def _lost_connections_are_read_errors() -> Iterator[None]:
+    """Tell a connection lost after sending apart from one never made.
+
+    httpx-aiohttp maps every aiohttp connection error to ConnectTimeout, a server hanging up
+    mid-request included; for a saga that request may have had its effect. aiohttp errors it
+    does not map at all (a reply that is not HTTP) become protocol errors here.
+    """
+    try:
+        yield
+    except httpx.ConnectTimeout as exc:
+        cause = exc.__cause__
+        if not isinstance(cause, aiohttp.ClientError) or isinstance(
+            cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError
+        ):
+            raise
+        raise httpx.ReadError(f"{type(cause).__name__}: {cause}") from cause
+    except aiohttp.ClientError as exc:
+        raise httpx.RemoteProtocolError(f"{type(exc).__name__}: {exc}") from exc
 
 
 async def _read_capped(response: httpx.Response) -> bytes | None:

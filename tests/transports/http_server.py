@@ -17,6 +17,7 @@ class Answer:
     body: bytes = b"{}"
     headers: dict[str, str] = field(default_factory=lambda: {"content-type": "application/json"})
     delay: float = 0.0
+    hang_up: bool = False  # close the connection after reading the request, without answering
 
 
 @dataclass
@@ -42,10 +43,11 @@ class ScriptedHttp:
         raw: bytes | None = None,
         headers: dict[str, str] | None = None,
         delay: float = 0.0,
+        hang_up: bool = False,
     ) -> None:
         data = raw if raw is not None else json.dumps(body if body is not None else {}).encode()
         self.answers[route] = Answer(
-            status, data, headers or {"content-type": "application/json"}, delay
+            status, data, headers or {"content-type": "application/json"}, delay, hang_up
         )
 
 
@@ -75,6 +77,9 @@ def scripted_http(tls: ssl.SSLContext | None = None) -> Iterator[ScriptedHttp]:
             )
             if answer.delay:
                 time.sleep(answer.delay)
+            if answer.hang_up:
+                self.close_connection = True
+                return
             self.send_response(answer.status)
             for key, value in answer.headers.items():
                 self.send_header(key, value)

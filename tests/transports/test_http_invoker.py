@@ -1,7 +1,10 @@
 """The HTTP invoker against a real HTTP server on loopback."""
 
+import socket
+import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 
@@ -74,10 +77,18 @@ async def test_get_sends_the_input_as_query_parameters(
         call(
             http.url,
             "GET /search",
-            {"q": "ada", "tag": ["a", "b"], "f": {"x": 1}, "on": True, "no": None},
+            {"q": "a+b &c=d%", "tag": ["a", "b"], "f": {"x": 1}, "on": True, "no": None},
         )
     )
-    assert http.received[0].path == "/search?q=ada&tag=a&tag=b&f=%7B%22x%22%3A+1%7D&on=true"
+    path, query = http.received[0].path.split("?", 1)
+    assert path == "/search"
+    assert parse_qsl(query, strict_parsing=True) == [
+        ("q", "a+b &c=d%"),
+        ("tag", "a"),
+        ("tag", "b"),
+        ("f", '{"x": 1}'),
+        ("on", "true"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -159,6 +170,39 @@ async def test_connection_refused_is_unavailable_and_not_sent(invoker: HttpInvok
         await invoker.invoke(call(url, "POST /x", {}))
     assert caught.value.code == "UNAVAILABLE"
     assert not caught.value.maybe_executed and caught.value.counts_for_breaker
+
+
+async def test_connection_lost_after_sending_is_in_doubt(
+    http: ScriptedHttp, invoker: HttpInvoker
+) -> None:
+    """The server hangs up after reading the request: UNAVAILABLE, and it may have acted."""
+    http.answer("POST /flaky", hang_up=True)
+    with pytest.raises(CallError) as caught:
+        await invoker.invoke(call(http.url, "POST /flaky", {}))
+    assert caught.value.code == "UNAVAILABLE"
+    assert "connection to" in caught.value.message and "lost" in caught.value.message
+    assert caught.value.maybe_executed and caught.value.counts_for_breaker
+    assert len(http.received) == 1
+
+
+async def test_a_reply_that_is_not_http_is_in_doubt(invoker: HttpInvoker) -> None:
+    """Bytes that are not an HTTP response: UNAVAILABLE (protocol error), maybe executed."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def answer_garbage() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+
+        thread = threading.Thread(target=answer_garbage, daemon=True)
+        thread.start()
+        with pytest.raises(CallError) as caught:
+            await invoker.invoke(call(f"http://127.0.0.1:{port}", "POST /x", {}))
+        thread.join(timeout=5)
+    assert caught.value.code == "UNAVAILABLE"
+    assert caught.value.maybe_executed
 
 
 async def test_oversized_response_is_refused_without_reading_it_all(
