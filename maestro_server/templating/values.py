@@ -63,10 +63,18 @@ class Template:
     references: frozenset[Reference]
     _expression: TemplateExpression | None = dataclasses.field(repr=False)
     _template: jinja2.Template | None = dataclasses.field(repr=False)
+    _path: tuple[str, ...] | None = dataclasses.field(default=None, repr=False)
+    """For a plain path such as `.steps.create_user.id`, its keys: looked up without jinja2."""
 
     def render(self, context: Mapping[str, Any]) -> JsonValue:
         """Render against `context`; raises TemplateError naming the field."""
         try:
+            if self._path is not None:
+                # The common case, a path through mappings, costs a few dict lookups; anything
+                # else (a missing key, a global, a non-mapping) takes jinja2's path and errors.
+                value = _lookup(context, self._path)
+                if value is not _MISSING:
+                    return _to_json(value, self.field)
             if self._expression is not None:
                 return _to_json(self._expression(context), self.field)
             assert self._template is not None
@@ -152,7 +160,38 @@ def compile_template(source: str, field: str) -> Template:
         template = ENVIRONMENT.from_string(ast) if single is None else None
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateSyntaxError(exc.message or "invalid template", exc.lineno) from None
-    return Template(source, field, _references(ast), expression, template)
+    path = _plain_path(ast) if single is not None else None
+    return Template(source, field, _references(ast), expression, template, path)
+
+
+def _plain_path(ast: nodes.Template) -> tuple[str, ...] | None:
+    """`a.b['c']` as ("a", "b", "c"); None for any other expression."""
+    [output] = ast.body
+    assert isinstance(output, nodes.Output)
+    node: nodes.Node = output.nodes[0]
+    keys: list[str] = []
+    while isinstance(node, nodes.Getattr | nodes.Getitem):
+        key = node.attr if isinstance(node, nodes.Getattr) else _const(node.arg)
+        if key is None:
+            return None
+        keys.append(key)
+        node = node.node
+    if not isinstance(node, nodes.Name):
+        return None
+    keys.append(node.name)
+    return tuple(reversed(keys))
+
+
+_MISSING = object()
+
+
+def _lookup(context: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = context
+    for key in path:
+        if not isinstance(value, Mapping) or key not in value:
+            return _MISSING
+        value = value[key]
+    return value
 
 
 def _references(ast: nodes.Template) -> frozenset[Reference]:
