@@ -119,7 +119,7 @@ async def test_per_attempt_timeout_fires_and_compensates_the_in_doubt_step(
     from maestro_server.definition import load_workflow
 
     workflow = load_workflow(yaml).with_endpoints(onboarding.endpoints)
-    onboarding.mailer.faults.delays["SendTemplate"] = 0.5
+    onboarding.mailer.faults.replace({"delays": {"SendTemplate": {"seconds": 0.5}}})
     result, events = await onboarding.run("slow-1", workflow)
     onboarding.mailer.faults.clear()
     assert result.state is ExecutionState.COMPENSATED

@@ -1,6 +1,7 @@
 """Run one demo service: `python -m demo_services billing|email|crm --port N [--fail M=CODE[xN]]`.
 
-Prints `READY <port>` once serving (port 0 picks a free one), then serves until stopped.
+Prints `READY <port>` once serving (port 0 picks a free one), then serves until stopped; with
+`--admin-port N`, `READY <port> ADMIN <admin port>` and the admin API of admin.py.
 """
 
 from __future__ import annotations
@@ -10,15 +11,27 @@ import asyncio
 import signal
 
 from demo_services import billing, crm, mailer
-from demo_services.behaviour import Faults
+from demo_services.admin import serve_admin
+from demo_services.behaviour import Faults, Ledger
 from demo_services.grpc_server import start
 
 
-async def _serve_grpc(name: str, faults: Faults, port: int, host: str) -> None:
+def _ready(port: int, faults: Faults, ledger: Ledger, admin_port: int | None, host: str) -> None:
+    """Print `READY <port>`, plus ` ADMIN <port>` when the admin API is on."""
+    if admin_port is None:
+        print(f"READY {port}", flush=True)
+        return
+    admin = serve_admin(faults, ledger, admin_port, host)
+    print(f"READY {port} ADMIN {admin.server_address[1]}", flush=True)
+
+
+async def _serve_grpc(
+    name: str, faults: Faults, port: int, host: str, admin_port: int | None
+) -> None:
     module = billing if name == "billing" else mailer
     servicer = billing.Billing(faults) if name == "billing" else mailer.Mailer(faults)
     server, bound = await start([module.SERVICE], module.add(servicer), port, host)
-    print(f"READY {bound}", flush=True)
+    _ready(bound, faults, servicer.ledger, admin_port, host)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -40,11 +53,15 @@ def main() -> None:
         help="fail METHOD with CODE (the next N calls, or always)",
     )
     parser.add_argument("--delay", action="append", default=[], metavar="METHOD=SECONDS")
+    parser.add_argument(
+        "--admin-port", type=int, default=None, help="serve the admin API (ledger, faults)"
+    )
     args = parser.parse_args()
     faults = Faults.from_flags(args.fail, args.delay)
     if args.service == "crm":
-        server = crm.Crm(faults).serve(args.port, args.host)
-        print(f"READY {server.server_address[1]}", flush=True)
+        service = crm.Crm(faults)
+        server = service.serve(args.port, args.host)
+        _ready(server.server_address[1], faults, service.ledger, args.admin_port, args.host)
         stop = asyncio.Event()
 
         async def wait() -> None:
@@ -57,7 +74,7 @@ def main() -> None:
         server.shutdown()
         server.server_close()
         return
-    asyncio.run(_serve_grpc(args.service, faults, args.port, args.host))
+    asyncio.run(_serve_grpc(args.service, faults, args.port, args.host, args.admin_port))
 
 
 if __name__ == "__main__":

@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 _FAULT = re.compile(r"(?P<method>[^=]+)=(?P<code>[A-Z_0-9]+)(?:x(?P<times>\d+))?")
 _DELAY = re.compile(r"(?P<method>[^=]+)=(?P<seconds>[0-9.]+)s?")
+RESET = "RESET"
+"""The HTTP fault that resets the connection (after reading the request) instead of answering."""
 
 
 @dataclass
 class Fault:
-    """Fail a method with `code`: the next `times` calls, or every call when `times` is None."""
+    """Fail a method with `code`: the next `times` calls, a `rate` of calls, or every call."""
 
     code: str
     times: int | None = None
+    rate: float | None = None
+
+
+@dataclass
+class Delay:
+    """Delay a method by `seconds`, on a `rate` of calls (all when None)."""
+
+    seconds: float
+    rate: float | None = None
 
 
 @dataclass
@@ -25,7 +38,8 @@ class Faults:
     """Faults and delays by method name (`CreateSubscription`, `POST /contacts`)."""
 
     errors: dict[str, Fault] = field(default_factory=dict)
-    delays: dict[str, float] = field(default_factory=dict)
+    delays: dict[str, Delay] = field(default_factory=dict)
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -42,13 +56,21 @@ class Faults:
             match = _DELAY.fullmatch(flag)
             if match is None:
                 raise SystemExit(f"--delay wants METHOD=SECONDS, not {flag!r}")
-            faults.delays[match.group("method")] = float(match.group("seconds"))
+            faults.delays[match.group("method")] = Delay(float(match.group("seconds")))
         return faults
 
     def fail(self, method: str, code: str, times: int | None = None) -> None:
         """Make `method` fail with `code`."""
         with self._lock:
             self.errors[method] = Fault(code, times)
+
+    def replace(self, spec: dict[str, Any]) -> None:
+        """Set every fault from the admin API's JSON (see admin.py); the seed makes rates
+        repeatable."""
+        with self._lock:
+            self.rng = random.Random(spec.get("seed", 0))
+            self.errors = {m: Fault(**f) for m, f in spec.get("errors", {}).items()}
+            self.delays = {m: Delay(**d) for m, d in spec.get("delays", {}).items()}
 
     def clear(self) -> None:
         """Remove every fault and delay."""
@@ -62,18 +84,29 @@ class Faults:
             fault = self.errors.get(method)
             if fault is None:
                 return None
+            if fault.rate is not None:
+                return fault.code if self.rng.random() < fault.rate else None
             if fault.times is not None:
                 fault.times -= 1
                 if fault.times <= 0:
                     del self.errors[method]
             return fault.code
 
+    def delay(self, method: str) -> float:
+        """Seconds this call of `method` waits before it acts."""
+        with self._lock:
+            delay = self.delays.get(method)
+            if delay is None or (delay.rate is not None and self.rng.random() >= delay.rate):
+                return 0.0
+            return delay.seconds
+
 
 @dataclass
 class Ledger:
-    """Every call a service received, and the replies it keeps per idempotency key."""
+    """Every call a service received, the effects it had, and the replies kept per key."""
 
     calls: list[dict[str, Any]] = field(default_factory=list)
+    effects: list[dict[str, Any]] = field(default_factory=list)
     replies: dict[str, tuple[str, Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -100,3 +133,16 @@ class Ledger:
         if key:
             with self._lock:
                 self.replies[key] = (json.dumps(payload, sort_keys=True), reply)
+
+    def acted(self, method: str, key: str | None) -> None:
+        """Note that a call had its effect (not a replay, not a fault), and when."""
+        with self._lock:
+            self.effects.append({"method": method, "key": key, "at": time.time()})
+
+    def summary(self) -> dict[str, Any]:
+        """Calls and effects, for the admin API: counts by method, and every effect."""
+        with self._lock:
+            calls: dict[str, int] = {}
+            for call in self.calls:
+                calls[call["method"]] = calls.get(call["method"], 0) + 1
+            return {"calls": calls, "effects": list(self.effects)}

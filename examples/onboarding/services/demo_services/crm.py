@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import socket
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from demo_services.behaviour import Faults, Ledger
+from demo_services.behaviour import RESET, Faults, Ledger
 
 
 class Crm:
@@ -28,10 +30,12 @@ class Crm:
         """Answer one request: (status, JSON body)."""
         route = f"{verb} /contacts" if path.startswith("/contacts") else f"{verb} {path}"
         self.ledger.record(route, key, attempt, {"path": path, "body": body})
-        delay = self.faults.delays.get(route)
+        delay = self.faults.delay(route)
         if delay:
             time.sleep(delay)
         code = self.faults.take(route)
+        if code == RESET:
+            raise ConnectionResetError(f"injected fault: {code}")
         if code is not None:
             status = (
                 int(code.removeprefix("HTTP_")) if code.removeprefix("HTTP_").isdigit() else 500
@@ -42,7 +46,7 @@ class Crm:
         if verb == "GET" and path == "/contacts":
             return 200, {"contacts": list(self.contacts.values())}
         if path.startswith("/contacts/") and verb in ("GET", "DELETE"):
-            return self._one(verb, path.removeprefix("/contacts/"))
+            return self._one(verb, path.removeprefix("/contacts/"), key)
         if verb == "POST" and path == "/contacts":
             return self._create(key, body)
         return 404, {"error": f"no route {verb} {path}"}
@@ -59,17 +63,21 @@ class Crm:
         with self._lock:
             contact = {"id": f"c_{next(self._ids):04d}", "status": "ACTIVE", **body}
             self.contacts[contact["id"]] = contact
+        self.ledger.acted("POST /contacts", key)
         self.ledger.keep(key, body, contact)
         return 201, contact
 
-    def _one(self, verb: str, contact_id: str) -> tuple[int, Any]:
+    def _one(self, verb: str, contact_id: str, key: str | None) -> tuple[int, Any]:
         contact = self.contacts.get(contact_id)
         if verb == "GET":
             return (200, contact) if contact else (404, {"error": "no such contact"})
         if contact is None:  # nothing to undo is not an error for a compensation
-            return 200, {"id": contact_id, "deleted": False}
-        contact["status"] = "DELETED"
-        return 200, {"id": contact_id, "deleted": True}
+            reply = {"id": contact_id, "deleted": False}
+        else:
+            contact["status"] = "DELETED"
+            reply = {"id": contact_id, "deleted": True}
+        self.ledger.acted("DELETE /contacts", key)
+        return 200, reply
 
     def serve(self, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
         """Start serving in a background thread; `server_address[1]` is the port."""
@@ -89,13 +97,19 @@ class Crm:
                     body = json.loads(raw) if raw else None
                 except ValueError:
                     body = None
-                status, reply = crm.handle(
-                    self.command,
-                    self.path.split("?", 1)[0],
-                    self.headers.get("idempotency-key"),
-                    self.headers.get("maestro-attempt"),
-                    body,
-                )
+                try:
+                    status, reply = crm.handle(
+                        self.command,
+                        self.path.split("?", 1)[0],
+                        self.headers.get("idempotency-key"),
+                        self.headers.get("maestro-attempt"),
+                        body,
+                    )
+                except ConnectionResetError:  # an injected reset: RST instead of an answer
+                    linger = struct.pack("ii", 1, 0)
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                    self.close_connection = True
+                    return
                 data = json.dumps(reply).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")

@@ -57,7 +57,7 @@ class DemoService:
         key = metadata.get("idempotency-key")
         payload = json_format.MessageToDict(request, preserving_proto_field_name=True)
         self.ledger.record(method, key, metadata.get("maestro-attempt"), payload)
-        delay = self.faults.delays.get(method)
+        delay = self.faults.delay(method)
         if delay:
             await asyncio.sleep(delay)
         code = self.faults.take(method)
@@ -74,6 +74,7 @@ class DemoService:
             reply = act()
         except Rejected as exc:
             await context.abort(exc.code, str(exc))
+        self.ledger.acted(method, key)
         if idempotent_by_key:
             self.ledger.keep(key, payload, reply)
         return reply
