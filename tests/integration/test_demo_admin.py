@@ -5,7 +5,6 @@ import httpx
 import pytest
 from demo_services.fleet import Fleet, fleet
 
-
 auth_protos, auth_services = grpc.protos_and_services("auth/v1/auth.proto")
 
 
