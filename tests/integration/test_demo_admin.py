@@ -1,5 +1,7 @@
 """The demo services' admin API: faults set at run time, and the ledger of calls and effects."""
 
+from collections.abc import Iterator
+
 import grpc
 import httpx
 import pytest
@@ -9,7 +11,7 @@ auth_protos, auth_services = grpc.protos_and_services("auth/v1/auth.proto")
 
 
 @pytest.fixture(scope="module")
-def services() -> Fleet:
+def services() -> Iterator[Fleet]:
     with fleet() as running:
         yield running
 
