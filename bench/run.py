@@ -1,12 +1,20 @@
 """Maestro's benchmark: the orchestrator's tax, measured side by side with direct calls.
 
-Scenarios (this first slice; more follow): (a) latency, one execution at a time, of the
-onboarding workflow through the embedded engine against two hand-written direct clients with
-compiled stubs (httpx and aiohttp for the HTTP call); (b) throughput at concurrency 32; (e) growth:
-1, 4, 16 and 64 sequential steps. Systems are interleaved round by round; medians are reported.
+The onboarding workflow (four calls: gRPC to a Node.js and two Python services, HTTP to a
+Python CRM) is run by hand-written direct clients with compiled stubs (aiohttp or httpx for the
+HTTP call), by Maestro's engine embedded in this process, and through `maestro serve` with the
+Python SDK (SQLite store, and PostgreSQL when it is reachable). Systems are interleaved round
+by round; medians are reported.
 
-Writes bench/results/latest.json and prints a Markdown table with PASS/FAIL per target.
-Usage: python bench/run.py [--rounds 3] [--executions 200]
+Scenarios: (a) latency, one execution at a time; (b) throughput at concurrency 32 and 128 with
+CPU seconds per 1,000 workflows summed over the orchestrator and client processes (downstream
+services apart); (c) the same through `maestro serve`; (d) scale: 10,000 executions in flight,
+each waiting on a 2 s step; (e) growth: 1, 4, 16 and 64 sequential steps; (f) the compensation
+path (the last step fails for good). Every system's downstream effects are counted from the
+services' own ledgers and must be equal.
+
+Writes bench/results/latest.json and prints Markdown tables with PASS/FAIL per target.
+Usage: python bench/run.py [--rounds 3] [--executions 200] [--scale 10000]
 """
 
 from __future__ import annotations
@@ -15,11 +23,16 @@ import argparse
 import asyncio
 import json
 import os
+import platform
 import random
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -28,12 +41,18 @@ from typing import Any
 import aiohttp
 import grpc
 import httpx
+import psycopg
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ROOT / "examples" / "onboarding" / "services"
 sys.path.insert(0, str(SERVICES))
 sys.path.insert(0, str(ROOT / "examples" / "onboarding" / "protos"))
+sys.path.insert(0, str(ROOT / "maestro_client"))
 
+from demo_services.fleet import Fleet, fleet  # noqa: E402
+
+from maestro_client import EventType, ExecutionState, MaestroClient  # noqa: E402
 from maestro_server.definition import load_workflow  # noqa: E402
 from maestro_server.engine.runner import Runner  # noqa: E402
 from maestro_server.logging import configure_logging  # noqa: E402
@@ -45,26 +64,72 @@ auth_protos, auth_services = grpc.protos_and_services("auth/v1/auth.proto")
 billing_protos, billing_services = grpc.protos_and_services("billing/v1/billing.proto")
 mailer_protos, mailer_services = grpc.protos_and_services("mailer/v1/mailer.proto")
 
+POSTGRES_ADMIN = os.environ.get("MAESTRO_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1/test")
+DONE = {"COMPLETED", "COMPENSATED"}
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
 
 @contextmanager
-def process(command: list[str]) -> Iterator[int]:
-    """Run a service; yields its port."""
-    env = dict(os.environ, PYTHONPATH=str(SERVICES))
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
-    assert proc.stdout is not None
+def maestro_serve(store: str, *flags: str) -> Iterator[tuple[str, int]]:
+    """`maestro serve` on a free port; yields (address, pid)."""
+    with socket.socket() as probe:  # a free port, so readiness can be asked by health check
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"127.0.0.1:{port}"
+    command = [sys.executable, "-m", "maestro_server", "serve", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--store", store, "--log-level", "WARNING"]
+    env = dict(os.environ, GRPC_VERBOSITY="ERROR")
+    process = subprocess.Popen([*command, *flags], stdout=subprocess.DEVNULL, env=env)
     try:
-        line = proc.stdout.readline()
-        if not line.startswith("READY "):
-            raise SystemExit(f"{command} did not start: {line!r}")
-        yield int(line.split()[1])
+        with grpc.insecure_channel(address) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            health.Check(health_pb2.HealthCheckRequest(), wait_for_ready=True, timeout=60)
+        yield address, process.pid
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        proc.stdout.close()
+        process.terminate()
+        process.wait(timeout=60)
+
+
+@contextmanager
+def postgres_database() -> Iterator[str | None]:
+    """A database of its own on the machine's PostgreSQL, or None when it is not reachable."""
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        print(f"PostgreSQL not reachable at {POSTGRES_ADMIN} ({exc}): skipping its runs")
+        yield None
+        return
+    name = f"maestro_bench_{uuid.uuid4().hex[:8]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# -- systems -----------------------------------------------------------------------------------
 
 
 class Direct:
     """The onboarding calls written by hand with compiled stubs: the baseline."""
+
+    pids: tuple[int, ...] = ()
 
     def __init__(self, endpoints: dict[str, str], http: str) -> None:
         self.endpoints = endpoints
@@ -80,38 +145,57 @@ class Direct:
         self.httpx = httpx.AsyncClient()
         self.aiohttp: aiohttp.ClientSession | None = None
 
-    async def post(self, url: str, body: dict[str, Any], key: str) -> dict[str, Any]:
+    async def request(self, verb: str, url: str, body: Any, key: str) -> dict[str, Any]:
         headers = {"Idempotency-Key": key}
         if self.http == "httpx":
-            return (await self.httpx.post(url, json=body, headers=headers)).json()  # type: ignore[no-any-return]
+            reply = await self.httpx.request(verb, url, json=body, headers=headers)
+            return reply.json()  # type: ignore[no-any-return]
         if self.aiohttp is None:
             self.aiohttp = aiohttp.ClientSession()
-        async with self.aiohttp.post(url, json=body, headers=headers) as response:
+        async with self.aiohttp.request(verb, url, json=body, headers=headers) as response:
             return await response.json()  # type: ignore[no-any-return]
 
-    async def run(self, execution_id: str, data: dict[str, Any]) -> None:
-        metadata = (("idempotency-key", f"{execution_id}:create_user"),)
+    async def run(self, execution_id: str, data: dict[str, Any]) -> str:
+        def key(step: str) -> tuple[tuple[str, str]]:
+            return (("idempotency-key", f"{execution_id}:{step}"),)
+
         user = await self.auth.CreateUser(
             auth_protos.CreateUserRequest(email=data["email"], password=data["password"]),
-            metadata=metadata,
+            metadata=key("create_user"),
         )
         sub = await self.billing.CreateSubscription(
             billing_protos.CreateSubscriptionRequest(user_id=user.id, plan=data["plan"]),
-            metadata=(("idempotency-key", f"{execution_id}:setup_subscription"),),
+            metadata=key("setup_subscription"),
         )
-        await self.post(
-            f"{self.endpoints['crm_service']}/contacts",
+        crm = self.endpoints["crm_service"]
+        contact = await self.request(
+            "POST",
+            f"{crm}/contacts",
             {"user_id": user.id, "email": data["email"], "subscription_tier": sub.tier},
             f"{execution_id}:add_to_crm",
         )
-        await self.mailer.SendTemplate(
-            mailer_protos.SendTemplateRequest(
-                to=data["email"],
-                template="welcome",
-                vars={"name": data["name"], "plan": sub.plan_name},
-            ),
-            metadata=(("idempotency-key", f"{execution_id}:send_welcome_email"),),
-        )
+        try:
+            await self.mailer.SendTemplate(
+                mailer_protos.SendTemplateRequest(
+                    to=data["email"],
+                    template="welcome",
+                    vars={"name": data["name"], "plan": sub.plan_name},
+                ),
+                metadata=key("send_welcome_email"),
+            )
+        except grpc.aio.AioRpcError:  # the saga by hand: undo in reverse order
+            await self.request(
+                "DELETE",
+                f"{crm}/contacts/{contact['id']}",
+                None,
+                f"{execution_id}:add_to_crm:compensate",
+            )
+            await self.billing.CancelSubscription(
+                billing_protos.CancelSubscriptionRequest(subscription_id=sub.id),
+                metadata=key("setup_subscription:compensate"),
+            )
+            return "COMPENSATED"
+        return "COMPLETED"
 
     async def close(self) -> None:
         await self.httpx.aclose()
@@ -130,14 +214,16 @@ class _NoSink:
 
 
 class Embedded:
-    """The same workflow through Maestro's engine in this process, events kept in memory."""
+    """The same workflow through Maestro's engine in this process, events kept nowhere."""
+
+    pids: tuple[int, ...] = ()
 
     def __init__(self, yaml: str) -> None:
         self.workflow = load_workflow(yaml)
         self.transports = Transports()
         self.breakers = BreakerRegistry(SystemClock())
 
-    async def run(self, execution_id: str, data: dict[str, Any]) -> None:
+    async def run(self, execution_id: str, data: dict[str, Any]) -> str:
         result = await Runner(
             self.workflow,
             execution_id,
@@ -147,11 +233,35 @@ class Embedded:
             breakers=self.breakers,
             rng=random.Random(0),
         ).run()
-        if result.state.value != "COMPLETED":
-            raise RuntimeError(f"{execution_id}: {result.state} {result.error}")
+        return result.state.value
 
     async def close(self) -> None:
         await self.transports.close()
+
+
+class Served:
+    """The same workflow through `maestro serve`, with the Python SDK: execute, stream events."""
+
+    def __init__(self, address: str, pid: int, yaml: str) -> None:
+        self.client = MaestroClient(address)
+        self.pids = (pid,)
+        self.yaml = yaml
+
+    async def run(self, execution_id: str, data: dict[str, Any]) -> str:
+        last = None
+        async for event in self.client.execute(self.yaml, data, execution_id=execution_id):
+            last = event
+        assert last is not None
+        return {
+            EventType.WORKFLOW_COMPLETED: "COMPLETED",
+            EventType.WORKFLOW_COMPENSATED: "COMPENSATED",
+        }.get(last.type, last.type.name)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+System = Direct | Embedded | Served
 
 
 def onboarding_yaml(endpoints: dict[str, str]) -> str:
@@ -180,44 +290,64 @@ def growth_yaml(endpoint: str, steps: int) -> str:
     )
 
 
-Run = Callable[[str, dict[str, Any]], Awaitable[None]]
+def scale_yaml(endpoint: str) -> str:
+    return (
+        f'name: scale\nservices:\n  billing: {{type: grpc, endpoint: "{endpoint}"}}\n'
+        "steps:\n  - {id: wait, service: billing, method: CancelSubscription, timeout: 30s,"
+        ' input: {subscription_id: "{{ .input.n }}"}}\n'
+    )
 
 
-async def latency(run: Run, name: str, count: int) -> list[float]:
+# -- measurements ------------------------------------------------------------------------------
+
+Run = Callable[[str, dict[str, Any]], Awaitable[str]]
+
+
+def workload(prefix: str, n: int) -> tuple[str, dict[str, Any]]:
+    """An execution id (`system@phase-n-tag`: effects are counted per system) and its input."""
+    tag = uuid.uuid4().hex[:10]
+    data = {"email": f"u{n}-{tag}@x.io", "password": "pw", "name": "B", "plan": "pro"}
+    return f"{prefix}-{n}-{tag}", data
+
+
+async def latency(run: Run, prefix: str, count: int, expect: str = "COMPLETED") -> list[float]:
     """Seconds per execution, one at a time."""
     samples = []
     for n in range(count):
-        data = {
-            "email": f"{name}{n}-{random.random()}@x.io",
-            "password": "pw",
-            "name": "B",
-            "plan": "pro",
-        }
+        execution_id, data = workload(prefix, n)
         started = time.perf_counter()
-        await run(f"{name}-{n}-{random.random()}", data)
+        outcome = await run(execution_id, data)
         samples.append(time.perf_counter() - started)
+        if outcome != expect:
+            raise SystemExit(f"{execution_id} ended {outcome}, not {expect}")
     return samples
 
 
-async def throughput(run: Run, name: str, count: int, concurrency: int) -> tuple[float, float]:
-    """(workflows per second, CPU seconds of this process per 1000 workflows)."""
+async def throughput(
+    system: System, prefix: str, count: int, concurrency: int, services: Fleet
+) -> dict[str, float]:
+    """Workflows per second, and CPU seconds per 1000 workflows: the orchestrator and its client
+    (this process and any server), and the downstream services apart."""
     queue = list(range(count))
 
     async def worker() -> None:
         while queue:
-            n = queue.pop()
-            data = {
-                "email": f"t{n}-{random.random()}@x.io",
-                "password": "pw",
-                "name": "B",
-                "plan": "pro",
-            }
-            await run(f"{name}-t{n}-{random.random()}", data)
+            execution_id, data = workload(prefix, queue.pop())
+            outcome = await system.run(execution_id, data)
+            if outcome != "COMPLETED":
+                raise SystemExit(f"{execution_id} ended {outcome}")
 
-    cpu, started = time.process_time(), time.perf_counter()
+    ours = (os.getpid(), *system.pids)
+    theirs = tuple(services.pids().values())
+    cpu = [sum(map(cpu_seconds, ours)), sum(map(cpu_seconds, theirs))]
+    started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
-    return count / elapsed, (time.process_time() - cpu) / count * 1000
+    return {
+        "workflows_per_s": count / elapsed,
+        "cpu_s_per_1000": (sum(map(cpu_seconds, ours)) - cpu[0]) / count * 1000,
+        "downstream_cpu_s_per_1000": (sum(map(cpu_seconds, theirs)) - cpu[1]) / count * 1000,
+    }
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -225,90 +355,238 @@ def pct(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def main(rounds: int, executions: int) -> dict[str, Any]:
+def effects_by_system(services: Fleet, systems: list[str]) -> dict[str, dict[str, int]]:
+    """Downstream effects per system, from the services' ledgers (keys start with the system)."""
+    counts: dict[str, Counter[str]] = {name: Counter() for name in systems}
+    for service in services.services:
+        for effect in services.ledger(service)["effects"]:
+            system = (effect["key"] or "").split("@", 1)[0]
+            if system in counts:
+                counts[system][effect["method"]] += 1
+    return {name: dict(sorted(c.items())) for name, c in counts.items()}
+
+
+async def scale(services: Fleet, executions: int, store: str) -> dict[str, float]:
+    """Executions in flight at once, each waiting 2 s on its step: peak RSS and how long."""
+    services.set_faults("billing", {"delays": {"CancelSubscription": {"seconds": 2.0}}})
+    yaml = scale_yaml(services.endpoints["billing_service"])
+    limit = str(executions * 2)
+    try:
+        with maestro_serve(store, "--max-concurrent-executions", limit) as (address, pid):
+            async with MaestroClient(address) as client:
+                queue = list(range(executions))
+
+                async def starter() -> None:
+                    while queue:
+                        n = queue.pop()
+                        await client.start(yaml, {"n": f"s{n}"}, execution_id=f"scale@{n}")
+
+                started = time.perf_counter()
+                await asyncio.gather(*(starter() for _ in range(64)))
+                all_started = time.perf_counter() - started
+                unfinished = [ExecutionState.PENDING, ExecutionState.RUNNING]
+                while True:
+                    async for _ in client.list("scale", unfinished, page_size=1):
+                        break
+                    else:
+                        break
+                    await asyncio.sleep(0.2)
+                wall = time.perf_counter() - started
+                durations = []
+                async for execution in client.list("scale", page_size=1000):
+                    assert execution.state == ExecutionState.COMPLETED, execution
+                    assert execution.end_time and execution.create_time
+                    durations.append((execution.end_time - execution.create_time).total_seconds())
+                rss = peak_rss_mib(pid)
+    finally:
+        services.set_faults("billing", {})
+    assert len(durations) == executions
+    return {
+        "executions": executions,
+        "peak_rss_mib": rss,
+        "seconds_to_start_all": all_started,
+        "seconds_until_all_finished": wall,
+        "execution_p50_s": statistics.median(durations),
+        "execution_max_s": max(durations),
+    }
+
+
+async def main(rounds: int, executions: int, scale_executions: int) -> dict[str, Any]:
     with ExitStack() as stack:
-        node = ["node", str(SERVICES / "auth-node" / "server.js"), "--port", "0"]
-        py = [sys.executable, "-m", "demo_services"]
-        auth = stack.enter_context(process(node))
-        billing = stack.enter_context(process([*py, "billing", "--port", "0"]))
-        crm = stack.enter_context(process([*py, "crm", "--port", "0"]))
-        email = stack.enter_context(process([*py, "email", "--port", "0"]))
-        endpoints = {
-            "auth_service": f"127.0.0.1:{auth}",
-            "billing_service": f"127.0.0.1:{billing}",
-            "crm_service": f"http://127.0.0.1:{crm}",
-            "email_service": f"127.0.0.1:{email}",
-        }
-        systems: dict[str, Any] = {
+        services = stack.enter_context(fleet())
+        endpoints = services.endpoints
+        yaml = onboarding_yaml(endpoints)
+        sqlite = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "bench.db"
+        stores = {"maestro-serve-sqlite": f"sqlite:///{sqlite}"}
+        postgres = stack.enter_context(postgres_database())
+        if postgres is not None:
+            stores["maestro-serve-postgres"] = postgres
+        systems: dict[str, System] = {
             "direct-aiohttp": Direct(endpoints, "aiohttp"),
             "direct-httpx": Direct(endpoints, "httpx"),
-            "maestro-embedded": Embedded(onboarding_yaml(endpoints)),
+            "maestro-embedded": Embedded(yaml),
         }
-        lat: dict[str, list[float]] = {name: [] for name in systems}
-        thr: dict[str, list[tuple[float, float]]] = {name: [] for name in systems}
-        for system in systems.values():  # warm up channels, schemas and connection pools
-            await latency(system.run, "warm", 20)
-        for _ in range(rounds):
+        for name, store in stores.items():
+            address, pid = stack.enter_context(maestro_serve(store))
+            systems[name] = Served(address, pid, yaml)
+        names = list(systems)
+        lat: dict[str, list[float]] = {name: [] for name in names}
+        comp: dict[str, list[float]] = {name: [] for name in names}
+        thr: dict[int, dict[str, list[dict[str, float]]]] = {
+            c: {name: [] for name in names} for c in (32, 128)
+        }
+        for name, system in systems.items():  # warm up channels, schemas and connection pools
+            await latency(system.run, f"{name}@warm", 20)
+        fail_email = {"errors": {"SendTemplate": {"code": "INVALID_ARGUMENT", "rate": 1.0}}}
+        for round_ in range(rounds):
+            print(f"round {round_ + 1} of {rounds}", file=sys.stderr)
             for name, system in systems.items():
-                lat[name] += await latency(system.run, name, executions)
-                thr[name].append(await throughput(system.run, name, executions, 32))
+                lat[name] += await latency(system.run, f"{name}@lat", executions)
+                for concurrency in (32, 128):
+                    thr[concurrency][name].append(
+                        await throughput(
+                            system, f"{name}@c{concurrency}", executions, concurrency, services
+                        )
+                    )
+            services.set_faults("email", fail_email)
+            for name, system in systems.items():
+                comp[name] += await latency(
+                    system.run, f"{name}@comp", executions // 4, expect="COMPENSATED"
+                )
+            services.set_faults("email", {})
+        for system in systems.values():
+            await system.close()
+        print("growth", file=sys.stderr)
         growth: dict[int, float] = {}
         for steps in (1, 4, 16, 64):
             embedded = Embedded(growth_yaml(endpoints["billing_service"], steps))
-            await latency(embedded.run, "warm", 5)
-            samples = await latency(embedded.run, f"g{steps}", max(20, executions // 4))
+            await latency(embedded.run, "growth@warm", 5)
+            samples = await latency(embedded.run, f"growth@{steps}", max(20, executions // 4))
             growth[steps] = statistics.median(samples) / steps
             await embedded.close()
-        for system in systems.values():
-            await system.close()
+        effects = effects_by_system(services, names)
+        print("scale", file=sys.stderr)
+        scaled = await scale(services, scale_executions, f"sqlite:///{sqlite}.scale")
+    return summarize(names, lat, comp, thr, growth, effects, scaled)
+
+
+def median_of(samples: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(s[key] for s in samples) for key in samples[0]}
+
+
+def summarize(
+    names: list[str],
+    lat: dict[str, list[float]],
+    comp: dict[str, list[float]],
+    thr: dict[int, dict[str, list[dict[str, float]]]],
+    growth: dict[int, float],
+    effects: dict[str, dict[str, int]],
+    scaled: dict[str, float],
+) -> dict[str, Any]:
     p50 = {name: statistics.median(samples) for name, samples in lat.items()}
+    throughputs = {c: {n: median_of(thr[c][n]) for n in names} for c in thr}
     added_per_step = (p50["maestro-embedded"] - p50["direct-aiohttp"]) / 4
     flat = max(growth[16], growth[64]) / growth[4]
-    results = {
-        "latency": {
-            name: {"p50_ms": p50[name] * 1000, "p99_ms": pct(lat[name], 0.99) * 1000}
-            for name in systems
+    c128 = throughputs[128]
+    targets: dict[str, dict[str, Any]] = {
+        "embedded: added latency per step over aiohttp direct <= 0.3 ms": {
+            "value": added_per_step * 1000,
+            "pass": added_per_step <= 0.0003,
         },
-        "throughput_c32": {
-            name: {
-                "workflows_per_s": statistics.median(t[0] for t in thr[name]),
-                "cpu_s_per_1000": statistics.median(t[1] for t in thr[name]),
+        "time per step flat within 20% from 4 to 64 steps": {"value": flat, "pass": flat <= 1.2},
+    }
+    for name, share_aiohttp, share_httpx in (
+        ("maestro-serve-sqlite", 0.4, 0.6),
+        ("maestro-serve-postgres", 0.3, None),
+    ):
+        if name not in c128:
+            continue
+        ratio = c128[name]["workflows_per_s"] / c128["direct-aiohttp"]["workflows_per_s"]
+        targets[f"{name}: throughput at c=128 >= {share_aiohttp:.0%} of aiohttp direct"] = {
+            "value": ratio,
+            "pass": ratio >= share_aiohttp,
+        }
+        if share_httpx is not None:
+            ratio = c128[name]["workflows_per_s"] / c128["direct-httpx"]["workflows_per_s"]
+            targets[f"{name}: throughput at c=128 >= {share_httpx:.0%} of httpx direct"] = {
+                "value": ratio,
+                "pass": ratio >= share_httpx,
             }
-            for name in systems
+    targets["scale: peak RSS of the server (MiB) < 1024"] = {
+        "value": scaled["peak_rss_mib"],
+        "pass": scaled["peak_rss_mib"] < 1024,
+    }
+    targets["scale: slowest execution (s) <= 2 s + 20%"] = {
+        "value": scaled["execution_max_s"],
+        "pass": scaled["execution_max_s"] <= 2.4,
+    }
+    equal_work = all(effects[name] == effects[names[0]] for name in names)
+    targets["equal downstream effects for every system"] = {
+        "value": float(equal_work),
+        "pass": equal_work,
+    }
+    return {
+        "latency": {
+            name: {
+                "p50_ms": p50[name] * 1000,
+                "p99_ms": pct(lat[name], 0.99) * 1000,
+                "ratio_to_aiohttp": p50[name] / p50["direct-aiohttp"],
+            }
+            for name in names
+        },
+        "compensation_latency": {
+            name: {
+                "p50_ms": statistics.median(comp[name]) * 1000,
+                "p99_ms": pct(comp[name], 0.99) * 1000,
+            }
+            for name in names
+        },
+        "throughput": {
+            str(c): {
+                name: {
+                    **values,
+                    "ratio_to_aiohttp": values["workflows_per_s"]
+                    / per_system["direct-aiohttp"]["workflows_per_s"],
+                }
+                for name, values in per_system.items()
+            }
+            for c, per_system in throughputs.items()
         },
         "growth_ms_per_step": {str(k): v * 1000 for k, v in growth.items()},
-        "targets": {
-            "added latency per step over aiohttp direct <= 0.3 ms": {
-                "value_ms": added_per_step * 1000,
-                "pass": added_per_step <= 0.0003,
-            },
-            "time per step flat within 20% from 4 to 64 steps": {
-                "value_ratio": flat,
-                "pass": flat <= 1.2,
-            },
+        "scale": scaled,
+        "downstream_effects": effects,
+        "targets": targets,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
         },
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
     }
-    return results
 
 
 def table(results: dict[str, Any]) -> str:
+    lat, comp, thr = results["latency"], results["compensation_latency"], results["throughput"]
     lines = [
-        "| system | p50 ms | p99 ms | workflows/s (c=32) | CPU s / 1000 |",
-        "|---|---|---|---|---|",
+        "| system | p50 ms | p99 ms | ×direct | compensation p50 ms | wf/s c=32 | wf/s c=128 "
+        "| ×direct c=128 | CPU s/1000 c=128 | downstream CPU s/1000 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, lat in results["latency"].items():
-        thr = results["throughput_c32"][name]
+    for name in lat:
+        t32, t128 = thr["32"][name], thr["128"][name]
         lines.append(
-            f"| {name} | {lat['p50_ms']:.2f} | {lat['p99_ms']:.2f} | "
-            f"{thr['workflows_per_s']:.0f} | {thr['cpu_s_per_1000']:.2f} |"
+            f"| {name} | {lat[name]['p50_ms']:.2f} | {lat[name]['p99_ms']:.2f} "
+            f"| {lat[name]['ratio_to_aiohttp']:.2f} | {comp[name]['p50_ms']:.2f} "
+            f"| {t32['workflows_per_s']:.0f} | {t128['workflows_per_s']:.0f} "
+            f"| {t128['ratio_to_aiohttp']:.2f} | {t128['cpu_s_per_1000']:.1f} "
+            f"| {t128['downstream_cpu_s_per_1000']:.1f} |"
         )
     lines += ["", "| steps | ms per step |", "|---|---|"]
     lines += [f"| {k} | {v:.3f} |" for k, v in results["growth_ms_per_step"].items()]
+    lines += ["", "| scale | value |", "|---|---|"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in results["scale"].items()]
     lines += ["", "| target | measured | result |", "|---|---|---|"]
     for name, target in results["targets"].items():
-        value = target.get("value_ms", target.get("value_ratio"))
-        lines.append(f"| {name} | {value:.3f} | {'PASS' if target['pass'] else 'FAIL'} |")
+        lines.append(f"| {name} | {target['value']:.3f} | {'PASS' if target['pass'] else 'FAIL'} |")
     return "\n".join(lines)
 
 
@@ -316,9 +594,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--executions", type=int, default=200)
+    parser.add_argument("--scale", type=int, default=10_000, help="executions in flight at once")
     args = parser.parse_args()
     configure_logging(level="WARNING")  # as in production: per-attempt debug lines filtered
-    results = asyncio.run(main(args.rounds, args.executions))
+    results = asyncio.run(main(args.rounds, args.executions, args.scale))
     (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
     (ROOT / "bench" / "results" / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))

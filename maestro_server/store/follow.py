@@ -17,6 +17,16 @@ class _Log(Protocol):
     async def read_events(self, execution_id: str, after_sequence: int = 0) -> list[Event]: ...
 
 
+class _Watch:
+    """Watchers of one execution: a version that every append bumps, and a condition."""
+
+    __slots__ = ("changed", "version")
+
+    def __init__(self) -> None:
+        self.changed = asyncio.Condition()
+        self.version = 0
+
+
 class LogFollower:
     """Watchers of a log kept outside this process.
 
@@ -26,7 +36,7 @@ class LogFollower:
 
     def __init__(self, poll: float) -> None:
         self._poll = poll
-        self._changed: dict[str, asyncio.Condition] = {}
+        self._watches: dict[str, _Watch] = {}
 
     async def appended(self, event: Event) -> None:
         """Wake the watchers of an execution.
@@ -34,23 +44,27 @@ class LogFollower:
         A finished execution's condition is dropped: its watchers hold their own reference.
         """
         execution_id = event.execution_id
-        condition = (
-            self._changed.pop(execution_id, None)
+        watch = (
+            self._watches.pop(execution_id, None)
             if event.terminal
-            else self._changed.get(execution_id)
+            else self._watches.get(execution_id)
         )
-        if condition is not None:
-            async with condition:
-                condition.notify_all()
+        if watch is not None:
+            watch.version += 1
+            async with watch.changed:
+                watch.changed.notify_all()
 
     async def follow(
         self, log: _Log, execution_id: str, after_sequence: int
     ) -> AsyncIterator[Event]:
         """Events after `after_sequence`, then live ones, to the terminal event."""
         await log.get_execution(execution_id)
-        condition = self._changed.setdefault(execution_id, asyncio.Condition())
+        watch = self._watches.setdefault(execution_id, _Watch())
         position = after_sequence
         while True:
+            # An append while the log is read bumps the version: then it is read again at once
+            # rather than waited for (a wake-up between the read and the wait is not lost).
+            seen = watch.version
             events = await log.read_events(execution_id, position)
             for event in events:
                 position = event.sequence
@@ -60,6 +74,9 @@ class LogFollower:
             record = await log.get_execution(execution_id)
             if record.state.terminal and record.last_sequence <= position:
                 return
-            async with condition:
+            async with watch.changed:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(condition.wait(), timeout=self._poll)
+                    await asyncio.wait_for(
+                        watch.changed.wait_for(lambda: watch.version != seen),  # noqa: B023
+                        timeout=self._poll,
+                    )

@@ -1,0 +1,44 @@
+"""The log follower of the SQL stores: a wake-up that lands while the log is read is not lost."""
+
+import asyncio
+from datetime import UTC, datetime
+
+from maestro_server.model.execution import Event, EventType, ExecutionState
+from maestro_server.store.base import ExecutionRecord
+from maestro_server.store.follow import LogFollower
+
+
+def event(sequence: int, type: EventType) -> Event:
+    return Event("ex", sequence, datetime.now(UTC), type, ExecutionState.RUNNING)
+
+
+class RacingLog:
+    """A log that another writer appends to exactly while the follower reads it."""
+
+    def __init__(self, follower: LogFollower) -> None:
+        self.follower = follower
+        self.events: list[Event] = []
+        self.pending = [
+            event(1, EventType.WORKFLOW_STARTED),
+            event(2, EventType.WORKFLOW_COMPLETED),
+        ]
+        self.record = ExecutionRecord("ex", "w", "", "", {}, datetime.now(UTC), ())
+
+    async def get_execution(self, execution_id: str) -> ExecutionRecord:
+        return self.record
+
+    async def read_events(self, execution_id: str, after_sequence: int = 0) -> list[Event]:
+        found = [e for e in self.events if e.sequence > after_sequence]
+        if self.pending:  # the append lands after this read saw the log, before the wait
+            appended = self.pending.pop(0)
+            self.events.append(appended)
+            await self.follower.appended(appended)
+        return found
+
+
+async def test_an_append_during_the_read_is_seen_without_waiting_for_the_poll() -> None:
+    follower = LogFollower(poll=3600)  # a lost wake-up would wait an hour: the timeout fails it
+    log = RacingLog(follower)
+    async with asyncio.timeout(10):
+        seen = [e.sequence async for e in follower.follow(log, "ex", 0)]
+    assert seen == [1, 2]
