@@ -474,7 +474,7 @@ def median_of(samples: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(s[key] for s in samples) for key in samples[0]}
 
 
-def summarize(
+def summarize(  # noqa: PLR0917 - one call site, every part of the results
     names: list[str],
     lat: dict[str, list[float]],
     comp: dict[str, list[float]],
