@@ -70,6 +70,12 @@ _MIGRATIONS = {
         key TEXT NOT NULL, request TEXT NOT NULL, PRIMARY KEY (execution_id, key));
     """,
 }
+_GET_EXECUTION = "SELECT * FROM executions WHERE execution_id = ?"
+_GET_PROGRESS = (  # the columns of _GET_EXECUTION, with neither source nor input
+    "SELECT execution_id, workflow_name, workflow_version, workflow_hash, NULL, 'null', "
+    "step_ids, state, output, error, created_at, ended_at, last_sequence, steps "
+    "FROM executions WHERE execution_id = ?"
+)
 _TERMINAL = tuple(s.value for s in ExecutionState if s.terminal)
 _LIST_WORKFLOWS = "SELECT * FROM workflows WHERE ? = '' OR name = ? ORDER BY name, created_at DESC"
 _UNFINISHED = (
@@ -86,6 +92,10 @@ class SqliteStore(SingleProcessLeases):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maestro-sqlite")
         self._db: sqlite3.Connection | None = None
         self._follower = LogFollower(1.0)
+        # Group commit: writes that arrive while a commit is being synced wait for the next one,
+        # which makes them all durable with one fsync. Nobody hears "done" before the sync.
+        self._queued: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+        self._committer: asyncio.Task[None] | None = None
 
     async def open(self) -> SqliteStore:
         """Open (creating or migrating the schema); fails clearly on an unusable file."""
@@ -120,7 +130,9 @@ class SqliteStore(SingleProcessLeases):
         self._db = db
 
     async def close(self) -> None:
-        """Close the file."""
+        """Close the file, once the queued writes are committed."""
+        if self._committer is not None:
+            await self._committer
         if self._db is not None:
             await self._run(self._db.close)
             self._db = None
@@ -129,6 +141,51 @@ class SqliteStore(SingleProcessLeases):
     async def _run(self, fn: Callable[..., R], *args: Any) -> R:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+
+    async def _write(self, op: Callable[[], R]) -> R:
+        """Run `op` in the next group commit; returns its result once the commit is on disk."""
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queued.append((op, future))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_queued())
+        return await future
+
+    async def _commit_queued(self) -> None:
+        while self._queued:
+            batch, self._queued = self._queued, []
+            try:
+                outcomes = await self._run(self._commit_group, [op for op, _ in batch])
+            except BaseException as exc:  # noqa: BLE001 - every waiter hears why
+                outcomes = [exc] * len(batch)
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+
+    def _commit_group(self, ops: list[Callable[[], Any]]) -> list[Any]:
+        """One transaction for many writes; each in a savepoint, so one failing undoes only
+        itself."""
+        db = self._conn()
+        outcomes: list[Any] = []
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for op in ops:
+                db.execute("SAVEPOINT write")
+                try:
+                    outcomes.append(op())
+                except Exception as exc:  # noqa: BLE001 - handed to that write's caller
+                    db.execute("ROLLBACK TO write")
+                    outcomes.append(exc)
+                db.execute("RELEASE write")
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return outcomes
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
@@ -203,7 +260,7 @@ class SqliteStore(SingleProcessLeases):
 
     async def create_execution(self, record: ExecutionRecord) -> tuple[ExecutionRecord, bool]:
         """See Store.create_execution."""
-        return await self._run(self._create_execution, record)
+        return await self._write(functools.partial(self._create_execution, record))
 
     def _create_execution(self, record: ExecutionRecord) -> tuple[ExecutionRecord, bool]:
         db = self._conn()
@@ -246,12 +303,11 @@ class SqliteStore(SingleProcessLeases):
         """See Store.get_execution."""
         return await self._run(self._get_execution, execution_id)
 
-    def _get_execution(self, execution_id: str) -> ExecutionRecord:
-        row = (
-            self._conn()
-            .execute("SELECT * FROM executions WHERE execution_id = ?", (execution_id,))
-            .fetchone()
-        )
+    def _get_execution(self, execution_id: str, *, source: bool = True) -> ExecutionRecord:
+        """The execution; without its definition (`source=False`) when only its progress is
+        needed, as when an event is folded in: the YAML is the largest part of the row."""
+        query = _GET_EXECUTION if source else _GET_PROGRESS
+        row = self._conn().execute(query, (execution_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"execution {execution_id!r} does not exist")
         return _execution(row)
@@ -291,46 +347,39 @@ class SqliteStore(SingleProcessLeases):
     # -- events ------------------------------------------------------------------------------
 
     async def append_event(self, event: Event) -> None:
-        """See Store.append_event: one transaction, guarded by the last sequence."""
-        await self._run(self._append, event)
+        """See Store.append_event: guarded by the last sequence, durable when it returns."""
+        await self._write(functools.partial(self._append, event))
         await self._follower.appended(event)
 
     def _append(self, event: Event) -> None:
         db = self._conn()
-        db.execute("BEGIN IMMEDIATE")
+        record = self._get_execution(event.execution_id, source=False)
         try:
-            record = self._get_execution(event.execution_id)
-            try:
-                fold(record, event)
-            except ValueError as exc:
-                raise FailedPreconditionError(str(exc)) from None
-            updated = db.execute(
-                "UPDATE executions SET state = ?, output = ?, error = ?, ended_at = ?, "
-                "last_sequence = ?, steps = ? WHERE execution_id = ? AND last_sequence = ?",
-                (
-                    record.state.value,
-                    json.dumps(record.output),
-                    json.dumps(error_to_json(record.error)),
-                    record.ended_at.isoformat() if record.ended_at else None,
-                    record.last_sequence,
-                    json.dumps(steps_to_json(record.steps)),
-                    event.execution_id,
-                    event.sequence - 1,
-                ),
-            ).rowcount
-            if updated != 1:
-                raise FailedPreconditionError(
-                    f"event {event.sequence} of {event.execution_id} lost a race with another "
-                    "writer"
-                )
-            db.execute(
-                "INSERT INTO events VALUES (?, ?, ?)",
-                (event.execution_id, event.sequence, json.dumps(event_to_json(event))),
+            fold(record, event)
+        except ValueError as exc:
+            raise FailedPreconditionError(str(exc)) from None
+        updated = db.execute(
+            "UPDATE executions SET state = ?, output = ?, error = ?, ended_at = ?, "
+            "last_sequence = ?, steps = ? WHERE execution_id = ? AND last_sequence = ?",
+            (
+                record.state.value,
+                json.dumps(record.output),
+                json.dumps(error_to_json(record.error)),
+                record.ended_at.isoformat() if record.ended_at else None,
+                record.last_sequence,
+                json.dumps(steps_to_json(record.steps)),
+                event.execution_id,
+                event.sequence - 1,
+            ),
+        ).rowcount
+        if updated != 1:
+            raise FailedPreconditionError(
+                f"event {event.sequence} of {event.execution_id} lost a race with another writer"
             )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        db.execute(
+            "INSERT INTO events VALUES (?, ?, ?)",
+            (event.execution_id, event.sequence, json.dumps(event_to_json(event))),
+        )
 
     async def read_events(self, execution_id: str, after_sequence: int = 0) -> list[Event]:
         """See Store.read_events."""
@@ -366,7 +415,7 @@ class SqliteStore(SingleProcessLeases):
 
     async def save_request(self, execution_id: str, key: str, request: Any) -> None:
         """See Store.save_request."""
-        await self._run(
+        await self._write(
             lambda: self._conn().execute(
                 "INSERT OR IGNORE INTO requests VALUES (?, ?, ?)",
                 (execution_id, key, json.dumps(request)),
@@ -418,7 +467,7 @@ def _execution(row: Any) -> ExecutionRecord:
         last_sequence,
         steps,
     ) = row
-    source_json = json.loads(source)
+    source_json = json.loads(source) if source is not None else None
     return ExecutionRecord(
         execution_id=execution_id,
         workflow_name=name,
@@ -429,7 +478,9 @@ def _execution(row: Any) -> ExecutionRecord:
         step_ids=tuple(json.loads(step_ids)),
         source=ExecutionSource(
             source_json["yaml"], source_json["path"], files_from_json(source_json["files"])
-        ),
+        )
+        if source_json is not None
+        else None,
         state=ExecutionState(state),
         output=json.loads(output),
         error=error_from_json(json.loads(error)),

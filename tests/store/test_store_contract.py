@@ -3,6 +3,7 @@
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,24 @@ async def test_a_stale_writer_cannot_append(store: Store) -> None:
         await store.append_event(RUN[0])
     assert [e.sequence for e in await store.read_events("e1")] == [1]
     assert (await store.get_execution("e1")).last_sequence == 1
+
+
+async def test_concurrent_writes_land_and_a_refused_one_takes_nothing_with_it(
+    store: Store,
+) -> None:
+    """Appends to many executions at once (one commit on SQLite) all land, except the one that
+    repeats a sequence, which alone is refused."""
+    ids = [f"c{n}" for n in range(20)]
+    await asyncio.gather(*(store.create_execution(execution(i)) for i in ids))
+    starts = [replace(RUN[0], execution_id=i) for i in ids]
+    outcomes = await asyncio.gather(
+        *(store.append_event(e) for e in [*starts, starts[0]]), return_exceptions=True
+    )
+    assert outcomes[:-1] == [None] * len(ids)
+    assert isinstance(outcomes[-1], (FailedPreconditionError, ValueError, sqlite3.IntegrityError))
+    for i in ids:
+        assert [e.sequence for e in await store.read_events(i)] == [1]
+        assert (await store.get_execution(i)).last_sequence == 1
 
 
 async def test_watchers_replay_then_follow_live(store: Store) -> None:
