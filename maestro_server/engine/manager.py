@@ -227,9 +227,13 @@ class ExecutionManager:
         while True:
             await asyncio.sleep(interval)
             try:
-                owned = await self.store.renew_leases(list(self._running))
-                for execution_id, (_, task) in list(self._running.items()):
-                    if execution_id not in owned:
+                renewing = list(self._running)
+                owned = await self.store.renew_leases(renewing)
+                # Only the executions asked about: one started during the renewal is not lost.
+                for execution_id in renewing:
+                    running = self._running.get(execution_id)
+                    if running is not None and execution_id not in owned:
+                        task = running[1]
                         log.warning(
                             "lease lost; another replica runs the execution now",
                             execution_id=execution_id,

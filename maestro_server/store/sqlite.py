@@ -166,8 +166,10 @@ class SqliteStore(SingleProcessLeases):
                     future.set_result(outcome)
 
     def _commit_group(self, ops: list[Callable[[], Any]]) -> list[Any]:
-        """One transaction for many writes; each in a savepoint, so one failing undoes only
-        itself."""
+        """One transaction for many writes.
+
+        Each runs in a savepoint, so one that fails undoes only itself.
+        """
         db = self._conn()
         outcomes: list[Any] = []
         db.execute("BEGIN IMMEDIATE")
@@ -304,8 +306,10 @@ class SqliteStore(SingleProcessLeases):
         return await self._run(self._get_execution, execution_id)
 
     def _get_execution(self, execution_id: str, *, source: bool = True) -> ExecutionRecord:
-        """The execution; without its definition (`source=False`) when only its progress is
-        needed, as when an event is folded in: the YAML is the largest part of the row."""
+        """The execution, or only its progress (`source=False`).
+
+        Folding in an event needs no definition, and the YAML is the largest part of the row.
+        """
         query = _GET_EXECUTION if source else _GET_PROGRESS
         row = self._conn().execute(query, (execution_id,)).fetchone()
         if row is None:

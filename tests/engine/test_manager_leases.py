@@ -1,0 +1,58 @@
+"""Lease upkeep: an execution started while leases are being renewed is not taken for lost."""
+
+import asyncio
+from typing import Any
+
+from maestro_server.definition import load_workflow
+from maestro_server.engine.manager import ExecutionManager
+from maestro_server.model.execution import ExecutionState
+from maestro_server.store.memory import MemoryStore
+from tests.engine.fakes import ScriptedInvoker
+
+WORKFLOW = load_workflow("""\
+name: w
+services:
+  svc: {type: grpc, endpoint: "127.0.0.1:1"}
+steps:
+  - {id: a, service: svc, method: Do}
+""")
+
+
+class StartsDuringRenewal(MemoryStore):
+    """A store whose next lease renewal lets another execution start while it is in flight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.during_renewal: Any = None
+        self.renewed = asyncio.Event()
+
+    async def renew_leases(self, execution_ids: list[str]) -> set[str]:
+        if self.during_renewal is not None:
+            await self.during_renewal()
+            self.during_renewal = None
+            self.renewed.set()
+        return set(execution_ids)
+
+
+async def test_an_execution_started_during_renewal_keeps_running() -> None:
+    gate = asyncio.Event()
+
+    async def wait_for_gate(call: Any) -> Any:
+        await gate.wait()
+        return {"ok": True}
+
+    store = StartsDuringRenewal()
+    manager = ExecutionManager(store, ScriptedInvoker({"a": wait_for_gate}))
+    await manager.start(WORKFLOW, {}, "first")
+    store.during_renewal = lambda: manager.start(WORKFLOW, {}, "second")
+    upkeep = asyncio.create_task(manager.keep_leases(0))
+    async with asyncio.timeout(10):
+        await store.renewed.wait()
+    second = manager._running["second"][1]
+    gate.set()
+    async with asyncio.timeout(10):
+        await asyncio.gather(*(task for _, task in list(manager._running.values())))
+    upkeep.cancel()
+    assert not second.cancelled()
+    for execution_id in ("first", "second"):
+        assert (await store.get_execution(execution_id)).state is ExecutionState.COMPLETED
