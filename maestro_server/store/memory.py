@@ -174,7 +174,9 @@ def page_of(items: Sequence[T], page_size: int, token: str) -> Page[T]:
     try:
         start = int(base64.urlsafe_b64decode(token.encode()).decode()) if token else 0
     except ValueError:
-        raise InvalidInputError(f"page_token {token!r} is not one this server gave") from None
+        start = -1
+    if start < 0:
+        raise InvalidInputError(f"page_token {token!r} is not one this server gave")
     size = min(page_size or 50, 1000)
     end = start + size
     next_token = base64.urlsafe_b64encode(str(end).encode()).decode() if end < len(items) else ""

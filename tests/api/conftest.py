@@ -1,13 +1,16 @@
 """`maestro serve` as a real subprocess on a free port."""
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -19,6 +22,15 @@ class ServerProcess:
     address: str
     process: subprocess.Popen[str]
     log: list[dict[str, object]]
+    """The server's log lines, parsed; filled on as the server writes them."""
+    drain: threading.Thread | None = None
+    text: list[str] = field(default_factory=list)
+
+    def stderr_text(self) -> str:
+        """Everything the server wrote to stderr; call once it has exited."""
+        if self.drain is not None:
+            self.drain.join(timeout=30)
+        return "".join(self.text)
 
     def terminate(self) -> int:
         """SIGTERM, then the exit code (after draining)."""
@@ -50,6 +62,7 @@ def maestro_serve(*flags: str, env: dict[str, str] | None = None) -> Iterator[Se
     )
     assert process.stderr is not None
     log: list[dict[str, object]] = []
+    server: ServerProcess | None = None
     try:
         for line in process.stderr:
             entry = json.loads(line)
@@ -58,11 +71,24 @@ def maestro_serve(*flags: str, env: dict[str, str] | None = None) -> Iterator[Se
                 break
         else:
             pytest.fail(f"maestro serve did not start: {log}")
-        yield ServerProcess(f"127.0.0.1:{entry['port']}", process, log)
+        server = ServerProcess(f"127.0.0.1:{entry['port']}", process, log)
+
+        def drain(stream: Any = process.stderr) -> None:
+            # Read on, or a chatty server blocks on a full pipe.
+            for line in stream:
+                server.text.append(line)
+                with contextlib.suppress(ValueError):
+                    log.append(json.loads(line))
+
+        server.drain = threading.Thread(target=drain, daemon=True)
+        server.drain.start()
+        yield server
     finally:
         if process.poll() is None:
             process.kill()
         process.wait(timeout=30)
+        if server is not None and server.drain is not None:
+            server.drain.join(timeout=30)
         process.stderr.close()
 
 

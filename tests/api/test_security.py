@@ -159,7 +159,7 @@ steps:
             async with MaestroClient(server.address) as client:
                 events = [e async for e in client.execute(yaml, {})]
             server.terminate()
-            log_text = server.process.stderr.read() if server.process.stderr else ""
+            log_text = server.stderr_text()
         assert http.received[0].headers["x-api-key"] == canary
     failed = next(e for e in events if e.type == EventType.STEP_FAILED)
     assert failed.error is not None and "[redacted]" in failed.error.message

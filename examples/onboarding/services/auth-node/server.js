@@ -57,7 +57,7 @@ function serveAdmin(state, port, host, ready) {
       res.end(JSON.stringify(body));
     };
     if (req.method === 'GET' && req.url === '/ledger') {
-      return reply(200, { calls: state.calls, effects: state.effects });
+      return reply(200, { calls: state.calls, effects: state.effects, faults: state.injected });
     }
     if (req.method === 'PUT' && req.url === '/faults') {
       let body = '';
@@ -97,20 +97,23 @@ function main() {
   const replies = new Map();
   let nextId = 1;
   // The ledger the admin API serves: calls by method, and every effect with its time.
-  const state = { args, calls: {}, effects: [], random: seeded(0) };
+  const state = { args, calls: {}, effects: [], injected: {}, random: seeded(0) };
+  const count = (fault) => { state.injected[fault] = (state.injected[fault] || 0) + 1; };
   const now = () => (performance.timeOrigin + performance.now()) / 1000;
 
   function takeFault(method) {
     const fault = args.fail[method];
     if (!fault) return null;
-    if (fault.rate !== null) return state.random() < fault.rate ? fault.code : null;
+    if (fault.rate !== null && state.random() >= fault.rate) return null;
     if (fault.times !== null && --fault.times <= 0) delete args.fail[method];
+    count(`${method}=${fault.code}`);
     return fault.code;
   }
 
   function delayOf(method) {
     const delay = args.delay[method];
     if (!delay || (delay.rate !== null && state.random() >= delay.rate)) return 0;
+    count(`${method}=DELAY`);
     return delay.seconds * 1000;
   }
 

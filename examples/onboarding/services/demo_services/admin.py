@@ -1,6 +1,7 @@
 """A demo service's admin API over HTTP, for tests, benchmarks and chaos runs.
 
-    GET /ledger  -> {"calls": {method: count}, "effects": [{"method", "key", "at"}]}
+    GET /ledger  -> {"calls": {method: count}, "effects": [{"method", "key", "at"}],
+                     "faults": {"method=CODE": count, "method=DELAY": count}}
     PUT /faults  <- {"seed": 7,
                      "errors": {method: {"code": "UNAVAILABLE", "rate": 0.2}},
                      "delays": {method: {"seconds": 0.5, "rate": 0.1}}}
@@ -34,7 +35,9 @@ def serve_admin(faults: Faults, ledger: Ledger, port: int, host: str) -> Threadi
 
         def do_GET(self) -> None:
             if self.path == "/ledger":
-                self._reply(200, ledger.summary())
+                with faults._lock:
+                    injected = dict(faults.injected)
+                self._reply(200, {**ledger.summary(), "faults": injected})
             else:
                 self._reply(404, {"error": f"no route GET {self.path}"})
 

@@ -40,6 +40,8 @@ class Faults:
     errors: dict[str, Fault] = field(default_factory=dict)
     delays: dict[str, Delay] = field(default_factory=dict)
     rng: random.Random = field(default_factory=lambda: random.Random(0))
+    injected: dict[str, int] = field(default_factory=dict)
+    """How many times each fault struck, by `method=CODE` (delays as `method=DELAY`)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -84,12 +86,13 @@ class Faults:
             fault = self.errors.get(method)
             if fault is None:
                 return None
-            if fault.rate is not None:
-                return fault.code if self.rng.random() < fault.rate else None
+            if fault.rate is not None and self.rng.random() >= fault.rate:
+                return None
             if fault.times is not None:
                 fault.times -= 1
                 if fault.times <= 0:
                     del self.errors[method]
+            self._count(f"{method}={fault.code}")
             return fault.code
 
     def delay(self, method: str) -> float:
@@ -98,7 +101,11 @@ class Faults:
             delay = self.delays.get(method)
             if delay is None or (delay.rate is not None and self.rng.random() >= delay.rate):
                 return 0.0
+            self._count(f"{method}=DELAY")
             return delay.seconds
+
+    def _count(self, fault: str) -> None:
+        self.injected[fault] = self.injected.get(fault, 0) + 1
 
 
 @dataclass
