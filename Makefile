@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install install-tools proto lint test demo build bench clean
+.PHONY: install install-tools proto lint test demo build bench chaos fuzz clean
 
 $(STAMP): pyproject.toml maestro_client/pyproject.toml scripts/install.sh examples/onboarding/services/auth-node/package-lock.json
 	bash scripts/install.sh
@@ -33,6 +33,14 @@ build: $(STAMP)  ## sdist and wheel of the server and of the client into dist/
 bench: $(STAMP)  ## benchmarks against direct calls; bench/results/latest.json + a table
 	.venv/bin/python -m pip install --quiet -e '.[bench]'
 	.venv/bin/python bench/run.py
+
+chaos: $(STAMP)  ## fault injection and crashes: 2,000 executions on SQLite, 1,000 on PostgreSQL
+	$(PY) -m tests.chaos.harness --executions 2000 --store sqlite --crashes 8 $(CHAOS_FLAGS)
+	$(PY) -m tests.chaos.harness --executions 1000 --store postgres --crashes 4 $(CHAOS_FLAGS)
+
+fuzz: $(STAMP)  ## the fuzz tests with 20x the examples of `make test`
+	MAESTRO_FUZZ_EXAMPLES=5000 $(PY) -m pytest -q -p no:cacheprovider \
+		tests/definition/test_fuzz.py tests/api/test_fuzz_api.py
 
 clean:
 	rm -rf $(VENV) dist build .mypy_cache .ruff_cache .pytest_cache .hypothesis

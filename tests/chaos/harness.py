@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -236,6 +237,8 @@ class Report:
     faults: Counter[str] = field(default_factory=Counter)
     outcomes: Counter[str] = field(default_factory=Counter)
     violations: list[str] = field(default_factory=list)
+    reasons: Counter[str] = field(default_factory=Counter)
+    """Why executions ended COMPENSATION_FAILED (ids and numbers left out)."""
     seconds: float = 0.0
 
     def table(self) -> str:
@@ -247,6 +250,7 @@ class Report:
             ("server crashes (SIGKILL + restart)", str(self.crashes)),
             *((f"fault: {kind}", str(n)) for kind, n in sorted(self.faults.items())),
             *((f"outcome: {state}", str(n)) for state, n in sorted(self.outcomes.items())),
+            *((f"  because: {reason}", str(n)) for reason, n in self.reasons.most_common()),
             ("invariant violations", str(len(self.violations))),
             ("seconds", f"{self.seconds:.1f}"),
         ]
@@ -350,6 +354,8 @@ async def run(seed: int, executions: int, store: str, crashes: int, concurrency:
         report.violations = check(inputs, live, logs, services)
         for events in logs.values():
             report.outcomes[events[-1].state.name if events else "NO EVENTS"] += 1
+            if events and events[-1].state.name == "COMPENSATION_FAILED" and events[-1].error:
+                report.reasons[re.sub(r"\d+", "N", events[-1].error.message)[:150]] += 1
     report.seconds = time.monotonic() - started_at
     return report
 
