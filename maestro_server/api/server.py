@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
 from maestro_server._proto.maestro.v1 import orchestrator_pb2_grpc as pb_grpc
 from maestro_server.api.auth import TokenAuthInterceptor, server_credentials
+from maestro_server.api.decoding import DecodeErrorInterceptor
 from maestro_server.api.servicer import OrchestratorServicer
 from maestro_server.definition import load_workflow_file
 from maestro_server.definition.policy import WorkflowPolicy
@@ -118,7 +119,9 @@ class OrchestratorServer:
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
         ]
-        interceptors = [TokenAuthInterceptor(settings.auth_tokens)] if settings.auth_tokens else []
+        interceptors: list[grpc.aio.ServerInterceptor] = [DecodeErrorInterceptor()]
+        if settings.auth_tokens:
+            interceptors.insert(0, TokenAuthInterceptor(settings.auth_tokens))
         self.server = grpc.aio.server(options=options, interceptors=interceptors)
         self.servicer = OrchestratorServicer(self.manager, settings.policy)
         pb_grpc.add_OrchestratorServicer_to_server(self.servicer, self.server)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from maestro_server.definition.inputs import check_input
 from maestro_server.engine.runner import Runner
 from maestro_server.errors import (
     FailedPreconditionError,
+    InvalidInputError,
     ResourceExhaustedError,
     UnavailableError,
 )
@@ -29,6 +31,8 @@ from maestro_server.store.base import ExecutionRecord, ExecutionSource, Store
 from maestro_server.transports.base import Invoker
 
 log = structlog.get_logger("maestro.executions")
+# Ids travel in idempotency keys, logs and URLs: printable ASCII, no spaces, bounded.
+_EXECUTION_ID = re.compile(r"[\x21-\x7e]{1,200}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +90,11 @@ class ExecutionManager:
         if self._draining:
             raise UnavailableError("the server is shutting down; start the execution elsewhere")
         data = check_input(data, "input", workflow)
+        if execution_id and not _EXECUTION_ID.fullmatch(execution_id):
+            raise InvalidInputError(
+                "execution_id must be 1 to 200 printable ASCII characters without spaces, not "
+                f"{execution_id[:60]!r}{'…' if len(execution_id) > 60 else ''}"
+            )
         execution_id = execution_id or str(uuid.uuid4())
         if execution_id not in self._running and len(self._running) >= self._max_concurrent:
             raise ResourceExhaustedError(

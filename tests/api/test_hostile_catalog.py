@@ -1,0 +1,448 @@
+"""The hostile and malformed input catalog, through the real server and the command line.
+
+Every case asserts the exact gRPC status (or exit code, or the execution's error code), a
+message that names the problem and where it is (file:line:column, the step and field, the
+service), and that nothing was stored half-done. The workflow-language cases are the files
+in tests/definition/invalid/, each listing the diagnostics it must produce.
+"""
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import json_format, struct_pb2
+
+from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
+from maestro_server._proto.maestro.v1 import orchestrator_pb2_grpc as rpc
+from tests.api.conftest import maestro_serve
+from tests.conftest import ROOT
+from tests.transports.http_server import ScriptedHttp, scripted_http
+from tests.transports.servers import echo_server
+
+INVALID = sorted((ROOT / "tests" / "definition" / "invalid").glob("*.yaml"))
+OK_YAML = """\
+name: ok
+input_schema:
+  type: object
+  properties: {email: {type: string, format: email}, n: {type: integer}}
+services:
+  svc: {type: grpc, endpoint: "127.0.0.1:1"}
+steps:
+  - {id: a, service: svc, method: Do, retry: {max_attempts: 1}}
+"""
+
+
+def struct(value: dict[str, Any]) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    message.update(value)
+    return message
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    db = tmp_path_factory.mktemp("catalog") / "maestro.db"
+    with maestro_serve(f"--store=sqlite:///{db}") as running:
+        yield running.address
+
+
+@pytest.fixture(scope="module")
+def stub(server: str) -> Iterator[rpc.OrchestratorStub]:
+    with grpc.insecure_channel(server) as channel:
+        yield rpc.OrchestratorStub(channel)
+
+
+def refused(call: Any, request: Any, code: grpc.StatusCode, *fragments: str) -> str:
+    """The call fails with `code` and a message holding every fragment; returns the message."""
+    with pytest.raises(grpc.RpcError) as caught:
+        reply = call(request, timeout=30)
+        if not hasattr(reply, "ListFields"):
+            list(reply)  # a stream fails on its first read
+    error: Any = caught.value
+    assert error.code() is code, error.details()
+    for fragment in fragments:
+        assert fragment in error.details()
+    return str(error.details())
+
+
+def stored_executions(stub: rpc.OrchestratorStub) -> int:
+    reply = stub.ListExecutions(pb.ListExecutionsRequest(page_size=1000), timeout=30)
+    return len(reply.executions)
+
+
+def stored_workflows(stub: rpc.OrchestratorStub) -> int:
+    return len(stub.ListWorkflows(pb.ListWorkflowsRequest(page_size=1000), timeout=30).workflows)
+
+
+# -- the workflow language, through the API (44 cases) ---------------------------------------
+
+
+@pytest.mark.parametrize("path", INVALID, ids=[p.stem for p in INVALID])
+def test_invalid_workflow_is_refused_with_every_diagnostic(
+    stub: rpc.OrchestratorStub, path: Path
+) -> None:
+    """StartWorkflow and RegisterWorkflow: INVALID_ARGUMENT naming file:line:column of each
+    problem; no execution and no definition stored."""
+    expected = [
+        line.removeprefix("# expect: ")
+        for line in path.read_text().splitlines()
+        if line.startswith("# expect: ")
+    ]
+    located = [f"{path.name}:{e.split(': ', 1)[0]}: error: {e.split(': ', 1)[1]}" for e in expected]
+    executions, workflows = stored_executions(stub), stored_workflows(stub)
+    yaml = path.read_text(errors="surrogateescape")
+    start = pb.StartWorkflowRequest(workflow_yaml=yaml, workflow_path=path.name, execution_id="x")
+    refused(stub.StartWorkflow, start, grpc.StatusCode.INVALID_ARGUMENT, *located)
+    register = pb.RegisterWorkflowRequest(workflow_yaml=yaml, workflow_path=path.name)
+    refused(stub.RegisterWorkflow, register, grpc.StatusCode.INVALID_ARGUMENT, *located)
+    assert (stored_executions(stub), stored_workflows(stub)) == (executions, workflows)
+
+
+# -- API requests: missing, contradictory, oversized (17 cases) ------------------------------
+
+
+def start(yaml: str | None = OK_YAML, execution_id: str = "", **input: Any) -> Any:
+    request = pb.StartWorkflowRequest(input=struct(input), execution_id=execution_id)
+    if yaml is not None:
+        request.workflow_yaml = yaml
+    return request
+
+
+def deep(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels):
+        value = {"x": value}
+    return value
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field (lengths here stay under 2**21)."""
+    length, size = b"", len(payload)
+    while True:
+        low, size = size & 0x7F, size >> 7
+        length += bytes([low | (0x80 if size else 0)])
+        if not size:
+            break
+    return bytes([(number << 3) | 2]) + length + payload
+
+
+def test_input_nested_past_protobufs_limit(server: str, stub: rpc.OrchestratorStub) -> None:
+    """Bytes another language's client could send: a Struct 200 levels deep. The Python
+    protobuf runtime refuses to build it, so it is encoded by hand."""
+    nested = b""
+    for _ in range(200):  # Struct{fields: {"x": Value{struct_value: nested}}}
+        nested = _field(1, _field(1, b"x") + _field(2, _field(5, nested)))
+    raw = _field(1, OK_YAML.encode()) + _field(3, nested)
+    executions = stored_executions(stub)
+    with grpc.insecure_channel(server) as channel:
+        call: Any = channel.unary_unary("/maestro.v1.Orchestrator/StartWorkflow")
+        with pytest.raises(grpc.RpcError) as caught:
+            call(raw, timeout=30)
+    error: Any = caught.value
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "does not decode" in error.details() and "MaxDepth" in error.details()
+    assert stored_executions(stub) == executions
+
+
+API_CASES = [
+    ("StartWorkflow", start(None), "INVALID_ARGUMENT", "give the workflow"),
+    ("ExecuteWorkflow", pb.ExecuteWorkflowRequest(), "INVALID_ARGUMENT", "give the workflow"),
+    (
+        "StartWorkflow",
+        pb.StartWorkflowRequest(reference=pb.WorkflowReference(version="1")),
+        "INVALID_ARGUMENT",
+        "reference.name is empty",
+    ),
+    (
+        "StartWorkflow",
+        pb.StartWorkflowRequest(reference=pb.WorkflowReference(name="nowhere")),
+        "NOT_FOUND",
+        "nowhere",
+    ),
+    ("StartWorkflow", start(n="three"), "INVALID_ARGUMENT", "n: 'three' is not of type 'integer'"),
+    ("StartWorkflow", start(execution_id="has space"), "INVALID_ARGUMENT", "execution_id"),
+    ("StartWorkflow", start(execution_id="x" * 201), "INVALID_ARGUMENT", "execution_id"),
+    ("StartWorkflow", start(execution_id="tab\there"), "INVALID_ARGUMENT", "execution_id"),
+    (
+        "StartWorkflow",
+        start(blob="x" * (5 * 1024 * 1024)),
+        "RESOURCE_EXHAUSTED",
+        "larger than max",
+    ),
+    ("GetExecution", pb.GetExecutionRequest(execution_id="nope"), "NOT_FOUND", "'nope'"),
+    ("WatchExecution", pb.WatchExecutionRequest(execution_id="nope"), "NOT_FOUND", "'nope'"),
+    (
+        "WatchExecution",
+        pb.WatchExecutionRequest(execution_id="nope", after_sequence=-1),
+        "INVALID_ARGUMENT",
+        "after_sequence must not be negative",
+    ),
+    ("CancelExecution", pb.CancelExecutionRequest(execution_id="nope"), "NOT_FOUND", "'nope'"),
+    ("ResumeExecution", pb.ResumeExecutionRequest(execution_id="nope"), "NOT_FOUND", "'nope'"),
+    ("GetWorkflow", pb.GetWorkflowRequest(name="nope"), "NOT_FOUND", "'nope'"),
+    (
+        "ListExecutions",
+        pb.ListExecutionsRequest(page_size=5000),
+        "INVALID_ARGUMENT",
+        "page_size must be from 0 to 1000, not 5000",
+    ),
+    (
+        "ListExecutions",
+        pb.ListExecutionsRequest(page_size=-1),
+        "INVALID_ARGUMENT",
+        "page_size must be from 0 to 1000, not -1",
+    ),
+    (
+        "ListExecutions",
+        pb.ListExecutionsRequest(page_token="garbage"),
+        "INVALID_ARGUMENT",
+        "page_token 'garbage' is not one this server gave",
+    ),
+    (
+        "ListExecutions",
+        pb.ListExecutionsRequest(states=[42]),  # type: ignore[list-item]
+        "INVALID_ARGUMENT",
+        "states: [42] are not ExecutionState values",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "request_", "code", "fragment"),
+    API_CASES,
+    ids=[f"{case[0]}-{n}" for n, case in enumerate(API_CASES)],
+)
+def test_bad_api_request_is_refused_and_stores_nothing(
+    stub: rpc.OrchestratorStub, method: str, request_: Any, code: str, fragment: str
+) -> None:
+    executions = stored_executions(stub)
+    refused(getattr(stub, method), request_, grpc.StatusCode[code], fragment)
+    assert stored_executions(stub) == executions
+
+
+def test_same_id_with_another_input_is_already_exists(stub: rpc.OrchestratorStub) -> None:
+    """The first start stands; the contradictory second is refused and changes nothing."""
+    stub.StartWorkflow(start(execution_id="twice", n=1), timeout=30)
+    refused(
+        stub.StartWorkflow,
+        start(execution_id="twice", n=2),
+        grpc.StatusCode.ALREADY_EXISTS,
+        "'twice' already exists with another workflow or input",
+    )
+    got = stub.GetExecution(pb.GetExecutionRequest(execution_id="twice"), timeout=30)
+    assert got.execution.input["n"] == 1
+
+
+def test_finished_executions_cannot_be_cancelled_or_resumed(stub: rpc.OrchestratorStub) -> None:
+    events = list(
+        stub.ExecuteWorkflow(
+            pb.ExecuteWorkflowRequest(workflow_yaml=OK_YAML, execution_id="ended"), timeout=60
+        )
+    )
+    assert events[-1].event.state == pb.EXECUTION_STATE_FAILED
+    refused(
+        stub.CancelExecution,
+        pb.CancelExecutionRequest(execution_id="ended"),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "'ended'",
+    )
+    refused(
+        stub.ResumeExecution,
+        pb.ResumeExecutionRequest(execution_id="ended"),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "only a compensation_failed execution can be resumed",
+    )
+
+
+# -- the command line (4 cases) ----------------------------------------------------------------
+
+
+def validate(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "maestro_server", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_cli_input_nested_too_deep(tmp_path: Path) -> None:
+    """`maestro execute --input-file` with JSON 80 levels deep: exit 1, before any call."""
+    (tmp_path / "wf.yaml").write_text(OK_YAML)
+    (tmp_path / "input.json").write_text(json.dumps(deep(80)))
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "maestro_server", "execute", str(tmp_path / "wf.yaml")),
+            *("--input-file", str(tmp_path / "input.json")),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "input nests deeper than 64 levels" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (b"name: \xff\xfe broken\n", ":1:7: error: "),
+        (b"name: x\nsteps: [\n", ":3:1: error: "),
+        (b"\x00\x01\x02", ":1:1: error: "),
+        (b"name: " + b"a" * (1024 * 1024 + 1), ":1:1: error: workflow is larger than"),
+    ],
+    ids=["invalid-utf8", "unclosed-bracket", "binary", "over-1-MiB"],
+)
+def test_cli_validate_names_the_place(tmp_path: Path, content: bytes, fragment: str) -> None:
+    """Exit code 1 and file:line:column on stderr, for bytes no workflow should hold."""
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content)
+    result = validate(path)
+    assert result.returncode == 1, result.stderr
+    assert f"{path}{fragment}" in result.stderr
+
+
+# -- running against hostile services (9 cases) ----------------------------------------------
+
+
+@pytest.fixture
+async def echo() -> AsyncIterator[str]:
+    async with echo_server() as (address, _):
+        yield address
+
+
+@pytest.fixture
+def http() -> Iterator[ScriptedHttp]:
+    with scripted_http() as server:
+        yield server
+
+
+def run_to_end(stub: rpc.OrchestratorStub, yaml: str, **input: Any) -> list[Any]:
+    request = pb.ExecuteWorkflowRequest(workflow_yaml=yaml, input=struct(input))
+    return [r.event for r in stub.ExecuteWorkflow(request, timeout=120)]
+
+
+def failure(events: list[Any]) -> Any:
+    failed = [e for e in events if e.type == pb.EVENT_TYPE_STEP_FAILED]
+    assert failed, [pb.EventType.Name(e.type) for e in events]
+    return failed[-1]
+
+
+def one_step(service: str, method: str, step_input: str = "{}", extra: str = "") -> str:
+    return f"""\
+name: hostile
+services:
+  svc: {service}
+steps:
+  - id: s
+    service: svc
+    method: {method}
+    input: {step_input}
+    retry: {{max_attempts: 1}}
+    timeout: 1s
+{extra}"""
+
+
+async def test_grpc_method_that_does_not_exist(stub: rpc.OrchestratorStub, echo: str) -> None:
+    yaml = one_step(f'{{type: grpc, endpoint: "{echo}"}}', "NoSuchMethod")
+    error = failure(await asyncio.to_thread(run_to_end, stub, yaml)).error
+    assert (error.code, error.service) == ("UNKNOWN_METHOD", "svc"), error.message
+    assert "NoSuchMethod" in error.message
+
+
+async def test_grpc_method_name_that_is_ambiguous(stub: rpc.OrchestratorStub, echo: str) -> None:
+    yaml = one_step(f'{{type: grpc, endpoint: "{echo}"}}', "Echo")
+    error = failure(await asyncio.to_thread(run_to_end, stub, yaml)).error
+    assert (error.code, error.service) == ("UNKNOWN_METHOD", "svc"), error.message
+    assert "'Echo' is ambiguous; write one of: testing.v1.EchoService/Echo" in error.message
+
+
+async def test_grpc_server_without_reflection(stub: rpc.OrchestratorStub) -> None:
+    async with echo_server(reflection_versions=()) as (address, _):
+        yaml = one_step(f'{{type: grpc, endpoint: "{address}"}}', "Echo")
+        error = failure(await asyncio.to_thread(run_to_end, stub, yaml)).error
+    assert (error.code, error.service) == ("SCHEMA_ERROR", "svc"), error.message
+    assert "does not offer server reflection; give the service a descriptor_set" in error.message
+
+
+async def test_template_renders_a_wrong_type_for_a_proto_field(
+    stub: rpc.OrchestratorStub, echo: str
+) -> None:
+    yaml = one_step(
+        f'{{type: grpc, endpoint: "{echo}"}}',
+        "testing.v1.EchoService/Echo",
+        '{text: "{{ .input.obj }}"}',
+    )
+    events = await asyncio.to_thread(run_to_end, stub, yaml, obj={"a": 1})
+    error = failure(events).error
+    assert error.code == "INVALID_REQUEST", error.message
+    assert "text" in error.message
+
+
+def test_template_reads_an_undefined_input(stub: rpc.OrchestratorStub) -> None:
+    yaml = one_step(
+        '{type: http, endpoint: "http://127.0.0.1:1"}', "POST /x", "{a: '{{ .input.nope }}'}"
+    )
+    error = failure(run_to_end(stub, yaml)).error
+    assert error.code == "TEMPLATE_ERROR"
+    assert "input.a" in error.message and "nope" in error.message
+
+
+def test_unreachable_endpoint(stub: rpc.OrchestratorStub) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nobody listens there
+    yaml = one_step(f'{{type: http, endpoint: "http://127.0.0.1:{port}"}}', "POST /x")
+    error = failure(run_to_end(stub, yaml)).error
+    assert error.code == "UNAVAILABLE" and f"127.0.0.1:{port}" in error.message
+
+
+def test_black_holed_endpoint_times_out(stub: rpc.OrchestratorStub) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as hole:
+        url = f"http://127.0.0.1:{hole.getsockname()[1]}"
+        yaml = one_step(f'{{type: http, endpoint: "{url}"}}', "POST /x")
+        step_failed = failure(run_to_end(stub, yaml))
+    assert step_failed.error.code == "DEADLINE_EXCEEDED" and step_failed.in_doubt
+
+
+def test_non_json_http_response_is_wrapped(stub: rpc.OrchestratorStub, http: ScriptedHttp) -> None:
+    http.answer("POST /x", 200, raw=b"<html>ok</html>", headers={"content-type": "text/html"})
+    yaml = one_step(
+        f'{{type: http, endpoint: "{http.url}"}}',
+        "POST /x",
+        extra="output: {r: '{{ .steps.s }}'}\n",
+    )
+    events = run_to_end(stub, yaml)
+    assert events[-1].type == pb.EVENT_TYPE_WORKFLOW_COMPLETED
+    assert json_format.MessageToDict(events[-1].output)["r"]["output"] == {
+        "body": "<html>ok</html>",
+        "status": 200,
+    }
+
+
+def test_oversized_http_response(stub: rpc.OrchestratorStub, http: ScriptedHttp) -> None:
+    http.answer(
+        "POST /x", 200, raw=b"x" * (5 * 1024 * 1024), headers={"content-type": "text/plain"}
+    )
+    yaml = one_step(f'{{type: http, endpoint: "{http.url}"}}', "POST /x")
+    error = failure(run_to_end(stub, yaml)).error
+    assert error.code == "BAD_RESPONSE" and "larger than 4194304 bytes" in error.message
+
+
+def test_client_error_status_is_not_retried(stub: rpc.OrchestratorStub, http: ScriptedHttp) -> None:
+    http.answer("POST /x", 422, {"error": "email is taken"})
+    yaml = one_step(f'{{type: http, endpoint: "{http.url}"}}', "POST /x")
+    yaml = yaml.replace("retry: {max_attempts: 1}", "retry: {max_attempts: 5}")
+    error = failure(run_to_end(stub, yaml)).error
+    assert error.code == "HTTP_422" and "email is taken" in error.message
+    assert len(http.received) == 1
