@@ -166,7 +166,15 @@ class ExecutionManager:
                 or record.source is None
             ):
                 continue
-            await self._resume_from_log(record)
+            try:
+                await self._resume_from_log(record)
+            except Exception:  # e.g. a definition this version no longer loads: skip it alone
+                log.exception(
+                    "execution cannot be resumed; it stays unfinished for an operator",
+                    execution_id=record.execution_id,
+                )
+                self._crashed.add(record.execution_id)
+                continue
             resumed += 1
         if resumed:
             log.info("executions resumed", count=resumed)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Protocol
 
@@ -18,20 +17,26 @@ class _Log(Protocol):
 
 
 class _Watch:
-    """Watchers of one execution: a version that every append bumps, and a condition."""
+    """Watchers of one execution.
 
-    __slots__ = ("changed", "version")
+    It keeps the events this process appended while they watch, a version that every append
+    bumps, and a condition to wait on.
+    """
+
+    __slots__ = ("changed", "recent", "version")
 
     def __init__(self) -> None:
         self.changed = asyncio.Condition()
+        self.recent: list[Event] = []
         self.version = 0
 
 
 class LogFollower:
     """Watchers of a log kept outside this process.
 
-    This process's appends wake them at once; every `poll` seconds they look again for what
-    other processes wrote.
+    This process's appends wake them at once and are handed over from memory (they are
+    durable already); every `poll` seconds, and whenever the sequence has a gap, they read the
+    log for what other processes wrote.
     """
 
     def __init__(self, poll: float) -> None:
@@ -50,6 +55,7 @@ class LogFollower:
             else self._watches.get(execution_id)
         )
         if watch is not None:
+            watch.recent.append(event)
             watch.version += 1
             async with watch.changed:
                 watch.changed.notify_all()
@@ -61,22 +67,33 @@ class LogFollower:
         await log.get_execution(execution_id)
         watch = self._watches.setdefault(execution_id, _Watch())
         position = after_sequence
+        look_in_log = True  # at first, and after each poll: other processes may have written
         while True:
-            # An append while the log is read bumps the version: then it is read again at once
-            # rather than waited for (a wake-up between the read and the wait is not lost).
+            # An append while the events are handed over bumps the version: then the loop goes
+            # round at once rather than waiting (a wake-up before the wait is not lost).
             seen = watch.version
-            events = await log.read_events(execution_id, position)
+            fresh = [e for e in watch.recent if e.sequence > position]
+            if fresh and fresh[0].sequence == position + 1:
+                events = fresh
+            elif fresh or look_in_log:
+                events = await log.read_events(execution_id, position)
+            else:
+                events = []
             for event in events:
                 position = event.sequence
                 yield event
                 if event.terminal and event is events[-1]:
                     return  # events after a terminal one come only from an operator's resume
-            record = await log.get_execution(execution_id)
-            if record.state.terminal and record.last_sequence <= position:
-                return
+            if look_in_log and not events:
+                record = await log.get_execution(execution_id)
+                if record.state.terminal and record.last_sequence <= position:
+                    return
             async with watch.changed:
-                with contextlib.suppress(TimeoutError):
+                try:
                     await asyncio.wait_for(
                         watch.changed.wait_for(lambda: watch.version != seen),  # noqa: B023
                         timeout=self._poll,
                     )
+                    look_in_log = False
+                except TimeoutError:
+                    look_in_log = True

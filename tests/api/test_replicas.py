@@ -10,6 +10,7 @@ from demo_services import billing
 
 from maestro_client import EventType, ExecutionState, MaestroClient, WorkflowEvent
 from tests.api.conftest import INPUT, maestro_serve, onboarding_yaml
+from tests.postgres import empty_tables
 
 EXECUTIONS = 6
 
@@ -19,6 +20,7 @@ async def test_a_replica_takes_over_when_the_other_dies(
 ) -> None:
     """Executions started on A, which is killed mid-flight, are finished by B after A's lease
     lapses; each runs on one replica at a time (fenced appends), each effect happens once."""
+    empty_tables(postgres_url)  # executions earlier tests left unfinished are not ours
     store = f"--store={postgres_url}"
     yaml = onboarding_yaml(fresh_services)
     ids = [f"replica-{n}" for n in range(EXECUTIONS)]

@@ -9,6 +9,7 @@ import os
 import pytest
 
 from tests.chaos.harness import Report, run
+from tests.postgres import empty_tables
 
 SEED = int(os.environ.get("MAESTRO_CHAOS_SEED", "20261126"))
 
@@ -31,5 +32,6 @@ async def test_chaos_on_sqlite() -> None:
 
 @pytest.mark.timeout(900)
 async def test_chaos_on_postgres(postgres_url: str) -> None:
+    empty_tables(postgres_url)  # executions earlier tests left unfinished are not ours
     report = await run(SEED, executions=120, store=postgres_url, crashes=2, concurrency=32)
     assert_sound(report, 120, 2)

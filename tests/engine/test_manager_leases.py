@@ -1,11 +1,13 @@
 """Lease upkeep: an execution started while leases are being renewed is not taken for lost."""
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 from maestro_server.definition import load_workflow
 from maestro_server.engine.manager import ExecutionManager
-from maestro_server.model.execution import ExecutionState
+from maestro_server.model.execution import Event, EventType, ExecutionState
+from maestro_server.store.base import ExecutionRecord, ExecutionSource
 from maestro_server.store.memory import MemoryStore
 from tests.engine.fakes import ScriptedInvoker
 
@@ -56,3 +58,37 @@ async def test_an_execution_started_during_renewal_keeps_running() -> None:
     assert not second.cancelled()
     for execution_id in ("first", "second"):
         assert (await store.get_execution(execution_id)).state is ExecutionState.COMPLETED
+
+
+async def test_one_execution_that_cannot_resume_does_not_block_the_others() -> None:
+    """Recovery skips an execution whose stored definition no longer loads, and resumes the
+    rest (before, the first such execution stopped recovery for every later one)."""
+    store = MemoryStore()
+    manager = ExecutionManager(store, ScriptedInvoker())
+    for execution_id, yaml in (("broken", "name: [unclosed\n"), ("fine", WORKFLOW.source)):
+        record = ExecutionRecord(
+            execution_id,
+            "w",
+            "",
+            "h",
+            {},
+            datetime.now(UTC),
+            ("a",),
+            ExecutionSource(yaml, "w.yaml", {}),
+        )
+        await store.create_execution(record)
+        await store.append_event(
+            Event(
+                execution_id,
+                1,
+                datetime.now(UTC),
+                EventType.WORKFLOW_STARTED,
+                ExecutionState.RUNNING,
+            )
+        )
+    assert await manager.recover() == 1
+    async with asyncio.timeout(10):
+        events = [e async for e in store.watch("fine", 0)]
+    assert events[-1].state is ExecutionState.COMPLETED
+    assert (await store.get_execution("broken")).state is ExecutionState.RUNNING
+    assert await manager.recover() == 0  # not tried again and again

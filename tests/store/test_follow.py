@@ -29,7 +29,7 @@ class RacingLog:
 
     async def read_events(self, execution_id: str, after_sequence: int = 0) -> list[Event]:
         found = [e for e in self.events if e.sequence > after_sequence]
-        if self.pending:  # the append lands after this read saw the log, before the wait
+        while self.pending:  # appends land after this read saw the log, before the wait
             appended = self.pending.pop(0)
             self.events.append(appended)
             await self.follower.appended(appended)
