@@ -319,12 +319,7 @@ class PostgresStore:
     async def append_event(self, event: Event) -> None:
         """See Store.append_event: one transaction, fenced by owner and last sequence."""
         async with self._connection() as db, db.transaction():
-            row = await (
-                await db.execute(
-                    "SELECT * FROM executions WHERE execution_id = %s FOR UPDATE",
-                    (event.execution_id,),
-                )
-            ).fetchone()
+            row = await (await db.execute(_LOCK_PROGRESS, (event.execution_id,))).fetchone()
             if row is None:
                 raise NotFoundError(f"execution {event.execution_id!r} does not exist")
             if row["owner"] != self.owner:
@@ -336,9 +331,10 @@ class PostgresStore:
                 fold(record, event)
             except ValueError as exc:
                 raise FailedPreconditionError(str(exc)) from None
-            await db.execute(
-                "UPDATE executions SET state = %s, output = %s, error = %s, ended_at = %s, "
-                "last_sequence = %s, steps = %s WHERE execution_id = %s",
+            await db.execute(  # one round trip for both writes
+                "WITH progress AS (UPDATE executions SET state = %s, output = %s, error = %s, "
+                "ended_at = %s, last_sequence = %s, steps = %s WHERE execution_id = %s) "
+                "INSERT INTO events VALUES (%s, %s, %s)",
                 (
                     record.state.value,
                     Jsonb(record.output),
@@ -347,11 +343,10 @@ class PostgresStore:
                     record.last_sequence,
                     Jsonb(steps_to_json(record.steps)),
                     event.execution_id,
+                    event.execution_id,
+                    event.sequence,
+                    Jsonb(event_to_json(event)),
                 ),
-            )
-            await db.execute(
-                "INSERT INTO events VALUES (%s, %s, %s)",
-                (event.execution_id, event.sequence, Jsonb(event_to_json(event))),
             )
         await self._follower.appended(event)
 
@@ -411,6 +406,15 @@ def _workflow(row: dict[str, Any]) -> StoredWorkflow:
     )
 
 
+# The row to fold an event into, locked: its progress, without the definition and the input
+# (the largest parts, decoded for nothing).
+_LOCK_PROGRESS = (
+    "SELECT execution_id, workflow_name, workflow_version, workflow_hash, NULL AS source, "
+    "NULL AS input, step_ids, state, output, error, created_at, ended_at, last_sequence, "
+    "steps, owner FROM executions WHERE execution_id = %s FOR UPDATE"
+)
+
+
 def _execution(row: dict[str, Any]) -> ExecutionRecord:
     source = row["source"]
     return ExecutionRecord(
@@ -421,7 +425,9 @@ def _execution(row: dict[str, Any]) -> ExecutionRecord:
         input=row["input"],
         created_at=row["created_at"],
         step_ids=tuple(row["step_ids"]),
-        source=ExecutionSource(source["yaml"], source["path"], files_from_json(source["files"])),
+        source=ExecutionSource(source["yaml"], source["path"], files_from_json(source["files"]))
+        if source is not None
+        else None,
         state=ExecutionState(row["state"]),
         output=row["output"],
         error=error_from_json(row["error"]),
