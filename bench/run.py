@@ -48,7 +48,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ROOT / "examples" / "onboarding" / "services"
 sys.path.insert(0, str(SERVICES))
 sys.path.insert(0, str(ROOT / "examples" / "onboarding" / "protos"))
-sys.path.insert(0, str(ROOT / "maestro_client"))
 
 from demo_services.fleet import Fleet, fleet  # noqa: E402
 
@@ -461,7 +460,7 @@ async def main(rounds: int, executions: int, scale_executions: int) -> dict[str,
         for steps in (1, 4, 16, 64):
             embedded = Embedded(growth_yaml(endpoints["billing_service"], steps))
             await latency(embedded.run, "growth@warm", 5)
-            samples = await latency(embedded.run, f"growth@{steps}", max(20, executions // 4))
+            samples = await latency(embedded.run, f"growth@{steps}", max(50, executions // 2))
             growth[steps] = statistics.median(samples) / steps
             await embedded.close()
         effects = effects_by_system(services, names)
