@@ -456,12 +456,19 @@ async def main(rounds: int, executions: int, scale_executions: int) -> dict[str,
         for system in systems.values():
             await system.close()
         print("growth", file=sys.stderr)
-        growth: dict[int, float] = {}
-        for steps in (1, 4, 16, 64):
-            embedded = Embedded(growth_yaml(endpoints["billing_service"], steps))
+        # Interleaved in small batches, so a drift of the machine or of the services (their
+        # ledgers grow) does not favour one length.
+        lengths = (1, 4, 16, 64)
+        engines = {n: Embedded(growth_yaml(endpoints["billing_service"], n)) for n in lengths}
+        per_step: dict[int, list[float]] = {n: [] for n in lengths}
+        for n, embedded in engines.items():
             await latency(embedded.run, "growth@warm", 5)
-            samples = await latency(embedded.run, f"growth@{steps}", max(50, executions // 2))
-            growth[steps] = statistics.median(samples) / steps
+        for _ in range(10):
+            for n, embedded in engines.items():
+                samples = await latency(embedded.run, f"growth@{n}", max(5, executions // 20))
+                per_step[n] += [s / n for s in samples]
+        growth = {n: statistics.median(samples) for n, samples in per_step.items()}
+        for embedded in engines.values():
             await embedded.close()
         effects = effects_by_system(services, names)
         print("scale", file=sys.stderr)
