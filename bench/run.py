@@ -461,7 +461,7 @@ async def main(rounds: int, executions: int, scale_executions: int) -> dict[str,
         lengths = (1, 4, 16, 64)
         engines = {n: Embedded(growth_yaml(endpoints["billing_service"], n)) for n in lengths}
         per_step: dict[int, list[float]] = {n: [] for n in lengths}
-        for n, embedded in engines.items():
+        for embedded in engines.values():
             await latency(embedded.run, "growth@warm", 5)
         for _ in range(10):
             for n, embedded in engines.items():
