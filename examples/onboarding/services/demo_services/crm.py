@@ -6,6 +6,7 @@ import itertools
 import json
 import socket
 import struct
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -124,6 +125,11 @@ class Crm:
 
         class Server(ThreadingHTTPServer):
             request_queue_size = 1024  # the default backlog of 5 resets bursts of connections
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                if isinstance(sys.exc_info()[1], ConnectionError):
+                    return  # a client that went away (killed, say) is not the server's error
+                super().handle_error(request, client_address)
 
         server = Server((host, port), Handler)
         server.daemon_threads = True
