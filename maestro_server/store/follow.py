@@ -16,6 +16,9 @@ class _Log(Protocol):
     async def read_events(self, execution_id: str, after_sequence: int = 0) -> list[Event]: ...
 
 
+_RECENT_KEPT = 256
+
+
 class _Watch:
     """Watchers of one execution.
 
@@ -56,6 +59,8 @@ class LogFollower:
         )
         if watch is not None:
             watch.recent.append(event)
+            if len(watch.recent) > _RECENT_KEPT:  # a watcher this far behind reads the log
+                del watch.recent[: _RECENT_KEPT // 2]
             watch.version += 1
             async with watch.changed:
                 watch.changed.notify_all()

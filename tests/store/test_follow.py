@@ -42,3 +42,38 @@ async def test_an_append_during_the_read_is_seen_without_waiting_for_the_poll() 
     async with asyncio.timeout(10):
         seen = [e.sequence async for e in follower.follow(log, "ex", 0)]
     assert seen == [1, 2]
+
+
+class GrowingLog:
+    """A log whose writer appends (and wakes watchers) as it pleases."""
+
+    def __init__(self, follower: LogFollower) -> None:
+        self.follower = follower
+        self.events: list[Event] = []
+        self.record = ExecutionRecord("ex", "w", "", "", {}, datetime.now(UTC), ())
+
+    async def get_execution(self, execution_id: str) -> ExecutionRecord:
+        return self.record
+
+    async def read_events(self, execution_id: str, after_sequence: int = 0) -> list[Event]:
+        return [e for e in self.events if e.sequence > after_sequence]
+
+    async def append(self, item: Event) -> None:
+        self.events.append(item)
+        await self.follower.appended(item)
+
+
+async def test_a_watcher_far_behind_reads_what_memory_no_longer_holds() -> None:
+    """600 events appended while a watcher waits: it still sees 1..600 in order, the early
+    ones from the log (memory keeps only the latest few hundred)."""
+    follower = LogFollower(poll=3600)
+    log = GrowingLog(follower)
+    await log.append(event(1, EventType.WORKFLOW_STARTED))
+    watcher = follower.follow(log, "ex", 0)
+    assert (await anext(watcher)).sequence == 1
+    for sequence in range(2, 600):
+        await log.append(event(sequence, EventType.STEP_STARTED))
+    await log.append(event(600, EventType.WORKFLOW_COMPLETED))
+    async with asyncio.timeout(10):
+        seen = [e.sequence async for e in watcher]
+    assert seen == list(range(2, 601))
