@@ -3,6 +3,7 @@
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -10,20 +11,27 @@ import pytest
 ADMIN_URL = os.environ.get("MAESTRO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """The URL of a database made for this run and dropped after it."""
-    try:
-        admin = psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL is not reachable at {ADMIN_URL}: {exc}")
-    name = f"maestro_test_{uuid.uuid4().hex[:12]}"
-    with admin:
+@contextmanager
+def fresh_database(prefix: str = "maestro_test") -> Iterator[str]:
+    """The URL of a database made for the caller and dropped after; psycopg.OperationalError
+    when PostgreSQL is not reachable."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
         try:
             yield ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """The URL of a database made for this run and dropped after it."""
+    try:
+        with fresh_database() as url:
+            yield url
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL is not reachable at {ADMIN_URL}: {exc}")
 
 
 def empty_tables(url: str) -> None:

@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, asynccontextmanager, contextmanager
@@ -35,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from maestro_client import EventType, MaestroClient, UnavailableError, WorkflowEvent
@@ -44,9 +42,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples" / "onboarding" / "services"))
 from demo_services.fleet import Fleet, fleet  # noqa: E402
 
-POSTGRES_ADMIN = os.environ.get(
-    "MAESTRO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
-)
+from tests.postgres import fresh_database  # noqa: E402
+
 COMPENSABLE = ("setup_subscription", "add_to_crm")  # the steps with a `compensate`, in order
 TERMINAL = {
     EventType.WORKFLOW_COMPLETED,
@@ -214,13 +211,8 @@ def store_url(kind: str, folder: Path) -> Iterator[str]:
     if kind.startswith("postgresql://"):
         yield kind
         return
-    name = f"maestro_chaos_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database("maestro_chaos") as url:
+        yield url
 
 
 # -- the run -------------------------------------------------------------------------------
