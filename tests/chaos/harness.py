@@ -2,10 +2,10 @@
 
 Runs many executions of an onboarding workflow through `maestro serve` against the real
 example services, injecting from a seeded schedule: downstream errors (retryable and not) at
-5-30 % rates, added latency past a step's deadline, HTTP connection resets, a black-holed
-endpoint, slow and failing compensations, and SIGKILL of the server at random moments
-followed by a restart on the same store. Each execution is watched live, through the crashes,
-by a watcher that reconnects. Afterwards every execution is checked against its event log and
+5-30 % rates, added latency past a step's deadline, HTTP connection resets, gRPC connections
+cut mid-call (billing sits behind a TCP proxy), a black-holed endpoint, slow and failing
+compensations, and SIGKILL of the server at random moments followed by a restart on the same
+store. Each execution is watched live, through the crashes, by a watcher that reconnects. Afterwards every execution is checked against its event log and
 the services' own ledgers (see `check`).
 
     python -m tests.chaos.harness --executions 2000 --store sqlite --seed 7
@@ -28,7 +28,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack, asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples" / "onboarding" / "services"))
 from demo_services.fleet import Fleet, fleet  # noqa: E402
 
+from tests.api.proxy import cuttable_proxy  # noqa: E402
 from tests.postgres import fresh_database  # noqa: E402
 
 COMPENSABLE = ("setup_subscription", "add_to_crm")  # the steps with a `compensate`, in order
@@ -291,11 +292,17 @@ async def run(seed: int, executions: int, store: str, crashes: int, concurrency:
     rng = random.Random(seed)
     report = Report(seed, store, executions)
     started_at = time.monotonic()
-    with ExitStack() as stack:
+    async with AsyncExitStack() as stack:
         services = stack.enter_context(fleet())
         audit = stack.enter_context(black_hole())
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="maestro-chaos-")))
-        yaml = WORKFLOW.format(**services.endpoints, audit_service=audit)
+        # Billing behind a TCP proxy whose connections are cut now and then, mid-call or idle.
+        billing, proxy = await stack.enter_async_context(
+            cuttable_proxy(services.endpoints["billing_service"])
+        )
+        endpoints = {**services.endpoints, "billing_service": billing}
+        yaml = WORKFLOW.format(**endpoints, audit_service=audit)
+        cuts = random.Random(rng.randrange(2**31))
         schedule = fault_schedule(rng)
         breaking = failing_compensations(rng)
         schedule["billing"]["errors"]["CancelSubscription"] = (
@@ -337,7 +344,15 @@ async def run(seed: int, executions: int, store: str, crashes: int, concurrency:
                             await asyncio.to_thread(server.start)
                     live[execution_id] = await watch_all(maestro, execution_id)
 
+            async def cut_billing_connections() -> None:
+                while True:
+                    await asyncio.sleep(cuts.uniform(0.2, 1.5))  # the fault schedule
+                    proxy.cut()
+                    report.faults["gRPC connections to billing cut"] += 1
+
+            cutter = asyncio.create_task(cut_billing_connections())
             await asyncio.gather(*(worker() for _ in range(concurrency)))
+            cutter.cancel()
             logs = {eid: await watch_all(maestro, eid) for eid in inputs}
         for name in services.services:
             for kind, count in services.ledger(name)["faults"].items():
