@@ -25,9 +25,7 @@ import json
 import os
 import platform
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,10 +40,10 @@ import aiohttp
 import grpc
 import httpx
 import psycopg
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ROOT / "examples" / "onboarding" / "services"
+sys.path.insert(0, str(ROOT))  # tests/: the chaos harness's server runner, PostgreSQL helpers
 sys.path.insert(0, str(SERVICES))
 sys.path.insert(0, str(ROOT / "examples" / "onboarding" / "protos"))
 
@@ -58,13 +56,13 @@ from maestro_server.logging import configure_logging  # noqa: E402
 from maestro_server.resilience.breaker import BreakerRegistry  # noqa: E402
 from maestro_server.resilience.clock import SystemClock  # noqa: E402
 from maestro_server.transports.registry import Transports  # noqa: E402
+from tests.chaos.harness import Server  # noqa: E402
+from tests.postgres import ADMIN_URL as POSTGRES_ADMIN  # noqa: E402
+from tests.postgres import fresh_database  # noqa: E402
 
 auth_protos, auth_services = grpc.protos_and_services("auth/v1/auth.proto")
 billing_protos, billing_services = grpc.protos_and_services("billing/v1/billing.proto")
 mailer_protos, mailer_services = grpc.protos_and_services("mailer/v1/mailer.proto")
-
-POSTGRES_ADMIN = os.environ.get("MAESTRO_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1/test")
-DONE = {"COMPLETED", "COMPENSATED"}
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -85,41 +83,27 @@ def peak_rss_mib(pid: int) -> float:
 
 @contextmanager
 def maestro_serve(store: str, *flags: str) -> Iterator[tuple[str, int]]:
-    """`maestro serve` on a free port; yields (address, pid)."""
-    with socket.socket() as probe:  # a free port, so readiness can be asked by health check
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    address = f"127.0.0.1:{port}"
-    command = [sys.executable, "-m", "maestro_server", "serve", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--store", store, "--log-level", "WARNING"]
-    env = dict(os.environ, GRPC_VERBOSITY="ERROR")
-    process = subprocess.Popen([*command, *flags], stdout=subprocess.DEVNULL, env=env)
-    try:
-        with grpc.insecure_channel(address) as channel:
-            health = health_pb2_grpc.HealthStub(channel)
-            health.Check(health_pb2.HealthCheckRequest(), wait_for_ready=True, timeout=60)
-        yield address, process.pid
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
+    """`maestro serve` on a free port, logging warnings only; yields (address, pid)."""
+    with tempfile.TemporaryDirectory() as folder:
+        server = Server(store, Path(folder) / "server.log", "--log-level", "WARNING", *flags)
+        server.start()
+        try:
+            assert server.process is not None
+            yield server.address, server.process.pid
+        finally:
+            server.stop()
 
 
 @contextmanager
 def postgres_database() -> Iterator[str | None]:
     """A database of its own on the machine's PostgreSQL, or None when it is not reachable."""
-    try:
-        admin = psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        print(f"PostgreSQL not reachable at {POSTGRES_ADMIN} ({exc}): skipping its runs")
-        yield None
-        return
-    name = f"maestro_bench_{uuid.uuid4().hex[:8]}"
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+    with ExitStack() as stack:
         try:
-            yield POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            url: str | None = stack.enter_context(fresh_database("maestro_bench"))
+        except psycopg.OperationalError as exc:
+            print(f"PostgreSQL not reachable at {POSTGRES_ADMIN} ({exc}): skipping its runs")
+            url = None
+        yield url
 
 
 # -- systems -----------------------------------------------------------------------------------

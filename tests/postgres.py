@@ -3,7 +3,7 @@
 import os
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import psycopg
 import pytest
@@ -27,11 +27,12 @@ def fresh_database(prefix: str = "maestro_test") -> Iterator[str]:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """The URL of a database made for this run and dropped after it."""
-    try:
-        with fresh_database() as url:
-            yield url
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL is not reachable at {ADMIN_URL}: {exc}")
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(fresh_database())
+        except psycopg.OperationalError as exc:
+            pytest.skip(f"PostgreSQL is not reachable at {ADMIN_URL}: {exc}")
+        yield url
 
 
 def empty_tables(url: str) -> None:

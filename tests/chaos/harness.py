@@ -169,21 +169,23 @@ def black_hole() -> Iterator[str]:
 
 
 class Server:
-    """`maestro serve` on a fixed port and store, killed and restarted at will."""
+    """`maestro serve` on a fixed port and store, killed and restarted at will (the benchmark
+    runs its servers with it too)."""
 
-    def __init__(self, store: str, log: Path) -> None:
+    def __init__(self, store: str, log: Path, *flags: str) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         self.address = f"127.0.0.1:{self.port}"
         self.store = store
         self.log = log
+        self.flags = flags
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         command = [sys.executable, "-m", "maestro_server", "serve", "--host", "127.0.0.1"]
-        command += ["--port", str(self.port), "--store", self.store, "--lease", "1s"]
-        command += ["--log-format", "json", "--max-concurrent-executions", "100000"]
+        command += ["--port", str(self.port), "--store", self.store, "--log-format", "json"]
+        command += ["--max-concurrent-executions", "100000", *self.flags]
         env = dict(os.environ, GRPC_VERBOSITY="ERROR")
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=log, env=env, cwd=ROOT)
@@ -321,7 +323,9 @@ async def run(seed: int, executions: int, store: str, crashes: int, concurrency:
             }
             for n in range(executions)
         }
-        server = Server(stack.enter_context(store_url(store, folder)), folder / "server.log")
+        server = Server(
+            stack.enter_context(store_url(store, folder)), folder / "server.log", "--lease", "1s"
+        )
         server.start()
         stack.callback(server.stop)
         live: dict[str, list[WorkflowEvent]] = {}

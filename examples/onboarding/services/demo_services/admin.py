@@ -35,9 +35,7 @@ def serve_admin(faults: Faults, ledger: Ledger, port: int, host: str) -> Threadi
 
         def do_GET(self) -> None:
             if self.path == "/ledger":
-                with faults._lock:
-                    injected = dict(faults.injected)
-                self._reply(200, {**ledger.summary(), "faults": injected})
+                self._reply(200, {**ledger.summary(), "faults": faults.injected_counts()})
             else:
                 self._reply(404, {"error": f"no route GET {self.path}"})
 

@@ -104,6 +104,11 @@ class Faults:
             self._count(f"{method}=DELAY")
             return delay.seconds
 
+    def injected_counts(self) -> dict[str, int]:
+        """A copy of `injected`, for the admin API."""
+        with self._lock:
+            return dict(self.injected)
+
     def _count(self, fault: str) -> None:
         self.injected[fault] = self.injected.get(fault, 0) + 1
 
