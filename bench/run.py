@@ -51,6 +51,7 @@ from demo_services.fleet import Fleet, fleet  # noqa: E402
 
 from maestro_client import EventType, ExecutionState, MaestroClient  # noqa: E402
 from maestro_server.definition import load_workflow  # noqa: E402
+from maestro_server.engine.dependencies import Dependencies  # noqa: E402
 from maestro_server.engine.runner import Runner  # noqa: E402
 from maestro_server.logging import configure_logging  # noqa: E402
 from maestro_server.resilience.breaker import BreakerRegistry  # noqa: E402
@@ -211,10 +212,12 @@ class Embedded:
             self.workflow,
             execution_id,
             data,
-            invoker=self.transports,
-            sink=_NoSink(),
-            breakers=self.breakers,
-            rng=random.Random(0),
+            Dependencies(
+                invoker=self.transports,
+                sink=_NoSink(),
+                breakers=self.breakers,
+                rng=random.Random(0),
+            ),
         ).run()
         return result.state.value
 

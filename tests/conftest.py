@@ -16,6 +16,7 @@ from demo_services import billing, crm, mailer
 from demo_services.grpc_server import start
 
 from maestro_server.definition import load_workflow_file
+from maestro_server.engine.dependencies import Dependencies
 from maestro_server.engine.runner import Runner
 from maestro_server.model.execution import Event, ExecutionResult
 from maestro_server.model.workflow import Workflow
@@ -81,9 +82,9 @@ class Onboarding:
             workflow or self.workflow,
             execution_id,
             data or self.input,
-            invoker=self.transports,
-            sink=sink,
-            breakers=BreakerRegistry(SystemClock()),
+            Dependencies(
+                invoker=self.transports, sink=sink, breakers=BreakerRegistry(SystemClock())
+            ),
         )
         result = await runner.run()
         return result, sink.events

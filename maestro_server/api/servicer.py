@@ -26,7 +26,7 @@ from maestro_server.api.convert import (
 from maestro_server.api.errors import to_status
 from maestro_server.definition import load_workflow
 from maestro_server.definition.policy import WorkflowPolicy
-from maestro_server.engine.manager import ExecutionManager, Started
+from maestro_server.engine.manager import ExecutionManager, StartOutcome
 from maestro_server.errors import InvalidInputError, InvalidWorkflowError, MaestroError
 from maestro_server.model.execution import Event
 from maestro_server.model.workflow import Workflow
@@ -116,7 +116,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
             return self._load(stored.yaml, stored.path, stored.files)
         raise InvalidInputError("give the workflow: either workflow_yaml or reference")
 
-    async def _start(self, request: Any, context: Context) -> Started:
+    async def _start(self, request: Any, context: Context) -> StartOutcome:
         workflow = await self._resolve(request)
         return await self._manager.start(
             workflow,

@@ -16,6 +16,7 @@ from maestro_server.cli.progress import EXIT_BY_STATE, ProgressPrinter
 from maestro_server.cli.remote import execute_remote
 from maestro_server.definition import load_workflow_file
 from maestro_server.definition.inputs import check_input, parse_input
+from maestro_server.engine.dependencies import Dependencies
 from maestro_server.engine.runner import Runner
 from maestro_server.errors import (
     InvalidInputError,
@@ -126,11 +127,13 @@ async def _run(
             workflow,
             execution_id,
             data,
-            invoker=transports,
-            sink=printer,
-            breakers=BreakerRegistry(clock),
-            clock=clock,
-            secrets=secrets,
+            Dependencies(
+                invoker=transports,
+                sink=printer,
+                breakers=BreakerRegistry(clock),
+                clock=clock,
+                secrets=secrets,
+            ),
         )
         loop = asyncio.get_running_loop()
 

@@ -27,6 +27,7 @@ class ExecutionContext:
         input: Any,
         secrets: Mapping[str, str] | None = None,
     ) -> None:
+        self.workflow = workflow
         self.execution_id = execution_id
         self._secrets: Mapping[str, str] = secrets or {}
         self.values: dict[str, Any] = {

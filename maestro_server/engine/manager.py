@@ -15,7 +15,8 @@ import structlog
 
 from maestro_server.definition import load_workflow
 from maestro_server.definition.inputs import check_input
-from maestro_server.engine.runner import Runner
+from maestro_server.engine.dependencies import Dependencies
+from maestro_server.engine.runner import Resumption, Runner
 from maestro_server.errors import (
     FailedPreconditionError,
     InvalidInputError,
@@ -36,7 +37,7 @@ _EXECUTION_ID = re.compile(r"[\x21-\x7e]{1,200}")
 
 
 @dataclass(frozen=True, slots=True)
-class Started:
+class StartOutcome:
     """The outcome of a start: the execution, and whether this call created it."""
 
     record: ExecutionRecord
@@ -58,18 +59,24 @@ class ExecutionManager:
         metrics: Metrics | None = None,
     ) -> None:
         self.store = store
-        self._secrets = secrets
-        self._metrics = metrics
-        self._invoker = invoker
         self._max_concurrent = max_concurrent
-        self._clock = clock or SystemClock()
-        self.breakers = BreakerRegistry(self._clock)
+        clock = clock or SystemClock()
+        self.breakers = BreakerRegistry(clock)
         self._now = now
+        self._deps = Dependencies(
+            invoker,
+            store,
+            self.breakers,
+            clock,
+            random.Random(),
+            now,
+            secrets or {},
+            metrics,
+        )
         self._running: dict[str, tuple[Runner, asyncio.Task[Any]]] = {}
         self._draining = False
         self._crashed: set[str] = set()
         self._resuming: set[str] = set()
-        self._rng = random.Random()
 
     @property
     def running(self) -> int:
@@ -82,7 +89,7 @@ class ExecutionManager:
         data: Any,
         execution_id: str = "",
         trace_parent: Mapping[str, str] | None = None,
-    ) -> Started:
+    ) -> StartOutcome:
         """Admit and start an execution.
 
         A known id with the same workflow and input is returned as it is (idempotent start).
@@ -114,23 +121,25 @@ class ExecutionManager:
         stored, created = await self.store.create_execution(record)
         if created:
             self._launch(workflow, execution_id, data, trace_parent=trace_parent)
-        return Started(stored, created)
+        return StartOutcome(stored, created)
 
-    def _launch(self, workflow: Workflow, execution_id: str, data: Any, **resume: Any) -> None:
-        """Run an execution in the background (`resume`: Runner's history-related arguments)."""
+    def _launch(
+        self,
+        workflow: Workflow,
+        execution_id: str,
+        data: Any,
+        *,
+        resumption: Resumption | None = None,
+        trace_parent: Mapping[str, str] | None = None,
+    ) -> None:
+        """Run an execution in the background."""
         runner = Runner(
             workflow,
             execution_id,
             data,
-            invoker=self._invoker,
-            sink=self.store,
-            breakers=self.breakers,
-            clock=self._clock,
-            rng=self._rng,
-            now=self._now,
-            secrets=self._secrets,
-            metrics=self._metrics,
-            **resume,
+            self._deps,
+            resumption=resumption,
+            trace_parent=trace_parent,
         )
         task = asyncio.create_task(self._run(runner), name=f"execution {execution_id}")
         self._running[execution_id] = (runner, task)
@@ -147,9 +156,11 @@ class ExecutionManager:
             workflow,
             record.execution_id,
             record.input,
-            history=await self.store.read_events(record.execution_id),
-            saved_requests=await self.store.saved_requests(record.execution_id),
-            retry_compensations=retry_compensations,
+            resumption=Resumption(
+                await self.store.read_events(record.execution_id),
+                await self.store.saved_requests(record.execution_id),
+                retry_compensations,
+            ),
         )
 
     async def recover(self) -> int:

@@ -68,6 +68,24 @@ class EventType(enum.StrEnum):
     WORKFLOW_CANCELLED = "WORKFLOW_CANCELLED"
 
 
+class Cause(enum.StrEnum):
+    """Why an execution stopped going forward, carried on the events that record it.
+
+    A stopping step failure carries STEP_FAILED, and so do the siblings it stopped; steps
+    stopped by a client's cancel carry CANCELLED, by the workflow's timeout TIMEOUT. A step
+    found in flight after a restart of an execution already stopping carries SERVER_STOPPED.
+    The first event after an operator's resume carries RESUMED. OUTPUT_FAILED is the cause of
+    a saga begun because the workflow's output failed to render.
+    """
+
+    STEP_FAILED = "STEP_FAILED"
+    CANCELLED = "CANCELLED"
+    TIMEOUT = "TIMEOUT"
+    SERVER_STOPPED = "SERVER_STOPPED"
+    OUTPUT_FAILED = "OUTPUT_FAILED"
+    RESUMED = "RESUMED"
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorInfo:
     """Why a call, step, compensation or execution failed."""
@@ -99,14 +117,16 @@ class Event:
     retry_delay: timedelta | None = None
     in_doubt: bool = False
     """On STEP_FAILED: the step may have had its effect, so it is compensated."""
+    cause: Cause | None = None
+    """Why the execution is stopping, on the events that stop it (see Cause)."""
 
     @property
     def terminal(self) -> bool:
         """Whether this is the execution's last event."""
-        return self.type in _TERMINAL_EVENTS
+        return self.type in TERMINAL_EVENTS
 
 
-_TERMINAL_EVENTS = frozenset(
+TERMINAL_EVENTS = frozenset(
     {
         EventType.WORKFLOW_COMPLETED,
         EventType.WORKFLOW_FAILED,

@@ -7,7 +7,14 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from maestro_server.model.execution import ErrorInfo, Event, EventType, ExecutionState, StepState
+from maestro_server.model.execution import (
+    Cause,
+    ErrorInfo,
+    Event,
+    EventType,
+    ExecutionState,
+    StepState,
+)
 from maestro_server.store.base import StepSummary
 
 
@@ -49,6 +56,7 @@ def event_to_json(event: Event) -> dict[str, Any]:
         "duration": event.duration.total_seconds() if event.duration is not None else None,
         "retry_delay": event.retry_delay.total_seconds() if event.retry_delay is not None else None,
         "in_doubt": event.in_doubt,
+        "cause": event.cause.value if event.cause is not None else None,
     }
 
 
@@ -68,7 +76,33 @@ def event_from_json(execution_id: str, sequence: int, value: Mapping[str, Any]) 
         duration=timedelta(seconds=duration) if duration is not None else None,
         retry_delay=timedelta(seconds=delay) if delay is not None else None,
         in_doubt=value.get("in_doubt", False),
+        cause=Cause(value["cause"]) if value.get("cause") else _legacy_cause(value),
     )
+
+
+def _legacy_cause(value: Mapping[str, Any]) -> Cause | None:
+    """The cause of an event written before events carried one (its row has no "cause").
+
+    Those rows said it only in the error of a stopped step; read once, here, for old logs.
+    A failure that a step tolerated (continue_on_error) cannot be told apart in them.
+    """
+    if "cause" in value or value["type"] != EventType.STEP_FAILED.value:
+        return None
+    error = value["error"] or {}
+    if error.get("code") != "STEP_CANCELLED":
+        return Cause.STEP_FAILED
+    message = error.get("message", "")
+    for prefix, cause in _LEGACY_STOPS:
+        if message.startswith(prefix):
+            return cause
+    return Cause.CANCELLED
+
+
+_LEGACY_STOPS = (
+    ("workflow timeout exceeded", Cause.TIMEOUT),
+    ("stopped because step", Cause.STEP_FAILED),
+    ("in flight when the server stopped", Cause.SERVER_STOPPED),
+)
 
 
 def steps_to_json(steps: Mapping[str, StepSummary]) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from maestro_server.definition import load_workflow
-from maestro_server.engine.runner import Runner
+from maestro_server.engine.dependencies import Dependencies
+from maestro_server.engine.runner import Resumption, Runner
 from maestro_server.model.execution import Event, EventType, ExecutionState
 from maestro_server.resilience.breaker import BreakerRegistry
 from tests.definition.test_load import SEED
@@ -53,11 +54,13 @@ async def crash_then_resume(
         workflow,
         "ex-1",
         data if data is not None else INPUT,
-        invoker=invoker,
-        sink=crashing,
-        breakers=BreakerRegistry(clock),
-        clock=clock,
-        rng=random.Random(1),
+        Dependencies(
+            invoker=invoker,
+            sink=crashing,
+            breakers=BreakerRegistry(clock),
+            clock=clock,
+            rng=random.Random(1),
+        ),
     )
     with contextlib.suppress(BaseException):  # the crash surfaces in whatever was running
         await first.run()
@@ -67,13 +70,14 @@ async def crash_then_resume(
         workflow,
         "ex-1",
         data if data is not None else INPUT,
-        invoker=invoker,
-        sink=resumed,
-        breakers=BreakerRegistry(clock),
-        clock=clock,
-        rng=random.Random(2),
-        history=crashing.events,
-        saved_requests=crashing.requests,
+        Dependencies(
+            invoker=invoker,
+            sink=resumed,
+            breakers=BreakerRegistry(clock),
+            clock=clock,
+            rng=random.Random(2),
+        ),
+        resumption=Resumption(history=crashing.events, saved_requests=crashing.requests),
     )
     result = await second.run()
     return resumed, calls_before, result

@@ -7,9 +7,11 @@ from typing import Any
 import pytest
 
 from maestro_server.definition import load_workflow
+from maestro_server.engine.dependencies import Dependencies
 from maestro_server.engine.runner import Runner
 from maestro_server.model.execution import ExecutionResult, ExecutionState, StepState
 from maestro_server.resilience.breaker import BreakerRegistry
+from maestro_server.resilience.clock import SystemClock
 from tests.definition.test_load import SEED
 from tests.engine.fakes import FakeClock, ListSink, ScriptedInvoker, fail
 
@@ -24,16 +26,18 @@ def seed_invoker(**script: Any) -> ScriptedInvoker:
 
 def make_runner(yaml: str, invoker: ScriptedInvoker, **kwargs: Any) -> tuple[Runner, ListSink]:
     sink = ListSink()
-    clock = kwargs.pop("clock", FakeClock())
+    clock = kwargs.pop("clock", FakeClock()) or SystemClock()
     runner = Runner(
         load_workflow(yaml),
         "ex-1",
         kwargs.pop("input", INPUT),
-        invoker=invoker,
-        sink=sink,
-        breakers=BreakerRegistry(clock),
-        clock=clock,
-        rng=random.Random(7),
+        Dependencies(
+            invoker=invoker,
+            sink=sink,
+            breakers=BreakerRegistry(clock),
+            clock=clock,
+            rng=random.Random(7),
+        ),
         **kwargs,
     )
     return runner, sink

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from maestro_server.definition import load_workflow
+from maestro_server.engine.dependencies import Dependencies
 from maestro_server.engine.runner import Runner
 from maestro_server.model.execution import EventType, ExecutionState
 from maestro_server.resilience.breaker import BreakerRegistry
@@ -93,11 +94,13 @@ def build(scenario: dict[str, Any]) -> tuple[Runner, ListSink, ScriptedInvoker]:
         load_workflow(yaml.safe_dump(document)),
         "ex",
         {},
-        invoker=invoker,
-        sink=sink,
-        breakers=BreakerRegistry(clock),
-        clock=clock,
-        rng=random.Random(0),
+        Dependencies(
+            invoker=invoker,
+            sink=sink,
+            breakers=BreakerRegistry(clock),
+            clock=clock,
+            rng=random.Random(0),
+        ),
     )
     return runner, sink, invoker
 

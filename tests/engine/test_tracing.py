@@ -10,6 +10,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from maestro_server.definition import load_workflow
+from maestro_server.engine.dependencies import Dependencies
 from maestro_server.engine.runner import Runner
 from maestro_server.model.execution import ExecutionState
 from maestro_server.resilience.breaker import BreakerRegistry
@@ -57,11 +58,13 @@ steps:
             workflow,
             "t-1",
             {},
-            invoker=transports,
-            sink=ListSink(),
-            breakers=BreakerRegistry(clock),
-            clock=clock,
-            rng=random.Random(0),
+            Dependencies(
+                invoker=transports,
+                sink=ListSink(),
+                breakers=BreakerRegistry(clock),
+                clock=clock,
+                rng=random.Random(0),
+            ),
             trace_parent=parent,
         ).run()
     assert result.state is ExecutionState.COMPLETED

@@ -9,6 +9,7 @@ from demo_services import billing
 from demo_services.grpc_server import start
 
 from maestro_server.definition import load_workflow
+from maestro_server.engine.dependencies import Dependencies
 from maestro_server.engine.runner import Runner
 from maestro_server.model.execution import EventType, ExecutionState
 from maestro_server.resilience.breaker import BreakerRegistry, BreakerState
@@ -46,10 +47,9 @@ output: {{seen: "{{{{ .steps.join.output.text }}}}"}}
             workflow,
             "fan-1",
             {},
-            invoker=transports,
-            sink=ListSink(),
-            breakers=BreakerRegistry(clock),
-            clock=clock,
+            Dependencies(
+                invoker=transports, sink=ListSink(), breakers=BreakerRegistry(clock), clock=clock
+            ),
         )
         result = await runner.run()
     assert result.state is ExecutionState.COMPLETED
@@ -86,10 +86,7 @@ async def test_breaker_opens_fails_fast_half_opens_and_closes(
             workflow,
             execution_id,
             {},
-            invoker=transports,
-            sink=ListSink(),
-            breakers=breakers,
-            clock=clock,
+            Dependencies(invoker=transports, sink=ListSink(), breakers=breakers, clock=clock),
         )
         return (await runner.run()).state
 
@@ -149,10 +146,9 @@ output: {{plan: "{{{{ .sub.plan_name }}}}"}}
             workflow,
             "flags-1",
             {"extra": False},
-            invoker=transports,
-            sink=sink,
-            breakers=BreakerRegistry(clock),
-            clock=clock,
+            Dependencies(
+                invoker=transports, sink=sink, breakers=BreakerRegistry(clock), clock=clock
+            ),
         )
         result = await runner.run()
     assert result.state is ExecutionState.COMPLETED

@@ -1,0 +1,46 @@
+"""What an execution runs with: the parts it calls, passed as one value."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from maestro_server.metrics import Metrics
+from maestro_server.model.execution import Event
+from maestro_server.resilience.breaker import BreakerRegistry
+from maestro_server.resilience.clock import Clock, SystemClock
+from maestro_server.transports.base import Invoker
+
+
+class EventSink(Protocol):
+    """Where an execution's events go, in order; the execution's durable log."""
+
+    async def append_event(self, event: Event) -> None:
+        """Record one event."""
+        ...
+
+    async def save_request(self, execution_id: str, key: str, request: Any) -> None:
+        """Keep a rendered request before its first attempt (a no-op where nothing is kept)."""
+        ...
+
+
+def utc_now() -> datetime:
+    """The wall-clock time of events."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Dependencies:
+    """The parts an execution uses; one value shared by every execution of a process."""
+
+    invoker: Invoker
+    sink: EventSink
+    breakers: BreakerRegistry
+    clock: Clock = field(default_factory=SystemClock)
+    rng: random.Random = field(default_factory=random.Random)
+    now: Callable[[], datetime] = utc_now
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    metrics: Metrics | None = None

@@ -1,0 +1,114 @@
+"""The saga: compensate what an execution did, in reverse order, and record how it ended."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from maestro_server.engine.attempts import AttemptEvents
+from maestro_server.engine.calls import Attempted, Caller
+from maestro_server.engine.context import ExecutionContext
+from maestro_server.engine.recorder import Recorder
+from maestro_server.errors import TemplateError
+from maestro_server.model.execution import (
+    Cause,
+    ErrorInfo,
+    EventType,
+    ExecutionResult,
+    StepState,
+)
+from maestro_server.model.progress import Stop
+from maestro_server.model.workflow import Step, Workflow
+
+
+class Saga:
+    """Compensates the steps of one execution that succeeded or whose outcome is in doubt."""
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        recorder: Recorder,
+        context: ExecutionContext,
+        caller: Caller,
+        elapsed: Callable[[], timedelta],
+    ) -> None:
+        self._workflow = workflow
+        self._recorder = recorder
+        self._context = context
+        self._caller = caller
+        self._elapsed = elapsed
+
+    async def run(self, stop: Stop) -> ExecutionResult:
+        """Undo, one by one in reverse order of completion, then write the terminal event."""
+        recorder = self._recorder
+        to_undo = [
+            step
+            for step in map(self._workflow.step, reversed(recorder.progress.completed))
+            if step.compensate is not None
+        ]
+        failed: list[str] = []
+        for step in to_undo:
+            state = recorder.progress.step(step.id).state
+            if state is StepState.COMPENSATED:
+                continue  # done before a restart
+            if state is StepState.COMPENSATION_FAILED or not await self._compensate(step):
+                failed.append(step.id)
+        execution_id = recorder.execution_id
+        if failed:
+            cause = stop.error
+            error = ErrorInfo(
+                "COMPENSATION_FAILED",
+                f"compensation failed for step{'s' if len(failed) > 1 else ''} "
+                f"{', '.join(repr(s) for s in failed)} after: {cause.code}: {cause.message}",
+                cause.service,
+            )
+            event = await recorder.emit(
+                EventType.WORKFLOW_FAILED,
+                step_id=stop.step_id,
+                error=error,
+                duration=self._elapsed(),
+            )
+            return ExecutionResult(
+                execution_id, event.state, error=error, failed_compensations=tuple(failed)
+            )
+        if stop.cause is Cause.CANCELLED:
+            kind = EventType.WORKFLOW_CANCELLED
+        elif to_undo:
+            kind = EventType.WORKFLOW_COMPENSATED
+        else:
+            kind = EventType.WORKFLOW_FAILED
+        event = await recorder.emit(
+            kind, step_id=stop.step_id, error=stop.error, duration=self._elapsed()
+        )
+        return ExecutionResult(execution_id, event.state, error=stop.error)
+
+    async def _compensate(self, step: Step) -> bool:
+        compensation = step.compensate
+        assert compensation is not None
+        before = self._recorder.progress.step(step.id).compensation_attempts
+        service = self._workflow.services[compensation.service]
+        listener = AttemptEvents(self._recorder, step.id, compensation=True)
+        try:
+            request = await self._recorder.journaled(
+                self._context.compensation_request(step, compensation, service)
+            )
+        except TemplateError as exc:
+            error = ErrorInfo("TEMPLATE_ERROR", exc.message, compensation.service)
+            outcome = Attempted(0, timedelta(), error=error)
+        else:
+            outcome = await self._caller.call(
+                request,
+                compensation.retry,
+                compensation.timeout,
+                listener,
+                first_attempt=before + 1,
+            )
+        kind = EventType.COMPENSATION_SUCCEEDED if outcome.ok else EventType.COMPENSATION_FAILED
+        await self._recorder.emit(
+            kind,
+            step_id=step.id,
+            attempt=outcome.attempts,
+            error=outcome.error,
+            duration=outcome.duration,
+        )
+        return outcome.ok

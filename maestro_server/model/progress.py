@@ -1,0 +1,223 @@
+"""Where an execution stands, as a fold of its events: `apply` is the one place that knows.
+
+The runner restores a resumed execution from it, the stores derive their summary columns from
+it and `GetExecution` answers from it, so the three can never disagree. `apply` is pure: it
+returns a new `Progress` and never touches the old one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from maestro_server.model.execution import (
+    Cause,
+    ErrorInfo,
+    Event,
+    EventType,
+    ExecutionState,
+    StepState,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StepProgress:
+    """Where one step stands."""
+
+    state: StepState = StepState.PENDING
+    attempts: int = 0
+    """Forward attempts started."""
+    output: Any = None
+    """Kept through compensation: the compensation's templates read it."""
+    error: ErrorInfo | None = None
+    in_doubt: bool = False
+    """It failed but may have had its effect, so it is compensated."""
+    compensation_attempts: int = 0
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+    @property
+    def ended_forward(self) -> bool:
+        """Whether its forward part is over (its output, or None, is visible to templates)."""
+        return self.state not in (StepState.PENDING, StepState.RUNNING)
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Why an execution stopped going forward and turned to its saga."""
+
+    cause: Cause
+    error: ErrorInfo
+    step_id: str = ""
+    """The step that failed, when the cause is a step failure."""
+
+
+PENDING_STEP = StepProgress()
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """An execution's state after its last event."""
+
+    state: ExecutionState = ExecutionState.PENDING
+    last_sequence: int = 0
+    steps: Mapping[str, StepProgress] = field(default_factory=dict)
+    """The steps that have events; every other step is pending."""
+    completed: tuple[str, ...] = ()
+    """Steps that succeeded, or failed in doubt, in order: the saga undoes them in reverse."""
+    stop: Stop | None = None
+    output: Any = None
+    """The workflow's output, once completed."""
+    error: ErrorInfo | None = None
+    """Why it ended, once it ended other than completed."""
+    ended_at: datetime | None = None
+
+    def step(self, step_id: str) -> StepProgress:
+        """One step's progress (pending when it has no events)."""
+        return self.steps.get(step_id, PENDING_STEP)
+
+
+# What each step-level event makes of its step.
+_STEP_STATES = {
+    EventType.STEP_STARTED: StepState.RUNNING,
+    EventType.STEP_RETRYING: StepState.RUNNING,
+    EventType.STEP_SUCCEEDED: StepState.SUCCEEDED,
+    EventType.STEP_SKIPPED: StepState.SKIPPED,
+    EventType.STEP_FAILED: StepState.FAILED,
+    EventType.COMPENSATION_STARTED: StepState.COMPENSATING,
+    EventType.COMPENSATION_SUCCEEDED: StepState.COMPENSATED,
+    EventType.COMPENSATION_FAILED: StepState.COMPENSATION_FAILED,
+}
+_ENDED = {
+    EventType.WORKFLOW_COMPLETED: ExecutionState.COMPLETED,
+    EventType.WORKFLOW_COMPENSATED: ExecutionState.COMPENSATED,
+    EventType.WORKFLOW_CANCELLED: ExecutionState.CANCELLED,
+}
+_COMPENSATION_EVENTS = frozenset(
+    {
+        EventType.COMPENSATION_STARTED,
+        EventType.COMPENSATION_SUCCEEDED,
+        EventType.COMPENSATION_FAILED,
+    }
+)
+# A cause that stops an execution; SERVER_STOPPED only settles steps of one already stopping.
+_STOPPING = frozenset({Cause.STEP_FAILED, Cause.CANCELLED, Cause.TIMEOUT})
+# When a log shows an execution compensating with no stop in it, the workflow's output failed:
+# its error is not in the log, only that the saga began.
+OUTPUT_FAILED = Stop(
+    Cause.OUTPUT_FAILED,
+    ErrorInfo("UNKNOWN", "the execution was compensating when the server stopped"),
+)
+
+
+def apply(progress: Progress, event: Event) -> Progress:
+    """The progress after `event`; ValueError when it does not follow the last one."""
+    if event.sequence != progress.last_sequence + 1:
+        raise ValueError(
+            f"event {event.sequence} of {event.execution_id} does not follow "
+            f"{progress.last_sequence}"
+        )
+    if event.cause is Cause.RESUMED:
+        progress = reopen(progress)
+    steps, completed, stop = progress.steps, progress.completed, progress.stop
+    if event.step_id and event.type in _STEP_STATES:
+        step = _step(progress.step(event.step_id), event)
+        steps = {**steps, event.step_id: step}
+        if event.type is EventType.STEP_SUCCEEDED or (
+            event.type is EventType.STEP_FAILED and event.in_doubt
+        ):
+            completed = (*completed, event.step_id)
+        if stop is None and event.cause in _STOPPING and event.error is not None:
+            stop = _stop(event.cause, event.error, event.step_id)
+    state = _state(progress, event, steps)
+    if stop is None and state is ExecutionState.COMPENSATING:
+        stop = OUTPUT_FAILED
+    ended = event.terminal
+    return Progress(
+        state=state,
+        last_sequence=event.sequence,
+        steps=steps,
+        completed=completed,
+        stop=stop,
+        output=event.output if event.type is EventType.WORKFLOW_COMPLETED else progress.output,
+        error=event.error if ended else None,
+        ended_at=event.time if ended else None,
+    )
+
+
+def reopen(progress: Progress) -> Progress:
+    """An operator's resume of a COMPENSATION_FAILED execution.
+
+    Each failed compensation gets its full retry policy again, under the same idempotency key.
+    """
+    if progress.state is not ExecutionState.COMPENSATION_FAILED:
+        raise ValueError(f"a {progress.state.value} execution cannot be resumed")
+    steps = {
+        step_id: replace(step, state=StepState.COMPENSATING, compensation_attempts=0)
+        if step.state is StepState.COMPENSATION_FAILED
+        else step
+        for step_id, step in progress.steps.items()
+    }
+    stop = progress.stop
+    if stop is None or stop == OUTPUT_FAILED:  # the log lacks the cause; the end names it
+        error = progress.error or ErrorInfo("COMPENSATION_FAILED", "compensation failed")
+        stop = Stop(Cause.OUTPUT_FAILED, error)
+    return replace(
+        progress,
+        state=ExecutionState.COMPENSATING,
+        steps=steps,
+        stop=stop,
+        error=None,
+        ended_at=None,
+    )
+
+
+def replay(events: Any) -> Progress:
+    """The progress after a whole log."""
+    progress = Progress()
+    for event in events:
+        progress = apply(progress, event)
+    return progress
+
+
+def _step(step: StepProgress, event: Event) -> StepProgress:
+    state = _STEP_STATES[event.type]
+    changes: dict[str, Any] = {"state": state}
+    if event.type is EventType.STEP_STARTED:
+        changes["attempts"] = max(step.attempts, event.attempt)
+        changes["started_at"] = step.started_at or event.time
+    elif event.type is EventType.STEP_SUCCEEDED:
+        changes["output"] = event.output
+    elif event.type is EventType.STEP_FAILED:
+        changes["attempts"] = max(step.attempts, event.attempt)
+        changes["in_doubt"] = event.in_doubt
+    elif event.type is EventType.COMPENSATION_STARTED:
+        changes["compensation_attempts"] = event.attempt
+    if event.error is not None:
+        changes["error"] = event.error
+    if state not in (StepState.RUNNING, StepState.COMPENSATING):
+        changes["ended_at"] = event.time
+    return replace(step, **changes)
+
+
+def _stop(cause: Cause, error: ErrorInfo, step_id: str) -> Stop:
+    if cause is Cause.STEP_FAILED:
+        return Stop(cause, error, step_id)
+    # A step stopped by a cancel or the timeout: the execution's error says which.
+    code = "CANCELLED" if cause is Cause.CANCELLED else "DEADLINE_EXCEEDED"
+    return Stop(cause, ErrorInfo(code, error.message))
+
+
+def _state(progress: Progress, event: Event, steps: Mapping[str, StepProgress]) -> ExecutionState:
+    if event.type is EventType.WORKFLOW_STARTED:
+        return ExecutionState.RUNNING
+    if event.type in _COMPENSATION_EVENTS:
+        return ExecutionState.COMPENSATING
+    if event.type in _ENDED:
+        return _ENDED[event.type]
+    if event.type is EventType.WORKFLOW_FAILED:
+        undone = any(s.state is StepState.COMPENSATION_FAILED for s in steps.values())
+        return ExecutionState.COMPENSATION_FAILED if undone else ExecutionState.FAILED
+    return progress.state
