@@ -184,6 +184,8 @@ def replay(events: Any) -> Progress:
 
 def _step(step: StepProgress, event: Event) -> StepProgress:
     state = _STEP_STATES[event.type]
+    if event.type is EventType.STEP_RETRYING and step.state is StepState.COMPENSATING:
+        state = StepState.COMPENSATING  # a compensation's retry: the step is not running again
     changes: dict[str, Any] = {"state": state}
     if event.type is EventType.STEP_STARTED:
         changes["attempts"] = max(step.attempts, event.attempt)

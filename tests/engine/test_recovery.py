@@ -116,6 +116,23 @@ async def test_resume_during_compensation_continues_compensating() -> None:
     assert sink.events[-1].type is EventType.WORKFLOW_COMPENSATED
 
 
+async def test_resume_in_a_compensations_backoff_does_not_settle_its_step_again() -> None:
+    """Crash while a compensation waits to retry: the step is compensating, not in flight, so
+    the resumed saga neither fails it again nor undoes it twice."""
+    invoker = seed_invoker(
+        send_welcome_email=fail("INVALID_ARGUMENT"),
+        **{"setup_subscription:compensate": fail("UNAVAILABLE", times=1)},
+    )
+    sink, _, result = await crash_then_resume(SEED, invoker, keep=13)
+    retrying = sink.events[12]
+    assert (retrying.type, retrying.step_id) == (EventType.STEP_RETRYING, "setup_subscription")
+    assert result.state is ExecutionState.COMPENSATED
+    failed = [e.step_id for e in sink.events if e.type is EventType.STEP_FAILED]
+    assert failed == ["send_welcome_email"]
+    undone = [e.step_id for e in sink.events if e.type is EventType.COMPENSATION_SUCCEEDED]
+    assert undone == ["add_to_crm", "setup_subscription"]
+
+
 async def test_resume_reuses_the_rendered_request() -> None:
     """A request rendered before the crash is sent as it was, even if rendering would differ."""
     yaml = SEED.replace('template: "welcome"', 'template: "{{ uuid() }}"')

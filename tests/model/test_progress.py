@@ -110,6 +110,21 @@ def test_an_operators_resume_reopens_failed_compensations_in_the_replay() -> Non
     assert progress.step("b").compensation_attempts == 1
 
 
+def test_a_compensation_retrying_leaves_its_step_compensating() -> None:
+    """STEP_RETRYING also reports a compensation's retry: the step is not in flight again."""
+    progress = replay(
+        log(
+            (EventType.WORKFLOW_STARTED, {}),
+            (EventType.STEP_SUCCEEDED, {"step_id": "a", "attempt": 1}),
+            (EventType.STEP_FAILED, {"step_id": "b", "error": FAILED, "cause": Cause.STEP_FAILED}),
+            (EventType.COMPENSATION_STARTED, {"step_id": "a", "attempt": 1}),
+            (EventType.STEP_RETRYING, {"step_id": "a", "attempt": 1, "error": FAILED}),
+        )
+    )
+    assert progress.step("a").state is StepState.COMPENSATING
+    assert progress.completed == ("a",)
+
+
 def test_events_keep_their_cause_through_the_store_codec() -> None:
     (event,) = log(
         (EventType.STEP_FAILED, {"step_id": "a", "error": FAILED, "cause": Cause.TIMEOUT}),
