@@ -10,7 +10,7 @@ from typing import Any
 
 from maestro_server.api.auth import load_tokens
 from maestro_server.api.server import OrchestratorServer, ServerSettings
-from maestro_server.definition.policy import WorkflowPolicy
+from maestro_server.definition.admission import AdmissionPolicy
 from maestro_server.errors import EXIT_OK, InvalidInputError
 from maestro_server.logging import configure_logging
 from maestro_server.store.open import DEFAULT_SERVER_STORE, close_store, open_store
@@ -109,7 +109,7 @@ def run_serve(args: argparse.Namespace) -> int:
         max_concurrent_executions=args.max_concurrent_executions,
         shutdown_grace=_seconds(args.shutdown_grace, "--shutdown-grace"),
         workflows_dir=args.workflows,
-        policy=WorkflowPolicy(tuple(args.allow_endpoint)),
+        policy=AdmissionPolicy(tuple(args.allow_endpoint)),
         secrets_dir=args.secrets_dir,
         auth_tokens=load_tokens(args.auth_token_file) if args.auth_token_file else None,
         tls_cert=args.tls_cert,

@@ -25,6 +25,9 @@ from maestro_server.definition.loader import (
 )
 from maestro_server.model.diagnostics import Diagnostic, SourceLocation
 
+IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,127}")
+"""What names of workflows and services and ids of steps must match."""
+
 _DURATION = re.compile(r"(?P<amount>[0-9]+(?:\.[0-9]+)?)(?P<unit>ms|s|m|h)")
 _UNIT = {
     "ms": timedelta(milliseconds=1),

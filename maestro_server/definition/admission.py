@@ -19,7 +19,7 @@ MAX_STEPS = 500
 
 
 @dataclass(frozen=True, slots=True)
-class WorkflowPolicy:
+class AdmissionPolicy:
     """Endpoint patterns and size limits.
 
     Patterns are globs such as `*.svc.cluster.local:*` or `https://crm.example.com`; an empty
