@@ -11,6 +11,7 @@ from typing import Any
 from maestro_server.api.auth import load_tokens
 from maestro_server.api.server import OrchestratorServer, ServerSettings
 from maestro_server.definition.admission import AdmissionPolicy
+from maestro_server.durations import parse_duration
 from maestro_server.errors import EXIT_OK, InvalidInputError
 from maestro_server.logging import configure_logging
 from maestro_server.store.open import DEFAULT_SERVER_STORE, close_store, open_store
@@ -87,11 +88,10 @@ def add_parser(commands: Any) -> None:
 
 
 def _seconds(text: str, flag: str) -> float:
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-    for unit in sorted(units, key=len, reverse=True):
-        if text.endswith(unit) and text[: -len(unit)].replace(".", "", 1).isdigit():
-            return float(text[: -len(unit)]) * units[unit]
-    raise InvalidInputError(f"{flag} wants a duration such as 30s, not {text!r}")
+    try:
+        return parse_duration(text).total_seconds()
+    except (ValueError, OverflowError):
+        raise InvalidInputError(f"{flag} wants a duration such as 30s, not {text!r}") from None
 
 
 def run_serve(args: argparse.Namespace) -> int:
