@@ -20,10 +20,10 @@ from maestro_server.api.decoding import DecodeErrorInterceptor
 from maestro_server.api.servicer import OrchestratorServicer
 from maestro_server.definition import load_workflow_file
 from maestro_server.definition.admission import AdmissionPolicy
+from maestro_server.diagnostics import Diagnostic
 from maestro_server.engine.manager import ExecutionManager
 from maestro_server.errors import InvalidWorkflowError
 from maestro_server.metrics import Metrics
-from maestro_server.model.diagnostics import Diagnostic
 from maestro_server.secrets import Secrets
 from maestro_server.store.base import Store, stored_workflow
 from maestro_server.transports.registry import Transports

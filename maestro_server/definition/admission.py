@@ -11,8 +11,8 @@ import fnmatch
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from maestro_server.diagnostics import Diagnostic
 from maestro_server.errors import InvalidWorkflowError
-from maestro_server.model.diagnostics import Diagnostic
 from maestro_server.model.workflow import ServiceType, Workflow
 
 MAX_STEPS = 500

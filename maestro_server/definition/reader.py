@@ -23,8 +23,8 @@ from maestro_server.definition.loader import (
     STR_TAG,
     location,
 )
+from maestro_server.diagnostics import Diagnostic, SourceLocation
 from maestro_server.durations import parse_duration
-from maestro_server.model.diagnostics import Diagnostic, SourceLocation
 
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,127}")
 """What names of workflows and services and ids of steps must match."""

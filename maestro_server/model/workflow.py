@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from maestro_server.model.diagnostics import SourceLocation
+from maestro_server.diagnostics import SourceLocation
 from maestro_server.templating.values import CompiledValue, Template
 
 GRPC_STATUS_NAMES = frozenset(
