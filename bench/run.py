@@ -52,7 +52,7 @@ from demo_services.fleet import Fleet, fleet  # noqa: E402
 from maestro_client import EventType, ExecutionState, MaestroClient  # noqa: E402
 from maestro_server.definition import load_workflow  # noqa: E402
 from maestro_server.engine.runner import Runner  # noqa: E402
-from maestro_server.logging import configure_logging  # noqa: E402
+from maestro_server.logs import configure_logging  # noqa: E402
 from maestro_server.resilience.breaker import BreakerRegistry  # noqa: E402
 from maestro_server.resilience.clock import SystemClock  # noqa: E402
 from maestro_server.transports.registry import Transports  # noqa: E402

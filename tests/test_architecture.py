@@ -7,6 +7,7 @@ the engine sees the stores and transports only through their Protocol modules; t
 `_proto` code is imported only by the API modules that convert messages and serve them.
 """
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ from tests.import_graph import (
     Rules,
     forbidden_imports,
     layer_cycles,
+    layer_of,
+    module_names,
     read_imports,
     uncovered_layers,
     unused_allowances,
@@ -22,7 +25,7 @@ from tests.import_graph import (
 
 ROOT = Path(__file__).resolve().parents[1]
 
-LEAVES = {"diagnostics", "durations", "logging", "metrics", "secrets", "tracing"}
+LEAVES = {"diagnostics", "durations", "logs", "metrics", "secret_values", "tracing"}
 """Modules that import nothing of Maestro's: any layer may use them."""
 BASE = LEAVES | {"errors", "templating", "model"}
 LIBRARY: dict[str, set[str]] = {
@@ -78,6 +81,12 @@ def test_no_cycles_among_layers() -> None:
 def test_temporary_allowances_are_still_needed() -> None:
     """An allowance nothing needs any more is removed, so it cannot hide a new import."""
     assert unused_allowances(IMPORTS, RULES) == []
+
+
+def test_top_level_modules_do_not_shadow_the_standard_library() -> None:
+    """No `maestro_server/logging.py` beside the `logging` it would be confused with."""
+    layers = {layer_of(name, "maestro_server") for name in module_names(ROOT, "maestro_server")}
+    assert sorted(layer for layer in layers if layer in sys.stdlib_module_names) == []
 
 
 def test_client_sdk_does_not_depend_on_the_server() -> None:

@@ -50,7 +50,7 @@ def event_to_proto(event: Event) -> pb.WorkflowEvent:
     return message
 
 
-def event_to_json(event: Event) -> str:
+def event_to_json_line(event: Event) -> str:
     """One event as a line of JSON, in the proto's JSON mapping."""
     return json_format.MessageToJson(event_to_proto(event), indent=None)
 

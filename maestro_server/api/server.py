@@ -24,7 +24,7 @@ from maestro_server.diagnostics import Diagnostic
 from maestro_server.engine.manager import ExecutionManager
 from maestro_server.errors import InvalidWorkflowError
 from maestro_server.metrics import Metrics
-from maestro_server.secrets import Secrets
+from maestro_server.secret_values import Secrets
 from maestro_server.store.base import Store, stored_workflow
 from maestro_server.transports.registry import Transports
 

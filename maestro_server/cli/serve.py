@@ -13,7 +13,7 @@ from maestro_server.api.server import OrchestratorServer, ServerSettings
 from maestro_server.definition.admission import AdmissionPolicy
 from maestro_server.durations import parse_duration
 from maestro_server.errors import EXIT_OK, InvalidInputError
-from maestro_server.logging import configure_logging
+from maestro_server.logs import configure_logging
 from maestro_server.store.open import DEFAULT_SERVER_STORE, close_store, open_store
 
 
