@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml maestro_client/pyproject.toml scripts/install.sh exampl
 	bash scripts/install.sh
 	touch $(STAMP)
 
-install: $(STAMP)  ## venv in .venv, editable install with dev extras
+install: $(STAMP)  ## venv in .venv, editable install with the dev, deploy and bench extras
 
 install-tools: $(STAMP)  ## dev tools (buf, grpcurl) into .venv/bin
 	bash scripts/install-tools.sh
@@ -31,16 +31,13 @@ build: $(STAMP)  ## sdist and wheel of the server and of the client into dist/
 	bash scripts/build.sh
 
 bench: $(STAMP)  ## benchmarks against direct calls; bench/results/latest.json + a table
-	.venv/bin/python -m pip install --quiet -e '.[bench]'
-	.venv/bin/python bench/run.py
+	bash scripts/bench.sh
 
 chaos: $(STAMP)  ## fault injection and crashes: 2,000 executions on SQLite, 1,000 on PostgreSQL
-	$(PY) -m tests.chaos.harness --executions 2000 --store sqlite --crashes 8 $(CHAOS_FLAGS)
-	$(PY) -m tests.chaos.harness --executions 1000 --store postgres --crashes 4 $(CHAOS_FLAGS)
+	bash scripts/chaos.sh $(CHAOS_FLAGS)
 
 fuzz: $(STAMP)  ## the fuzz tests with 20x the examples of `make test`
-	MAESTRO_FUZZ_EXAMPLES=5000 $(PY) -m pytest -q -p no:cacheprovider \
-		tests/definition/test_fuzz.py tests/api/test_fuzz_api.py
+	bash scripts/fuzz.sh
 
 clean:
 	rm -rf $(VENV) dist build .mypy_cache .ruff_cache .pytest_cache .hypothesis

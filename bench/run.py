@@ -53,7 +53,7 @@ from maestro_client import EventType, ExecutionState, MaestroClient  # noqa: E40
 from maestro_server.definition import load_workflow  # noqa: E402
 from maestro_server.engine.dependencies import Dependencies  # noqa: E402
 from maestro_server.engine.runner import Runner  # noqa: E402
-from maestro_server.logging import configure_logging  # noqa: E402
+from maestro_server.logs import configure_logging  # noqa: E402
 from maestro_server.resilience.breaker import BreakerRegistry  # noqa: E402
 from maestro_server.resilience.clock import SystemClock  # noqa: E402
 from maestro_server.transports.registry import Transports  # noqa: E402

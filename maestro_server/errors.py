@@ -22,7 +22,7 @@ from typing import ClassVar
 
 import grpc
 
-from maestro_server.model.diagnostics import Diagnostic
+from maestro_server.diagnostics import Diagnostic
 
 EXIT_OK = 0
 EXIT_INVALID = 1

@@ -7,7 +7,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[dev,deploy]'
+.venv/bin/python -m pip install --quiet -e '.[dev,deploy,bench]'
 # The onboarding example's auth service is a Node.js server (the polyglot part of the demo).
 if ! command -v node >/dev/null 2>&1; then
     echo "install: Node.js is needed for the onboarding example's auth service" >&2

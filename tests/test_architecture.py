@@ -1,69 +1,166 @@
-"""Layers import only downwards: YAML → model → engine → transports → store/events → API.
+"""The layout guarded: layers import only downwards, and generated code stays in the API.
 
-A module of a layer may import the layers listed as allowed for it, and nothing above. The
-generated `_proto` code is reserved for the API and CLI layers.
+Layers, from the bottom: diagnostics and the leaf utilities → errors → templating → model →
+definition, resilience, transports, store → engine → api → cli. Each layer may import what its
+rule lists and nothing else; no two layers import each other, even through others (no cycles);
+the engine sees the stores and transports only through their Protocol modules; the generated
+`_proto` code is imported only by the API modules that convert messages and serve them.
 """
 
-import ast
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests.import_graph import (
+    Rules,
+    forbidden_imports,
+    layer_cycles,
+    layer_of,
+    module_names,
+    read_imports,
+    uncovered_layers,
+    unused_allowances,
+)
+
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = ROOT / "maestro_server"
 
-# Package (first component under maestro_server) → the maestro_server packages it may import.
-BASE = {"errors", "model", "templating", "secrets", "metrics", "tracing"}
-ALLOWED: dict[str, set[str]] = {
-    "errors": {"model"},
-    "secrets": set(),
-    "metrics": set(),
-    "tracing": set(),
-    "model": {"model", "templating", "errors"},
-    "templating": {"templating", "errors"},
-    "definition": BASE | {"definition"},
-    "resilience": BASE | {"resilience"},
-    "transports": BASE | {"transports", "resilience"},
-    "store": BASE | {"store"},
-    "engine": BASE | {"engine", "resilience", "transports", "store", "definition"},
+LEAVES = {"diagnostics", "durations", "logs", "metrics", "secret_values", "tracing"}
+"""Modules that import nothing of Maestro's: any layer may use them."""
+BASE = LEAVES | {"errors", "templating", "model"}
+LIBRARY: dict[str, set[str]] = {
+    "__init__": set(),
+    **{leaf: set() for leaf in LEAVES},
+    "errors": {"diagnostics"},
+    "templating": {"errors"},
+    "model": {"diagnostics", "errors", "templating"},
+    "definition": BASE,
+    "resilience": BASE,
+    "transports": BASE | {"resilience"},
+    "store": BASE,
+    # The engine reaches stores and transports through their Protocols only; the concrete ones
+    # are chosen by the composition layers (api, cli).
+    "engine": BASE | {"definition", "resilience", "store.base", "transports.base"},
 }
+LAYERS: dict[str, set[str]] = {
+    **LIBRARY,
+    # Composition layers: each may import everything below it; nothing imports them.
+    "api": set(LIBRARY),
+    "cli": set(LIBRARY) | {"api"},
+    "__main__": {"cli"},
+}
+GENERATED_CODE_IMPORTERS = {"api.convert", "api.server", "api.servicer"}
+"""Where `_proto` messages become model values and back, and where the services are served
+(Orchestrator, health, reflection)."""
+
+TEMPORARY_ALLOWANCES = {("cli.remote", "_proto")}
+"""Imports the rules forbid that another branch is removing: cli/remote.py moves onto the
+client SDK. The lead empties this set when merging that branch;
+test_temporary_allowances_are_still_needed fails once an entry is no longer used."""
+
+RULES = Rules("maestro_server", LAYERS, "_proto", GENERATED_CODE_IMPORTERS, TEMPORARY_ALLOWANCES)
+IMPORTS = read_imports(ROOT, "maestro_server", skip="_proto")
 
 
-def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), str(path))
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-    return names
+def test_every_layer_has_a_rule() -> None:
+    """A new package or top-level module needs a line in LAYERS before it can be imported."""
+    assert uncovered_layers(ROOT, RULES) == []
 
 
-def _layer(module: str) -> str | None:
-    parts = module.split(".")
-    if parts[0] != "maestro_server" or len(parts) < 2:
-        return None
-    return parts[1].removesuffix(".py")
+def test_layers_import_only_what_their_rules_allow() -> None:
+    """No module imports a layer above its own, a store or transport past its Protocol, or
+    generated code outside the API's conversion and server modules."""
+    assert forbidden_imports(IMPORTS, RULES) == []
 
 
-MODULES = sorted(p for p in PACKAGE.rglob("*.py") if "_proto" not in p.parts)
+def test_no_cycles_among_layers() -> None:
+    """No two layers depend on each other, directly or through others."""
+    assert layer_cycles(IMPORTS, RULES) == []
 
 
-@pytest.mark.parametrize("path", MODULES, ids=[str(p.relative_to(ROOT)) for p in MODULES])
-def test_module_imports_only_lower_layers(path: Path) -> None:
-    """No module imports a layer above its own."""
-    own = path.relative_to(PACKAGE).parts[0].removesuffix(".py")
-    allowed = ALLOWED.get(own)
-    if allowed is None:
-        return  # composition layers (cli, api, app) may import everything
-    for imported in _imports(path):
-        layer = _layer(imported)
-        if layer is not None:
-            assert layer in allowed, f"{path.name} ({own}) imports {imported}"
+def test_temporary_allowances_are_still_needed() -> None:
+    """An allowance nothing needs any more is removed, so it cannot hide a new import."""
+    assert unused_allowances(IMPORTS, RULES) == []
+
+
+def test_top_level_modules_do_not_shadow_the_standard_library() -> None:
+    """No `maestro_server/logging.py` beside the `logging` it would be confused with."""
+    layers = {layer_of(name, "maestro_server") for name in module_names(ROOT, "maestro_server")}
+    assert sorted(layer for layer in layers if layer in sys.stdlib_module_names) == []
 
 
 def test_client_sdk_does_not_depend_on_the_server() -> None:
     """maestro_client ships alone: it never imports maestro_server."""
-    for path in (ROOT / "maestro_client").rglob("*.py"):
-        assert not any(m.startswith("maestro_server") for m in _imports(path)), path
+    imports = read_imports(ROOT, "maestro_client")
+    assert imports, "the client's modules were read"
+    assert [i for i in imports if i.imported.split(".")[0] == "maestro_server"] == []
+
+
+def _tree(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_the_checker_reports_forbidden_imports_cycles_and_relative_imports(
+    tmp_path: Path,
+) -> None:
+    """Run on a synthetic package, the checks find each kind of breach, relative ones too."""
+    _tree(
+        tmp_path,
+        {
+            "app/__init__.py": "",
+            "app/low/__init__.py": "",
+            "app/low/base.py": "",
+            "app/low/impl.py": "",
+            "app/low/deep.py": "def f():\n    from app.high import user\n",
+            "app/high/__init__.py": "from .ok import X\n",
+            "app/high/ok.py": "from ..low.base import X\nfrom . import user\nimport app\n",
+            "app/high/user.py": "import os\n\nfrom ..low import impl\n",
+            "app/high/wire.py": "from app.gen import x_pb2\n",
+            "app/api.py": "from app.gen import x_pb2\nfrom .high import wire\n",
+            "app/gen/__init__.py": "",
+            "app/gen/x_pb2.py": "",
+            "app/one.py": "import app.two\n",
+            "app/two.py": "from .one import thing\n",
+            "app/stray.py": "",
+        },
+    )
+    rules = Rules(
+        "app",
+        {
+            "__init__": set(),
+            "low": set(),
+            "high": {"low.base"},
+            "api": {"high"},
+            "one": {"two"},
+            "two": {"one"},
+        },
+        "gen",
+        {"api"},
+    )
+    imports = read_imports(tmp_path, "app", skip="gen")
+    assert uncovered_layers(tmp_path, rules) == ["stray"]
+    assert sorted(forbidden_imports(imports, rules)) == [
+        "app.high.user:3 imports app.low.impl",  # relative, past the allowed module
+        "app.high.wire:1 imports app.gen.x_pb2",  # generated code outside its importers
+        "app.low.deep:2 imports app.high.user",  # upwards, from inside a function
+    ]
+    assert layer_cycles(imports, rules) == [
+        "high → low → high (app.high.ok:1 imports app.low.base; "
+        "app.low.deep:2 imports app.high.user)",
+        "one → two → one (app.one:1 imports app.two; app.two:1 imports app.one)",
+    ]
+    allowed = Rules("app", rules.layers, "gen", {"api"}, {("high.wire", "gen"), ("low", "x")})
+    assert "app.high.wire:1 imports app.gen.x_pb2" not in forbidden_imports(imports, allowed)
+    assert unused_allowances(imports, allowed) == [("low", "x")]
+
+
+@pytest.mark.parametrize("level", ["...", "...."])
+def test_the_checker_refuses_a_relative_import_past_the_package(tmp_path: Path, level: str) -> None:
+    """A relative import climbing out of the package is an error, not a silent pass."""
+    _tree(tmp_path, {"app/__init__.py": "", "app/sub/__init__.py": "", "app/sub/m.py": ""})
+    (tmp_path / "app/sub/m.py").write_text(f"from {level} import x\n")
+    with pytest.raises(ValueError, match="beyond the top-level package"):
+        read_imports(tmp_path, "app")

@@ -8,8 +8,8 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2
 
 from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
+from maestro_server.diagnostics import Diagnostic
 from maestro_server.errors import InvalidInputError
-from maestro_server.model.diagnostics import Diagnostic
 from maestro_server.model.execution import ErrorInfo, Event, EventType, ExecutionState
 from maestro_server.store.base import ExecutionRecord, StepSummary, StoredWorkflow
 
@@ -50,7 +50,7 @@ def event_to_proto(event: Event) -> pb.WorkflowEvent:
     return message
 
 
-def event_to_json(event: Event) -> str:
+def event_to_json_line(event: Event) -> str:
     """One event as a line of JSON, in the proto's JSON mapping."""
     return json_format.MessageToJson(event_to_proto(event), indent=None)
 

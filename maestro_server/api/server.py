@@ -19,12 +19,12 @@ from maestro_server.api.auth import TokenAuthInterceptor, server_credentials
 from maestro_server.api.decoding import DecodeErrorInterceptor
 from maestro_server.api.servicer import OrchestratorServicer
 from maestro_server.definition import load_workflow_file
-from maestro_server.definition.policy import WorkflowPolicy
+from maestro_server.definition.admission import AdmissionPolicy
+from maestro_server.diagnostics import Diagnostic
 from maestro_server.engine.manager import ExecutionManager
 from maestro_server.errors import InvalidWorkflowError
 from maestro_server.metrics import Metrics
-from maestro_server.model.diagnostics import Diagnostic
-from maestro_server.secrets import Secrets
+from maestro_server.secret_values import Secrets
 from maestro_server.store.base import Store, stored_workflow
 from maestro_server.transports.registry import Transports
 
@@ -50,7 +50,7 @@ class ServerSettings:
     """How often leases are renewed and abandoned executions looked for (a third of the
     lease, so a live owner never lets its lease lapse)."""
     stop_signals: tuple[int, ...] = field(default=(signal.SIGTERM, signal.SIGINT))
-    policy: WorkflowPolicy = field(default_factory=WorkflowPolicy)
+    policy: AdmissionPolicy = field(default_factory=AdmissionPolicy)
     secrets_dir: Path | None = None
     auth_tokens: dict[str, str] | None = None
     """Token → role; None leaves the API open."""

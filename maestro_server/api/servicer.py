@@ -25,7 +25,7 @@ from maestro_server.api.convert import (
 )
 from maestro_server.api.errors import to_status
 from maestro_server.definition import load_workflow
-from maestro_server.definition.policy import WorkflowPolicy
+from maestro_server.definition.admission import AdmissionPolicy
 from maestro_server.engine.manager import ExecutionManager, StartOutcome
 from maestro_server.errors import InvalidInputError, InvalidWorkflowError, MaestroError
 from maestro_server.model.execution import Event
@@ -75,9 +75,9 @@ def _streaming(handler: Callable[..., AsyncIterator[R]]) -> Callable[..., AsyncI
 class OrchestratorServicer(pb_grpc.OrchestratorServicer):
     """Every RPC of `maestro.v1.Orchestrator`."""
 
-    def __init__(self, manager: ExecutionManager, policy: WorkflowPolicy | None = None) -> None:
+    def __init__(self, manager: ExecutionManager, policy: AdmissionPolicy | None = None) -> None:
         self._manager = manager
-        self._policy = policy or WorkflowPolicy()
+        self._policy = policy or AdmissionPolicy()
         self._store = manager.store
         self._parsed: OrderedDict[str, Workflow] = OrderedDict()
         self.subscribers = 0

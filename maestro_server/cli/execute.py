@@ -21,11 +21,11 @@ from maestro_server.engine.runner import Runner
 from maestro_server.errors import (
     InvalidInputError,
 )
-from maestro_server.logging import configure_logging
+from maestro_server.logs import configure_logging
 from maestro_server.model.execution import ExecutionResult, ExecutionState
 from maestro_server.resilience.breaker import BreakerRegistry
 from maestro_server.resilience.clock import SystemClock
-from maestro_server.secrets import Secrets
+from maestro_server.secret_values import Secrets
 from maestro_server.transports.registry import Transports
 
 

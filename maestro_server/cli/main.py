@@ -17,8 +17,8 @@ from maestro_server import __version__
 from maestro_server.cli import execute, remote, serve
 from maestro_server.cli.graph import to_mermaid
 from maestro_server.definition import load_workflow_file
+from maestro_server.diagnostics import Diagnostic, SourceLocation
 from maestro_server.errors import EXIT_INVALID, EXIT_OK, InvalidWorkflowError, MaestroError
-from maestro_server.model.diagnostics import Diagnostic, SourceLocation
 from maestro_server.model.workflow import Workflow
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from maestro_server.api.convert import event_to_json
+from maestro_server.api.convert import event_to_json_line
 from maestro_server.errors import EXIT_COMPENSATION_FAILED, EXIT_FAILED, EXIT_OK
 from maestro_server.model.execution import Event, EventType, ExecutionState
 
@@ -53,7 +53,7 @@ class ProgressPrinter:
     def show(self, event: Event) -> None:
         """Print one event."""
         if self.jsonl:
-            self._out.write(event_to_json(event) + "\n")
+            self._out.write(event_to_json_line(event) + "\n")
             self._out.flush()
             return
         mark, colour = _MARKS[event.type]

@@ -10,9 +10,10 @@ from typing import Any
 
 from maestro_server.api.auth import load_tokens
 from maestro_server.api.server import OrchestratorServer, ServerSettings
-from maestro_server.definition.policy import WorkflowPolicy
+from maestro_server.definition.admission import AdmissionPolicy
+from maestro_server.durations import parse_duration
 from maestro_server.errors import EXIT_OK, InvalidInputError
-from maestro_server.logging import configure_logging
+from maestro_server.logs import configure_logging
 from maestro_server.store.open import DEFAULT_SERVER_STORE, close_store, open_store
 
 
@@ -87,11 +88,10 @@ def add_parser(commands: Any) -> None:
 
 
 def _seconds(text: str, flag: str) -> float:
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-    for unit in sorted(units, key=len, reverse=True):
-        if text.endswith(unit) and text[: -len(unit)].replace(".", "", 1).isdigit():
-            return float(text[: -len(unit)]) * units[unit]
-    raise InvalidInputError(f"{flag} wants a duration such as 30s, not {text!r}")
+    try:
+        return parse_duration(text).total_seconds()
+    except (ValueError, OverflowError):
+        raise InvalidInputError(f"{flag} wants a duration such as 30s, not {text!r}") from None
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -109,7 +109,7 @@ def run_serve(args: argparse.Namespace) -> int:
         max_concurrent_executions=args.max_concurrent_executions,
         shutdown_grace=_seconds(args.shutdown_grace, "--shutdown-grace"),
         workflows_dir=args.workflows,
-        policy=WorkflowPolicy(tuple(args.allow_endpoint)),
+        policy=AdmissionPolicy(tuple(args.allow_endpoint)),
         secrets_dir=args.secrets_dir,
         auth_tokens=load_tokens(args.auth_token_file) if args.auth_token_file else None,
         tls_cert=args.tls_cert,

@@ -14,8 +14,8 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, SequenceNode
 
+from maestro_server.diagnostics import Diagnostic, SourceLocation
 from maestro_server.errors import InvalidWorkflowError
-from maestro_server.model.diagnostics import Diagnostic, SourceLocation
 
 MAX_SOURCE_BYTES = 1024 * 1024
 MAX_DEPTH = 64

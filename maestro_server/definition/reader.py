@@ -23,15 +23,12 @@ from maestro_server.definition.loader import (
     STR_TAG,
     location,
 )
-from maestro_server.model.diagnostics import Diagnostic, SourceLocation
+from maestro_server.diagnostics import Diagnostic, SourceLocation
+from maestro_server.durations import parse_duration
 
-_DURATION = re.compile(r"(?P<amount>[0-9]+(?:\.[0-9]+)?)(?P<unit>ms|s|m|h)")
-_UNIT = {
-    "ms": timedelta(milliseconds=1),
-    "s": timedelta(seconds=1),
-    "m": timedelta(minutes=1),
-    "h": timedelta(hours=1),
-}
+IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,127}")
+"""What names of workflows and services and ids of steps must match."""
+
 _KIND: dict[type[Node], str] = {MappingNode: "a mapping", SequenceNode: "a list"}
 
 _SCALAR_TAGS = (STR_TAG, INT_TAG, FLOAT_TAG, BOOL_TAG, NULL_TAG)
@@ -185,17 +182,20 @@ class Reader:
         return value
 
     def duration(self, node: Node, path: str, what: str) -> timedelta | None:
-        """A positive duration such as `250ms`, `5s`, `1m` or `1m30s`."""
+        """A positive duration such as `250ms`, `5s`, `1m`, `1m30s` or `1d` (see durations.py)."""
         text = self.string(node, path, what)
         if text is None:
             return None
-        parts = list(_DURATION.finditer(text))
-        if not text or "".join(part.group() for part in parts) != text:
+        try:
+            value = parse_duration(text)
+        except ValueError:
             hint = " (add a unit: ms, s, m or h)" if re.fullmatch(r"[0-9.]+", text) else ""
             message = f"{what} must be a duration such as 250ms, 5s or 1m, not '{text}'{hint}"
             self.error(node, path, "bad-duration", message)
             return None
-        value = sum((_UNIT[p.group("unit")] * float(p.group("amount")) for p in parts), timedelta())
+        except OverflowError:
+            self.error(node, path, "bad-duration", f"{what} is too long: '{text}'")
+            return None
         if value <= timedelta():
             self.error(node, path, "bad-duration", f"{what} must be longer than zero")
             return None

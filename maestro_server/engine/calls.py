@@ -16,7 +16,7 @@ from maestro_server.model.workflow import RetryPolicy
 from maestro_server.resilience.backoff import retry_delay
 from maestro_server.resilience.breaker import BreakerRegistry, CircuitOpenError
 from maestro_server.resilience.clock import Clock
-from maestro_server.secrets import redact
+from maestro_server.secret_values import redact
 from maestro_server.transports.base import Call, CallError, HttpTarget, Invoker, Request
 
 # The transport enforces the deadline itself; this margin only catches a transport that does not.

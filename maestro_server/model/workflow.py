@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from maestro_server.model.diagnostics import SourceLocation
+from maestro_server.diagnostics import SourceLocation
 from maestro_server.templating.values import CompiledValue, Template
 
 GRPC_STATUS_NAMES = frozenset(
@@ -88,7 +88,7 @@ DEFAULT_TIMEOUT = timedelta(seconds=10)
 
 @dataclass(frozen=True, slots=True)
 class CircuitBreakerPolicy:
-    """One breaker per service, shared by every execution in a process.
+    """One breaker per service, endpoint and policy, shared by every execution in a process.
 
     Opens when at least `failure_rate_threshold` of the last `window_size` calls failed and at
     least `minimum_calls` were made; stays open for `open_duration`, then lets `half_open_calls`

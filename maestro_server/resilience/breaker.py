@@ -1,4 +1,4 @@
-"""Circuit breakers: one per downstream service, shared by every execution in the process.
+"""Circuit breakers: one per downstream service and policy, shared by the executions in a process.
 
 CLOSED: calls go through; the outcomes of the last `window_size` calls are kept. Once at least
 `minimum_calls` are in the window and the share of failures reaches `failure_rate_threshold`,
@@ -104,20 +104,33 @@ class CircuitBreaker:
 
 
 class BreakerRegistry:
-    """The breakers of a process, one per service name and endpoint."""
+    """The breakers of a process, one per service name, endpoint and policy.
+
+    Executions that call a service at the same endpoint under the same policy share its
+    breaker. Two workflows may name the same service with different policies: each policy gets
+    a breaker of its own, so neither runs under the other's settings.
+    """
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        self._breakers: dict[tuple[str, str], CircuitBreaker] = {}
+        self._breakers: dict[tuple[str, str, CircuitBreakerPolicy], CircuitBreaker] = {}
 
     def states(self) -> list[tuple[str, str]]:
-        """(service, state) of every breaker, for metrics."""
-        return [(name, breaker.state.value) for (name, _), breaker in self._breakers.items()]
+        """(service, state) per service name, for metrics: the most open of its breakers."""
+        worst: dict[str, BreakerState] = {}
+        for (name, _, _), breaker in self._breakers.items():
+            state = breaker.state
+            if name not in worst or _OPENNESS[state] > _OPENNESS[worst[name]]:
+                worst[name] = state
+        return [(name, state.value) for name, state in worst.items()]
 
     def get(self, name: str, endpoint: str, policy: CircuitBreakerPolicy) -> CircuitBreaker:
-        """The breaker of a service, created on first use."""
-        key = (name, endpoint)
+        """The breaker of a service at an endpoint under a policy, created on first use."""
+        key = (name, endpoint, policy)
         breaker = self._breakers.get(key)
         if breaker is None:
             breaker = self._breakers[key] = CircuitBreaker(name, policy, self._clock)
         return breaker
+
+
+_OPENNESS = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}

@@ -4,6 +4,7 @@ import grpc
 from google.rpc import error_details_pb2, status_pb2
 
 from maestro_server.api.errors import to_status
+from maestro_server.diagnostics import Diagnostic, SourceLocation
 from maestro_server.errors import (
     AlreadyExistsError,
     FailedPreconditionError,
@@ -13,7 +14,6 @@ from maestro_server.errors import (
     ResourceExhaustedError,
     UnavailableError,
 )
-from maestro_server.model.diagnostics import Diagnostic, SourceLocation
 
 
 def _details(status: grpc.Status) -> list[object]:

@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from maestro_server.definition import load_workflow
-from maestro_server.definition.parser import STEP_KEYS, WORKFLOW_KEYS
+from maestro_server.definition.parser import WORKFLOW_KEYS
+from maestro_server.definition.steps import STEP_KEYS
 from maestro_server.errors import InvalidWorkflowError, TemplateError
 from maestro_server.model.workflow import Workflow
 from maestro_server.templating import TemplateSyntaxError, compile_template

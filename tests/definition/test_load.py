@@ -317,3 +317,19 @@ def test_compensation_may_read_its_own_step_output() -> None:
     )
     compensation = workflow.steps[0].compensate
     assert compensation is not None and compensation.service == "crm"
+
+
+def test_durations_may_be_written_in_days_and_in_parts() -> None:
+    """The workflow language reads the same durations as the command line's flags."""
+    workflow = load_workflow(
+        "timeout: 1d12h\n"
+        + BASE
+        + """\
+  - id: a
+    service: auth
+    method: A
+    timeout: 1m30s
+"""
+    )
+    assert workflow.timeout == timedelta(hours=36)
+    assert workflow.steps[0].timeout == timedelta(seconds=90)

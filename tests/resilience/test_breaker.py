@@ -121,3 +121,31 @@ def test_registry_shares_one_breaker_per_service_and_endpoint() -> None:
     one = registry.get("auth", "a:1", POLICY)
     assert registry.get("auth", "a:1", POLICY) is one
     assert registry.get("auth", "b:1", POLICY) is not one
+
+
+def test_registry_gives_each_policy_of_a_service_its_own_breaker() -> None:
+    """Two workflows may name one service with different policies: each runs under its own."""
+    registry = BreakerRegistry(FakeClock())
+    patient = CircuitBreakerPolicy(window_size=10, minimum_calls=10)
+    quick = registry.get("auth", "a:1", POLICY)
+    slow = registry.get("auth", "a:1", patient)
+    assert slow is not quick
+    assert registry.get("auth", "a:1", CircuitBreakerPolicy(window_size=10, minimum_calls=10)) is (
+        slow
+    ), "an equal policy is the same breaker"
+    for _ in range(5):
+        call(quick, failure=True)
+        call(slow, failure=True)
+    assert quick.state is BreakerState.OPEN, "five calls are enough for POLICY"
+    assert slow.state is BreakerState.CLOSED, "the patient policy needs ten"
+
+
+def test_registry_reports_the_most_open_state_per_service() -> None:
+    """Metrics get one state per service name: the most open of its breakers."""
+    registry = BreakerRegistry(FakeClock())
+    open_one = registry.get("auth", "a:1", POLICY)
+    registry.get("auth", "a:1", CircuitBreakerPolicy())
+    registry.get("crm", "c:1", POLICY)
+    for _ in range(5):
+        call(open_one, failure=True)
+    assert sorted(registry.states()) == [("auth", "open"), ("crm", "closed")]

@@ -1,9 +1,9 @@
-"""The server's workflow policy: allowed endpoints and the step limit."""
+"""The server's admission policy: allowed endpoints and the step limit."""
 
 import pytest
 
 from maestro_server.definition import load_workflow
-from maestro_server.definition.policy import WorkflowPolicy
+from maestro_server.definition.admission import AdmissionPolicy
 from maestro_server.errors import InvalidWorkflowError
 from maestro_server.model.workflow import Workflow
 
@@ -62,7 +62,7 @@ def workflow(
 )
 def test_allowed_endpoints(patterns: tuple[str, ...], grpc: str, http: str, allowed: bool) -> None:
     """Endpoints are matched against glob patterns, URLs also as host and host:port."""
-    policy = WorkflowPolicy(patterns)
+    policy = AdmissionPolicy(patterns)
     if allowed:
         policy.check(workflow(grpc, http))
         return
@@ -73,4 +73,4 @@ def test_allowed_endpoints(patterns: tuple[str, ...], grpc: str, http: str, allo
 def test_step_limit() -> None:
     """A workflow with more steps than the server runs is refused, naming the limit."""
     with pytest.raises(InvalidWorkflowError, match="12 steps; this server runs at most 10"):
-        WorkflowPolicy(max_steps=10).check(workflow(steps=12))
+        AdmissionPolicy(max_steps=10).check(workflow(steps=12))

@@ -11,15 +11,15 @@ import fnmatch
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from maestro_server.diagnostics import Diagnostic
 from maestro_server.errors import InvalidWorkflowError
-from maestro_server.model.diagnostics import Diagnostic
 from maestro_server.model.workflow import ServiceType, Workflow
 
 MAX_STEPS = 500
 
 
 @dataclass(frozen=True, slots=True)
-class WorkflowPolicy:
+class AdmissionPolicy:
     """Endpoint patterns and size limits.
 
     Patterns are globs such as `*.svc.cluster.local:*` or `https://crm.example.com`; an empty
