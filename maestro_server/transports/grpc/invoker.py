@@ -25,15 +25,6 @@ from maestro_server.transports.tls import ClientTls
 
 # Codes that say the service is down or overloaded (they trip its circuit breaker).
 _BREAKER_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"})
-# Words grpc uses when a connection could not be made at all, so the request was never sent.
-_NOT_SENT = (
-    "failed to connect",
-    "connection refused",
-    "dns resolution failed",
-    "name resolution",
-    "no address",
-    "empty address list",
-)
 _CHANNEL_OPTIONS = [
     ("grpc.enable_retries", 0),  # the engine's retry policy is the only retry layer
     # Channels with different TLS identities must not share connections to one target.
@@ -145,6 +136,7 @@ class GrpcInvoker:
                 f"input does not fit {method.request.DESCRIPTOR.full_name}: {exc}",
                 service=service.name,
             ) from None
+        await _connected(self.channel(service), service, call.timeout)
         metadata = [
             *request.headers.items(),
             *call.trace_headers.items(),
@@ -214,6 +206,7 @@ class GrpcInvoker:
         except grpc.aio.AioRpcError as exc:
             error = _call_error(exc, service.name)
             error.message = f"server reflection failed: {error.message}"
+            error.maybe_executed = False  # the method itself was never called
             raise error from None
         except reflection.NoReflectionError:
             raise CallError(
@@ -236,17 +229,52 @@ def _schema_key(service: Service) -> tuple[str, ...]:
 
 
 def _call_error(exc: grpc.aio.AioRpcError, service: str) -> CallError:
+    """The error of a call that was sent: the channel was connected when it went out.
+
+    A timeout, or a connection lost while the call was out, may have left its effect behind.
+    """
     code = exc.code().name
-    details = exc.details() or code
-    not_sent = code == "UNAVAILABLE" and any(w in details.lower() for w in _NOT_SENT)
     return CallError(
         code,
-        details,
+        exc.details() or code,
         service=service,
-        maybe_executed=code == "DEADLINE_EXCEEDED" or (code == "UNAVAILABLE" and not not_sent),
+        maybe_executed=code in ("DEADLINE_EXCEEDED", "UNAVAILABLE"),
         counts_for_breaker=code in _BREAKER_CODES,
         retry_after=_pushback(exc.trailing_metadata()),
     )
+
+
+async def _connected(channel: grpc.aio.Channel, service: Service, timeout: float) -> None:
+    """Return once the channel is connected, or raise a CallError known not to have been sent.
+
+    Whether a request left is decided here from the channel's state, not from an error's
+    words: a channel that cannot become READY (the name does not resolve, the connection is
+    refused, the TLS handshake fails) never carried the request.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    state = channel.get_state(try_to_connect=True)
+    while state is not grpc.ChannelConnectivity.READY:
+        if state in (grpc.ChannelConnectivity.TRANSIENT_FAILURE, grpc.ChannelConnectivity.SHUTDOWN):
+            raise CallError(
+                "UNAVAILABLE",
+                f"cannot connect to {service.endpoint} (the name did not resolve, the "
+                "connection was refused or the TLS handshake failed); the request was not sent",
+                service=service.name,
+                counts_for_breaker=True,
+            )
+        try:
+            async with asyncio.timeout_at(deadline):
+                await channel.wait_for_state_change(state)
+        except TimeoutError:
+            raise CallError(
+                "DEADLINE_EXCEEDED",
+                f"no connection to {service.endpoint} within {timeout:g}s; the request was not "
+                "sent",
+                service=service.name,
+                counts_for_breaker=True,
+            ) from None
+        state = channel.get_state(try_to_connect=True)
 
 
 def _pushback(metadata: Any) -> float | None:
