@@ -16,9 +16,12 @@ from typing import Any
 import jsonschema
 from yaml.nodes import MappingNode, Node, SequenceNode
 
+from maestro_server.definition.headers import check_headers
+from maestro_server.definition.http_paths import read_http_path
 from maestro_server.definition.loader import STR_TAG, compose, decode
 from maestro_server.definition.policies import read_breaker, read_retry, read_tls
 from maestro_server.definition.reader import Pairs, Reader, did_you_mean, find_node
+from maestro_server.definition.template_rules import check_template
 from maestro_server.definition.validate import Scope, TemplateSite, validate
 from maestro_server.errors import InvalidWorkflowError
 from maestro_server.model.workflow import (
@@ -149,11 +152,13 @@ class _Parser:
         self.lookup = lookup
         self.files: dict[str, bytes] = {}
         self.sites: list[TemplateSite] = []
+        self.text = ""
 
     # -- workflow ----------------------------------------------------------------------------
 
     def workflow(self, root: Node, text: str) -> Workflow | None:
         r = self.reader
+        self.text = text
         pairs = r.mapping(root, "", "the workflow", WORKFLOW_KEYS, extensions=True)
         if pairs is None:
             return None
@@ -270,6 +275,7 @@ class _Parser:
             )
         headers: dict[str, CompiledValue] = {}
         if "headers" in pairs:
+            check_headers(r, pairs["headers"][1], f"{path}.headers", kind)
             for header, (_, value) in (
                 r.mapping(pairs["headers"][1], f"{path}.headers", "'headers'") or {}
             ).items():
@@ -288,6 +294,7 @@ class _Parser:
             type=kind,
             endpoint=endpoint,
             location=r.location(node),
+            endpoint_location=r.location(pairs["endpoint"][1]),
             timeout=self.reader.get(pairs, "timeout", r.duration, f"{path}.timeout")
             or DEFAULT_TIMEOUT,
             retry=read_retry(self.reader, pairs, path, DEFAULT_RETRY),
@@ -576,8 +583,13 @@ class _Parser:
             )
             return None
         field = "method" if scope is Scope.STEP else "compensate.method"
-        compiled = self._string(node, rest, path, step_id, scope, field=field)
-        return HttpMethod(verb=verb, path=compiled) if compiled is not None else None
+        compiled = read_http_path(r, node, rest, path=path, field=field, text=self.text)
+        if compiled is None:
+            return None
+        self.sites += [
+            TemplateSite(e.template, node, path, step_id, scope) for e in compiled.expansions
+        ]
+        return HttpMethod(verb=verb, path=compiled)
 
     # -- values and templates ----------------------------------------------------------------
 
@@ -623,6 +635,7 @@ class _Parser:
                 node, path, "template-syntax", f"template syntax error{where}: {exc.message}"
             )
             return None
+        check_template(self.reader, template, node, path, self.text)
         self.sites.append(TemplateSite(template, node, path, step_id, scope))
         return template
 
