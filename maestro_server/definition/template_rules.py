@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import jinja2
 from jinja2 import nodes
 from yaml.nodes import Node
 
@@ -55,7 +56,10 @@ def check_template(
     `text` is the whole workflow file; `offset` is where the template starts in the node's
     value; `spans` allows the `path` filter at the end (an HTTP path's spanning template).
     """
-    ast = ENVIRONMENT.parse(rewrite_leading_dots(template.source))
+    try:
+        ast = ENVIRONMENT.parse(rewrite_leading_dots(template.source))
+    except jinja2.TemplateSyntaxError:
+        return  # compiled once already; the syntax error, if any, is reported there
     allowed_filter = _top_node(ast) if spans else None
     for name, line, message, code in _problems(ast, allowed_filter):
         where = _offset_in(template.source, name, line)

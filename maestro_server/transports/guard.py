@@ -25,6 +25,7 @@ from maestro_server.transports.base import CallError
 
 ENDPOINT_NOT_ALLOWED = "ENDPOINT_NOT_ALLOWED"
 _CACHE_SECONDS = 10.0  # as long as aiohttp keeps a DNS answer
+_CACHE_ENTRIES = 4096  # workflows name the hosts: a bound, whatever they send
 
 
 class Resolver(Protocol):
@@ -87,6 +88,8 @@ class AddressGuard:
             return cached[1]
         found = await self.resolver.resolve(host, port)
         _refuse(host, found)
+        if len(self._checked) >= _CACHE_ENTRIES:
+            self._checked.clear()
         self._checked[key] = (now + _CACHE_SECONDS, found)
         return found
 
