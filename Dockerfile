@@ -1,6 +1,9 @@
-# Maestro: `maestro serve` in a slim, non-root image.
+# Maestro: `maestro serve` in a slim, non-root image. It listens on every interface of the
+# container, so it needs bearer tokens (one per line: `TOKEN` or `TOKEN read`), mounted at
+# /run/secrets/maestro-tokens; the arguments (CMD) name the endpoints workflows may call.
 #   docker build -t maestro:0.1.0 .
-#   docker run -p 8080:8080 maestro:0.1.0 --store memory
+#   docker run -p 8080:8080 -v "$PWD/tokens:/run/secrets/maestro-tokens:ro" maestro:0.1.0 \
+#       --store memory --allow-endpoint 'crm:*' --allow-endpoint 'billing:*'
 # Kubernetes probes the gRPC health service natively (see deploy/kubernetes/).
 
 FROM python:3.11-slim AS build
@@ -17,4 +20,6 @@ RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 USER 10001
 WORKDIR /home/maestro
 EXPOSE 8080 9090
-ENTRYPOINT ["maestro", "serve", "--port", "8080", "--log-format", "json"]
+ENTRYPOINT ["maestro", "serve", "--host", "0.0.0.0", "--port", "8080", "--log-format", "json", \
+            "--auth-token-file", "/run/secrets/maestro-tokens"]
+CMD ["--allow-endpoint", "*.svc.cluster.local:*"]

@@ -1,10 +1,16 @@
-"""The Kubernetes manifests validate offline against the Kubernetes schemas (strict)."""
+"""The Kubernetes manifests validate offline against the Kubernetes schemas (strict), and the
+image, the manifests and the chart run `maestro serve` reachable, with tokens and an allow-list."""
 
+import argparse
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from maestro_server.cli.main import build_parser
+from maestro_server.cli.serve import exposure_warning
 from maestro_server.definition import load_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,3 +89,69 @@ def test_helm_chart_renders_valid_manifests(values: dict[str, object]) -> None:
                         assert load_workflow(workflow, path=file).name == "user_onboarding"
     expected = {"Deployment", "Service", "PodDisruptionBudget"}
     assert set(kinds) == expected | ({"ConfigMap"} if values.get("workflows") else set())
+
+
+def _serve_args(args: list[str]) -> argparse.Namespace:
+    """`maestro serve` with these arguments, as the CLI reads them."""
+    return build_parser().parse_args(["serve", *args])
+
+
+def _listens_everywhere_with_tokens_and_an_allow_list(args: list[str]) -> argparse.Namespace:
+    parsed = _serve_args(args)
+    assert parsed.host == "0.0.0.0"
+    assert parsed.auth_token_file is not None and not parsed.insecure
+    assert exposure_warning(parsed) is None  # starts, without the insecure warning
+    return parsed
+
+
+def _dockerfile_instruction(name: str) -> list[str]:
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    (line,) = [line for line in text.splitlines() if line.startswith(f"{name} ")]
+    words: list[str] = json.loads(line.removeprefix(f"{name} "))
+    return words
+
+
+def test_dockerfile_listens_everywhere_with_tokens_and_an_allow_list() -> None:
+    """The image's entrypoint binds 0.0.0.0 with a token file; its default arguments name an
+    allow-list."""
+    entrypoint = _dockerfile_instruction("ENTRYPOINT")
+    assert entrypoint[:2] == ["maestro", "serve"]
+    parsed = _listens_everywhere_with_tokens_and_an_allow_list(
+        entrypoint[2:] + _dockerfile_instruction("CMD")
+    )
+    assert str(parsed.auth_token_file) == "/run/secrets/maestro-tokens"
+    assert parsed.allow_endpoint == ["*.svc.cluster.local:*"]
+
+
+def _token_file_is_mounted(spec: dict[str, Any], parsed: argparse.Namespace) -> None:
+    (container,) = spec["containers"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    secrets = {v["name"]: v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v}
+    (volume,) = [name for name in secrets if str(parsed.auth_token_file).startswith(mounts[name])]
+    assert secrets[volume] == "maestro-tokens"
+
+
+def test_kubernetes_deployment_listens_everywhere_with_tokens_and_an_allow_list() -> None:
+    """The pods bind every interface, with tokens from a Secret and an endpoint allow-list."""
+    deployment = yaml.safe_load((ROOT / "deploy/kubernetes/deployment.yaml").read_text())
+    spec = deployment["spec"]["template"]["spec"]
+    parsed = _listens_everywhere_with_tokens_and_an_allow_list(spec["containers"][0]["args"])
+    assert parsed.allow_endpoint
+    _token_file_is_mounted(spec, parsed)
+
+
+def test_helm_chart_listens_everywhere_with_tokens_and_an_allow_list() -> None:
+    """The chart's Deployment, with default values, does the same."""
+    helm = pytest.importorskip("helm_python.chart", reason="helm-python-sdk: the deploy extra")
+    rendered = helm.Chart.load(str(CHART)).render({}, name="maestro", namespace="default")
+    (deployment,) = [
+        document
+        for name, text in rendered.items()
+        if name.endswith(".yaml")
+        for document in yaml.safe_load_all(text)
+        if document and document["kind"] == "Deployment"
+    ]
+    spec = deployment["spec"]["template"]["spec"]
+    parsed = _listens_everywhere_with_tokens_and_an_allow_list(spec["containers"][0]["args"])
+    assert parsed.allow_endpoint == ["*.svc.cluster.local:*"]
+    _token_file_is_mounted(spec, parsed)

@@ -26,6 +26,7 @@ from maestro_server.errors import InvalidWorkflowError
 from maestro_server.metrics import Metrics
 from maestro_server.secret_values import Secrets
 from maestro_server.store.base import Store, stored_workflow
+from maestro_server.transports.guard import SYSTEM_GUARD
 from maestro_server.transports.registry import Transports
 
 log = structlog.get_logger("maestro.server")
@@ -38,7 +39,8 @@ REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 class ServerSettings:
     """How `maestro serve` runs."""
 
-    host: str = "[::]"
+    host: str = "127.0.0.1"
+    """The address to bind; loopback unless the operator says otherwise (see cli/serve.py)."""
     port: int = 8080
     max_concurrent_executions: int = 1000
     shutdown_grace: float = 30.0
@@ -106,7 +108,8 @@ class OrchestratorServer:
         self.settings = settings
         self.store = store
         secrets = Secrets(settings.secrets_dir)
-        self.transports = Transports(secrets)
+        guard = SYSTEM_GUARD if settings.policy.guards_addresses else None
+        self.transports = Transports(secrets, guard=guard)
         self.metrics = Metrics()
         self.manager = ExecutionManager(
             store,
@@ -155,7 +158,8 @@ class OrchestratorServer:
         if self.settings.workflows_dir is not None:
             await register_folder(self.store, self.settings.workflows_dir)
         if self.settings.metrics_port is not None:
-            self.metrics_port = self.metrics.serve(self.settings.metrics_port)
+            host = self.settings.host.strip("[]")
+            self.metrics_port = self.metrics.serve(self.settings.metrics_port, host)
         await self.manager.recover()
         self._tasks = [asyncio.create_task(self.manager.keep_leases(self.settings.lease_interval))]
         if self.settings.retention is not None:

@@ -17,6 +17,7 @@ from maestro_server import __version__
 from maestro_server.cli import execute, remote, serve
 from maestro_server.cli.graph import to_mermaid
 from maestro_server.definition import load_workflow_file
+from maestro_server.definition.endpoints import address_problems
 from maestro_server.diagnostics import Diagnostic, SourceLocation
 from maestro_server.errors import EXIT_INVALID, EXIT_OK, InvalidWorkflowError, MaestroError
 from maestro_server.model.workflow import Workflow
@@ -31,12 +32,15 @@ class _Checked:
 
 def _check(file: str) -> _Checked:
     try:
-        return _Checked(file, load_workflow_file(file), ())
+        workflow = load_workflow_file(file)
     except InvalidWorkflowError as exc:
         return _Checked(file, None, exc.diagnostics)
     except OSError as exc:
         message = f"cannot read the file: {exc.strerror or exc}"
         return _Checked(file, None, (Diagnostic(SourceLocation(file, 1, 1), message, "io-error"),))
+    # As a server without --allow-endpoint would: metadata addresses are refused.
+    problems = tuple(address_problems(workflow))
+    return _Checked(file, None if problems else workflow, problems)
 
 
 def _summary(workflow: Workflow) -> str:

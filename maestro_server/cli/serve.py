@@ -1,4 +1,9 @@
-"""`maestro serve`: run the Orchestrator gRPC server."""
+"""`maestro serve`: run the Orchestrator gRPC server.
+
+Whoever can call the API can make the server call any endpoint a workflow names, so the server
+listens on loopback unless `--host` says otherwise, and will not listen elsewhere without
+`--auth-token-file` (or client certificates, `--tls-client-ca`) unless `--insecure` says so.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +13,27 @@ import os
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from maestro_server.api.auth import load_tokens
 from maestro_server.api.server import OrchestratorServer, ServerSettings
 from maestro_server.definition.admission import AdmissionPolicy
 from maestro_server.durations import parse_duration
 from maestro_server.errors import EXIT_OK, InvalidInputError
 from maestro_server.logs import configure_logging
+from maestro_server.model.addresses import is_loopback_host
 from maestro_server.store.open import DEFAULT_SERVER_STORE, close_store, open_store
 
 
 def add_parser(commands: Any) -> None:
     """Register the `serve` command."""
     parser = commands.add_parser("serve", help="run the Orchestrator gRPC server")
-    parser.add_argument("--host", default="[::]", help="address to bind (default: all)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1; 0.0.0.0 or [::] for every interface, "
+        "which needs --auth-token-file or --insecure)",
+    )
     parser.add_argument("--port", type=int, default=8080, help="port (0 picks a free one)")
     parser.add_argument(
         "--store",
@@ -63,6 +76,12 @@ def add_parser(commands: Any) -> None:
         "--auth-token-file", type=Path, help="bearer tokens, one per line: `TOKEN` or `TOKEN read`"
     )
     security.add_argument(
+        "--insecure",
+        action="store_true",
+        help="listen on a non-loopback --host without --auth-token-file: anyone who reaches "
+        "the port may run workflows",
+    )
+    security.add_argument(
         "--allow-endpoint",
         action="append",
         default=[],
@@ -94,6 +113,21 @@ def _seconds(text: str, flag: str) -> float:
         raise InvalidInputError(f"{flag} wants a duration such as 30s, not {text!r}") from None
 
 
+def exposure_warning(args: argparse.Namespace) -> str | None:
+    """Refuse an open API off loopback; the one-line warning when `--insecure` allows it."""
+    if is_loopback_host(args.host) or args.auth_token_file or args.tls_client_ca:
+        return None
+    if not args.insecure:
+        raise InvalidInputError(
+            f"--host {args.host} is not a loopback address: give --auth-token-file (or "
+            "--tls-client-ca), or --insecure to let anyone who reaches the port run workflows"
+        )
+    return (
+        f"insecure: listening on {args.host} without authentication; anyone who reaches the "
+        "port may run workflows and make this server call their endpoints"
+    )
+
+
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until SIGTERM or SIGINT, then drain."""
     configure_logging(level=args.log_level.upper(), json=args.log_format == "json")
@@ -103,6 +137,9 @@ def run_serve(args: argparse.Namespace) -> int:
         raise InvalidInputError("--tls-client-ca needs --tls-cert and --tls-key")
     if args.max_concurrent_executions < 1:
         raise InvalidInputError("--max-concurrent-executions must be at least 1")
+    warning = exposure_warning(args)
+    if warning is not None:
+        structlog.get_logger("maestro.server").warning(warning)
     settings = ServerSettings(
         host=args.host,
         port=args.port,

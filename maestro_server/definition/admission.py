@@ -2,7 +2,8 @@
 
 A workflow sent to a server names endpoints the server will call, so it could make the server
 reach anything the server can reach. `--allow-endpoint` patterns bound that: a workflow naming
-an endpoint outside them is rejected when it is validated, before anything runs.
+an endpoint outside them is rejected when it is validated, before anything runs. Without
+patterns, link-local and cloud-metadata addresses are refused all the same (endpoints.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import fnmatch
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from maestro_server.definition.endpoints import address_problems
 from maestro_server.diagnostics import Diagnostic
 from maestro_server.errors import InvalidWorkflowError
 from maestro_server.model.workflow import ServiceType, Workflow
@@ -23,15 +25,20 @@ class AdmissionPolicy:
     """Endpoint patterns and size limits.
 
     Patterns are globs such as `*.svc.cluster.local:*` or `https://crm.example.com`; an empty
-    list allows every endpoint.
+    list allows every endpoint but link-local and cloud-metadata addresses.
     """
 
     allowed_endpoints: tuple[str, ...] = ()
     max_steps: int = MAX_STEPS
 
+    @property
+    def guards_addresses(self) -> bool:
+        """Whether link-local and metadata addresses are refused (no allow-list decides)."""
+        return not self.allowed_endpoints
+
     def check(self, workflow: Workflow) -> None:
         """Raise InvalidWorkflowError naming every service and limit the workflow breaks."""
-        problems = []
+        problems = address_problems(workflow) if self.guards_addresses else []
         for service in workflow.services.values():
             if not self._allowed(service.endpoint, service.type):
                 message = (

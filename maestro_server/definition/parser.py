@@ -90,6 +90,7 @@ class _Parser:
 
     def workflow(self, root: Node, text: str) -> Workflow | None:
         r = self.reader
+        r.text = text
         pairs = r.mapping(root, "", "the workflow", WORKFLOW_KEYS, extensions=True)
         if pairs is None:
             return None

@@ -61,6 +61,8 @@ class Reader:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.text = ""
+        """The whole file, for checks that point inside a string (set once it is read)."""
         self.diagnostics: list[Diagnostic] = []
 
     def location(self, node: Node) -> SourceLocation:

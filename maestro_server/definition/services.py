@@ -7,6 +7,7 @@ import re
 from yaml.nodes import Node
 
 from maestro_server.definition.files import WorkflowFiles
+from maestro_server.definition.headers import check_headers
 from maestro_server.definition.policies import read_breaker, read_retry, read_tls
 from maestro_server.definition.reader import IDENTIFIER, Pairs, Reader
 from maestro_server.definition.validate import Scope
@@ -99,6 +100,7 @@ class ServiceReader:
             )
         headers: dict[str, CompiledValue] = {}
         if "headers" in pairs:
+            check_headers(r, pairs["headers"][1], f"{path}.headers", kind)
             for header, (_, value) in (
                 r.mapping(pairs["headers"][1], f"{path}.headers", "'headers'") or {}
             ).items():
@@ -117,6 +119,7 @@ class ServiceReader:
             type=kind,
             endpoint=endpoint,
             location=r.location(node),
+            endpoint_location=r.location(pairs["endpoint"][1]),
             timeout=r.get(pairs, "timeout", r.duration, f"{path}.timeout") or DEFAULT_TIMEOUT,
             retry=read_retry(r, pairs, path, DEFAULT_RETRY),
             circuit_breaker=read_breaker(r, pairs, path),

@@ -7,9 +7,10 @@ from collections.abc import Mapping
 
 from yaml.nodes import Node
 
+from maestro_server.definition.http_paths import read_http_path
 from maestro_server.definition.policies import read_retry
 from maestro_server.definition.reader import IDENTIFIER, Reader, did_you_mean
-from maestro_server.definition.validate import Scope
+from maestro_server.definition.validate import Scope, TemplateSite
 from maestro_server.definition.value_compiler import ValueCompiler
 from maestro_server.model.workflow import (
     DEFAULT_COMPENSATION_RETRY,
@@ -227,5 +228,10 @@ class StepReader:
             )
             return None
         field = "method" if scope is Scope.STEP else "compensate.method"
-        compiled = self.values.string(node, rest, path, step_id, scope, field=field)
-        return HttpMethod(verb=verb, path=compiled) if compiled is not None else None
+        compiled = read_http_path(r, node, rest, path=path, field=field, text=r.text)
+        if compiled is None:
+            return None
+        self.values.sites += [
+            TemplateSite(e.template, node, path, step_id, scope) for e in compiled.expansions
+        ]
+        return HttpMethod(verb=verb, path=compiled)

@@ -10,6 +10,7 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 
 from maestro_server.definition.loader import STR_TAG
 from maestro_server.definition.reader import Reader
+from maestro_server.definition.template_rules import check_template
 from maestro_server.definition.validate import Scope, TemplateSite
 from maestro_server.templating.values import (
     CompiledValue,
@@ -72,5 +73,6 @@ class ValueCompiler:
                 node, path, "template-syntax", f"template syntax error{where}: {exc.message}"
             )
             return None
+        check_template(self.reader, template, node, path, self.reader.text)
         self.sites.append(TemplateSite(template, node, path, step_id, scope))
         return template

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from maestro_server.definition.headers import checked_value
 from maestro_server.errors import TemplateError
 from maestro_server.model.workflow import (
     Compensation,
@@ -13,6 +14,7 @@ from maestro_server.model.workflow import (
     Step,
     Workflow,
 )
+from maestro_server.templating.path import HttpPath
 from maestro_server.templating.values import CompiledValue
 from maestro_server.transports.base import HttpTarget, Request
 
@@ -43,7 +45,7 @@ class ExecutionContext:
         if step.output is not None:
             self.values[step.output] = output
 
-    def render(self, value: CompiledValue | None, *, step: str | None) -> Any:
+    def render(self, value: CompiledValue | HttpPath | None, *, step: str | None) -> Any:
         """Render a value tree; TemplateError names the step."""
         if value is None:
             return None
@@ -101,7 +103,7 @@ class ExecutionContext:
         headers = {}
         for name, value in service.headers.items():
             try:
-                headers[name] = _text(value.render(values))
+                headers[name] = checked_value(name, _text(value.render(values)))
             except TemplateError as exc:
                 raise TemplateError(exc.reason, step=step_id, field=exc.field) from None
         return headers, frozenset(secrets.read)

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from maestro_server.diagnostics import SourceLocation
+from maestro_server.templating.path import HttpPath
 from maestro_server.templating.values import CompiledValue, Template
 
 GRPC_STATUS_NAMES = frozenset(
@@ -133,14 +134,13 @@ class GrpcMethod:
 
 @dataclass(frozen=True, slots=True)
 class HttpMethod:
-    """An HTTP call: a verb and a path that may hold templates."""
+    """An HTTP call: a verb and a path that may hold templates (expanded as data)."""
 
     verb: str
-    path: CompiledValue
+    path: HttpPath
 
     def __str__(self) -> str:
-        source = self.path.source if isinstance(self.path, Template) else self.path.render({})
-        return f"{self.verb} {source}"
+        return f"{self.verb} {self.path.source}"
 
 
 Method = GrpcMethod | HttpMethod
@@ -154,6 +154,8 @@ class Service:
     type: ServiceType
     endpoint: str
     location: SourceLocation
+    endpoint_location: SourceLocation | None = None
+    """Where the endpoint is written, for diagnostics about it."""
     timeout: timedelta = DEFAULT_TIMEOUT
     retry: RetryPolicy = DEFAULT_RETRY
     """The service's default for its steps; a step's own `retry` keys override it key by key."""

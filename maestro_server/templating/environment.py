@@ -45,6 +45,11 @@ def _default(value: Any, default_value: Any = "", boolean: bool = False) -> Any:
     return value
 
 
+def _path(value: Any) -> Any:
+    """`| path` marks a value that may span segments of an HTTP method's path (see path.py)."""
+    return value
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -140,6 +145,7 @@ def _make_environment() -> MaestroEnvironment:
         join=_join,
         center=_center,
         format=_format,
+        path=_path,
     )
     env.globals.update(uuid=_uuid, now=_now)
     return env

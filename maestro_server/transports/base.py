@@ -59,7 +59,8 @@ class CallError(MaestroError):
 
     Codes: the downstream gRPC status name (`UNAVAILABLE`), `HTTP_<status>`, or Maestro's own:
     `CIRCUIT_OPEN`, `INVALID_REQUEST` (the input does not fit the method),
-    `UNKNOWN_METHOD`, `SCHEMA_ERROR` (no usable schema), `BAD_RESPONSE`.
+    `UNKNOWN_METHOD`, `SCHEMA_ERROR` (no usable schema), `BAD_RESPONSE`,
+    `ENDPOINT_NOT_ALLOWED` (a link-local or metadata address; nothing was sent).
     """
 
     def __init__(

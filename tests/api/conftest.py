@@ -39,8 +39,10 @@ class ServerProcess:
 
 
 @contextmanager
-def maestro_serve(*flags: str, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
-    """Run `maestro serve --port 0` and yield it once it serves."""
+def maestro_serve(
+    *flags: str, env: dict[str, str] | None = None, host: str | None = "127.0.0.1"
+) -> Iterator[ServerProcess]:
+    """Run `maestro serve --port 0` and yield it once it serves (`host=None`: no --host)."""
     env = dict(os.environ, GRPC_VERBOSITY="ERROR", **(env or {}))
     store = () if any(f.startswith("--store") for f in flags) else ("--store", "memory")
     command = [
@@ -50,8 +52,7 @@ def maestro_serve(*flags: str, env: dict[str, str] | None = None) -> Iterator[Se
         "serve",
         "--port",
         "0",
-        "--host",
-        "127.0.0.1",
+        *(("--host", host) if host is not None else ()),
         "--log-format",
         "json",
         *store,

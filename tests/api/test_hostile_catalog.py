@@ -80,7 +80,7 @@ def stored_workflows(stub: rpc.OrchestratorStub) -> int:
     return len(stub.ListWorkflows(pb.ListWorkflowsRequest(page_size=1000), timeout=30).workflows)
 
 
-# -- the workflow language, through the API (44 cases) ---------------------------------------
+# -- the workflow language, through the API (47 cases) ---------------------------------------
 
 
 @pytest.mark.parametrize("path", INVALID, ids=[p.stem for p in INVALID])
@@ -446,3 +446,82 @@ def test_client_error_status_is_not_retried(stub: rpc.OrchestratorStub, http: Sc
     error = failure(run_to_end(stub, yaml)).error
     assert error.code == "HTTP_422" and "email is taken" in error.message
     assert len(http.received) == 1
+
+
+# -- values and endpoints that try to leave their place (7 cases) ------------------------------
+
+
+METADATA_ENDPOINTS = [
+    pytest.param("http", "http://169.254.169.254/latest", "169.254.0.0/16", id="metadata URL"),
+    pytest.param("grpc", "[fd00:ec2::254]:80", "fd00:ec2::254", id="AWS IPv6 metadata"),
+    pytest.param("http", "http://2852039166", "169.254.0.0/16", id="metadata as a number"),
+]
+
+
+def metadata_workflow(kind: str, endpoint: str) -> str:
+    method = "GET /x" if kind == "http" else "Do"
+    return f"""\
+name: reach
+services:
+  meta:
+    type: {kind}
+    endpoint: "{endpoint}"
+steps:
+  - {{id: a, service: meta, method: "{method}"}}
+"""
+
+
+@pytest.mark.parametrize(("kind", "endpoint", "reason"), METADATA_ENDPOINTS)
+def test_metadata_endpoint_is_refused_at_its_line_and_column(
+    stub: rpc.OrchestratorStub, kind: str, endpoint: str, reason: str
+) -> None:
+    """A server without --allow-endpoint refuses a workflow naming a link-local or metadata
+    address: INVALID_ARGUMENT at the endpoint, nothing stored, nothing called."""
+    executions = stored_executions(stub)
+    yaml = metadata_workflow(kind, endpoint)
+    request = pb.StartWorkflowRequest(workflow_yaml=yaml, workflow_path="reach.yaml")
+    refused(
+        stub.StartWorkflow,
+        request,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        f"reach.yaml:5:15: error: endpoint '{endpoint}' of service 'meta' is",
+        reason,
+    )
+    assert stored_executions(stub) == executions
+
+
+def test_cli_validate_refuses_a_metadata_endpoint(tmp_path: Path) -> None:
+    """`maestro validate` refuses it too, at file:line:column, exit 1."""
+    path = tmp_path / "reach.yaml"
+    path.write_text(metadata_workflow("http", "http://169.254.169.254"))
+    result = validate(path)
+    assert result.returncode == 1, result.stderr
+    assert f"{path}:5:15: error: endpoint 'http://169.254.169.254' of service 'meta'" in (
+        result.stderr
+    )
+
+
+def test_id_from_input_stays_in_its_path_segment(
+    stub: rpc.OrchestratorStub, http: ScriptedHttp
+) -> None:
+    """`DELETE /contacts/{{ .input.id }}` with `../admin/users?all=1`: the service sees one
+    encoded segment under /contacts, never /admin/users."""
+    yaml = one_step(f'{{type: http, endpoint: "{http.url}"}}', '"DELETE /contacts/{{ .input.id }}"')
+    run_to_end(stub, yaml, id="../admin/users?all=1")
+    assert [r.request_line for r in http.received] == [
+        "DELETE /contacts/..%2Fadmin%2Fusers%3Fall%3D1 HTTP/1.1"
+    ]
+
+
+def test_header_value_with_a_line_break_is_not_sent(
+    stub: rpc.OrchestratorStub, http: ScriptedHttp
+) -> None:
+    """A templated header value holding CRLF fails the step (TEMPLATE_ERROR, naming the step
+    and the header, not in doubt) before any request is made."""
+    service = f'{{type: http, endpoint: "{http.url}", headers: {{X-User: "{{{{ .input.u }}}}"}}}}'
+    step_failed = failure(run_to_end(stub, one_step(service, "POST /x"), u="a\r\nX-Admin: 1"))
+    assert step_failed.error.code == "TEMPLATE_ERROR"
+    assert "step 's', field 'headers.X-User'" in step_failed.error.message
+    assert "holds a CR character" in step_failed.error.message
+    assert not step_failed.in_doubt
+    assert http.received == []

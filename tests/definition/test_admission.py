@@ -74,3 +74,44 @@ def test_step_limit() -> None:
     """A workflow with more steps than the server runs is refused, naming the limit."""
     with pytest.raises(InvalidWorkflowError, match="12 steps; this server runs at most 10"):
         AdmissionPolicy(max_steps=10).check(workflow(steps=12))
+
+
+@pytest.mark.parametrize(
+    ("grpc", "http", "reason"),
+    [
+        pytest.param("billing:1", "http://169.254.169.254", "169.254.0.0/16", id="metadata IPv4"),
+        pytest.param("billing:1", "http://[fe80::1]:8080", "fe80::/10", id="link-local IPv6"),
+        pytest.param("[fd00:ec2::254]:80", "http://crm", "fd00:ec2::254", id="AWS IPv6 metadata"),
+        pytest.param("billing:1", "http://2852039166/latest", "169.254.0.0/16", id="decimal form"),
+        pytest.param("0xa9fea9fe:80", "http://crm", "169.254.0.0/16", id="hex form"),
+        pytest.param(
+            "[::ffff:169.254.169.254]:80", "http://crm", "169.254.0.0/16", id="IPv4-mapped"
+        ),
+    ],
+)
+def test_metadata_addresses_are_refused_without_an_allow_list(
+    grpc: str, http: str, reason: str
+) -> None:
+    """Without --allow-endpoint, an endpoint written as a link-local or metadata address is
+    refused at the endpoint's own line and column."""
+    with pytest.raises(InvalidWorkflowError) as caught:
+        AdmissionPolicy().check(workflow(grpc, http))
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.code == "forbidden-address"
+    assert reason in diagnostic.message and "--allow-endpoint" in diagnostic.message
+    line = 3 if diagnostic.path == "services.grpc_svc.endpoint" else 4
+    assert (diagnostic.location.line, diagnostic.location.column) == (line, 36)  # the quote
+
+
+def test_with_an_allow_list_the_list_decides() -> None:
+    """An operator's allow-list is the rule: it may name a link-local service on purpose."""
+    AdmissionPolicy(("169.254.170.2:*", "http://crm")).check(
+        workflow("169.254.170.2:80", "http://crm")
+    )
+    assert not AdmissionPolicy(("*",)).guards_addresses
+    assert AdmissionPolicy().guards_addresses
+
+
+def test_ordinary_addresses_pass() -> None:
+    """Loopback, private and public addresses are not the guard's business."""
+    AdmissionPolicy().check(workflow("10.0.0.7:50051", "http://127.0.0.1:8080"))

@@ -68,6 +68,10 @@ def test_every_rule_has_a_case() -> None:
         "file-not-found",
         "bad-schema",
         "bad-name",
+        "unsafe-attribute",
+        "misplaced-filter",
+        "bad-path",
+        "bad-header",
     }
 
 

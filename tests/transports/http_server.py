@@ -26,6 +26,8 @@ class Received:
     path: str
     headers: dict[str, str]
     body: Any
+    request_line: str = ""
+    """The request line as it came over the wire, e.g. `DELETE /api/x%2Fy HTTP/1.1`."""
 
 
 @dataclass
@@ -70,6 +72,7 @@ def scripted_http(tls: ssl.SSLContext | None = None) -> Iterator[ScriptedHttp]:
                     path,
                     {k.lower(): v for k, v in self.headers.items()},
                     json.loads(raw) if raw else None,
+                    self.requestline,
                 )
             )
             answer = script.answers.get(

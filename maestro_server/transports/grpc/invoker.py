@@ -21,6 +21,7 @@ from maestro_server.transports.grpc.descriptors import (
     compile_protos,
     from_descriptor_set,
 )
+from maestro_server.transports.guard import SYSTEM_GUARD, AddressGuard
 from maestro_server.transports.tls import ClientTls
 
 # Codes that say the service is down or overloaded (they trip its circuit breaker).
@@ -89,8 +90,11 @@ def _unknown(service: Service, message: str) -> CallError:
 class GrpcInvoker:
     """Calls gRPC services from their reflected or supplied schema; one channel per endpoint."""
 
-    def __init__(self, secrets: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, secrets: Mapping[str, str] | None = None, *, guard: AddressGuard | None = SYSTEM_GUARD
+    ) -> None:
         self._secrets: Mapping[str, str] = secrets or {}
+        self._guard = guard
         self._channels: dict[tuple[str, ClientTls | None], grpc.aio.Channel] = {}
         self._schemas: dict[tuple[str, ...], _Schema] = {}
         # By schema, method and channel: a method resolved for one TLS identity is not reused
@@ -125,6 +129,8 @@ class GrpcInvoker:
         request = call.request
         service = request.service
         assert isinstance(request.method, GrpcMethod)
+        if self._guard is not None:
+            await self._guard.check(service)
         method = await self._method(service, request.method, call.timeout)
         try:
             message = json_format.ParseDict(
