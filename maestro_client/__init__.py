@@ -10,7 +10,8 @@
 Events, executions and definitions are the generated `maestro.v1` message dataclasses.
 """
 
-from maestro_client._client import MaestroClient, Started, SyncMaestroClient, Validation
+from maestro_client._calls import Registered, Started, Validation
+from maestro_client._client import MaestroClient
 from maestro_client._errors import (
     AlreadyExistsError,
     FailedPreconditionError,
@@ -31,6 +32,7 @@ from maestro_client._proto.maestro.v1 import (
     WorkflowDefinition,
     WorkflowEvent,
 )
+from maestro_client._sync import SyncMaestroClient
 
 __version__ = "0.1.0"
 
@@ -45,6 +47,7 @@ __all__ = [
     "MaestroError",
     "NotFoundError",
     "PermissionDeniedError",
+    "Registered",
     "ResourceExhaustedError",
     "Started",
     "StepState",

@@ -22,7 +22,11 @@ class MaestroError(Exception):
 
 
 class InvalidArgumentError(MaestroError):
-    """A bad workflow, input or request; `violations` lists each problem with its location."""
+    """A bad workflow, input or request; `violations` lists each problem with its location.
+
+    The server's InvalidWorkflowError, InvalidInputError and TemplateError: one status on the
+    wire, so one class here, named after the status.
+    """
 
     code = grpc.StatusCode.INVALID_ARGUMENT
 

@@ -18,6 +18,7 @@ def test_client_exports() -> None:
         "MaestroError",
         "NotFoundError",
         "PermissionDeniedError",
+        "Registered",
         "ResourceExhaustedError",
         "Started",
         "StepState",

@@ -1,4 +1,9 @@
-"""The commands that talk to a running server: `execute --server`, `executions …`, `workflows …`."""
+"""The commands that talk to a running server: `execute --server`, `executions …`, `workflows …`.
+
+They run on the SDK's `SyncMaestroClient`: TLS, the bearer token, paging, error decoding and the
+resumption of dropped event streams are the SDK's. This module turns flags into calls and
+answers into the output the commands have always printed.
+"""
 
 from __future__ import annotations
 
@@ -6,115 +11,123 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import betterproto2
 import grpc
-from google.protobuf import json_format
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
+from google.protobuf import struct_pb2
 
-from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
-from maestro_server._proto.maestro.v1 import orchestrator_pb2_grpc as pb_grpc
-from maestro_server.api.convert import event_from_proto
+import maestro_client
+from maestro_client import SyncMaestroClient, WorkflowSource
+from maestro_server.api.convert import struct_to_dict
 from maestro_server.cli.progress import EXIT_BY_STATE, ProgressPrinter
 from maestro_server.definition import load_workflow_file
 from maestro_server.errors import EXIT_OK, exit_code_for_status
-from maestro_server.model.execution import ExecutionState
+from maestro_server.model.execution import ErrorInfo, Event, EventType, ExecutionState
+
+_EPOCH = datetime.fromtimestamp(0, UTC)
+"""What an unset Timestamp reads as."""
 
 
 class RemoteError(Exception):
     """A server answered with an error; carries the exit code it maps to."""
 
-    def __init__(self, exc: grpc.RpcError) -> None:
-        code = exc.code()
-        lines = [f"maestro: {code.name}: {exc.details()}"]
-        status = rpc_status.from_call(exc)  # type: ignore[arg-type]
-        for packed in status.details if status is not None else ():
-            if packed.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                bad = error_details_pb2.BadRequest()
-                packed.Unpack(bad)
-                lines += [f"{v.field}: error: {v.description}" for v in bad.field_violations]
+    def __init__(self, error: maestro_client.MaestroError) -> None:
+        # The SDK has a class per status it expects; for any other it names the status itself.
+        if type(error) is maestro_client.MaestroError:
+            lines = [f"maestro: {error.message}"]
+        else:
+            lines = [f"maestro: {error.code.name}: {error.message}"]
+        if isinstance(error, maestro_client.InvalidArgumentError):
+            lines += [f"{where}: error: {what}" for where, what in error.violations]
         super().__init__("\n".join(lines))
-        self.exit_code = exit_code_for_status(code)
+        self.exit_code = exit_code_for_status(error.code)
 
 
-def _stub(args: argparse.Namespace) -> pb_grpc.OrchestratorStub:
+@contextmanager
+def _client(args: argparse.Namespace) -> Iterator[SyncMaestroClient]:
+    """A client of the server the flags name; its errors come out as RemoteError."""
     tls_ca: Path | None = getattr(args, "tls_ca", None)
-    token: str | None = getattr(args, "token", None)
-    if tls_ca is None:
-        channel = grpc.insecure_channel(args.server)
-        if token:  # a token over plaintext: for loopback and trusted networks only
-            channel = grpc.intercept_channel(channel, _Bearer(token))
-        return pb_grpc.OrchestratorStub(channel)
-    credentials = grpc.ssl_channel_credentials(tls_ca.read_bytes())
-    if token:
-        credentials = grpc.composite_channel_credentials(
-            credentials, grpc.access_token_call_credentials(token)
-        )
-    return pb_grpc.OrchestratorStub(grpc.secure_channel(args.server, credentials))
+    credentials = grpc.ssl_channel_credentials(tls_ca.read_bytes()) if tls_ca else None
+    token = getattr(args, "token", None)
+    with SyncMaestroClient(args.server, token=token, credentials=credentials) as client:
+        try:
+            yield client
+        except maestro_client.MaestroError as exc:
+            raise RemoteError(exc) from None
 
 
-class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
-    """Adds `authorization: Bearer <token>` to every call."""
+def message_text(message: betterproto2.Message) -> str:
+    """A message as the commands print it: the proto's JSON mapping, with proto field names.
 
-    def __init__(self, token: str) -> None:
-        self._metadata = ("authorization", f"Bearer {token}")
-
-    def _details(self, details: Any) -> Any:
-        return details._replace(metadata=[*(details.metadata or ()), self._metadata])
-
-    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return continuation(self._details(details), request)
-
-    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return continuation(self._details(details), request)
+    That is what `json_format.MessageToDict(message, preserving_proto_field_name=True)` renders,
+    but for the keys of maps and Structs, which come in the order the server sent them: protobuf
+    iterates a map in the order of a hash table seeded per process, which changed run to run.
+    """
+    return json.dumps(message.to_dict(casing=betterproto2.Casing.SNAKE), indent=2)
 
 
-def _print(message: Any) -> None:
-    json.dump(
-        json_format.MessageToDict(message, preserving_proto_field_name=True), sys.stdout, indent=2
+def event_from_message(message: maestro_client.WorkflowEvent) -> Event:
+    """The domain form of a streamed event, which the progress printer shows."""
+    output, error = message.output, message.error
+    return Event(
+        execution_id=message.execution_id,
+        sequence=message.sequence,
+        time=message.time or _EPOCH,
+        type=EventType(message.type.name),
+        state=ExecutionState(message.state.name),
+        step_id=message.step_id,
+        attempt=message.attempt,
+        output=None
+        if output is None
+        else struct_to_dict(struct_pb2.Struct.FromString(bytes(output))),
+        error=None
+        if error is None
+        else ErrorInfo(error.code, error.message, error.service, error.retryable),
+        duration=message.duration,
+        retry_delay=message.retry_delay,
+        in_doubt=message.in_doubt,
     )
-    sys.stdout.write("\n")
+
+
+def _print(message: betterproto2.Message) -> None:
+    sys.stdout.write(message_text(message) + "\n")
+
+
+def _source(file: str) -> WorkflowSource:
+    """A workflow file checked here first (local diagnostics), with the files it names."""
+    workflow = load_workflow_file(file)
+    return WorkflowSource(workflow.source, file, dict(workflow.files))
 
 
 def execute_remote(
     args: argparse.Namespace, data: dict[str, Any], printer: ProgressPrinter
 ) -> ExecutionState:
     """Run through a server, printing events as `maestro execute` does; the final state."""
-    workflow = load_workflow_file(args.file)  # local diagnostics, and the files to attach
-    request = pb.ExecuteWorkflowRequest(
-        workflow_yaml=workflow.source, workflow_path=args.file, execution_id=args.execution_id or ""
-    )
-    request.input.update(data)
-    for name, content in workflow.files.items():
-        request.files[name] = content
-    return _follow(_stub(args).ExecuteWorkflow(request), printer)
+    source = _source(args.file)
+    with _client(args) as client:
+        return _follow(client.execute(source, data, execution_id=args.execution_id or ""), printer)
 
 
-def _follow(stream: Any, printer: ProgressPrinter) -> ExecutionState:
+def _follow(
+    events: Iterable[maestro_client.WorkflowEvent], printer: ProgressPrinter
+) -> ExecutionState:
     state = ExecutionState.PENDING
     output: Any = None
-    try:
-        for response in stream:
-            event = event_from_proto(response.event)
-            printer.show(event)
-            state = event.state
-            if event.terminal:
-                output = event.output
-    except grpc.RpcError as exc:
-        raise RemoteError(exc) from None
+    for message in events:
+        event = event_from_message(message)
+        printer.show(event)
+        state = event.state
+        if event.terminal:
+            output = event.output
     if state is ExecutionState.COMPLETED and not printer.jsonl:
         json.dump(output, sys.stdout, indent=2)
         sys.stdout.write("\n")
     return state
-
-
-def _call(method: Any, request: Any) -> Any:
-    try:
-        return method(request)
-    except grpc.RpcError as exc:
-        raise RemoteError(exc) from None
 
 
 def _connection_flags(parser: Any) -> None:
@@ -170,84 +183,42 @@ def add_parsers(commands: Any) -> None:
 
 
 def _executions(args: argparse.Namespace) -> int:
-    stub = _stub(args)
-    if args.action == "list":
-        states = [pb.ExecutionState.Value(f"EXECUTION_STATE_{s.upper()}") for s in args.state]
-        token = ""
-        while True:
-            page = _call(
-                stub.ListExecutions,
-                pb.ListExecutionsRequest(
-                    workflow_name=args.workflow, states=states, page_token=token
-                ),
-            )
-            for execution in page.executions:
+    with _client(args) as client:
+        if args.action == "list":
+            states = [maestro_client.ExecutionState[s.upper()] for s in args.state]
+            for execution in client.list(args.workflow, states):
                 print(
                     f"{execution.execution_id}  {execution.workflow_name} "
-                    f"{execution.workflow_version}  "
-                    f"{pb.ExecutionState.Name(execution.state).removeprefix('EXECUTION_STATE_')}"
+                    f"{execution.workflow_version}  {execution.state.name}"
                 )
-            token = page.next_page_token
-            if not token:
-                return EXIT_OK
-    if args.action == "get":
-        _print(
-            _call(
-                stub.GetExecution, pb.GetExecutionRequest(execution_id=args.execution_id)
-            ).execution
-        )
-        return EXIT_OK
-    if args.action == "resume":
-        _print(
-            _call(
-                stub.ResumeExecution, pb.ResumeExecutionRequest(execution_id=args.execution_id)
-            ).execution
-        )
-        return EXIT_OK
-    if args.action == "cancel":
-        _print(
-            _call(
-                stub.CancelExecution,
-                pb.CancelExecutionRequest(execution_id=args.execution_id, reason=args.reason),
-            ).execution
-        )
-        return EXIT_OK
-    printer = ProgressPrinter(jsonl=args.events == "jsonl")
-    stream = stub.WatchExecution(
-        pb.WatchExecutionRequest(execution_id=args.execution_id, after_sequence=args.after)
-    )
-    state = _follow(stream, printer)
-    return EXIT_BY_STATE.get(state, EXIT_OK)
+            return EXIT_OK
+        if args.action == "get":
+            _print(client.get(args.execution_id))
+            return EXIT_OK
+        if args.action == "resume":
+            _print(client.resume(args.execution_id))
+            return EXIT_OK
+        if args.action == "cancel":
+            _print(client.cancel(args.execution_id, args.reason))
+            return EXIT_OK
+        printer = ProgressPrinter(jsonl=args.events == "jsonl")
+        state = _follow(client.watch(args.execution_id, args.after), printer)
+        return EXIT_BY_STATE.get(state, EXIT_OK)
 
 
 def _workflows(args: argparse.Namespace) -> int:
-    stub = _stub(args)
-    if args.action == "register":
-        workflow = load_workflow_file(args.file)
-        request = pb.RegisterWorkflowRequest(workflow_yaml=workflow.source, workflow_path=args.file)
-        for name, content in workflow.files.items():
-            request.files[name] = content
-        response = _call(stub.RegisterWorkflow, request)
-        verb = "registered" if response.created else "already registered"
-        print(f"{response.workflow.name} {response.workflow.version}: {verb}")
-        return EXIT_OK
-    if args.action == "list":
-        token = ""
-        while True:
-            page = _call(
-                stub.ListWorkflows, pb.ListWorkflowsRequest(name=args.name, page_token=token)
-            )
-            for workflow in page.workflows:
+    with _client(args) as client:
+        if args.action == "register":
+            registered = client.register_workflow(_source(args.file))
+            verb = "registered" if registered.created else "already registered"
+            print(f"{registered.workflow.name} {registered.workflow.version}: {verb}")
+            return EXIT_OK
+        if args.action == "list":
+            for workflow in client.list_workflows(args.name):
                 print(
                     f"{workflow.name}  {workflow.version}  {workflow.hash[:12]}  "
                     f"{workflow.description}"
                 )
-            token = page.next_page_token
-            if not token:
-                return EXIT_OK
-    _print(
-        _call(
-            stub.GetWorkflow, pb.GetWorkflowRequest(name=args.name, version=args.version)
-        ).workflow
-    )
-    return EXIT_OK
+            return EXIT_OK
+        _print(client.get_workflow(args.name, args.version))
+        return EXIT_OK

@@ -116,3 +116,27 @@ def onboarding_yaml(endpoints: dict[str, str], email: str = "email_service") -> 
 
 
 INPUT = json.loads((EXAMPLE / "input.json").read_text())
+
+
+def refused_compensation_yaml(endpoints: dict[str, str]) -> str:
+    """A workflow that ends COMPENSATION_FAILED: its second step and the first step's
+    compensation call the email service that refuses every mail."""
+    return f"""\
+name: refused_compensation
+services:
+  email: {{type: grpc, endpoint: "{endpoints["email_service"]}"}}
+  refusing: {{type: grpc, endpoint: "{endpoints["failing_email_service"]}"}}
+steps:
+  - id: greet
+    service: email
+    method: SendTemplate
+    input: {{to: ada@example.com, template: welcome}}
+    compensate:
+      service: refusing
+      method: SendTemplate
+      input: {{to: ada@example.com, template: sorry}}
+  - id: confirm
+    service: refusing
+    method: SendTemplate
+    input: {{to: ada@example.com, template: confirm}}
+"""

@@ -1,11 +1,29 @@
 """The CLI against a running server: `execute --server`, `executions …`, `workflows …`."""
 
+import asyncio
 import json
 import re
+import sys
 from pathlib import Path
+from typing import Any
 
-from tests.api.conftest import INPUT, ServerProcess, onboarding_yaml
-from tests.conftest import EXAMPLE, maestro
+import grpc
+import pytest
+import trustme
+from google.protobuf import json_format
+
+from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
+from maestro_server._proto.maestro.v1 import orchestrator_pb2_grpc as pb_grpc
+from tests.api.conftest import (
+    INPUT,
+    ServerProcess,
+    maestro_serve,
+    onboarding_yaml,
+    refused_compensation_yaml,
+)
+from tests.api.proxy import cuttable_proxy
+from tests.api.test_security import tls_files
+from tests.conftest import EXAMPLE, ROOT, maestro
 
 
 def _shape(stderr: str) -> list[str]:
@@ -100,3 +118,124 @@ def test_workflows_and_executions_commands(
     assert "FAILED_PRECONDITION: execution 'cli-remote-1' is completed" in cancel.stderr
     missing = maestro("executions", "get", "nope", *address)
     assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
+
+
+def test_json_answers_are_printed_as_protobuf_printed_them(
+    server: ServerProcess, service_processes: dict[str, str], tmp_path: Path
+) -> None:
+    """`executions get` and `workflows get` print what json_format printed for the server's
+    answer before the CLI used the SDK (map keys aside, whose order protobuf chose per process);
+    `executions resume` prints the execution."""
+    workflow = tmp_path / "workflow.yaml"
+    workflow.write_text(onboarding_yaml(service_processes))
+    refused = tmp_path / "refused.yaml"
+    refused.write_text(refused_compensation_yaml(service_processes))
+    address = ["--server", server.address]
+    assert maestro("workflows", "register", workflow, *address).returncode == 0
+    completed = maestro(
+        "execute", workflow, "--input", json.dumps(INPUT), "--execution-id", "bytes-1", *address
+    )
+    assert completed.returncode == 0, completed.stderr
+    failed = maestro("execute", refused, "--execution-id", "bytes-2", *address)
+    assert failed.returncode == 3, failed.stderr
+
+    def same(printed: str, message: Any) -> None:
+        expected = json_format.MessageToDict(message, preserving_proto_field_name=True)
+        assert list(json.loads(printed)) == list(expected), "the fields in the same order"
+        assert _sorted(printed) == _sorted(json.dumps(expected, indent=2) + "\n")
+
+    with grpc.insecure_channel(server.address) as channel:
+        stub: Any = pb_grpc.OrchestratorStub(channel)
+        for execution_id in ("bytes-1", "bytes-2"):
+            answer = stub.GetExecution(pb.GetExecutionRequest(execution_id=execution_id))
+            same(maestro("executions", "get", execution_id, *address).stdout, answer.execution)
+        answer = stub.GetWorkflow(pb.GetWorkflowRequest(name="user_onboarding"))
+        same(maestro("workflows", "get", "user_onboarding", *address).stdout, answer.workflow)
+    resumed = maestro("executions", "resume", "bytes-2", *address)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["state"] == "EXECUTION_STATE_COMPENSATING"
+    missing = maestro("executions", "resume", "nope", *address)
+    assert (missing.returncode, missing.stderr) == (
+        1,
+        "maestro: NOT_FOUND: execution 'nope' does not exist\n",
+    )
+
+
+def _sorted(text: str) -> str:
+    """JSON text with every object's keys sorted (numbers, strings and nesting as they were)."""
+    return json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
+
+
+def test_tls_token_and_field_violations(
+    tmp_path: Path, service_processes: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--tls-ca and --token (or $MAESTRO_TOKEN) reach the server; a workflow the server refuses
+    prints each violation as file:line:column: error: message."""
+    monkeypatch.delenv("MAESTRO_TOKEN", raising=False)
+    files = tls_files(trustme.CA(), tmp_path)
+    tokens = tmp_path / "tokens"
+    tokens.write_text("admin-token\n")
+    evil = tmp_path / "evil.yaml"
+    evil.write_text(
+        onboarding_yaml(service_processes).replace(
+            service_processes["billing_service"], "metadata.internal:80"
+        )
+    )
+    with maestro_serve(
+        "--tls-cert",
+        str(files["cert"]),
+        "--tls-key",
+        str(files["key"]),
+        "--auth-token-file",
+        str(tokens),
+        "--allow-endpoint",
+        "127.0.0.1:*",
+        "--allow-endpoint",
+        "http://127.0.0.1",
+    ) as server:
+        address = server.address.replace("127.0.0.1", "localhost")
+        flags = ["--server", address, "--tls-ca", str(files["ca"])]
+        anonymous = maestro("workflows", "list", *flags)
+        assert anonymous.returncode == 4
+        assert anonymous.stderr.startswith(
+            "maestro: UNAUTHENTICATED: missing or unknown bearer token"
+        )
+        assert maestro("workflows", "list", *flags, "--token", "admin-token").returncode == 0
+        monkeypatch.setenv("MAESTRO_TOKEN", "admin-token")
+        assert maestro("executions", "list", *flags).returncode == 0
+        refused = maestro("execute", evil, "--input", json.dumps(INPUT), *flags)
+    assert refused.returncode == 1
+    first, *violations = refused.stderr.splitlines()
+    assert first.startswith("maestro: INVALID_ARGUMENT: ")
+    assert violations[-1].startswith(
+        f"{evil}:13:5 (services.billing_service.endpoint): error: endpoint "
+        "'metadata.internal:80' of service 'billing_service' is not allowed by this server"
+    )
+
+
+async def test_execute_goes_on_after_the_connection_drops(
+    server: ServerProcess, service_processes: dict[str, str], tmp_path: Path
+) -> None:
+    """`execute --server` whose stream is cut mid-way goes on watching from its last event:
+    every event line once, the output, exit 0."""
+    workflow = tmp_path / "workflow.yaml"
+    workflow.write_text(onboarding_yaml(service_processes, email="slow_email_service"))
+    async with cuttable_proxy(server.address) as (address, proxy):
+        command = [str(workflow), "--input", json.dumps(INPUT), "--server", address]
+        run = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "maestro_server", "execute", *command),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=ROOT,
+        )
+        assert run.stdout is not None and run.stderr is not None
+        lines = []
+        async for raw in run.stderr:
+            lines.append(raw.decode())
+            if "step started send_welcome_email" in lines[-1]:
+                proxy.cut()  # while the slow email step runs
+        stdout = await run.stdout.read()
+        assert await asyncio.wait_for(run.wait(), 60) == 0, "".join(lines)
+    assert [int(line[1:4]) for line in lines] == list(range(1, 11)), "".join(lines)
+    assert set(json.loads(stdout)) == {"user_id", "subscription_id"}
+    assert proxy.connections >= 2, "the stream really was cut and reopened"

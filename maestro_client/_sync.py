@@ -1,0 +1,199 @@
+"""The blocking client, `SyncMaestroClient`: MaestroClient's calls for synchronous code.
+
+It runs the same `_calls` over a grpcio channel and resumes dropped streams by the same
+`_resume` rules, sleeping in the calling thread between reconnections.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
+
+import betterproto2
+import grpc
+
+from maestro_client import _calls as calls
+from maestro_client._calls import (
+    SERVICE,
+    Registered,
+    Started,
+    Validation,
+    Workflow,
+    auth_metadata,
+    present,
+)
+from maestro_client._errors import from_rpc_error
+from maestro_client._proto.maestro.v1 import (
+    ExecuteWorkflowResponse,
+    Execution,
+    ExecutionState,
+    WatchExecutionResponse,
+    WorkflowDefinition,
+    WorkflowEvent,
+)
+from maestro_client._resume import Follow
+
+M = TypeVar("M", bound=betterproto2.Message)
+T = TypeVar("T")
+
+
+class SyncMaestroClient:
+    """A blocking client over a grpcio channel, for scripts and synchronous code.
+
+    with SyncMaestroClient("localhost:8080") as client:
+        for event in client.execute(Path("workflow.yaml"), {"email": "a@b.c"}):
+            print(event.sequence, event.type.name, event.step_id)
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        token: str | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        timeout: float | None = None,
+        reconnect_attempts: int = 5,
+        channel: grpc.Channel | None = None,
+    ) -> None:
+        """Connect to `target`; `token`, `credentials` and the rest as for MaestroClient."""
+        self._channel = channel or (
+            grpc.secure_channel(target, credentials)
+            if credentials
+            else grpc.insecure_channel(target)
+        )
+        self._metadata = auth_metadata(token)
+        self._timeout = timeout
+        self._reconnect_attempts = reconnect_attempts
+
+    def __enter__(self) -> SyncMaestroClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the channel."""
+        self._channel.close()
+
+    def _call(self, unary: calls.Unary[Any, T]) -> T:
+        call = self._channel.unary_unary(
+            SERVICE + unary.method,
+            request_serializer=bytes,
+            response_deserializer=unary.response.parse,
+        )
+        try:
+            response = call(unary.request, timeout=self._timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+        return unary.answer(response)
+
+    def _pages(self, paged: calls.Paged[T]) -> Iterator[T]:
+        token = ""
+        while True:
+            page = self._call(paged(token))
+            yield from page.items
+            token = page.next_page_token
+            if not token:
+                return
+
+    def _stream(self, method: str, request: Any, response: type[M]) -> Iterator[M]:
+        """The responses of a server-streaming call; the call is cancelled if left early."""
+        call = self._channel.unary_stream(
+            SERVICE + method, request_serializer=bytes, response_deserializer=response.parse
+        )
+        stream = call(request, metadata=self._metadata)
+        try:
+            yield from stream
+        finally:
+            stream.cancel()
+
+    def _follow(self, follow: Follow) -> Iterator[WorkflowEvent]:
+        while not follow.ended:
+            try:
+                for response in self._stream(
+                    "WatchExecution", follow.watch_request(), WatchExecutionResponse
+                ):
+                    yield follow.seen(present(response.event))
+                    if follow.ended:
+                        return
+                return
+            except grpc.RpcError as exc:
+                error = from_rpc_error(exc)
+                delay = follow.retry_delay(error)
+                if delay is None:
+                    raise error from None
+                time.sleep(delay)
+
+    def execute(
+        self, workflow: Workflow, input: dict[str, Any] | None = None, *, execution_id: str = ""
+    ) -> Iterator[WorkflowEvent]:
+        """Start an execution and yield its events to the terminal one.
+
+        A dropped stream is resumed (with WatchExecution) after the last event seen.
+        """
+        request = calls.execute(workflow, input, execution_id)
+        follow = Follow("", 0, self._reconnect_attempts)
+        try:
+            for response in self._stream("ExecuteWorkflow", request, ExecuteWorkflowResponse):
+                yield follow.seen(present(response.event))
+        except grpc.RpcError as exc:
+            error = from_rpc_error(exc)
+            if not follow.goes_on(error):
+                raise error from None
+        if follow.execution_id:
+            yield from self._follow(follow)
+
+    def start(
+        self, workflow: Workflow, input: dict[str, Any] | None = None, *, execution_id: str = ""
+    ) -> Started:
+        """Start an execution and return its id at once."""
+        return self._call(calls.start(workflow, input, execution_id))
+
+    def watch(self, execution_id: str, after_sequence: int = 0) -> Iterator[WorkflowEvent]:
+        """Yield the events after `after_sequence`, then live ones, to the terminal event.
+
+        A dropped connection is resumed after the last event seen, as MaestroClient.watch does.
+        """
+        return self._follow(Follow(execution_id, after_sequence, self._reconnect_attempts))
+
+    def get(self, execution_id: str) -> Execution:
+        """One execution, with its steps."""
+        return self._call(calls.get(execution_id))
+
+    def list(
+        self, workflow_name: str = "", states: Sequence[ExecutionState] = (), page_size: int = 0
+    ) -> Iterator[Execution]:
+        """Every matching execution, newest first, page after page."""
+        return self._pages(calls.list_executions(workflow_name, states, page_size))
+
+    def cancel(self, execution_id: str, reason: str = "") -> Execution:
+        """Stop an execution; it compensates what it did."""
+        return self._call(calls.cancel(execution_id, reason))
+
+    def resume(self, execution_id: str) -> Execution:
+        """Retry the failed compensations of a COMPENSATION_FAILED execution."""
+        return self._call(calls.resume(execution_id))
+
+    def validate(self, workflow: Workflow) -> Validation:
+        """The server's diagnostics for a workflow."""
+        return self._call(calls.validate(workflow))
+
+    def register(self, workflow: Workflow) -> WorkflowDefinition:
+        """Store a workflow under its name and version; the stored definition."""
+        return self._call(calls.register(workflow)).workflow
+
+    def register_workflow(self, workflow: Workflow) -> Registered:
+        """As `register`, and whether this call stored it."""
+        return self._call(calls.register(workflow))
+
+    def get_workflow(self, name: str, version: str = "") -> WorkflowDefinition:
+        """A registered workflow (the latest version when none is given)."""
+        return self._call(calls.get_workflow(name, version))
+
+    def list_workflows(self, name: str = "") -> Iterator[WorkflowDefinition]:
+        """Every registered workflow (or every version of one), page after page."""
+        return self._pages(calls.list_workflows(name))
+
+
+__all__ = ["SyncMaestroClient"]
