@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 import itertools
 from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT_LAYER = "__init__"
@@ -31,15 +31,13 @@ class Rules:
 
     A layer is a first-level subpackage or module (`engine`, `errors`). `layers` maps each to
     what it may import besides itself: whole layers (`store`) or single modules (`store.base`).
-    Modules under `generated` may be imported only by `generated_importers`. `allowances` are
-    (importer, imported) pairs let through despite the rules, each a module or a prefix.
+    Modules under `generated` may be imported only by `generated_importers`.
     """
 
     package: str
     layers: Mapping[str, Collection[str]]
     generated: str = ""
     generated_importers: Collection[str] = ()
-    allowances: Collection[tuple[str, str]] = field(default_factory=set)
 
 
 def module_names(root: Path, package: str) -> dict[str, Path]:
@@ -104,9 +102,6 @@ def _relative(module: str, package: str) -> str:
 
 def _allowed(importer: str, imported: str, rules: Rules) -> bool:
     own, target = _relative(importer, rules.package), _relative(imported, rules.package)
-    for allowed_importer, allowed_target in rules.allowances:
-        if _within(own, allowed_importer) and _within(target, allowed_target):
-            return True
     if rules.generated and _within(target, rules.generated):
         return own in rules.generated_importers
     layer, other = layer_of(importer, rules.package), layer_of(imported, rules.package)
@@ -134,18 +129,6 @@ def forbidden_imports(imports: Collection[Import], rules: Rules) -> list[str]:
         if layer_of(i.imported, rules.package) is not None
         and not _allowed(i.importer, i.imported, rules)
     ]
-
-
-def unused_allowances(imports: Collection[Import], rules: Rules) -> list[tuple[str, str]]:
-    """Allowances no import needs any more (to be removed)."""
-    used = {
-        (allowed_importer, allowed_target)
-        for i in imports
-        for allowed_importer, allowed_target in rules.allowances
-        if _within(_relative(i.importer, rules.package), allowed_importer)
-        and _within(_relative(i.imported, rules.package), allowed_target)
-    }
-    return sorted(set(rules.allowances) - used)
 
 
 def layer_cycles(imports: Collection[Import], rules: Rules) -> list[str]:

@@ -20,7 +20,6 @@ from tests.import_graph import (
     module_names,
     read_imports,
     uncovered_layers,
-    unused_allowances,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,12 +52,7 @@ GENERATED_CODE_IMPORTERS = {"api.convert", "api.server", "api.servicer"}
 """Where `_proto` messages become model values and back, and where the services are served
 (Orchestrator, health, reflection)."""
 
-TEMPORARY_ALLOWANCES = {("cli.remote", "_proto")}
-"""Imports the rules forbid that another branch is removing: cli/remote.py moves onto the
-client SDK. The lead empties this set when merging that branch;
-test_temporary_allowances_are_still_needed fails once an entry is no longer used."""
-
-RULES = Rules("maestro_server", LAYERS, "_proto", GENERATED_CODE_IMPORTERS, TEMPORARY_ALLOWANCES)
+RULES = Rules("maestro_server", LAYERS, "_proto", GENERATED_CODE_IMPORTERS)
 IMPORTS = read_imports(ROOT, "maestro_server", skip="_proto")
 
 
@@ -76,11 +70,6 @@ def test_layers_import_only_what_their_rules_allow() -> None:
 def test_no_cycles_among_layers() -> None:
     """No two layers depend on each other, directly or through others."""
     assert layer_cycles(IMPORTS, RULES) == []
-
-
-def test_temporary_allowances_are_still_needed() -> None:
-    """An allowance nothing needs any more is removed, so it cannot hide a new import."""
-    assert unused_allowances(IMPORTS, RULES) == []
 
 
 def test_top_level_modules_do_not_shadow_the_standard_library() -> None:
@@ -152,9 +141,6 @@ def test_the_checker_reports_forbidden_imports_cycles_and_relative_imports(
         "app.low.deep:2 imports app.high.user)",
         "one → two → one (app.one:1 imports app.two; app.two:1 imports app.one)",
     ]
-    allowed = Rules("app", rules.layers, "gen", {"api"}, {("high.wire", "gen"), ("low", "x")})
-    assert "app.high.wire:1 imports app.gen.x_pb2" not in forbidden_imports(imports, allowed)
-    assert unused_allowances(imports, allowed) == [("low", "x")]
 
 
 @pytest.mark.parametrize("level", ["...", "...."])
