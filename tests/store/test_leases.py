@@ -22,8 +22,8 @@ async def replicas(postgres_url: str) -> AsyncIterator[tuple[PostgresStore, Post
     a = await PostgresStore(postgres_url, "replica-a", lease).open()
     b = await PostgresStore(postgres_url, "replica-b", lease).open()
     yield a, b
-    await a.close()
-    await b.close()
+    await a.aclose()
+    await b.aclose()
 
 
 async def test_takeover_after_the_lease_lapses_and_the_old_owner_is_fenced(
@@ -58,7 +58,7 @@ async def test_two_replicas_never_claim_the_same_execution(
     dead = await PostgresStore(postgres_url, "replica-dead", timedelta(milliseconds=200)).open()
     for n in range(20):
         await dead.create_execution(execution(f"e{n}", minutes=n))
-    await dead.close()
+    await dead.aclose()
     deadline = time.monotonic() + 10
     while not await _all_lapsed(postgres_url):
         assert time.monotonic() < deadline, "the leases never lapsed"

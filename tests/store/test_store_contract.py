@@ -34,13 +34,13 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     if request.param == "sqlite":
         sqlite = await SqliteStore(tmp_path / "maestro.db").open()
         yield sqlite
-        await sqlite.close()
+        await sqlite.aclose()
         return
     url = request.getfixturevalue("postgres_url")
     empty_tables(url)
     postgres = await PostgresStore(url, owner="replica-a").open()
     yield postgres
-    await postgres.close()
+    await postgres.aclose()
 
 
 def workflow(version: str = "1", digest: str = "h1", minutes: int = 0) -> StoredWorkflow:
@@ -239,16 +239,16 @@ async def test_sqlite_survives_reopening(tmp_path: Path) -> None:
     await first.create_execution(execution())
     for item in RUN[:3]:
         await first.append_event(item)
-    await first.close()
+    await first.aclose()
     second = await SqliteStore(path).open()
     try:
         assert (await second.get_execution("e1")).last_sequence == 3
         assert await second.read_events("e1") == RUN[:3]
     finally:
-        await second.close()
+        await second.aclose()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
 
 
 async def test_sqlite_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
