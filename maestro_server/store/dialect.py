@@ -19,6 +19,7 @@ from maestro_server.store.schema import (
     CreateIndex,
     CreateTable,
     DropColumn,
+    DropIndex,
     Kind,
     Step,
 )
@@ -49,6 +50,8 @@ class Dialect:
             if not self._has(step.only):
                 return []
             return [f"CREATE INDEX {step.name} ON {step.table} ({', '.join(step.columns)})"]
+        if isinstance(step, DropIndex):
+            return [f"DROP INDEX {step.name}"] if self._has(step.only) else []
         if isinstance(step, AddColumn):
             if not self._has(step.column.only):
                 return []

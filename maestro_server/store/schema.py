@@ -57,6 +57,14 @@ class CreateIndex:
 
 
 @dataclass(frozen=True, slots=True)
+class DropIndex:
+    """An index no longer used."""
+
+    name: str
+    only: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class AddColumn:
     """A new column of an existing table."""
 
@@ -79,7 +87,7 @@ class Backfill:
     name: str
 
 
-Step = CreateTable | CreateIndex | AddColumn | DropColumn | Backfill
+Step = CreateTable | CreateIndex | DropIndex | AddColumn | DropColumn | Backfill
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +189,12 @@ MIGRATIONS: tuple[Migration, ...] = (
                 "executions",
                 ("workflow_name", "created_at DESC", "execution_id DESC"),
             ),
+            CreateIndex(
+                "executions_by_state_newest",
+                "executions",
+                ("state", "created_at DESC", "execution_id DESC"),
+            ),
+            DropIndex("executions_by_state", only=SQLITE),  # the one above serves its queries
             CreateIndex("workflows_by_name", "workflows", ("name", "created_at DESC", "version")),
         ),
     ),
