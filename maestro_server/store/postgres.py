@@ -22,7 +22,7 @@ from maestro_server.store import paging, queries, rows, rules
 from maestro_server.store.base import ExecutionRecord, Page, StoredWorkflow
 from maestro_server.store.codec import progress_from_json
 from maestro_server.store.dialect import POSTGRES_DIALECT as SQL
-from maestro_server.store.follow import LogFollower
+from maestro_server.store.follow import LogFollower, Summaries
 from maestro_server.store.postgres_leases import PostgresLeases
 
 _POLL_SECONDS = 0.2
@@ -150,7 +150,14 @@ class PostgresStore(PostgresLeases):
 
     def watch(self, execution_id: str, after_sequence: int) -> AsyncIterator[Event]:
         """See ExecutionLog.watch: woken by this process's appends, polling for others'."""
-        return self._follower.follow(self, execution_id, after_sequence)
+        log = Summaries(self._listed_execution, self.read_events)
+        return self._follower.follow(log, execution_id, after_sequence)
+
+    async def _listed_execution(self, execution_id: str) -> ExecutionRecord:
+        row = await self._db.one(queries.listed_one(SQL), {"id": execution_id})
+        if row is None:
+            raise rules.execution_not_found(execution_id)
+        return rows.listed_execution_from_row(row, SQL)
 
     async def delete_finished_before(self, cutoff: datetime) -> int:
         """See ExecutionLog.delete_finished_before (events and requests go with it)."""

@@ -49,6 +49,11 @@ def executions_page(
     return sql, args
 
 
+def listed_one(d: Dialect) -> str:
+    """One execution, as listed (by its `id`)."""
+    return f"SELECT {rows.listed_columns(d)} FROM executions WHERE execution_id = {d.param('id')}"
+
+
 def unfinished(d: Dialect) -> str:
     """The executions not yet ended, oldest first, as listed."""
     return (
