@@ -90,3 +90,20 @@ async def test_a_live_owner_keeps_its_executions(
     record = await a.get_execution("e1")
     assert record.state is ExecutionState.COMPENSATED
     assert (await a.read_events("e1"))[-1].type is EventType.WORKFLOW_COMPENSATED
+
+
+async def test_only_another_replicas_lapsed_lease_asks_for_a_takeover(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """`lapsed` is what a renewal asks: false while A renews, true for B once A stops, and
+    never for A about its own executions."""
+    a, b = replicas
+    await a.create_execution(execution())
+    assert not await a.lapsed() and not await b.lapsed()
+    deadline = time.monotonic() + 10
+    while not await b.lapsed():
+        assert time.monotonic() < deadline, "the lease never lapsed"
+        await asyncio.sleep(0.05)
+    assert not await a.lapsed()
+    assert [c.execution_id for c in await b.claim_executions()] == ["e1"]
+    assert not await b.lapsed()  # its own now, lapsed or not
