@@ -11,7 +11,7 @@ from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
 from maestro_server.diagnostics import Diagnostic
 from maestro_server.errors import InvalidInputError
 from maestro_server.model.execution import ErrorInfo, Event, EventType, ExecutionState
-from maestro_server.store.base import ExecutionRecord, StepSummary, StoredWorkflow
+from maestro_server.store.base import ExecutionRecord, StoredWorkflow
 
 
 def _struct(value: Any) -> struct_pb2.Struct:
@@ -79,25 +79,26 @@ def _timestamp(message: Any, value: datetime | None) -> None:
 
 
 def execution_to_proto(record: ExecutionRecord, *, with_steps: bool = True) -> pb.Execution:
-    """The proto form of an execution (its steps in definition order)."""
+    """The proto form of an execution, from its progress (its steps in definition order)."""
+    progress = record.progress
     message = pb.Execution(
         execution_id=record.execution_id,
         workflow_name=record.workflow_name,
         workflow_version=record.workflow_version,
         workflow_hash=record.workflow_hash,
-        state=pb.ExecutionState.Value(f"EXECUTION_STATE_{record.state.value}"),
-        last_sequence=record.last_sequence,
+        state=pb.ExecutionState.Value(f"EXECUTION_STATE_{progress.state.value}"),
+        last_sequence=progress.last_sequence,
     )
     message.input.CopyFrom(_struct(record.input))
-    if record.output is not None:
-        message.output.CopyFrom(_struct(record.output))
-    if record.error is not None:
-        message.error.CopyFrom(error_to_proto(record.error))
+    if progress.output is not None:
+        message.output.CopyFrom(_struct(progress.output))
+    if progress.error is not None:
+        message.error.CopyFrom(error_to_proto(progress.error))
     _timestamp(message.create_time, record.created_at)
-    _timestamp(message.end_time, record.ended_at)
+    _timestamp(message.end_time, progress.ended_at)
     if with_steps:
         for step_id in record.step_ids:
-            summary = record.steps.get(step_id, StepSummary())
+            summary = progress.step(step_id)
             step = message.steps.add(
                 step_id=step_id,
                 state=pb.StepState.Value(f"STEP_STATE_{summary.state.value}"),

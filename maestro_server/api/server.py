@@ -126,7 +126,7 @@ class OrchestratorServer:
         if settings.auth_tokens:
             interceptors.insert(0, TokenAuthInterceptor(settings.auth_tokens))
         self.server = grpc.aio.server(options=options, interceptors=interceptors)
-        self.servicer = OrchestratorServicer(self.manager, settings.policy)
+        self.servicer = OrchestratorServicer(self.manager, store, settings.policy)
         pb_grpc.add_OrchestratorServicer_to_server(self.servicer, self.server)
         self.metrics.watch(
             lambda: {

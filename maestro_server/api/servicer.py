@@ -1,4 +1,8 @@
-"""The `maestro.v1.Orchestrator` service: thin handlers over the execution manager and store."""
+"""The `maestro.v1.Orchestrator` service: thin handlers over the execution manager and store.
+
+The manager runs executions, so starting, cancelling and resuming one go through it; the
+store is given to the servicer as well, for definitions and for reading executions.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ from maestro_server.engine.manager import ExecutionManager, StartOutcome
 from maestro_server.errors import InvalidInputError, InvalidWorkflowError, MaestroError
 from maestro_server.model.execution import Event
 from maestro_server.model.workflow import Workflow
-from maestro_server.store.base import stored_workflow
+from maestro_server.store.base import Store, stored_workflow
 
 log = structlog.get_logger("maestro.api")
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -75,10 +79,14 @@ def _streaming(handler: Callable[..., AsyncIterator[R]]) -> Callable[..., AsyncI
 class OrchestratorServicer(pb_grpc.OrchestratorServicer):
     """Every RPC of `maestro.v1.Orchestrator`."""
 
-    def __init__(self, manager: ExecutionManager, policy: AdmissionPolicy | None = None) -> None:
+    def __init__(
+        self, manager: ExecutionManager, store: Store, policy: AdmissionPolicy | None = None
+    ) -> None:
+        # Executions start, stop and resume through the manager, which runs them; everything
+        # else (definitions, and reading executions and their logs) is the store's.
         self._manager = manager
+        self._store = store
         self._policy = policy or AdmissionPolicy()
-        self._store = manager.store
         self._parsed: OrderedDict[str, Workflow] = OrderedDict()
         self.subscribers = 0
         """Event streams open now."""

@@ -7,7 +7,7 @@ import random
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,8 +15,9 @@ import structlog
 
 from maestro_server.definition import load_workflow
 from maestro_server.definition.inputs import check_input
-from maestro_server.engine.dependencies import Dependencies
+from maestro_server.engine.dependencies import Dependencies, EventSink
 from maestro_server.engine.runner import Resumption, Runner
+from maestro_server.engine.sinks import FirstAppend
 from maestro_server.errors import (
     FailedPreconditionError,
     InvalidInputError,
@@ -25,6 +26,7 @@ from maestro_server.errors import (
 )
 from maestro_server.metrics import Metrics
 from maestro_server.model.execution import ExecutionState
+from maestro_server.model.progress import reopen
 from maestro_server.model.workflow import Workflow
 from maestro_server.resilience.breaker import BreakerRegistry
 from maestro_server.resilience.clock import Clock, SystemClock
@@ -58,7 +60,7 @@ class ExecutionManager:
         secrets: Mapping[str, str] | None = None,
         metrics: Metrics | None = None,
     ) -> None:
-        self.store = store
+        self._store = store
         self._max_concurrent = max_concurrent
         clock = clock or SystemClock()
         self.breakers = BreakerRegistry(clock)
@@ -118,7 +120,7 @@ class ExecutionManager:
             step_ids=tuple(step.id for step in workflow.steps),
             source=ExecutionSource(workflow.source, workflow.path, dict(workflow.files)),
         )
-        stored, created = await self.store.create_execution(record)
+        stored, created = await self._store.create_execution(record)
         if created:
             self._launch(workflow, execution_id, data, trace_parent=trace_parent)
         return StartOutcome(stored, created)
@@ -131,60 +133,71 @@ class ExecutionManager:
         *,
         resumption: Resumption | None = None,
         trace_parent: Mapping[str, str] | None = None,
-    ) -> None:
+        sink: EventSink | None = None,
+    ) -> asyncio.Task[Any]:
         """Run an execution in the background."""
         runner = Runner(
             workflow,
             execution_id,
             data,
-            self._deps,
+            self._deps if sink is None else replace(self._deps, sink=sink),
             resumption=resumption,
             trace_parent=trace_parent,
         )
         task = asyncio.create_task(self._run(runner), name=f"execution {execution_id}")
         self._running[execution_id] = (runner, task)
+        return task
 
     async def _resume_from_log(
-        self, record: ExecutionRecord, *, retry_compensations: bool = False
-    ) -> None:
+        self,
+        record: ExecutionRecord,
+        *,
+        retry_compensations: bool = False,
+        sink: EventSink | None = None,
+    ) -> asyncio.Task[Any]:
         """Run an execution on from where its log stands, with the definition it started with."""
         assert record.source is not None
         workflow = load_workflow(
             record.source.yaml, path=record.source.path, files=dict(record.source.files)
         )
-        self._launch(
+        return self._launch(
             workflow,
             record.execution_id,
             record.input,
             resumption=Resumption(
-                await self.store.read_events(record.execution_id),
-                await self.store.saved_requests(record.execution_id),
+                await self._store.read_events(record.execution_id),
+                await self._store.saved_requests(record.execution_id),
                 retry_compensations,
             ),
+            sink=sink,
         )
 
     async def recover(self) -> int:
         """Resume from their logs the unfinished executions this process may take; how many.
 
-        After a restart, or when another replica died and its leases lapsed.
+        At the start, and when another replica died and its leases lapsed. A claim is an id:
+        the definition is read only for an execution that is resumed.
         """
         resumed = 0
-        for record in await self.store.claim_executions():
+        for claim in await self._store.claim_executions():
+            execution_id = claim.execution_id
             if (
-                record.execution_id in self._running
-                or record.execution_id in self._crashed
-                or record.execution_id in self._resuming
-                or record.source is None
+                execution_id in self._running
+                or execution_id in self._crashed
+                or execution_id in self._resuming
             ):
+                continue
+            record = await self._store.get_execution(execution_id)
+            if record.source is None or record.state.terminal:
                 continue
             try:
                 await self._resume_from_log(record)
             except Exception:  # e.g. a definition this version no longer loads: skip it alone
                 log.exception(
                     "execution cannot be resumed; it stays unfinished for an operator",
-                    execution_id=record.execution_id,
+                    execution_id=execution_id,
                 )
-                self._crashed.add(record.execution_id)
+                self._crashed.add(execution_id)
                 continue
             resumed += 1
         if resumed:
@@ -206,7 +219,7 @@ class ExecutionManager:
 
     async def cancel(self, execution_id: str, reason: str) -> ExecutionRecord:
         """Stop an execution's forward progress; it compensates what it did."""
-        record = await self.store.get_execution(execution_id)
+        record = await self._store.get_execution(execution_id)
         running = self._running.get(execution_id)
         if running is None and not record.state.terminal:
             raise FailedPreconditionError(
@@ -231,7 +244,7 @@ class ExecutionManager:
             self._resuming.discard(execution_id)
 
     async def _resume(self, execution_id: str) -> ExecutionRecord:
-        record = await self.store.get_execution(execution_id)
+        record = await self._store.get_execution(execution_id)
         if record.state is not ExecutionState.COMPENSATION_FAILED or record.source is None:
             raise FailedPreconditionError(
                 f"execution {execution_id!r} is {record.state.value.lower()}; only a "
@@ -240,23 +253,25 @@ class ExecutionManager:
         finishing = self._running.get(execution_id)
         if finishing is not None:  # its terminal event is written; its task is just ending
             await asyncio.gather(finishing[1], return_exceptions=True)
-        if execution_id in self._running or not await self.store.claim_execution(execution_id):
+        if execution_id in self._running or not await self._store.claim_execution(execution_id):
             raise FailedPreconditionError(f"execution {execution_id!r} is being resumed already")
-        await self._resume_from_log(record, retry_compensations=True)
-        record.state = ExecutionState.COMPENSATING
-        return record
+        reopened = FirstAppend(self._deps.sink)
+        task = await self._resume_from_log(record, retry_compensations=True, sink=reopened)
+        await asyncio.wait([reopened.appended, task], return_when=asyncio.FIRST_COMPLETED)
+        return replace(record, progress=reopen(record.progress))
 
     async def keep_leases(self, interval: float) -> None:
         """Renew the leases of running executions, forever.
 
-        Executions another process took over are given up; those whose owner stopped renewing
-        are taken over.
+        Executions another process took over are given up. Only when another process's lease
+        has lapsed (it died) are its executions claimed and resumed: a renewal reads nothing
+        else, and where one process owns the store there is nothing to take over.
         """
         while True:
             await asyncio.sleep(interval)
             try:
                 renewing = list(self._running)
-                owned = await self.store.renew_leases(renewing)
+                owned = await self._store.renew_leases(renewing)
                 # Only the executions asked about: one started during the renewal is not lost.
                 for execution_id in renewing:
                     running = self._running.get(execution_id)
@@ -267,7 +282,7 @@ class ExecutionManager:
                             execution_id=execution_id,
                         )
                         task.cancel()  # the runner stops without writing
-                if not self._draining:
+                if not self._draining and await self._store.lapsed():
                     await self.recover()
             except Exception:  # the store may be down for a while: try again next round
                 log.exception("lease upkeep failed")
@@ -277,7 +292,7 @@ class ExecutionManager:
         while True:
             try:
                 cutoff = self._now() - timedelta(seconds=retention)
-                removed = await self.store.delete_finished_before(cutoff)
+                removed = await self._store.delete_finished_before(cutoff)
                 if removed:
                     log.info("old executions removed", count=removed, before=cutoff.isoformat())
             except Exception:  # the store may be down for a while: try again next round

@@ -1,8 +1,11 @@
-"""The store Protocol, and the records it keeps.
+"""The store's roles, as Protocols, and the records they keep.
 
-The event log is the execution's truth: `append_event` records an event and folds it into the
-execution's summary in one step, and `watch` replays the log from a sequence number and then
-follows it live. A stream to a client is only ever a view of the log.
+The event log is the execution's truth: `append_event` records an event and applies it to the
+execution's progress (`model.progress.apply`) in one step, and `watch` replays the log from a
+sequence number and then follows it live. A stream to a client is only ever a view of the log.
+
+A store plays three roles: `WorkflowStore` (definitions), `ExecutionLog` (executions and their
+logs) and `Leases` (which process runs which execution); `Store` is all three.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
-from maestro_server.model.execution import ErrorInfo, Event, EventType, ExecutionState, StepState
+from maestro_server.model.execution import ErrorInfo, Event, ExecutionState
+from maestro_server.model.progress import Progress, StepProgress
 from maestro_server.model.workflow import Workflow
 
 
@@ -29,6 +33,7 @@ class StoredWorkflow:
     hash: str
     path: str
     created_at: datetime
+    """Listings leave out `yaml` and `files` (empty there): they show neither."""
 
 
 def stored_workflow(workflow: Workflow, path: str, created_at: datetime) -> StoredWorkflow:
@@ -45,18 +50,6 @@ def stored_workflow(workflow: Workflow, path: str, created_at: datetime) -> Stor
     )
 
 
-@dataclass(slots=True)
-class StepSummary:
-    """Where one step of an execution stands, folded from its events."""
-
-    state: StepState = StepState.PENDING
-    attempts: int = 0
-    output: Any = None
-    error: ErrorInfo | None = None
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class ExecutionSource:
     """The definition an execution runs, kept with it.
@@ -69,9 +62,13 @@ class ExecutionSource:
     files: Mapping[str, bytes]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ExecutionRecord:
-    """One execution: what it runs, on what input, and where it stands."""
+    """One execution: what it runs, on what input, and where it stands (its `progress`).
+
+    Listings leave out what they do not show: their records have no `source`, no `step_ids`
+    and no steps in their progress.
+    """
 
     execution_id: str
     workflow_name: str
@@ -81,12 +78,44 @@ class ExecutionRecord:
     created_at: datetime
     step_ids: tuple[str, ...]
     source: ExecutionSource | None = None
-    state: ExecutionState = ExecutionState.PENDING
-    output: Any = None
-    error: ErrorInfo | None = None
-    ended_at: datetime | None = None
-    last_sequence: int = 0
-    steps: dict[str, StepSummary] = field(default_factory=dict)
+    progress: Progress = field(default_factory=Progress)
+
+    @property
+    def state(self) -> ExecutionState:
+        """The execution's state after its last event."""
+        return self.progress.state
+
+    @property
+    def output(self) -> Any:
+        """The workflow's output, once completed."""
+        return self.progress.output
+
+    @property
+    def error(self) -> ErrorInfo | None:
+        """Why it ended, once it ended other than completed."""
+        return self.progress.error
+
+    @property
+    def ended_at(self) -> datetime | None:
+        """When it reached its terminal state."""
+        return self.progress.ended_at
+
+    @property
+    def last_sequence(self) -> int:
+        """The sequence of its last event (0 before the first)."""
+        return self.progress.last_sequence
+
+    @property
+    def steps(self) -> Mapping[str, StepProgress]:
+        """The steps that have events; every other step is pending."""
+        return self.progress.steps
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """An execution this process took over; its definition is read only when it resumes."""
+
+    execution_id: str
 
 
 T = TypeVar("T")
@@ -100,56 +129,22 @@ class Page(Generic[T]):
     next_token: str
 
 
-_STEP_STATES = {
-    EventType.STEP_STARTED: StepState.RUNNING,
-    EventType.STEP_RETRYING: StepState.RUNNING,
-    EventType.STEP_SUCCEEDED: StepState.SUCCEEDED,
-    EventType.STEP_SKIPPED: StepState.SKIPPED,
-    EventType.STEP_FAILED: StepState.FAILED,
-    EventType.COMPENSATION_STARTED: StepState.COMPENSATING,
-    EventType.COMPENSATION_SUCCEEDED: StepState.COMPENSATED,
-    EventType.COMPENSATION_FAILED: StepState.COMPENSATION_FAILED,
-}
+class Closable(Protocol):
+    """What every role has: a store is closed once, whichever roles it plays."""
+
+    async def aclose(self) -> None:
+        """Release what the store holds (connections, files, threads); a no-op in memory."""
+        ...
 
 
-def fold(record: ExecutionRecord, event: Event) -> None:
-    """Bring an execution's summary up to date with its next event."""
-    if event.sequence != record.last_sequence + 1:
-        raise ValueError(
-            f"event {event.sequence} of {record.execution_id} does not follow "
-            f"{record.last_sequence}"
-        )
-    record.last_sequence = event.sequence
-    if record.state.terminal and not event.terminal:  # an operator resumed it
-        record.ended_at, record.error = None, None
-    record.state = event.state
-    if event.step_id and event.type in _STEP_STATES:
-        step = record.steps.setdefault(event.step_id, StepSummary())
-        step.state = _STEP_STATES[event.type]
-        if event.type is EventType.STEP_STARTED:
-            step.attempts = max(step.attempts, event.attempt)
-            step.started_at = step.started_at or event.time
-        elif event.type is EventType.STEP_SUCCEEDED:
-            step.output = event.output
-        if event.error is not None:
-            step.error = event.error
-        if step.state not in (StepState.RUNNING, StepState.COMPENSATING):
-            step.ended_at = event.time
-    if event.terminal:
-        record.ended_at = event.time
-        record.error = event.error
-        if event.type is EventType.WORKFLOW_COMPLETED:
-            record.output = event.output
-
-
-class Store(Protocol):
-    """Workflow definitions, executions and event logs."""
+class WorkflowStore(Closable, Protocol):
+    """Registered workflow definitions."""
 
     async def put_workflow(self, workflow: StoredWorkflow) -> tuple[StoredWorkflow, bool]:
         """Store a definition; returns (stored, created).
 
         The same name and version with other content is AlreadyExistsError; the same content
-        again returns the stored one, created False.
+        again returns the stored one, created False (see store.rules).
         """
         ...
 
@@ -161,22 +156,30 @@ class Store(Protocol):
         """Definitions by name, newest version first; all names when `name` is empty."""
         ...
 
+
+class ExecutionLog(Closable, Protocol):
+    """Executions, their event logs and their journaled requests."""
+
     async def create_execution(self, record: ExecutionRecord) -> tuple[ExecutionRecord, bool]:
         """Store a new execution; returns (stored, created).
 
         An existing id with the same workflow hash and input returns the stored one, created
-        False; otherwise AlreadyExistsError.
+        False; otherwise AlreadyExistsError (see store.rules).
         """
         ...
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord:
-        """An execution; NotFoundError."""
+        """An execution, whole; NotFoundError."""
         ...
 
     async def list_executions(
         self, workflow_name: str, states: frozenset[ExecutionState], page_size: int, token: str
     ) -> Page[ExecutionRecord]:
         """Executions, newest first, filtered by workflow name and states when given."""
+        ...
+
+    async def unfinished_executions(self) -> list[ExecutionRecord]:
+        """Executions that are not in a terminal state, oldest first (as listed)."""
         ...
 
     async def append_event(self, event: Event) -> None:
@@ -191,15 +194,34 @@ class Store(Protocol):
         """The log of an execution after `after_sequence`, in order."""
         ...
 
-    async def unfinished_executions(self) -> list[ExecutionRecord]:
-        """Executions that are not in a terminal state."""
+    async def save_request(self, execution_id: str, key: str, request: Any) -> None:
+        """Keep a step's rendered request before its first attempt (by idempotency key)."""
         ...
 
-    async def claim_executions(self) -> list[ExecutionRecord]:
-        """Take over the unfinished executions nobody else runs.
+    async def saved_requests(self, execution_id: str) -> dict[str, Any]:
+        """The rendered requests kept for an execution, by idempotency key."""
+        ...
 
-        At a replica's start, or after another replica died; single-process stores return
-        every unfinished execution.
+    async def delete_finished_before(self, cutoff: datetime) -> int:
+        """Remove executions that ended before `cutoff`, with their logs; how many."""
+        ...
+
+
+class Leases(Closable, Protocol):
+    """Which process runs which execution, where several processes share a store."""
+
+    async def claim_executions(self) -> list[Claim]:
+        """Take over the unfinished executions nobody else runs, oldest first.
+
+        At a process's start, or once `lapsed` says another one died; single-process stores
+        claim every unfinished execution.
+        """
+        ...
+
+    async def lapsed(self) -> bool:
+        """Whether another process's lease on an unfinished execution has lapsed.
+
+        Cheap, asked at every renewal; always False where one process owns everything.
         """
         ...
 
@@ -214,39 +236,35 @@ class Store(Protocol):
         """Keep running these executions; returns the ids this process still owns."""
         ...
 
-    async def delete_finished_before(self, cutoff: datetime) -> int:
-        """Remove executions that ended before `cutoff`, with their logs; how many."""
-        ...
 
-    async def save_request(self, execution_id: str, key: str, request: Any) -> None:
-        """Keep a step's rendered request before its first attempt (by idempotency key)."""
-        ...
-
-    async def saved_requests(self, execution_id: str) -> dict[str, Any]:
-        """The rendered requests kept for an execution, by idempotency key."""
-        ...
+class Store(WorkflowStore, ExecutionLog, Leases, Protocol):
+    """Workflow definitions, executions and event logs, and leases: every role."""
 
 
 class SingleProcessLeases(ABC):
-    """The lease methods of a store only one process opens: that process owns every execution."""
+    """The leases of a store only one process opens: that process owns every execution."""
 
     @abstractmethod
     async def get_execution(self, execution_id: str) -> ExecutionRecord:
-        """See Store.get_execution."""
+        """See ExecutionLog.get_execution."""
 
     @abstractmethod
     async def unfinished_executions(self) -> list[ExecutionRecord]:
-        """See Store.unfinished_executions."""
+        """See ExecutionLog.unfinished_executions."""
 
-    async def claim_executions(self) -> list[ExecutionRecord]:
-        """See Store.claim_executions: one process owns everything."""
-        return await self.unfinished_executions()
+    async def claim_executions(self) -> list[Claim]:
+        """See Leases.claim_executions: one process owns everything."""
+        return [Claim(r.execution_id) for r in await self.unfinished_executions()]
+
+    async def lapsed(self) -> bool:
+        """See Leases.lapsed: nobody else holds a lease."""
+        return False
 
     async def claim_execution(self, execution_id: str) -> bool:
-        """See Store.claim_execution: one process owns everything."""
+        """See Leases.claim_execution: one process owns everything."""
         await self.get_execution(execution_id)
         return True
 
     async def renew_leases(self, execution_ids: list[str]) -> set[str]:
-        """See Store.renew_leases: one process owns everything."""
+        """See Leases.renew_leases: one process owns everything."""
         return set(execution_ids)

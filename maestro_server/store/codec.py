@@ -1,4 +1,4 @@
-"""Records and events as JSON-able values, for stores that keep them in tables."""
+"""Events, progress and files as JSON-able values, for stores that keep them in tables."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from maestro_server.model.execution import (
     ExecutionState,
     StepState,
 )
-from maestro_server.store.base import StepSummary
+from maestro_server.model.progress import Progress, StepProgress, Stop
 
 
 def error_to_json(error: ErrorInfo | None) -> dict[str, Any] | None:
@@ -105,34 +105,68 @@ _LEGACY_STOPS = (
 )
 
 
-def steps_to_json(steps: Mapping[str, StepSummary]) -> dict[str, Any]:
-    """Step summaries as JSON."""
+def progress_to_json(progress: Progress) -> dict[str, Any]:
+    """An execution's progress as JSON (the whole of it: a resumed runner could start from it)."""
+    stop = progress.stop
     return {
-        step_id: {
-            "state": s.state.value,
-            "attempts": s.attempts,
-            "output": s.output,
-            "error": error_to_json(s.error),
-            "started_at": _time(s.started_at),
-            "ended_at": _time(s.ended_at),
-        }
-        for step_id, s in steps.items()
+        "state": progress.state.value,
+        "last_sequence": progress.last_sequence,
+        "steps": {step_id: _step_to_json(s) for step_id, s in progress.steps.items()},
+        "completed": list(progress.completed),
+        "stop": None
+        if stop is None
+        else {
+            "cause": stop.cause.value,
+            "error": error_to_json(stop.error),
+            "step_id": stop.step_id,
+        },
+        "output": progress.output,
+        "error": error_to_json(progress.error),
+        "ended_at": _time(progress.ended_at),
     }
 
 
-def steps_from_json(value: Mapping[str, Any]) -> dict[str, StepSummary]:
-    """Step summaries from JSON."""
+def progress_from_json(value: Mapping[str, Any]) -> Progress:
+    """An execution's progress from JSON."""
+    stop = value["stop"]
+    return Progress(
+        state=ExecutionState(value["state"]),
+        last_sequence=value["last_sequence"],
+        steps={step_id: _step_from_json(s) for step_id, s in value["steps"].items()},
+        completed=tuple(value["completed"]),
+        stop=None
+        if stop is None
+        else Stop(Cause(stop["cause"]), ErrorInfo(**stop["error"]), stop["step_id"]),
+        output=value["output"],
+        error=error_from_json(value["error"]),
+        ended_at=_parse_time(value["ended_at"]),
+    )
+
+
+def _step_to_json(step: StepProgress) -> dict[str, Any]:
     return {
-        step_id: StepSummary(
-            StepState(s["state"]),
-            s["attempts"],
-            s["output"],
-            error_from_json(s["error"]),
-            _parse_time(s["started_at"]),
-            _parse_time(s["ended_at"]),
-        )
-        for step_id, s in value.items()
+        "state": step.state.value,
+        "attempts": step.attempts,
+        "output": step.output,
+        "error": error_to_json(step.error),
+        "in_doubt": step.in_doubt,
+        "compensation_attempts": step.compensation_attempts,
+        "started_at": _time(step.started_at),
+        "ended_at": _time(step.ended_at),
     }
+
+
+def _step_from_json(value: Mapping[str, Any]) -> StepProgress:
+    return StepProgress(
+        state=StepState(value["state"]),
+        attempts=value["attempts"],
+        output=value["output"],
+        error=error_from_json(value["error"]),
+        in_doubt=value["in_doubt"],
+        compensation_attempts=value["compensation_attempts"],
+        started_at=_parse_time(value["started_at"]),
+        ended_at=_parse_time(value["ended_at"]),
+    )
 
 
 def files_to_json(files: Mapping[str, bytes]) -> dict[str, str]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from maestro_server.model.execution import Event
@@ -11,9 +12,20 @@ from maestro_server.store.base import ExecutionRecord
 
 
 class _Log(Protocol):
-    async def get_execution(self, execution_id: str) -> ExecutionRecord: ...
+    def get_execution(self, execution_id: str, /) -> Awaitable[ExecutionRecord]: ...
 
-    async def read_events(self, execution_id: str, after_sequence: int = 0) -> list[Event]: ...
+    def read_events(self, execution_id: str, after_sequence: int, /) -> Awaitable[list[Event]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Summaries:
+    """A log as a watcher reads it: its events, and where the execution stands.
+
+    As listed: no definition and no steps, which a watcher does not need.
+    """
+
+    get_execution: Callable[[str], Awaitable[ExecutionRecord]]
+    read_events: Callable[[str, int], Awaitable[list[Event]]]
 
 
 _RECENT_KEPT = 256

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from maestro_server.errors import AlreadyExistsError, InvalidInputError, NotFoundError
 from maestro_server.model.execution import Event, ExecutionState
+from maestro_server.store import paging, rules
 from maestro_server.store.base import (
     ExecutionRecord,
     Page,
     SingleProcessLeases,
     StoredWorkflow,
-    T,
-    fold,
 )
 
 
@@ -41,82 +38,83 @@ class MemoryStore(SingleProcessLeases):
         self._workflows: dict[tuple[str, str], StoredWorkflow] = {}
         self._logs: dict[str, _Log] = {}
 
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
     async def put_workflow(self, workflow: StoredWorkflow) -> tuple[StoredWorkflow, bool]:
-        """See Store.put_workflow."""
-        key = (workflow.name, workflow.version)
-        existing = self._workflows.get(key)
+        """See WorkflowStore.put_workflow."""
+        existing = self._workflows.get((workflow.name, workflow.version))
         if existing is not None:
-            if existing.hash != workflow.hash:
-                raise AlreadyExistsError(
-                    f"workflow {workflow.name!r} version {workflow.version!r} is already "
-                    "registered with other content; give the new one another version"
-                )
-            return existing, False
-        self._workflows[key] = workflow
+            return rules.workflow_again(existing, workflow)
+        self._workflows[(workflow.name, workflow.version)] = workflow
         return workflow, True
 
     async def get_workflow(self, name: str, version: str = "") -> StoredWorkflow:
-        """See Store.get_workflow."""
+        """See WorkflowStore.get_workflow."""
         versions = [w for (n, _), w in self._workflows.items() if n == name]
         if version:
             versions = [w for w in versions if w.version == version]
         if not versions:
-            what = f"workflow {name!r}" + (f" version {version!r}" if version else "")
-            raise NotFoundError(f"{what} is not registered")
+            raise rules.workflow_not_found(name, version)
         return max(versions, key=lambda w: w.created_at)
 
     async def list_workflows(self, name: str, page_size: int, token: str) -> Page[StoredWorkflow]:
-        """See Store.list_workflows."""
-        workflows = sorted(
-            (w for w in self._workflows.values() if not name or w.name == name),
-            key=lambda w: (w.name, -w.created_at.timestamp()),
-        )
-        return page_of(workflows, page_size, token)
+        """See WorkflowStore.list_workflows."""
+        after = paging.workflow_after(token)
+        found = [
+            w
+            for w in self._workflows.values()
+            if (not name or w.name == name) and (after is None or paging.follows_workflow(w, after))
+        ]
+        found.sort(key=lambda w: w.version)
+        found.sort(key=lambda w: w.created_at, reverse=True)
+        found.sort(key=lambda w: w.name)
+        size = paging.size_of(page_size)
+        return paging.page_of(found[: size + 1], size, paging.workflow_key)
 
     async def create_execution(self, record: ExecutionRecord) -> tuple[ExecutionRecord, bool]:
-        """See Store.create_execution."""
+        """See ExecutionLog.create_execution."""
         existing = self._logs.get(record.execution_id)
         if existing is not None:
-            same = (
-                existing.record.workflow_hash == record.workflow_hash
-                and existing.record.input == record.input
-            )
-            if not same:
-                raise AlreadyExistsError(
-                    f"execution {record.execution_id!r} already exists with another workflow or "
-                    "input"
-                )
-            return existing.record, False
+            return rules.execution_again(existing.record, record)
         self._logs[record.execution_id] = _Log(record)
         return record, True
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord:
-        """See Store.get_execution."""
+        """See ExecutionLog.get_execution."""
         return self._log(execution_id).record
 
     async def list_executions(
         self, workflow_name: str, states: frozenset[ExecutionState], page_size: int, token: str
     ) -> Page[ExecutionRecord]:
-        """See Store.list_executions."""
-        records = [
+        """See ExecutionLog.list_executions."""
+        after = paging.execution_after(token)
+        found = [
             log.record
             for log in self._logs.values()
             if (not workflow_name or log.record.workflow_name == workflow_name)
             and (not states or log.record.state in states)
+            and (after is None or paging.follows_execution(log.record, after))
         ]
-        records.reverse()  # dicts keep insertion order: newest last
-        return page_of(records, page_size, token)
+        found.sort(key=paging.execution_key, reverse=True)
+        size = paging.size_of(page_size)
+        return paging.page_of(found[: size + 1], size, paging.execution_key)
+
+    async def unfinished_executions(self) -> list[ExecutionRecord]:
+        """See ExecutionLog.unfinished_executions."""
+        unfinished = [log.record for log in self._logs.values() if not log.record.state.terminal]
+        return sorted(unfinished, key=paging.execution_key)
 
     async def append_event(self, event: Event) -> None:
-        """See Store.append_event."""
+        """See ExecutionLog.append_event."""
         log = self._log(event.execution_id)
-        fold(log.record, event)
+        log.record = replace(log.record, progress=rules.applied(log.record.progress, event))
         log.events.append(event)
         async with log.changed:
             log.changed.notify_all()
 
     async def watch(self, execution_id: str, after_sequence: int) -> AsyncIterator[Event]:
-        """See Store.watch."""
+        """See ExecutionLog.watch."""
         log = self._log(execution_id)
         position = after_sequence
         while True:
@@ -132,15 +130,11 @@ class MemoryStore(SingleProcessLeases):
                 await log.changed.wait_for(functools.partial(_grown, log, position))
 
     async def read_events(self, execution_id: str, after_sequence: int = 0) -> list[Event]:
-        """See Store.read_events."""
+        """See ExecutionLog.read_events."""
         return list(self._log(execution_id).events[after_sequence:])
 
-    async def unfinished_executions(self) -> list[ExecutionRecord]:
-        """See Store.unfinished_executions."""
-        return [log.record for log in self._logs.values() if not log.record.state.terminal]
-
     async def delete_finished_before(self, cutoff: datetime) -> int:
-        """See Store.delete_finished_before."""
+        """See ExecutionLog.delete_finished_before."""
         old = [
             i
             for i, log in self._logs.items()
@@ -151,33 +145,19 @@ class MemoryStore(SingleProcessLeases):
         return len(old)
 
     async def save_request(self, execution_id: str, key: str, request: Any) -> None:
-        """See Store.save_request."""
+        """See ExecutionLog.save_request."""
         self._log(execution_id).requests.setdefault(key, request)
 
     async def saved_requests(self, execution_id: str) -> dict[str, Any]:
-        """See Store.saved_requests."""
+        """See ExecutionLog.saved_requests."""
         return dict(self._log(execution_id).requests)
 
     def _log(self, execution_id: str) -> _Log:
         log = self._logs.get(execution_id)
         if log is None:
-            raise NotFoundError(f"execution {execution_id!r} does not exist")
+            raise rules.execution_not_found(execution_id)
         return log
 
 
 def _grown(log: _Log, seen: int) -> bool:
     return len(log.events) > seen
-
-
-def page_of(items: Sequence[T], page_size: int, token: str) -> Page[T]:
-    """One page of `items`: offset paging, the token being the offset, opaque to clients."""
-    try:
-        start = int(base64.urlsafe_b64decode(token.encode()).decode()) if token else 0
-    except ValueError:
-        start = -1
-    if start < 0:
-        raise InvalidInputError(f"page_token {token!r} is not one this server gave")
-    size = min(page_size or 50, 1000)
-    end = start + size
-    next_token = base64.urlsafe_b64encode(str(end).encode()).decode() if end < len(items) else ""
-    return Page(list(items[start:end]), next_token)

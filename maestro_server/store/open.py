@@ -39,6 +39,5 @@ async def open_store(url: str, *, owner: str = "", lease: float = 15.0) -> Store
 
 
 async def close_store(store: Store) -> None:
-    """Close a store that holds resources."""
-    if isinstance(store, SqliteStore | PostgresStore):
-        await store.close()
+    """Close a store (every store has `aclose`; the in-memory one holds nothing)."""
+    await store.aclose()

@@ -7,7 +7,7 @@ from typing import Any
 from maestro_server.definition import load_workflow
 from maestro_server.engine.manager import ExecutionManager
 from maestro_server.model.execution import Event, EventType, ExecutionState
-from maestro_server.store.base import ExecutionRecord, ExecutionSource
+from maestro_server.store.base import Claim, ExecutionRecord, ExecutionSource
 from maestro_server.store.memory import MemoryStore
 from tests.engine.fakes import ScriptedInvoker
 
@@ -92,3 +92,35 @@ async def test_one_execution_that_cannot_resume_does_not_block_the_others() -> N
     assert events[-1].state is ExecutionState.COMPLETED
     assert (await store.get_execution("broken")).state is ExecutionState.RUNNING
     assert await manager.recover() == 0  # not tried again and again
+
+
+class CountsClaims(MemoryStore):
+    """A store that counts how often executions are claimed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.claims = 0
+        self.renewals = 0
+        self.renewed_three_times = asyncio.Event()
+
+    async def claim_executions(self) -> list[Claim]:
+        self.claims += 1
+        return await super().claim_executions()
+
+    async def renew_leases(self, execution_ids: list[str]) -> set[str]:
+        self.renewals += 1
+        if self.renewals == 3:
+            self.renewed_three_times.set()
+        return set(execution_ids)
+
+
+async def test_renewal_does_not_recover_where_one_process_owns_the_store() -> None:
+    """Recovery runs at the start; renewals after it claim nothing (nobody else can die)."""
+    store = CountsClaims()
+    manager = ExecutionManager(store, ScriptedInvoker())
+    await manager.recover()
+    upkeep = asyncio.create_task(manager.keep_leases(0))
+    async with asyncio.timeout(10):
+        await store.renewed_three_times.wait()
+    upkeep.cancel()
+    assert store.claims == 1

@@ -22,8 +22,8 @@ async def replicas(postgres_url: str) -> AsyncIterator[tuple[PostgresStore, Post
     a = await PostgresStore(postgres_url, "replica-a", lease).open()
     b = await PostgresStore(postgres_url, "replica-b", lease).open()
     yield a, b
-    await a.close()
-    await b.close()
+    await a.aclose()
+    await b.aclose()
 
 
 async def test_takeover_after_the_lease_lapses_and_the_old_owner_is_fenced(
@@ -58,7 +58,7 @@ async def test_two_replicas_never_claim_the_same_execution(
     dead = await PostgresStore(postgres_url, "replica-dead", timedelta(milliseconds=200)).open()
     for n in range(20):
         await dead.create_execution(execution(f"e{n}", minutes=n))
-    await dead.close()
+    await dead.aclose()
     deadline = time.monotonic() + 10
     while not await _all_lapsed(postgres_url):
         assert time.monotonic() < deadline, "the leases never lapsed"
@@ -90,3 +90,20 @@ async def test_a_live_owner_keeps_its_executions(
     record = await a.get_execution("e1")
     assert record.state is ExecutionState.COMPENSATED
     assert (await a.read_events("e1"))[-1].type is EventType.WORKFLOW_COMPENSATED
+
+
+async def test_only_another_replicas_lapsed_lease_asks_for_a_takeover(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """`lapsed` is what a renewal asks: false while A renews, true for B once A stops, and
+    never for A about its own executions."""
+    a, b = replicas
+    await a.create_execution(execution())
+    assert not await a.lapsed() and not await b.lapsed()
+    deadline = time.monotonic() + 10
+    while not await b.lapsed():
+        assert time.monotonic() < deadline, "the lease never lapsed"
+        await asyncio.sleep(0.05)
+    assert not await a.lapsed()
+    assert [c.execution_id for c in await b.claim_executions()] == ["e1"]
+    assert not await b.lapsed()  # its own now, lapsed or not

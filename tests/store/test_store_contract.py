@@ -34,13 +34,13 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     if request.param == "sqlite":
         sqlite = await SqliteStore(tmp_path / "maestro.db").open()
         yield sqlite
-        await sqlite.close()
+        await sqlite.aclose()
         return
     url = request.getfixturevalue("postgres_url")
     empty_tables(url)
     postgres = await PostgresStore(url, owner="replica-a").open()
     yield postgres
-    await postgres.close()
+    await postgres.aclose()
 
 
 def workflow(version: str = "1", digest: str = "h1", minutes: int = 0) -> StoredWorkflow:
@@ -224,6 +224,50 @@ async def test_listing_and_unfinished(store: Store) -> None:
         await store.list_executions("", frozenset(), 0, "not-a-token!")
 
 
+async def test_pages_are_stable_while_executions_are_added(store: Store) -> None:
+    """Keyset paging: executions added between page fetches (newer, older, and at the same
+    time as listed ones) never make a page repeat or skip one that was there at the start."""
+    first = [execution(f"e{n:02}", minutes=n // 2) for n in range(25)]  # pairs share a time
+    for record in first:
+        await store.create_execution(record)
+    seen: list[ExecutionRecord] = []
+    token, added = "", 0
+    while True:
+        page = await store.list_executions("w", frozenset(), 7, token)
+        seen += page.items
+        if not page.next_token:
+            break
+        token = page.next_token
+        for minutes in (100, -100, 6):  # newest of all, oldest of all, beside listed ones
+            added += 1
+            await store.create_execution(execution(f"new{added:02}", minutes=minutes))
+    keys = [(r.created_at, r.execution_id) for r in seen]
+    assert keys == sorted(keys, reverse=True) and len(set(keys)) == len(keys)
+    listed = [r.execution_id for r in seen if not r.execution_id.startswith("new")]
+    assert listed == [r.execution_id for r in reversed(first)]
+    assert "new02" in {r.execution_id for r in seen}  # added after the cursor: listed too
+    assert seen[0].input == {"x": 1} and seen[0].state is ExecutionState.PENDING
+
+
+async def test_workflow_pages_walk_every_version_once(store: Store) -> None:
+    """Definitions page by name, newest first, then version: each exactly once."""
+    for n in range(7):
+        await store.put_workflow(replace(workflow(str(n), f"h{n}", minutes=n % 3), name="a"))
+        await store.put_workflow(workflow(str(n), f"h{n}", minutes=n % 3))
+    seen, token = [], ""
+    while True:
+        page = await store.list_workflows("", 3, token)
+        seen += [(w.name, w.version) for w in page.items]
+        if not (token := page.next_token):
+            break
+    by_time = sorted(range(7), key=lambda n: (-(n % 3), str(n)))
+    assert seen == [("a", str(n)) for n in by_time] + [("w", str(n)) for n in by_time]
+    only_w = await store.list_workflows("w", 0, "")
+    assert [w.version for w in only_w.items] == [str(n) for n in by_time]
+    with pytest.raises(InvalidInputError):  # base64 of JSON, but not a key of this listing
+        await store.list_workflows("", 0, "WyJ3Il0=")
+
+
 async def test_rendered_requests_are_kept(store: Store) -> None:
     """A step's rendered request is kept once, by idempotency key."""
     await store.create_execution(execution())
@@ -239,16 +283,16 @@ async def test_sqlite_survives_reopening(tmp_path: Path) -> None:
     await first.create_execution(execution())
     for item in RUN[:3]:
         await first.append_event(item)
-    await first.close()
+    await first.aclose()
     second = await SqliteStore(path).open()
     try:
         assert (await second.get_execution("e1")).last_sequence == 3
         assert await second.read_events("e1") == RUN[:3]
     finally:
-        await second.close()
+        await second.aclose()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
 
 
 async def test_sqlite_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:

@@ -1,0 +1,57 @@
+"""The rules every store keeps the same way, with their messages written once.
+
+Registering a workflow and starting an execution are idempotent: the same thing again is the
+stored one, not created anew; something else under the same key is refused.
+"""
+
+from __future__ import annotations
+
+from maestro_server.errors import AlreadyExistsError, FailedPreconditionError, NotFoundError
+from maestro_server.model.execution import Event
+from maestro_server.model.progress import Progress, apply
+from maestro_server.store.base import ExecutionRecord, StoredWorkflow
+
+
+def workflow_again(
+    existing: StoredWorkflow, offered: StoredWorkflow
+) -> tuple[StoredWorkflow, bool]:
+    """The answer to registering `offered` when `existing` has its name and version."""
+    if existing.hash != offered.hash:
+        raise AlreadyExistsError(
+            f"workflow {offered.name!r} version {offered.version!r} is already registered "
+            "with other content; give the new one another version"
+        )
+    return existing, False
+
+
+def execution_again(
+    existing: ExecutionRecord, offered: ExecutionRecord
+) -> tuple[ExecutionRecord, bool]:
+    """The answer to creating `offered` when `existing` has its id."""
+    if existing.workflow_hash != offered.workflow_hash or existing.input != offered.input:
+        raise AlreadyExistsError(
+            f"execution {offered.execution_id!r} already exists with another workflow or input"
+        )
+    return existing, False
+
+
+def workflow_not_found(name: str, version: str) -> NotFoundError:
+    """The error for a definition that is not registered."""
+    what = f"workflow {name!r}" + (f" version {version!r}" if version else "")
+    return NotFoundError(f"{what} is not registered")
+
+
+def execution_not_found(execution_id: str) -> NotFoundError:
+    """The error for an execution that does not exist."""
+    return NotFoundError(f"execution {execution_id!r} does not exist")
+
+
+def applied(progress: Progress, event: Event) -> Progress:
+    """The progress after `event`; FailedPreconditionError when it does not follow the last.
+
+    Every store appends this way, so the summary it keeps is `model.progress` itself.
+    """
+    try:
+        return apply(progress, event)
+    except ValueError as exc:
+        raise FailedPreconditionError(str(exc)) from None
