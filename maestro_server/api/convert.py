@@ -10,7 +10,7 @@ from google.protobuf import json_format, struct_pb2
 from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
 from maestro_server.errors import InvalidInputError
 from maestro_server.model.diagnostics import Diagnostic
-from maestro_server.model.execution import ErrorInfo, Event, EventType, ExecutionState
+from maestro_server.model.execution import ErrorInfo, Event, EventType, ExecutionState, StepState
 from maestro_server.store.base import ExecutionRecord, StepSummary, StoredWorkflow
 
 
@@ -95,6 +95,7 @@ def execution_to_proto(record: ExecutionRecord, *, with_steps: bool = True) -> p
         message.error.CopyFrom(error_to_proto(record.error))
     _timestamp(message.create_time, record.created_at)
     _timestamp(message.end_time, record.ended_at)
+    message.failed_step_id = _failed_step(record)
     if with_steps:
         for step_id in record.step_ids:
             summary = record.steps.get(step_id, StepSummary())
@@ -110,6 +111,28 @@ def execution_to_proto(record: ExecutionRecord, *, with_steps: bool = True) -> p
             _timestamp(step.start_time, summary.started_at)
             _timestamp(step.end_time, summary.ended_at)
     return message
+
+
+_STOPPED = frozenset(
+    {
+        ExecutionState.FAILED,
+        ExecutionState.COMPENSATING,
+        ExecutionState.COMPENSATED,
+        ExecutionState.COMPENSATION_FAILED,
+    }
+)
+
+
+def _failed_step(record: ExecutionRecord) -> str:
+    """The step whose failure stopped the execution, or "" (a cancelled one has none)."""
+    if record.state not in _STOPPED or (
+        record.error is not None and record.error.code == "CANCELLED"
+    ):
+        return ""
+    for step_id in record.step_ids:
+        if step_id in record.steps and record.steps[step_id].state is StepState.FAILED:
+            return step_id
+    return ""
 
 
 def workflow_to_proto(workflow: StoredWorkflow, *, full: bool = True) -> pb.WorkflowDefinition:
