@@ -88,6 +88,7 @@ def _streaming(
                 await asyncio.wait({reply, stop}, return_when=asyncio.FIRST_COMPLETED)
                 if not reply.done():  # a stream that outlives the drain ends, resumable
                     reply.cancel()
+                    await asyncio.wait({reply})  # the generator unwinds before it is closed
                     raise ConnectError(Code.UNAVAILABLE, SHUTTING_DOWN)
                 try:
                     yield reply.result()
