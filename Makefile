@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install install-tools proto lint test demo build bench chaos fuzz clean
 
-$(STAMP): pyproject.toml maestro_client/pyproject.toml scripts/install.sh examples/onboarding/services/auth-node/package-lock.json
+$(STAMP): pyproject.toml maestro_client/pyproject.toml scripts/install.sh examples/onboarding/services/auth-node/package-lock.json \
+		tests/api/connect-web/package-lock.json
 	bash scripts/install.sh
 	touch $(STAMP)
 

@@ -26,3 +26,5 @@ if ! command -v node >/dev/null 2>&1; then
     exit 1
 fi
 npm ci --prefix examples/onboarding/services/auth-node --no-audit --no-fund --loglevel=error
+# @connectrpc/connect-web, for the test that a browser's Connect client reads the HTTP face.
+npm ci --prefix tests/api/connect-web --no-audit --no-fund --loglevel=error

@@ -7,6 +7,7 @@ import shutil
 import signal
 import struct
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -296,3 +297,51 @@ def test_a_drain_ends_open_streams_unavailable(
             rest = rest[5 + length :]
         assert frames[-1] == (2, {"error": {"code": "unavailable", "message": SHUTTING_DOWN}})
         assert server.process.wait(timeout=60) == 0
+
+
+CONNECT_WEB = Path(__file__).parent / "connect-web"
+
+
+def test_connect_web_reads_the_stream(
+    url: str, service_processes: dict[str, str], tmp_path: Path
+) -> None:
+    """@connectrpc/connect-web, the browsers' Connect client, gets an execution and streams
+    WatchExecution to the terminal event (in Node.js, whose fetch it uses as a browser's)."""
+    assert (CONNECT_WEB / "node_modules").is_dir(), "run `make install` (npm ci of connect-web)"
+    descriptors = tmp_path / "orchestrator.binpb"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            "-Iproto",
+            "--include_imports",
+            f"--descriptor_set_out={descriptors}",
+            "maestro/v1/orchestrator.proto",
+        ],
+        cwd=ROOT,
+        check=True,
+    )
+    yaml = onboarding_yaml(service_processes)
+    started = call(url, "StartWorkflow", {"workflowYaml": yaml, "input": INPUT})
+    execution_id = started.json()["executionId"]
+
+    def connect_web(execution: str) -> list[dict[str, Any]]:
+        result = subprocess.run(
+            ["node", "watch.mjs", url, str(descriptors), ADMIN, execution],
+            cwd=CONNECT_WEB,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return [json.loads(line) for line in result.stdout.splitlines()]
+
+    got, *watched = connect_web(execution_id)
+    assert got["execution"]["executionId"] == execution_id
+    events = [w["event"] for w in watched]
+    assert [int(e["sequence"]) for e in events] == list(range(1, 11))
+    assert events[-1]["type"] == "EVENT_TYPE_WORKFLOW_COMPLETED"
+    assert connect_web("nope") == [
+        {"error": {"code": "NotFound", "message": "execution 'nope' does not exist"}}
+    ]
