@@ -114,7 +114,7 @@ export function renderGraph(graph, progress, onselect = () => {}) {
   }
   const legend = h("ul", { class: "legend", "aria-label": "Legend" },
     h("li", {}, h("span", { class: "swatch forward" }), "dependency (runs after)"),
-    hasUndo ? h("li", {}, h("span", { class: "swatch undo" }), "compensation, run in reverse; numbers give the order they ran") : null,
+    hasUndo ? h("li", {}, h("span", { class: "swatch undo" }), progress ? "compensation, run in reverse; numbers give the order they ran" : "compensation, run in reverse order of completion when a later step fails") : null,
     progress ? h("li", {}, "states are written on each node and coloured: ", h("span", { class: "badge state-succeeded" }, "succeeded"), " ",
       h("span", { class: "badge state-failed" }, "failed"), " ", h("span", { class: "badge state-compensated" }, "compensated")) : null);
   return h("figure", { class: "graph-wrap" }, h("div", { class: "scroll-x" }, svg), legend);

@@ -78,16 +78,18 @@ function startForm(name, version, canAct) {
 }
 
 export function workflowPage(view, ctx, name, version) {
+  const page = h("div", {});  // filled when the answer comes, even if the view moved on
+  view.append(page);
   unary("GetWorkflow", { name, version }).then((answer) => {
     const w = answer.workflow;
-    view.append(h("h1", {}, "Workflow ", h("span", { class: "mono" }, w.name), h("span", { class: "muted" }, ` v${w.version}`)),
+    fill(page, h("h1", {}, "Workflow ", h("span", { class: "mono" }, w.name), h("span", { class: "muted" }, ` v${w.version}`)),
       w.description ? h("p", {}, w.description) : null,
       h("p", { class: "muted" }, "Registered ", time(w.createTime), ` · hash ${w.hash.slice(0, 12)}… · `,
         h("a", { href: `#/executions?workflow=${encodeURIComponent(w.name)}` }, "its executions")),
       h("section", {}, h("h2", {}, "Graph"), renderGraph(w.steps || [], null)),
       startForm(w.name, w.version, ctx.canAct),
       h("section", {}, h("h2", {}, "Definition"), numbered(w.workflowYaml)));
-  }).catch((exc) => view.append(h("h1", {}, `Workflow ${name}`), errorBanner(exc)));
+  }).catch((exc) => fill(page, h("h1", {}, `Workflow ${name}`), errorBanner(exc)));
 }
 
 export function validatePage(view) {
