@@ -105,6 +105,14 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
             self._parsed.move_to_end(key)
         return workflow
 
+    def _graph(self, yaml: str, path: str, files: Any) -> list[pb.WorkflowStep]:
+        """The step graph of a stored definition; none when today's policy refuses it."""
+        try:
+            return workflow_graph(self._load(yaml, path, files))
+        except MaestroError as exc:
+            log.info("no graph for a stored definition", path=path, reason=exc.message)
+            return []
+
     async def _resolve(self, request: Any) -> Workflow:
         which = request.WhichOneof("workflow")
         if which == "workflow_yaml":
@@ -160,7 +168,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         """A stored definition (the latest version when none is given)."""
         stored = await self._store.get_workflow(request.name, request.version)
         message = workflow_to_proto(stored)
-        message.steps.extend(workflow_graph(self._load(stored.yaml, stored.path, stored.files)))
+        message.steps.extend(self._graph(stored.yaml, stored.path, stored.files))
         return pb.GetWorkflowResponse(workflow=message)
 
     @_unary
@@ -224,12 +232,9 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         message = execution_to_proto(record)
         if record.source is not None:
             message.workflow_yaml = record.source.yaml
-            try:
-                workflow = self._load(record.source.yaml, record.source.path, record.source.files)
-            except MaestroError:  # a definition today's policy refuses still shows its steps
-                log.info("no graph for execution", execution_id=record.execution_id)
-            else:
-                message.graph.extend(workflow_graph(workflow))
+            message.graph.extend(
+                self._graph(record.source.yaml, record.source.path, record.source.files)
+            )
         return pb.GetExecutionResponse(execution=message)
 
     @_unary

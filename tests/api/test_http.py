@@ -345,3 +345,23 @@ def test_connect_web_reads_the_stream(
     assert connect_web("nope") == [
         {"error": {"code": "NotFound", "message": "execution 'nope' does not exist"}}
     ]
+
+
+def test_a_stored_definition_the_policy_now_refuses_still_reads(tokens: Path) -> None:
+    """Registered from --workflows before --allow-endpoint would let it in: GetWorkflow still
+    answers (without a graph) rather than failing."""
+    with maestro_serve(
+        "--http-port",
+        "0",
+        "--auth-token-file",
+        str(tokens),
+        "--workflows",
+        str(ROOT / "examples" / "onboarding"),
+        "--allow-endpoint",
+        "*.example.internal:*",
+    ) as server:
+        url = f"http://127.0.0.1:{http_port(server)}"
+        reply = call(url, "GetWorkflow", {"name": "user_onboarding"})
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["workflow"]["workflowYaml"].startswith("#")
+        assert "steps" not in reply.json()["workflow"]

@@ -5,7 +5,7 @@ import { ConnectError, unary } from "./connect.js";
 import { ALL_STATES, badge, bare, duration, errorBanner, h, span, stateWords, time, fill } from "./ui.js";
 
 const PAGE_SIZE = 50;
-const REFRESH_MS = 1500;
+const REFRESH_MS = 2000;
 
 function row(execution) {
   const id = execution.executionId;
@@ -96,6 +96,10 @@ export function executionsPage(view, ctx) {
 
   async function load() {
     clearTimeout(timer);
+    if (document.hidden && body.children.length) {  // a background tab costs the server nothing
+      timer = setTimeout(load, REFRESH_MS);
+      return;
+    }
     try {
       if (search) {
         const answer = await unary("GetExecution", { executionId: search });
