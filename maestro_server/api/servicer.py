@@ -26,6 +26,7 @@ from maestro_server.api.convert import (
 )
 from maestro_server.api.errors import to_status
 from maestro_server.api.graph import workflow_graph
+from maestro_server.api.requests import attach_requests
 from maestro_server.definition import load_workflow
 from maestro_server.definition.policy import WorkflowPolicy
 from maestro_server.engine.manager import ExecutionManager, StartOutcome
@@ -230,6 +231,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         """One execution, with its steps."""
         record = await self._store.get_execution(request.execution_id)
         message = execution_to_proto(record)
+        attach_requests(message, await self._store.saved_requests(record.execution_id))
         if record.source is not None:
             message.workflow_yaml = record.source.yaml
             message.graph.extend(

@@ -133,6 +133,12 @@ async def test_streams_through_a_connect_client(
     ]
     assert [e.sequence for e in watched] == [8, 9, 10]
     assert watched == events[7:]
+    got = await client.get_execution(
+        pb.GetExecutionRequest(execution_id="http-stream"), headers=AUTH
+    )
+    steps = {s.step_id: s for s in got.execution.steps}
+    assert steps["create_user"].input["email"] == INPUT["email"]  # as rendered and sent
+    assert not steps["add_to_crm"].HasField("compensation_input")  # nothing was undone
 
 
 async def test_stream_errors_and_refusals_end_the_stream_with_their_code(

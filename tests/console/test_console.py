@@ -73,6 +73,10 @@ def test_a_compensated_execution_shows_what_failed_and_what_was_undone(
         "compensation-setup_subscription-1",
     ]
     expect(undos.first).to_contain_text("undo #1")
+    crm = page.get_by_test_id("step-detail-add_to_crm")
+    crm.locator("summary").click()
+    expect(crm).to_contain_text('"email": "ada@example.com"')  # the request as rendered
+    expect(crm).to_contain_text("Compensation input")
     expect(page.get_by_test_id("execution-error")).to_contain_text("INVALID_ARGUMENT")
     expect(page.get_by_test_id("event-row-1")).to_contain_text("WORKFLOW_STARTED")
     expect(page.get_by_test_id("workflow-source")).to_contain_text("send_welcome_email")

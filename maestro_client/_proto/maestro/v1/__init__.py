@@ -1032,6 +1032,22 @@ class StepExecution(betterproto2.Message):
     When the step reached its final state.
     """
 
+    input: "__google__protobuf__.Struct | None" = betterproto2.field(
+        8, betterproto2.TYPE_MESSAGE, optional=True
+    )
+    """
+    The step's request as first rendered (the message, or the HTTP body), kept before its first
+    attempt and sent again by every retry; not kept are the headers, where secrets go. A value
+    that is not an object is under the key `value`. Left empty in ListExecutions.
+    """
+
+    compensation_input: "__google__protobuf__.Struct | None" = betterproto2.field(
+        9, betterproto2.TYPE_MESSAGE, optional=True
+    )
+    """
+    The request of the step's compensation as first rendered, once the compensation started.
+    """
+
 
 default_message_pool.register_message("maestro.v1", "StepExecution", StepExecution)
 

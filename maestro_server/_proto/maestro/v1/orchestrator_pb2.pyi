@@ -378,6 +378,8 @@ class StepExecution(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     START_TIME_FIELD_NUMBER: _builtins.int
     END_TIME_FIELD_NUMBER: _builtins.int
+    INPUT_FIELD_NUMBER: _builtins.int
+    COMPENSATION_INPUT_FIELD_NUMBER: _builtins.int
     step_id: _builtins.str
     """The step's `id`."""
     state: Global___StepState.ValueType
@@ -400,6 +402,17 @@ class StepExecution(_message.Message):
     def end_time(self) -> _timestamp_pb2.Timestamp:
         """When the step reached its final state."""
 
+    @_builtins.property
+    def input(self) -> _struct_pb2.Struct:
+        """The step's request as first rendered (the message, or the HTTP body), kept before its first
+        attempt and sent again by every retry; not kept are the headers, where secrets go. A value
+        that is not an object is under the key `value`. Left empty in ListExecutions.
+        """
+
+    @_builtins.property
+    def compensation_input(self) -> _struct_pb2.Struct:
+        """The request of the step's compensation as first rendered, once the compensation started."""
+
     def __init__(
         self,
         *,
@@ -410,10 +423,12 @@ class StepExecution(_message.Message):
         error: Global___Error | None = ...,
         start_time: _timestamp_pb2.Timestamp | None = ...,
         end_time: _timestamp_pb2.Timestamp | None = ...,
+        input: _struct_pb2.Struct | None = ...,
+        compensation_input: _struct_pb2.Struct | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "error", b"error", "output", b"output", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["compensation_input", b"compensation_input", "end_time", b"end_time", "error", b"error", "input", b"input", "output", b"output", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "end_time", b"end_time", "error", b"error", "output", b"output", "start_time", b"start_time", "state", b"state", "step_id", b"step_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "compensation_input", b"compensation_input", "end_time", b"end_time", "error", b"error", "input", b"input", "output", b"output", "start_time", b"start_time", "state", b"state", "step_id", b"step_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

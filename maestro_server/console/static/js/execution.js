@@ -10,9 +10,10 @@ import { confirmAction } from "./dialog.js";
 
 const RECONNECT_MS = [500, 1000, 2000, 5000];
 
-function stepDetails(step, progress) {
+function stepDetails(step, progress, requests) {
   const state = progress.step(step.stepId);
   const undo = progress.undo(step.stepId);
+  const sent = requests.get(step.stepId) || {};
   return h("details", { "data-testid": `step-detail-${step.stepId}`, id: `step-${step.stepId}`, class: "step-detail" },
     h("summary", {}, h("span", { class: "mono" }, step.stepId), " ", badge(state.state, "step"), undo ? h("span", { class: "muted" }, ` · undo: ${undo.words}`) : null),
     h("dl", {},
@@ -23,7 +24,8 @@ function stepDetails(step, progress) {
       h("dt", {}, "Started"), h("dd", {}, time(state.start)),
       h("dt", {}, "Ended"), h("dd", {}, time(state.end)),
       h("dt", {}, "Compensation"), h("dd", {}, step.compensation ? `${step.compensation.service}: ${step.compensation.method} (${undo.words})` : "none"),
-      h("dt", {}, "Input"), h("dd", { class: "muted" }, "rendered at each attempt and not kept in the event log; the template is in the workflow source below"),
+      h("dt", {}, "Input"), h("dd", {}, sent.input !== undefined ? json(sent.input) : h("span", { class: "muted" }, state.state === "PENDING" ? "not rendered yet" : "none kept")),
+      sent.compensationInput !== undefined ? [h("dt", {}, "Compensation input"), h("dd", {}, json(sent.compensationInput))] : null,
       h("dt", {}, "Output"), h("dd", {}, state.output === null ? h("span", { class: "muted" }, "—") : json(state.output)),
       h("dt", {}, "Error"), h("dd", {}, state.error ? h("span", { class: "error-text" }, `${state.error.code}${state.error.service ? ` (${state.error.service})` : ""}: ${state.error.message}${state.error.retryable ? " · retryable" : ""}`) : h("span", { class: "muted" }, "—"))));
 }
@@ -52,6 +54,25 @@ export function executionPage(view, ctx, executionId) {
   let progress = null;
   let streaming = false;
   let scheduled = false;
+  const requests = new Map();  // step id → the requests it sent, as GetExecution tells
+  let refreshing = null;
+
+  function takeRequests(answer) {
+    for (const step of answer.steps || []) requests.set(step.stepId, { input: step.input, compensationInput: step.compensationInput });
+  }
+
+  function refreshRequests() {  // a request is kept when its step starts: fetch it, at most 3 times a second
+    if (refreshing) return;
+    refreshing = setTimeout(async () => {
+      try {
+        takeRequests((await unary("GetExecution", { executionId })).execution);
+        schedule();
+      } catch {
+        // the next start tries again
+      }
+      refreshing = null;
+    }, 300);
+  }
 
   const root = h("article", { class: "execution", "data-testid": "execution-page", "data-last-seq": "0" });
   const header = h("header", { class: "execution-header" });
@@ -154,7 +175,7 @@ export function executionPage(view, ctx, executionId) {
     fill(graphBox, renderGraph(execution.graph || [], progress, select));
     fill(timelineBox, renderTimeline(progress));
     const open = new Set([...stepsBox.querySelectorAll("details[open]")].map((d) => d.id));
-    fill(stepsBox, ...(execution.graph || []).map((step) => stepDetails(step, progress)));
+    fill(stepsBox, ...(execution.graph || []).map((step) => stepDetails(step, progress, requests)));
     for (const id of open) document.getElementById(id).open = true;
   }
 
@@ -176,6 +197,9 @@ export function executionPage(view, ctx, executionId) {
           if (Number(message.event.sequence) <= progress.lastSeq) return;
           progress.apply(message.event);
           eventsBody.append(eventRow(message.event));
+          const kind = bare(message.event.type, "EVENT_TYPE_");
+          const sent = requests.get(message.event.stepId) || {};
+          if ((kind === "STEP_STARTED" && sent.input === undefined) || (kind === "COMPENSATION_STARTED" && sent.compensationInput === undefined)) refreshRequests();
           failures = 0;
           schedule();
         }, controller.signal);
@@ -207,10 +231,14 @@ export function executionPage(view, ctx, executionId) {
       return;
     }
     progress = new Progress(execution.graph || []);
+    takeRequests(execution);
     document.getElementById("source").append(numbered(execution.workflowYaml || "(the source is not kept for this execution)"));
     render();
     watch();
   })();
 
-  return () => controller.abort();
+  return () => {
+    controller.abort();
+    clearTimeout(refreshing);
+  };
 }
