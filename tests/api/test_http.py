@@ -5,6 +5,7 @@ import base64
 import json
 import shutil
 import signal
+import ssl
 import struct
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+import trustme
 from connectrpc.code import Code
 from connectrpc.compat import google_protobuf_json_codec
 from connectrpc.errors import ConnectError
@@ -25,6 +27,7 @@ from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
 from maestro_server._proto.maestro.v1 import orchestrator_pb2_grpc as pb_grpc
 from maestro_server.api.http.connect import SHUTTING_DOWN
 from tests.api.conftest import INPUT, ServerProcess, maestro_serve, onboarding_yaml
+from tests.api.test_security import tls_files
 from tests.conftest import ROOT
 
 ADMIN = "http-admin-token"
@@ -371,3 +374,17 @@ def test_a_stored_definition_the_policy_now_refuses_still_reads(tokens: Path) ->
         assert reply.status_code == 200, reply.text
         assert reply.json()["workflow"]["workflowYaml"].startswith("#")
         assert "steps" not in reply.json()["workflow"]
+
+
+def test_tls_applies_to_the_http_face(tmp_path: Path) -> None:
+    """--tls-cert and --tls-key secure the HTTP port as they do the gRPC one."""
+    authority = trustme.CA()
+    files = tls_files(authority, tmp_path)
+    with maestro_serve(
+        "--http-port", "0", "--tls-cert", str(files["cert"]), "--tls-key", str(files["key"])
+    ) as server:
+        port = http_port(server)
+        trusted = ssl.create_default_context(cafile=str(files["ca"]))
+        assert httpx.get(f"https://127.0.0.1:{port}/readyz", verify=trusted).text == "ready\n"
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/readyz")
