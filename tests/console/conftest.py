@@ -4,6 +4,7 @@ One server, one fleet of services and one browser per module; each test gets a f
 """
 
 import json
+import os
 import shutil
 import struct
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ CHROMIUM = "/usr/bin/chromium"
 ADMIN_TOKEN = "console-admin-token"
 READ_TOKEN = "console-read-token"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "console"
+UPDATE_SCREENSHOTS = os.environ.get("MAESTRO_SCREENSHOTS") == "update"  # `make screenshots`
 TIMEOUT_MS = 15_000
 expect.set_options(timeout=TIMEOUT_MS)  # auto-waiting assertions, never sleeps
 
@@ -163,3 +165,13 @@ def page(browser: Browser) -> Iterator[Page]:
     context = new_context(browser, ADMIN_TOKEN)
     yield context.new_page()
     context.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the tests' screenshots go: docs/console/ for `make screenshots` (the README shows
+    them), a scratch folder otherwise, so a test run leaves the work tree as it was."""
+    if UPDATE_SCREENSHOTS:
+        DOCS.mkdir(parents=True, exist_ok=True)
+        return DOCS
+    return tmp_path_factory.mktemp("screenshots")

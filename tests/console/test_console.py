@@ -1,11 +1,12 @@
 """What a person sees in the web console, in headless Chromium against a real `maestro serve`."""
 
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.console.conftest import ADMIN_TOKEN, DOCS, READ_TOKEN, Console, new_context
+from tests.console.conftest import ADMIN_TOKEN, READ_TOKEN, Console, new_context
 
 EMAIL_REFUSES = {"errors": {"SendTemplate": {"code": "INVALID_ARGUMENT"}}}
 STEPS = ["create_user", "setup_subscription", "add_to_crm", "send_welcome_email"]
@@ -30,7 +31,7 @@ def sagas(console: Console) -> dict[str, str]:
 
 
 def test_the_list_shows_both_sagas_with_their_states(
-    console: Console, sagas: dict[str, str], page: Page
+    console: Console, sagas: dict[str, str], page: Page, screenshots: Path
 ) -> None:
     page.goto(console.url)
     ok = page.get_by_test_id(f"execution-row-{sagas['completed']}")
@@ -41,8 +42,7 @@ def test_the_list_shows_both_sagas_with_their_states(
     expect(bad).to_contain_text("compensated")
     expect(bad).to_contain_text("send_welcome_email")  # the failing step
     expect(bad).to_contain_text("onboarding")
-    DOCS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=DOCS / "executions.png")
+    page.screenshot(path=screenshots / "executions.png")
 
     page.get_by_label("State").select_option("COMPENSATED")
     expect(ok).to_have_count(0)
@@ -50,7 +50,7 @@ def test_the_list_shows_both_sagas_with_their_states(
 
 
 def test_a_compensated_execution_shows_what_failed_and_what_was_undone(
-    console: Console, sagas: dict[str, str], page: Page
+    console: Console, sagas: dict[str, str], page: Page, screenshots: Path
 ) -> None:
     page.goto(f"{console.url}/#/executions/{sagas['compensated']}")
     expect(page.get_by_test_id("execution-status")).to_have_attribute("data-state", "COMPENSATED")
@@ -73,6 +73,8 @@ def test_a_compensated_execution_shows_what_failed_and_what_was_undone(
         "compensation-setup_subscription-1",
     ]
     expect(undos.first).to_contain_text("undo #1")
+    page.set_viewport_size({"width": 1280, "height": 1100})  # the header, graph and timeline
+    page.screenshot(path=screenshots / "compensated-execution.png")
     crm = page.get_by_test_id("step-detail-add_to_crm")
     crm.locator("summary").click()
     expect(crm).to_contain_text('"email": "ada@example.com"')  # the request as rendered
@@ -80,8 +82,6 @@ def test_a_compensated_execution_shows_what_failed_and_what_was_undone(
     expect(page.get_by_test_id("execution-error")).to_contain_text("INVALID_ARGUMENT")
     expect(page.get_by_test_id("event-row-1")).to_contain_text("WORKFLOW_STARTED")
     expect(page.get_by_test_id("workflow-source")).to_contain_text("send_welcome_email")
-    page.set_viewport_size({"width": 1280, "height": 1100})  # the header, graph and timeline
-    page.screenshot(path=DOCS / "compensated-execution.png")
 
 
 def test_a_new_execution_appears_without_a_reload_and_turns_green_live(
