@@ -4,9 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install install-tools proto lint test demo build bench chaos fuzz clean
+.PHONY: install install-tools proto lint test screenshots demo build bench chaos fuzz clean
 
-$(STAMP): pyproject.toml maestro_client/pyproject.toml scripts/install.sh examples/onboarding/services/auth-node/package-lock.json
+$(STAMP): pyproject.toml maestro_client/pyproject.toml scripts/install.sh examples/onboarding/services/auth-node/package-lock.json \
+		tests/api/connect-web/package-lock.json
 	bash scripts/install.sh
 	touch $(STAMP)
 
@@ -23,6 +24,9 @@ lint: $(STAMP)  ## ruff, mypy, buf lint/format/breaking
 
 test: lint  ## lint, then every test
 	bash scripts/test.sh
+
+screenshots: $(STAMP)  ## retake the console screenshots in docs/console/ (the README shows them)
+	MAESTRO_SCREENSHOTS=update bash scripts/test.sh tests/console -q
 
 demo: $(STAMP)  ## the onboarding example end to end
 	bash scripts/demo.sh

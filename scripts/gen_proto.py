@@ -3,9 +3,10 @@
 Usage: python scripts/gen_proto.py [--out DIR]
 
 Writes into DIR (default: the repository root) the generated packages
-`maestro_server/_proto/` (grpcio-tools + mypy-protobuf stubs) and `maestro_client/_proto/`
-(betterproto2 dataclasses). The output is committed; tests/test_generated_code.py fails
-when it is stale. Never edit the generated files by hand.
+`maestro_server/_proto/` (grpcio-tools + mypy-protobuf stubs, and the Connect stubs of
+protoc-gen-connectrpc for the HTTP face) and `maestro_client/_proto/` (betterproto2
+dataclasses). The output is committed; tests/test_generated_code.py fails when it is stale.
+Never edit the generated files by hand.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def _generate_server(out: Path) -> None:
         f"--grpc_python_out={target}",
         f"--mypy_out={target}",
         f"--mypy_grpc_out={target}",
+        # Connect over Google's protobuf runtime, asyncio only (`X_connect.py` beside `X_pb2.py`).
+        f"--connectrpc_out=protobuf=google,io=async:{target}",
     )
     # protoc writes absolute imports rooted at the proto package (`from maestro.v1 import …`);
     # the code lives inside maestro_server._proto, so the imports are rewritten to match.

@@ -44,13 +44,23 @@ LIBRARY: dict[str, set[str]] = {
 LAYERS: dict[str, set[str]] = {
     **LIBRARY,
     # Composition layers: each may import everything below it; nothing imports them.
-    "api": set(LIBRARY),
+    # The console's static files, served by the API's HTTP face.
+    "console": set(),
+    "api": set(LIBRARY) | {"console"},
     "cli": set(LIBRARY) | {"api"},
     "__main__": {"cli"},
 }
-GENERATED_CODE_IMPORTERS = {"api.convert", "api.server", "api.servicer"}
-"""Where `_proto` messages become model values and back, and where the services are served
-(Orchestrator, health, reflection)."""
+GENERATED_CODE_IMPORTERS = {
+    "api.convert",
+    "api.graph",
+    "api.requests",
+    "api.server",
+    "api.servicer",
+    "api.http.connect",
+}
+"""Where `_proto` messages become model values and back (convert, and graph and requests for
+the console's fields), and where the services are served (Orchestrator, health, reflection over
+gRPC; the same service over Connect)."""
 
 RULES = Rules("maestro_server", LAYERS, "_proto", GENERATED_CODE_IMPORTERS)
 IMPORTS = read_imports(ROOT, "maestro_server", skip="_proto")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,50 @@ def load_tokens(path: Path) -> dict[str, str]:
     return tokens
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a call is refused: its status code and message."""
+
+    code: grpc.StatusCode
+    message: str
+
+
+_UNAUTHENTICATED = Refusal(
+    grpc.StatusCode.UNAUTHENTICATED,
+    "missing or unknown bearer token (metadata `authorization: Bearer <token>`)",
+)
+_READ_ONLY = Refusal(
+    grpc.StatusCode.PERMISSION_DENIED, "this token may only read (get, list, watch, validate)"
+)
+
+
+class TokenCheck:
+    """The token rules, shared by the gRPC and the HTTP faces."""
+
+    def __init__(self, tokens: dict[str, str]) -> None:
+        self._tokens = [(token.encode(), role) for token, role in tokens.items()]
+
+    def role(self, authorization: str | None) -> str | None:
+        """The role of an `authorization` header's bearer token; None when it is not known."""
+        if authorization is None or not authorization.startswith("Bearer "):
+            return None
+        presented = authorization.removeprefix("Bearer ").strip().encode()
+        role = None
+        for token, token_role in self._tokens:  # no early exit: the time does not tell
+            if hmac.compare_digest(presented, token):
+                role = token_role
+        return role
+
+    def refusal(self, method: str, authorization: str | None) -> Refusal | None:
+        """Why a call of an Orchestrator method (its bare name) is refused, or None."""
+        role = self.role(authorization)
+        if role is None:
+            return _UNAUTHENTICATED
+        if role == "read" and method not in _READ_METHODS:
+            return _READ_ONLY
+        return None
+
+
 class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
     """Refuse Orchestrator calls without a known token, and changes by a read-only token.
 
@@ -57,18 +102,7 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
     """
 
     def __init__(self, tokens: dict[str, str]) -> None:
-        self._tokens = [(token.encode(), role) for token, role in tokens.items()]
-
-    def _role(self, metadata: Any) -> str | None:
-        values = [v for k, v in metadata or () if k == "authorization"]
-        if not values or not str(values[0]).startswith("Bearer "):
-            return None
-        presented = str(values[0]).removeprefix("Bearer ").strip().encode()
-        role = None
-        for token, token_role in self._tokens:  # no early exit: the time does not tell
-            if hmac.compare_digest(presented, token):
-                role = token_role
-        return role
+        self._check = TokenCheck(tokens)
 
     async def intercept_service(
         self,
@@ -80,19 +114,14 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or not method.startswith(_SERVICE_PREFIX):
             return handler  # health checking and reflection stay open for probes
-        role = self._role(handler_call_details.invocation_metadata)
-        if role is None:
-            return _refusal(
-                handler,
-                grpc.StatusCode.UNAUTHENTICATED,
-                "missing or unknown bearer token (metadata `authorization: Bearer <token>`)",
-            )
-        if role == "read" and method.removeprefix(_SERVICE_PREFIX) not in _READ_METHODS:
-            return _refusal(
-                handler,
-                grpc.StatusCode.PERMISSION_DENIED,
-                "this token may only read (get, list, watch, validate)",
-            )
+        values = [
+            v for k, v in handler_call_details.invocation_metadata or () if k == "authorization"
+        ]
+        refusal = self._check.refusal(
+            method.removeprefix(_SERVICE_PREFIX), str(values[0]) if values else None
+        )
+        if refusal is not None:
+            return _refusal(handler, refusal.code, refusal.message)
         return handler
 
 

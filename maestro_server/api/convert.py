@@ -10,11 +10,12 @@ from google.protobuf import json_format, struct_pb2
 from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
 from maestro_server.diagnostics import Diagnostic
 from maestro_server.errors import InvalidInputError
-from maestro_server.model.execution import ErrorInfo, Event, EventType, ExecutionState
+from maestro_server.model.execution import Cause, ErrorInfo, Event, EventType, ExecutionState
 from maestro_server.store.base import ExecutionRecord, StoredWorkflow
 
 
-def _struct(value: Any) -> struct_pb2.Struct:
+def to_struct(value: Any) -> struct_pb2.Struct:
+    """A JSON value as a Struct (anything but an object under a `value` key)."""
     message = struct_pb2.Struct()
     message.update(value if isinstance(value, dict) else {"value": value})
     return message
@@ -40,7 +41,7 @@ def event_to_proto(event: Event) -> pb.WorkflowEvent:
     )
     message.time.FromDatetime(event.time)
     if event.output is not None:
-        message.output.CopyFrom(_struct(event.output))
+        message.output.CopyFrom(to_struct(event.output))
     if event.error is not None:
         message.error.CopyFrom(error_to_proto(event.error))
     if event.duration is not None:
@@ -89,13 +90,15 @@ def execution_to_proto(record: ExecutionRecord, *, with_steps: bool = True) -> p
         state=pb.ExecutionState.Value(f"EXECUTION_STATE_{progress.state.value}"),
         last_sequence=progress.last_sequence,
     )
-    message.input.CopyFrom(_struct(record.input))
+    message.input.CopyFrom(to_struct(record.input))
     if progress.output is not None:
-        message.output.CopyFrom(_struct(progress.output))
+        message.output.CopyFrom(to_struct(progress.output))
     if progress.error is not None:
         message.error.CopyFrom(error_to_proto(progress.error))
     _timestamp(message.create_time, record.created_at)
     _timestamp(message.end_time, progress.ended_at)
+    if progress.stop is not None and progress.stop.cause is Cause.STEP_FAILED:
+        message.failed_step_id = progress.stop.step_id
     if with_steps:
         for step_id in record.step_ids:
             summary = progress.step(step_id)
@@ -105,7 +108,7 @@ def execution_to_proto(record: ExecutionRecord, *, with_steps: bool = True) -> p
                 attempts=summary.attempts,
             )
             if summary.output is not None:
-                step.output.CopyFrom(_struct(summary.output))
+                step.output.CopyFrom(to_struct(summary.output))
             if summary.error is not None:
                 step.error.CopyFrom(error_to_proto(summary.error))
             _timestamp(step.start_time, summary.started_at)

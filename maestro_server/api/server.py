@@ -17,6 +17,7 @@ from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
 from maestro_server._proto.maestro.v1 import orchestrator_pb2_grpc as pb_grpc
 from maestro_server.api.auth import TokenAuthInterceptor, server_credentials
 from maestro_server.api.decoding import DecodeErrorInterceptor
+from maestro_server.api.http.face import HttpFace
 from maestro_server.api.servicer import OrchestratorServicer
 from maestro_server.definition import load_workflow_file
 from maestro_server.definition.admission import AdmissionPolicy
@@ -61,6 +62,9 @@ class ServerSettings:
     tls_client_ca: Path | None = None
     metrics_port: int | None = None
     """Serve Prometheus metrics on this port (`/metrics`); none when None."""
+    http_port: int | None = None
+    """Serve the API over HTTP (Connect), the probes and the console on this port; none when
+    None, a free one when 0."""
 
 
 def add_reflection(server: grpc.aio.Server, names: list[str]) -> None:
@@ -140,7 +144,26 @@ class OrchestratorServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         add_reflection(self.server, [SERVICE_NAME, health.SERVICE_NAME])
         self.port = 0
+        self.http_port = 0
+        self.ready = False
+        """True from the end of start() to the beginning of stop(), for `/readyz`."""
+        self.http = self._http_face() if settings.http_port is not None else None
         self._tasks: list[asyncio.Task[None]] = []
+
+    def _http_face(self) -> HttpFace:
+        settings = self.settings
+        tls = None
+        if settings.tls_cert is not None and settings.tls_key is not None:
+            tls = (settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+        return HttpFace(
+            self.servicer,
+            host=settings.host,
+            port=settings.http_port or 0,
+            ready=lambda: self.ready,
+            tokens=settings.auth_tokens,
+            max_message_bytes=settings.max_message_bytes,
+            tls=tls,
+        )
 
     async def start(self) -> int:
         """Bind, register the workflows folder, start; NOT_SERVING until ready."""
@@ -155,6 +178,8 @@ class OrchestratorServer:
         else:
             self.port = self.server.add_insecure_port(address)
         await self.server.start()
+        if self.http is not None:
+            self.http_port = await self.http.start()
         if self.settings.workflows_dir is not None:
             await register_folder(self.store, self.settings.workflows_dir)
         if self.settings.metrics_port is not None:
@@ -168,9 +193,11 @@ class OrchestratorServer:
             )
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.ready = True
         log.info(
             "serving",
             metrics_port=self.metrics_port,
+            http_port=self.http_port,
             host=self.settings.host,
             port=self.port,
             max_concurrent_executions=self.settings.max_concurrent_executions,
@@ -184,11 +211,14 @@ class OrchestratorServer:
         to finish, then the server stops.
         """
         log.info("shutting down", grace=self.settings.shutdown_grace)
+        self.ready = False
         await self.health.enter_graceful_shutdown()
         # Leases are kept while draining, so no other replica takes over running executions.
         await self.manager.drain(self.settings.shutdown_grace)
         for task in self._tasks:
             task.cancel()
+        if self.http is not None:
+            await self.http.stop()
         await self.server.stop(grace=1.0)
         await self.transports.close()
         log.info("stopped")

@@ -19,6 +19,7 @@ import structlog
 from maestro_server import tracing
 from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
 from maestro_server._proto.maestro.v1 import orchestrator_pb2_grpc as pb_grpc
+from maestro_server.api.context import CallContext
 from maestro_server.api.convert import (
     diagnostic_to_proto,
     event_to_proto,
@@ -28,6 +29,8 @@ from maestro_server.api.convert import (
     workflow_to_proto,
 )
 from maestro_server.api.errors import to_status
+from maestro_server.api.graph import workflow_graph
+from maestro_server.api.requests import attach_requests
 from maestro_server.definition import load_workflow
 from maestro_server.definition.admission import AdmissionPolicy
 from maestro_server.engine.manager import ExecutionManager, StartOutcome
@@ -37,7 +40,7 @@ from maestro_server.model.workflow import Workflow
 from maestro_server.store.base import Store, stored_workflow
 
 log = structlog.get_logger("maestro.api")
-Context = grpc.aio.ServicerContext[Any, Any]
+Context = CallContext
 R = TypeVar("R")
 _PARSED_CACHE_SIZE = 256
 
@@ -111,6 +114,14 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
             self._parsed.move_to_end(key)
         return workflow
 
+    def _graph(self, yaml: str, path: str, files: Any) -> list[pb.WorkflowStep]:
+        """The step graph of a stored definition; none when today's policy refuses it."""
+        try:
+            return workflow_graph(self._load(yaml, path, files))
+        except MaestroError as exc:
+            log.info("no graph for a stored definition", path=path, reason=exc.message)
+            return []
+
     async def _resolve(self, request: Any) -> Workflow:
         which = request.WhichOneof("workflow")
         if which == "workflow_yaml":
@@ -139,12 +150,12 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
     ) -> pb.ValidateWorkflowResponse:
         """Diagnostics for a workflow; an invalid one is an answer, not an error."""
         try:
-            self._load(request.workflow_yaml, request.workflow_path, request.files)
+            workflow = self._load(request.workflow_yaml, request.workflow_path, request.files)
         except InvalidWorkflowError as exc:
             return pb.ValidateWorkflowResponse(
                 valid=False, diagnostics=[diagnostic_to_proto(d) for d in exc.diagnostics]
             )
-        return pb.ValidateWorkflowResponse(valid=True)
+        return pb.ValidateWorkflowResponse(valid=True, steps=workflow_graph(workflow))
 
     @_unary
     async def RegisterWorkflow(
@@ -155,7 +166,9 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         stored, created = await self._store.put_workflow(
             stored_workflow(workflow, workflow.path, datetime.now(UTC))
         )
-        return pb.RegisterWorkflowResponse(workflow=workflow_to_proto(stored), created=created)
+        message = workflow_to_proto(stored)
+        message.steps.extend(workflow_graph(workflow))
+        return pb.RegisterWorkflowResponse(workflow=message, created=created)
 
     @_unary
     async def GetWorkflow(
@@ -163,7 +176,9 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
     ) -> pb.GetWorkflowResponse:
         """A stored definition (the latest version when none is given)."""
         stored = await self._store.get_workflow(request.name, request.version)
-        return pb.GetWorkflowResponse(workflow=workflow_to_proto(stored))
+        message = workflow_to_proto(stored)
+        message.steps.extend(self._graph(stored.yaml, stored.path, stored.files))
+        return pb.GetWorkflowResponse(workflow=message)
 
     @_unary
     async def ListWorkflows(
@@ -223,7 +238,14 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
     ) -> pb.GetExecutionResponse:
         """One execution, with its steps."""
         record = await self._store.get_execution(request.execution_id)
-        return pb.GetExecutionResponse(execution=execution_to_proto(record))
+        message = execution_to_proto(record)
+        attach_requests(message, await self._store.saved_requests(record.execution_id))
+        if record.source is not None:
+            message.workflow_yaml = record.source.yaml
+            message.graph.extend(
+                self._graph(record.source.yaml, record.source.path, record.source.files)
+            )
+        return pb.GetExecutionResponse(execution=message)
 
     @_unary
     async def ListExecutions(

@@ -101,6 +101,13 @@ def add_parser(commands: Any) -> None:
         metavar="PORT",
         help="serve Prometheus metrics on PORT at /metrics (0 picks a free one)",
     )
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        metavar="PORT",
+        help="serve the API over HTTP/JSON (Connect), /healthz, /readyz and the web console "
+        "on PORT (0 picks a free one); off when not given",
+    )
     parser.add_argument("--log-format", choices=("json", "console"), default="console")
     parser.add_argument("--log-level", default="INFO")
     parser.set_defaults(run=run_serve)
@@ -153,6 +160,7 @@ def run_serve(args: argparse.Namespace) -> int:
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
         metrics_port=args.metrics_port,
+        http_port=args.http_port,
         lease_interval=_seconds(args.lease, "--lease") / 3,
         retention=_seconds(args.retention, "--retention") if args.retention else None,
     )

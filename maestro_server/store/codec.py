@@ -105,6 +105,20 @@ _LEGACY_STOPS = (
 )
 
 
+def stop_to_json(stop: Stop | None) -> dict[str, Any] | None:
+    """Why an execution stopped, as JSON."""
+    if stop is None:
+        return None
+    return {"cause": stop.cause.value, "error": error_to_json(stop.error), "step_id": stop.step_id}
+
+
+def stop_from_json(value: Mapping[str, Any] | None) -> Stop | None:
+    """Why an execution stopped, from JSON."""
+    if value is None:
+        return None
+    return Stop(Cause(value["cause"]), ErrorInfo(**value["error"]), value["step_id"])
+
+
 def progress_to_json(progress: Progress) -> dict[str, Any]:
     """An execution's progress as JSON (the whole of it: a resumed runner could start from it)."""
     stop = progress.stop
@@ -113,13 +127,7 @@ def progress_to_json(progress: Progress) -> dict[str, Any]:
         "last_sequence": progress.last_sequence,
         "steps": {step_id: _step_to_json(s) for step_id, s in progress.steps.items()},
         "completed": list(progress.completed),
-        "stop": None
-        if stop is None
-        else {
-            "cause": stop.cause.value,
-            "error": error_to_json(stop.error),
-            "step_id": stop.step_id,
-        },
+        "stop": stop_to_json(stop),
         "output": progress.output,
         "error": error_to_json(progress.error),
         "ended_at": _time(progress.ended_at),
@@ -134,9 +142,7 @@ def progress_from_json(value: Mapping[str, Any]) -> Progress:
         last_sequence=value["last_sequence"],
         steps={step_id: _step_from_json(s) for step_id, s in value["steps"].items()},
         completed=tuple(value["completed"]),
-        stop=None
-        if stop is None
-        else Stop(Cause(stop["cause"]), ErrorInfo(**stop["error"]), stop["step_id"]),
+        stop=stop_from_json(stop),
         output=value["output"],
         error=error_from_json(value["error"]),
         ended_at=_parse_time(value["ended_at"]),

@@ -17,6 +17,7 @@ from maestro_server.store.codec import (
     files_to_json,
     progress_from_json,
     progress_to_json,
+    stop_from_json,
 )
 from maestro_server.store.dialect import Dialect
 
@@ -136,7 +137,7 @@ def listed_columns(d: Dialect) -> str:
     return (
         "execution_id, workflow_name, workflow_version, workflow_hash, input, created_at, "
         f"state, ended_at, last_sequence, {d.field('progress', 'output')} AS output, "
-        f"{d.field('progress', 'error')} AS error"
+        f"{d.field('progress', 'error')} AS error, {d.field('progress', 'stop')} AS stop"
     )
 
 
@@ -171,6 +172,7 @@ def listed_execution_from_row(row: Row, d: Dialect) -> ExecutionRecord:
             last_sequence=row["last_sequence"],
             output=d.decode_json(row["output"]),
             error=error_from_json(d.decode_json(row["error"])),
+            stop=stop_from_json(d.decode_json(row["stop"])),
             ended_at=d.decode_time(row["ended_at"]),
         ),
     )

@@ -34,9 +34,11 @@ __all__ = (
     "ValidateWorkflowResponse",
     "WatchExecutionRequest",
     "WatchExecutionResponse",
+    "WorkflowCompensation",
     "WorkflowDefinition",
     "WorkflowEvent",
     "WorkflowReference",
+    "WorkflowStep",
 )
 
 import datetime
@@ -630,6 +632,23 @@ class Execution(betterproto2.Message):
     Every step of the workflow, in definition order.
     """
 
+    workflow_yaml: "str" = betterproto2.field(13, betterproto2.TYPE_STRING)
+    """
+    The definition the execution runs, as YAML (as it was when the execution started). Left
+    empty in ListExecutions.
+    """
+
+    graph: "list[WorkflowStep]" = betterproto2.field(14, betterproto2.TYPE_MESSAGE, repeated=True)
+    """
+    The workflow's steps as a graph, in definition order. Left empty in ListExecutions.
+    """
+
+    failed_step_id: "str" = betterproto2.field(15, betterproto2.TYPE_STRING)
+    """
+    The step that failed for good and stopped the execution (FAILED, COMPENSATING, COMPENSATED
+    or COMPENSATION_FAILED); empty otherwise.
+    """
+
 
 default_message_pool.register_message("maestro.v1", "Execution", Execution)
 
@@ -1013,6 +1032,22 @@ class StepExecution(betterproto2.Message):
     When the step reached its final state.
     """
 
+    input: "__google__protobuf__.Struct | None" = betterproto2.field(
+        8, betterproto2.TYPE_MESSAGE, optional=True
+    )
+    """
+    The step's request as first rendered (the message, or the HTTP body), kept before its first
+    attempt and sent again by every retry; not kept are the headers, where secrets go. A value
+    that is not an object is under the key `value`. Left empty in ListExecutions.
+    """
+
+    compensation_input: "__google__protobuf__.Struct | None" = betterproto2.field(
+        9, betterproto2.TYPE_MESSAGE, optional=True
+    )
+    """
+    The request of the step's compensation as first rendered, once the compensation started.
+    """
+
 
 default_message_pool.register_message("maestro.v1", "StepExecution", StepExecution)
 
@@ -1066,6 +1101,11 @@ class ValidateWorkflowResponse(betterproto2.Message):
     Every problem found, in file order.
     """
 
+    steps: "list[WorkflowStep]" = betterproto2.field(3, betterproto2.TYPE_MESSAGE, repeated=True)
+    """
+    The workflow's steps as a graph, when it is valid.
+    """
+
 
 default_message_pool.register_message(
     "maestro.v1", "ValidateWorkflowResponse", ValidateWorkflowResponse
@@ -1107,6 +1147,26 @@ class WatchExecutionResponse(betterproto2.Message):
 default_message_pool.register_message(
     "maestro.v1", "WatchExecutionResponse", WatchExecutionResponse
 )
+
+
+@dataclass(eq=False, repr=False)
+class WorkflowCompensation(betterproto2.Message):
+    """
+    The compensation of a workflow step.
+    """
+
+    service: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    The service the compensation calls.
+    """
+
+    method: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    The method it calls.
+    """
+
+
+default_message_pool.register_message("maestro.v1", "WorkflowCompensation", WorkflowCompensation)
 
 
 @dataclass(eq=False, repr=False)
@@ -1154,6 +1214,11 @@ class WorkflowDefinition(betterproto2.Message):
     )
     """
     When this version was registered.
+    """
+
+    steps: "list[WorkflowStep]" = betterproto2.field(8, betterproto2.TYPE_MESSAGE, repeated=True)
+    """
+    The workflow's steps as a graph, in definition order. Left empty in ListWorkflows.
     """
 
 
@@ -1262,6 +1327,49 @@ class WorkflowReference(betterproto2.Message):
 
 
 default_message_pool.register_message("maestro.v1", "WorkflowReference", WorkflowReference)
+
+
+@dataclass(eq=False, repr=False)
+class WorkflowStep(betterproto2.Message):
+    """
+    One step of a workflow as its graph shows it: what it calls, what it waits for, and what
+    undoes it.
+    """
+
+    step_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    The step's `id`.
+    """
+
+    service: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    The service (from the workflow's `services`) the step calls.
+    """
+
+    method: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    The method it calls: a gRPC method name, or an HTTP verb and path.
+    """
+
+    depends_on: "list[str]" = betterproto2.field(4, betterproto2.TYPE_STRING, repeated=True)
+    """
+    The ids of the steps that must finish before this one starts.
+    """
+
+    when: "str" = betterproto2.field(5, betterproto2.TYPE_STRING)
+    """
+    The step's `when` condition, as written; empty when the step always runs.
+    """
+
+    compensation: "WorkflowCompensation | None" = betterproto2.field(
+        6, betterproto2.TYPE_MESSAGE, optional=True
+    )
+    """
+    What undoes the step, when it has a `compensate`.
+    """
+
+
+default_message_pool.register_message("maestro.v1", "WorkflowStep", WorkflowStep)
 
 
 from ...google import protobuf as __google__protobuf__

@@ -1,0 +1,1 @@
+"""The HTTP face of the server: the Orchestrator over Connect, health probes, the console."""

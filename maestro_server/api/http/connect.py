@@ -1,0 +1,152 @@
+"""The Orchestrator service over the Connect protocol, served by the gRPC servicer's handlers.
+
+Each RPC of the service descriptor is bound to the servicer's handler of the same name, with a
+call context that turns the handler's gRPC aborts into Connect errors with the same code,
+message and details. Nothing is mapped by hand per RPC: a new RPC is served once it has a
+handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import SimpleNamespace
+from typing import Any, Never, cast
+
+import grpc
+from connectrpc.code import Code
+from connectrpc.compat import google_protobuf_binary_codec, google_protobuf_json_codec
+from connectrpc.errors import ConnectError
+from connectrpc.request import RequestContext
+from google.rpc import status_pb2
+from protobuf.wkt import Any as AnyDetail
+
+from maestro_server._proto.maestro.v1 import orchestrator_connect
+from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
+from maestro_server.api.auth import TokenCheck
+
+SERVICE = pb.DESCRIPTOR.services_by_name["Orchestrator"]
+_DETAILS_KEY = "grpc-status-details-bin"
+SHUTTING_DOWN = "the server is shutting down; watch again after the last sequence you saw"
+
+
+def connect_error(status: grpc.Status) -> ConnectError:
+    """The Connect error for a gRPC status: same code, message and rich details."""
+    details = []
+    for key, value in status.trailing_metadata or ():
+        if key == _DETAILS_KEY and isinstance(value, bytes):
+            rich = status_pb2.Status.FromString(value)
+            details = [AnyDetail(type_url=d.type_url, value=d.value) for d in rich.details]
+    return ConnectError(Code[status.code.name], status.details or "", details)
+
+
+class _Status(grpc.Status):
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        self.code, self.details, self.trailing_metadata = code, details, ()
+
+
+class ConnectCall:
+    """A Connect request as the servicer's handlers see a gRPC call (see api/context.py)."""
+
+    def __init__(self, ctx: RequestContext[Any, Any]) -> None:
+        self._ctx = ctx
+
+    def invocation_metadata(self) -> list[tuple[str, str]]:
+        """The request headers, keys in lower case as gRPC metadata has them."""
+        return [(key.lower(), value) for key, value in self._ctx.request_headers.allitems()]
+
+    async def abort(self, code: grpc.StatusCode, details: str = "") -> Never:
+        """Raise the Connect error for a status code and message."""
+        raise connect_error(_Status(code, details))
+
+    async def abort_with_status(self, status: grpc.Status) -> Never:
+        """Raise the Connect error for a full status."""
+        raise connect_error(status)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _unary(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    async def call(request: Any, ctx: RequestContext[Any, Any]) -> Any:
+        return await handler(request, ConnectCall(ctx))
+
+    return call
+
+
+def _streaming(
+    handler: Callable[..., AsyncIterator[Any]], stopping: asyncio.Event
+) -> Callable[..., AsyncIterator[Any]]:
+    async def call(request: Any, ctx: RequestContext[Any, Any]) -> AsyncIterator[Any]:
+        replies = handler(request, ConnectCall(ctx))
+        stop = asyncio.ensure_future(stopping.wait())
+        try:
+            while True:
+                reply = asyncio.ensure_future(anext(replies))
+                await asyncio.wait({reply, stop}, return_when=asyncio.FIRST_COMPLETED)
+                if not reply.done():  # a stream that outlives the drain ends, resumable
+                    reply.cancel()
+                    await asyncio.wait({reply})  # the generator unwinds before it is closed
+                    raise ConnectError(Code.UNAVAILABLE, SHUTTING_DOWN)
+                try:
+                    yield reply.result()
+                except StopAsyncIteration:
+                    return
+        finally:
+            stop.cancel()
+            await replies.aclose()  # type: ignore[attr-defined]
+
+    return call
+
+
+class TokenInterceptor:
+    """Refuse calls without a known bearer token, and changes by a read-only one.
+
+    First in the chain, so it answers before the request body is read.
+    """
+
+    def __init__(self, check: TokenCheck) -> None:
+        self._check = check
+
+    async def on_start(self, ctx: RequestContext[Any, Any]) -> None:
+        """Raise the refusal, if any, as a Connect error."""
+        refusal = self._check.refusal(ctx.method.name, ctx.request_headers.get("authorization"))
+        if refusal is not None:
+            raise ConnectError(Code[refusal.code.name], refusal.message)
+
+    async def on_end(
+        self, token: None, ctx: RequestContext[Any, Any], error: Exception | None
+    ) -> None:
+        """Nothing to do at the end."""
+
+
+def connect_app(
+    servicer: Any,
+    stopping: asyncio.Event,
+    *,
+    tokens: dict[str, str] | None,
+    max_message_bytes: int,
+) -> orchestrator_connect.OrchestratorASGIApplication:
+    """The ASGI application serving every RPC of the servicer over Connect (and gRPC-Web).
+
+    Streams end with UNAVAILABLE once `stopping` is set. JSON requests with unknown fields are
+    refused (INVALID_ARGUMENT), so a misspelt field is not silently ignored.
+    """
+    methods: dict[str, Any] = {}
+    for method in SERVICE.methods:
+        handler = getattr(servicer, method.name)
+        methods[_snake(method.name)] = (
+            _streaming(handler, stopping) if method.server_streaming else _unary(handler)
+        )
+    interceptors = [TokenInterceptor(TokenCheck(tokens))] if tokens else []
+    return orchestrator_connect.OrchestratorASGIApplication(
+        cast(orchestrator_connect.Orchestrator, SimpleNamespace(**methods)),
+        interceptors=interceptors,
+        read_max_bytes=max_message_bytes,
+        codecs=[
+            google_protobuf_binary_codec(),
+            google_protobuf_json_codec(ignore_unknown_fields=False),
+        ],
+    )
