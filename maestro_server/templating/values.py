@@ -21,6 +21,8 @@ from jinja2.meta import find_undeclared_variables
 
 from maestro_server.errors import TemplateError
 from maestro_server.templating.environment import ENVIRONMENT
+from maestro_server.templating.goparse import GoSyntaxError
+from maestro_server.templating.gotemplate import translate
 from maestro_server.templating.syntax import rewrite_leading_dots
 
 JsonValue = None | bool | int | float | str | list[Any] | dict[str, Any]
@@ -31,12 +33,16 @@ _SINGLE_EXPRESSION = re.compile(r"\A\s*\{\{(?P<expr>.*?)\}\}\s*\Z", re.S)
 
 
 class TemplateSyntaxError(Exception):
-    """A template does not compile; `line` is 1-based within the template text."""
+    """A template does not compile; `line` is 1-based within the template text.
 
-    def __init__(self, message: str, line: int) -> None:
+    `offset` (0-based, in the template text) is known for Go forms: where the problem is.
+    """
+
+    def __init__(self, message: str, line: int, offset: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.line = line
+        self.offset = offset
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +149,13 @@ def iter_templates(value: CompiledValue) -> Iterable[Template]:
 
 
 def compile_template(source: str, field: str) -> Template:
-    """Compile one template string; raises TemplateSyntaxError."""
-    rewritten = rewrite_leading_dots(source)
+    """Compile one template string, Go forms translated; raises TemplateSyntaxError."""
+    try:
+        translated = translate(source)
+    except GoSyntaxError as exc:
+        line = source.count("\n", 0, exc.offset) + 1
+        raise TemplateSyntaxError(exc.message, line, exc.offset) from None
+    rewritten = rewrite_leading_dots(translated)
     single = _SINGLE_EXPRESSION.match(rewritten)
     if single is not None and not is_template(single.group("expr")):
         text = "{{" + single.group("expr") + "}}"
