@@ -24,14 +24,19 @@ from maestro_server.diagnostics import Diagnostic
 from maestro_server.engine.manager import ExecutionManager
 from maestro_server.errors import InvalidWorkflowError
 from maestro_server.metrics import Metrics
+from maestro_server.model.workflow import Workflow
+from maestro_server.schemas.descriptors import FileProtos
 from maestro_server.secret_values import Secrets
 from maestro_server.store.base import Store, stored_workflow
+from maestro_server.transports.grpc.reflected import reflect_schemas, reflected_services
 from maestro_server.transports.registry import Transports
 
 log = structlog.get_logger("maestro.server")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Orchestrator"].full_name
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+REFLECTION_TIMEOUT = 5.0
+"""Seconds a downstream service has to answer reflection when a workflow is registered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +64,8 @@ class ServerSettings:
     tls_client_ca: Path | None = None
     metrics_port: int | None = None
     """Serve Prometheus metrics on this port (`/metrics`); none when None."""
+    validate_with_reflection: bool = False
+    """Check registered workflows against the schemas their services give by reflection."""
 
 
 def add_reflection(server: grpc.aio.Server, names: list[str]) -> None:
@@ -123,7 +130,8 @@ class OrchestratorServer:
         if settings.auth_tokens:
             interceptors.insert(0, TokenAuthInterceptor(settings.auth_tokens))
         self.server = grpc.aio.server(options=options, interceptors=interceptors)
-        self.servicer = OrchestratorServicer(self.manager, settings.policy)
+        reflect = self._reflect if settings.validate_with_reflection else None
+        self.servicer = OrchestratorServicer(self.manager, settings.policy, reflect)
         pb_grpc.add_OrchestratorServicer_to_server(self.servicer, self.server)
         self.metrics.watch(
             lambda: {
@@ -138,6 +146,20 @@ class OrchestratorServer:
         add_reflection(self.server, [SERVICE_NAME, health.SERVICE_NAME])
         self.port = 0
         self._tasks: list[asyncio.Task[None]] = []
+
+    async def _reflect(self, workflow: Workflow) -> dict[str, FileProtos]:
+        """Schemas by reflection for a workflow being registered; a failure skips the check."""
+        files, errors = await reflect_schemas(
+            self.transports.grpc, reflected_services(workflow), REFLECTION_TIMEOUT
+        )
+        for service, reason in errors.items():
+            log.warning(
+                "schema not checked: reflection failed",
+                workflow=workflow.name,
+                service=service,
+                reason=reason,
+            )
+        return files
 
     async def start(self) -> int:
         """Bind, register the workflows folder, start; NOT_SERVING until ready."""

@@ -150,21 +150,10 @@ def iter_templates(value: CompiledValue) -> Iterable[Template]:
 
 def compile_template(source: str, field: str) -> Template:
     """Compile one template string, Go forms translated; raises TemplateSyntaxError."""
+    ast, single = jinja_ast(source)
     try:
-        translated = translate(source)
-    except GoSyntaxError as exc:
-        line = source.count("\n", 0, exc.offset) + 1
-        raise TemplateSyntaxError(exc.message, line, exc.offset) from None
-    rewritten = rewrite_leading_dots(translated)
-    single = _SINGLE_EXPRESSION.match(rewritten)
-    if single is not None and not is_template(single.group("expr")):
-        text = "{{" + single.group("expr") + "}}"
-    else:
-        single, text = None, rewritten
-    try:
-        ast = ENVIRONMENT.parse(text)
         expression = (
-            ENVIRONMENT.compile_expression(single.group("expr"), undefined_to_none=False)
+            ENVIRONMENT.compile_expression(single, undefined_to_none=False)
             if single is not None
             else None
         )
@@ -173,6 +162,29 @@ def compile_template(source: str, field: str) -> Template:
         raise TemplateSyntaxError(exc.message or "invalid template", exc.lineno) from None
     path = _plain_path(ast) if single is not None else None
     return Template(source, field, _references(ast), expression, template, path)
+
+
+def jinja_ast(source: str) -> tuple[nodes.Template, str | None]:
+    """The jinja2 syntax tree of a template, Go forms translated; raises TemplateSyntaxError.
+
+    Also the expression's text when the template is one `{{ … }}` alone (None otherwise).
+    """
+    try:
+        translated = translate(source)
+    except GoSyntaxError as exc:
+        line = source.count("\n", 0, exc.offset) + 1
+        raise TemplateSyntaxError(exc.message, line, exc.offset) from None
+    rewritten = rewrite_leading_dots(translated)
+    single = _SINGLE_EXPRESSION.match(rewritten)
+    expression = single.group("expr") if single is not None else None
+    if expression is not None and not is_template(expression):
+        text = "{{" + expression + "}}"
+    else:
+        expression, text = None, rewritten
+    try:
+        return ENVIRONMENT.parse(text), expression
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateSyntaxError(exc.message or "invalid template", exc.lineno) from None
 
 
 def _plain_path(ast: nodes.Template) -> tuple[str, ...] | None:
