@@ -9,8 +9,9 @@ value goes unchanged into a gRPC field, the field's type is kept too.
 
 from __future__ import annotations
 
-from maestro_server.definition.calls import CallCheck, describe_slot, origin
+from maestro_server.definition.calls import CallCheck
 from maestro_server.definition.fields import Slot, scalar_kind
+from maestro_server.definition.paths import describe_slot, origin
 from maestro_server.definition.validate import Scope, TemplateSite
 from maestro_server.model.workflow import InputRead
 

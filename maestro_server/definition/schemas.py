@@ -9,6 +9,7 @@ not checked.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from maestro_server.schemas.methods import services_in
 
 _COMPILED: OrderedDict[str, bytes] = OrderedDict()
 _COMPILED_KEPT = 64
+_COMPILED_LOCK = threading.Lock()  # the server parses workflows in worker threads
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,14 +95,17 @@ def _compiled(service: Service) -> FileProtos:
     for file in sorted(service.files):
         digest.update(file.encode() + b"\0" + service.files[file] + b"\0")
     key = digest.hexdigest()
-    data = _COMPILED.get(key)
+    with _COMPILED_LOCK:
+        data = _COMPILED.get(key)
+        if data is not None:
+            _COMPILED.move_to_end(key)
     if data is None:
         files = compile_protos(service.files, service.protos, service.import_paths)
         data = descriptor_pb2.FileDescriptorSet(file=files).SerializeToString()
-        _COMPILED[key] = data
-        if len(_COMPILED) > _COMPILED_KEPT:
-            _COMPILED.popitem(last=False)
-    _COMPILED.move_to_end(key)
+        with _COMPILED_LOCK:
+            _COMPILED[key] = data
+            if len(_COMPILED) > _COMPILED_KEPT:
+                _COMPILED.popitem(last=False)
     return list(descriptor_pb2.FileDescriptorSet.FromString(data).file)
 
 

@@ -13,17 +13,16 @@ is one action alone keeps the value's type, as every Maestro template does.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 from jinja2 import TemplateSyntaxError as JinjaSyntaxError
 from jinja2 import nodes
 
 from maestro_server.templating.environment import ENVIRONMENT
-from maestro_server.templating.goemit import FUNCTIONS, Scope, emit
+from maestro_server.templating.goblocks import Translator, control_action, expression_action
+from maestro_server.templating.goemit import FUNCTIONS
 from maestro_server.templating.goparse import (
     GoSyntaxError,
     Parser,
-    Pipeline,
     Token,
     UnknownFunctionError,
     tokenize,
@@ -44,37 +43,9 @@ _UNSUPPORTED = {
 }
 
 
-@dataclass
-class _Block:
-    kind: str
-    offset: int
-    outer: Scope
-    loops: int
-    has_else: bool = False
-    else_scope: Scope | None = None
-    """What the else branch sees: the outer dot, and variables the opener declared."""
-
-
-@dataclass
-class _Translator:
-    source: str
-    single: bool
-    out: list[str] = field(default_factory=list)
-    blocks: list[_Block] = field(default_factory=list)
-    scope: Scope = field(default_factory=Scope)
-    loops: int = 0
-    """How many jinja2 for-loops enclose the current point (their `set`s do not leak out)."""
-    declared_in: dict[str, int] = field(default_factory=dict)
-    counter: int = 0
-
-    def fresh(self, stem: str) -> str:
-        self.counter += 1
-        return f"go_{stem}{self.counter}"
-
-
 def translate(source: str) -> str:
     """The jinja2 source with every Go action translated; raises GoSyntaxError."""
-    translator = _Translator(source, _is_single(source))
+    translator = Translator(source, _is_single(source))
     position = 0
     while (match := _OPEN.search(source, position)) is not None:
         start = match.start()
@@ -98,7 +69,7 @@ def translate(source: str) -> str:
     return "".join(translator.out)
 
 
-def _copy_jinja(translator: _Translator, opener: str, start: int) -> int:
+def _copy_jinja(translator: Translator, opener: str, start: int) -> int:
     source = translator.source
     if opener == "{%" and (raw := _RAW.match(source, start)) is not None:
         endraw = _ENDRAW.search(source, raw.end())
@@ -136,7 +107,7 @@ def _is_single(source: str) -> bool:
     return end == len(stripped) - 2
 
 
-def _action(translator: _Translator, start: int, end: int) -> None:
+def _action(translator: Translator, start: int, end: int) -> None:
     source = translator.source
     body = source[start + 2 : end]
     left = body.startswith("-") and (len(body) == 1 or body[1].isspace())
@@ -160,7 +131,9 @@ def _action(translator: _Translator, start: int, end: int) -> None:
         if keyword in _UNSUPPORTED and spaced:
             raise GoSyntaxError(f"{{{{ {keyword} }}}}: {_UNSUPPORTED[keyword]}", first.offset)
         if keyword in _CONTROL and spaced:
-            _control(translator, keyword, tokens[1:], end=end, trims=trims, offset=first.offset)
+            control_action(
+                translator, keyword, tokens[1:], end=end, trims=trims, offset=first.offset
+            )
             return
     go_shaped = _looks_like_go(tokens)
     try:
@@ -175,11 +148,11 @@ def _action(translator: _Translator, start: int, end: int) -> None:
         _not_go(translator, body, start, exc, committed=committed, go_shaped=go_shaped)
         return
     # It reads as Go, with functions Go has: from here on, problems are Go's to report.
-    translator.out.append(_expression(translator, pipeline, trims))
+    translator.out.append(expression_action(translator, pipeline, trims))
 
 
 def _not_go(
-    translator: _Translator,
+    translator: Translator,
     body: str,
     start: int,
     error: GoSyntaxError,
@@ -226,119 +199,3 @@ def _looks_like_go(tokens: list[Token]) -> bool:
         and tokens[index + 1].kind in ("field", "string", "char", "number", "var", "dot", "lparen")
         for index, token in enumerate(tokens)
     )
-
-
-def _expression(translator: _Translator, pipeline: Pipeline, trims: tuple[str, str]) -> str:
-    expression = emit(pipeline.expression, translator.scope)
-    if pipeline.variables:
-        (name,) = pipeline.variables
-        target = _bind(
-            translator, name, assigns=pipeline.assigns, offset=pipeline.expression.offset
-        )
-        return f"{{%{trims[0]} set {target} = {expression} {trims[1]}%}}"
-    if translator.single:
-        return f"{{{{{trims[0]} {expression} {trims[1]}}}}}"
-    return f"{{{{{trims[0]} ({expression}) | go_text {trims[1]}}}}}"
-
-
-def _bind(translator: _Translator, name: str, *, assigns: bool, offset: int) -> str:
-    """The jinja2 name a `$name` declaration or assignment writes."""
-    if not assigns:
-        target = translator.fresh(f"v_{name}_")
-        translator.scope.variables[name] = target
-        translator.declared_in[target] = translator.loops
-        return target
-    if name not in translator.scope.variables:
-        raise GoSyntaxError(f"undefined variable: ${name}", offset)
-    target = translator.scope.variables[name]
-    if translator.declared_in.get(target, 0) != translator.loops:
-        raise GoSyntaxError(
-            f"assigning ${name} inside a {{{{ range }}}} that it was declared outside of is not "
-            "supported: compute the value before the range",
-            offset,
-        )
-    return target
-
-
-def _control(
-    translator: _Translator,
-    keyword: str,
-    tokens: list[Token],
-    *,
-    end: int,
-    trims: tuple[str, str],
-    offset: int,
-) -> None:
-    left, right = trims
-    if keyword == "end":
-        if tokens:
-            raise GoSyntaxError("{{ end }} takes nothing after it", tokens[0].offset)
-        if not translator.blocks:
-            raise GoSyntaxError("{{ end }} without {{ if }}, {{ range }} or {{ with }}", offset)
-        block = translator.blocks.pop()
-        translator.scope, translator.loops = block.outer, block.loops
-        closer = {"if": "endif", "with": "endif", "range": "endfor"}[block.kind]
-        translator.out.append(f"{{%{left} {closer} {right}%}}")
-        return
-    if keyword == "else":
-        _else(translator, tokens, end, trims, offset)
-        return
-    if not tokens:
-        raise GoSyntaxError(f"missing value for {keyword}", end)
-    parser = Parser(tokens, end)
-    pipeline = parser.pipeline(declarations=2 if keyword == "range" else 1)
-    parser.expect_end()
-    expression = emit(pipeline.expression, translator.scope)
-    outer = Scope(translator.scope.dot, dict(translator.scope.variables))
-    translator.blocks.append(_Block(keyword, offset, outer, translator.loops))
-    if keyword == "range":
-        key, dot = translator.fresh("key"), translator.fresh("dot")
-        count = len(pipeline.variables)
-        translator.out.append(
-            f"{{%{left} for {key}, {dot} in ({expression}) | go_range({max(count, 1)}) {right}%}}"
-        )
-        translator.loops += 1
-        translator.scope = Scope(dot, dict(translator.scope.variables))
-        bound = {1: (dot,), 2: (key, dot)}.get(count, ())
-        translator.scope.variables.update(zip(pipeline.variables, bound, strict=True))
-        return
-    test = expression
-    if keyword == "with" or pipeline.variables:
-        test = translator.fresh("dot" if keyword == "with" else "if")
-        translator.out.append(f"{{%{left} set {test} = {expression} %}}")
-        left = ""
-        for name in pipeline.variables:
-            translator.scope.variables[name] = test
-            translator.declared_in[test] = translator.loops
-    translator.out.append(f"{{%{left} if {test} {right}%}}")
-    translator.blocks[-1].else_scope = Scope(outer.dot, dict(translator.scope.variables))
-    if keyword == "with":
-        translator.scope = Scope(test, dict(translator.scope.variables))
-
-
-def _else(
-    translator: _Translator, tokens: list[Token], end: int, trims: tuple[str, str], offset: int
-) -> None:
-    left, right = trims
-    block = translator.blocks[-1] if translator.blocks else None
-    if block is None or block.has_else:
-        raise GoSyntaxError("{{ else }} without {{ if }}, {{ range }} or {{ with }}", offset)
-    if tokens and tokens[0].kind == "ident" and tokens[0].text == "with":
-        raise GoSyntaxError(
-            "{{ else with }} is not supported: write {{ else }}{{ with … }}…{{ end }}{{ end }}",
-            tokens[0].offset,
-        )
-    seen = block.else_scope or block.outer
-    translator.scope = Scope(seen.dot, dict(seen.variables))
-    translator.loops = block.loops
-    if tokens and tokens[0].kind == "ident" and tokens[0].text == "if" and block.kind == "if":
-        parser = Parser(tokens[1:], end)
-        pipeline = parser.pipeline(declarations=0)
-        parser.expect_end()
-        expression = emit(pipeline.expression, translator.scope)
-        translator.out.append(f"{{%{left} elif {expression} {right}%}}")
-        return
-    if tokens:
-        raise GoSyntaxError("{{ else }} takes nothing after it but if", tokens[0].offset)
-    block.has_else = True
-    translator.out.append(f"{{%{left} else {right}%}}")
