@@ -146,7 +146,7 @@ def _walk(node: nodes.Node, source: str, *, conditional: bool, optional: bool) -
         chain = _chain(node)
         assert chain is not None
         base, keys, dynamic = chain
-        if isinstance(base, nodes.Name) and base.ctx == "load" and not base.name.startswith("go_"):
+        if isinstance(base, nodes.Name) and base.ctx == "load":
             yield Read(base.name, keys, _locate(source, base.name, keys), optional, conditional)
         elif not isinstance(base, nodes.Name):
             yield from walk(base)
