@@ -1,7 +1,9 @@
 """The layout guarded: layers import only downwards, and generated code stays in the API.
 
 Layers, from the bottom: diagnostics and the leaf utilities → errors → templating → model →
-definition, resilience, transports, store → engine → api → cli. Each layer may import what its
+definition, resilience, transports, store → engine → api → cli; `schemas` (descriptor pools from
+descriptor sets and .proto files, no network) sits below definition and transports, which both
+read services' schemas: validation checks calls against the pools the transports call through. Each layer may import what its
 rule lists and nothing else; no two layers import each other, even through others (no cycles);
 the engine sees the stores and transports only through their Protocol modules; the generated
 `_proto` code is imported only by the API modules that convert messages and serve them.
@@ -33,9 +35,10 @@ LIBRARY: dict[str, set[str]] = {
     "errors": {"diagnostics"},
     "templating": {"errors"},
     "model": {"diagnostics", "errors", "templating"},
-    "definition": BASE,
+    "schemas": set(),
+    "definition": BASE | {"schemas"},
     "resilience": BASE,
-    "transports": BASE | {"resilience"},
+    "transports": BASE | {"resilience", "schemas"},
     "store": BASE,
     # The engine reaches stores and transports through their Protocols only; the concrete ones
     # are chosen by the composition layers (api, cli).

@@ -25,8 +25,11 @@ from maestro_server.diagnostics import Diagnostic
 from maestro_server.engine.manager import ExecutionManager
 from maestro_server.errors import InvalidWorkflowError
 from maestro_server.metrics import Metrics
+from maestro_server.model.workflow import Workflow
+from maestro_server.schemas.descriptors import FileProtos
 from maestro_server.secret_values import Secrets
 from maestro_server.store.base import Store, stored_workflow
+from maestro_server.transports.grpc.reflected import reflect_schemas, reflected_services
 from maestro_server.transports.guard import SYSTEM_GUARD
 from maestro_server.transports.registry import Transports
 
@@ -34,6 +37,8 @@ log = structlog.get_logger("maestro.server")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Orchestrator"].full_name
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+REFLECTION_TIMEOUT = 5.0
+"""Seconds a downstream service has to answer reflection when a workflow is registered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,8 @@ class ServerSettings:
     http_port: int | None = None
     """Serve the API over HTTP (Connect), the probes and the console on this port; none when
     None, a free one when 0."""
+    validate_with_reflection: bool = False
+    """Check registered workflows against the schemas their services give by reflection."""
 
 
 def add_reflection(server: grpc.aio.Server, names: list[str]) -> None:
@@ -130,7 +137,8 @@ class OrchestratorServer:
         if settings.auth_tokens:
             interceptors.insert(0, TokenAuthInterceptor(settings.auth_tokens))
         self.server = grpc.aio.server(options=options, interceptors=interceptors)
-        self.servicer = OrchestratorServicer(self.manager, store, settings.policy)
+        reflect = self._reflect if settings.validate_with_reflection else None
+        self.servicer = OrchestratorServicer(self.manager, store, settings.policy, reflect)
         pb_grpc.add_OrchestratorServicer_to_server(self.servicer, self.server)
         self.metrics.watch(
             lambda: {
@@ -164,6 +172,20 @@ class OrchestratorServer:
             max_message_bytes=settings.max_message_bytes,
             tls=tls,
         )
+
+    async def _reflect(self, workflow: Workflow) -> dict[str, FileProtos]:
+        """Schemas by reflection for a workflow being registered; a failure skips the check."""
+        files, errors = await reflect_schemas(
+            self.transports.grpc, reflected_services(workflow), REFLECTION_TIMEOUT
+        )
+        for service, reason in errors.items():
+            log.warning(
+                "schema not checked: reflection failed",
+                workflow=workflow.name,
+                service=service,
+                reason=reason,
+            )
+        return files
 
     async def start(self) -> int:
         """Bind, register the workflows folder, start; NOT_SERVING until ready."""

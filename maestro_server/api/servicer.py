@@ -6,10 +6,11 @@ store is given to the servicer as well, for definitions and for reading executio
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -37,12 +38,15 @@ from maestro_server.engine.manager import ExecutionManager, StartOutcome
 from maestro_server.errors import InvalidInputError, InvalidWorkflowError, MaestroError
 from maestro_server.model.execution import Event
 from maestro_server.model.workflow import Workflow
+from maestro_server.schemas.descriptors import FileProtos
 from maestro_server.store.base import Store, stored_workflow
 
 log = structlog.get_logger("maestro.api")
 Context = CallContext
 R = TypeVar("R")
 _PARSED_CACHE_SIZE = 256
+Reflector = Callable[[Workflow], Awaitable[Mapping[str, FileProtos]]]
+"""Fetches, by server reflection, the schemas of a workflow's services that name none."""
 
 
 def _unary(handler: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
@@ -83,41 +87,59 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
     """Every RPC of `maestro.v1.Orchestrator`."""
 
     def __init__(
-        self, manager: ExecutionManager, store: Store, policy: AdmissionPolicy | None = None
+        self,
+        manager: ExecutionManager,
+        store: Store,
+        policy: AdmissionPolicy | None = None,
+        reflect: Reflector | None = None,
     ) -> None:
         # Executions start, stop and resume through the manager, which runs them; everything
         # else (definitions, and reading executions and their logs) is the store's.
         self._manager = manager
         self._store = store
         self._policy = policy or AdmissionPolicy()
+        self._reflect = reflect
+        """With `maestro serve --validate-with-reflection`: checks registered workflows against
+        schemas fetched by reflection too."""
         self._parsed: OrderedDict[str, Workflow] = OrderedDict()
         self.subscribers = 0
         """Event streams open now."""
 
     # -- workflows ---------------------------------------------------------------------------
 
-    def _load(self, yaml: str, path: str, files: Any) -> Workflow:
+    async def _load(self, yaml: str, path: str, files: Any, *, reflect: bool = False) -> Workflow:
         """Parse a workflow sent over the wire, with only its `files`, never the server's disk.
 
-        Parsed definitions are kept by content, so a repeated one compiles once.
+        Parsed definitions are kept by content, so a repeated one compiles once; parsing runs
+        in a thread, as compiling `protos` blocks. With `reflect` (and a reflector), the
+        services without a schema file are checked against what reflection gives, after the
+        admission policy has allowed their endpoints.
         """
         files = dict(files)
-        key = hashlib.sha256(repr((yaml, path, sorted(files.items()))).encode()).hexdigest()
-        workflow = self._parsed.get(key)
-        if workflow is None:
-            workflow = load_workflow(yaml, path=path or "workflow.yaml", files=files)
-            self._policy.check(workflow)
-            self._parsed[key] = workflow
-            if len(self._parsed) > _PARSED_CACHE_SIZE:
-                self._parsed.popitem(last=False)
-        else:
-            self._parsed.move_to_end(key)
+        reflect = reflect and self._reflect is not None
+        key = hashlib.sha256(repr((yaml, path, sorted(files.items()), reflect)).encode())
+        workflow = self._parsed.get(key.hexdigest())
+        if workflow is not None:
+            self._parsed.move_to_end(key.hexdigest())
+            return workflow
+        name = path or "workflow.yaml"
+        workflow = await asyncio.to_thread(load_workflow, yaml, path=name, files=files)
+        self._policy.check(workflow)
+        if reflect and self._reflect is not None:
+            reflected = await self._reflect(workflow)
+            if reflected:
+                workflow = await asyncio.to_thread(
+                    load_workflow, yaml, path=name, files=files, reflected=reflected
+                )
+        self._parsed[key.hexdigest()] = workflow
+        if len(self._parsed) > _PARSED_CACHE_SIZE:
+            self._parsed.popitem(last=False)
         return workflow
 
-    def _graph(self, yaml: str, path: str, files: Any) -> list[pb.WorkflowStep]:
+    async def _graph(self, yaml: str, path: str, files: Any) -> list[pb.WorkflowStep]:
         """The step graph of a stored definition; none when today's policy refuses it."""
         try:
-            return workflow_graph(self._load(yaml, path, files))
+            return workflow_graph(await self._load(yaml, path, files))
         except MaestroError as exc:
             log.info("no graph for a stored definition", path=path, reason=exc.message)
             return []
@@ -125,14 +147,14 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
     async def _resolve(self, request: Any) -> Workflow:
         which = request.WhichOneof("workflow")
         if which == "workflow_yaml":
-            return self._load(request.workflow_yaml, request.workflow_path, request.files)
+            return await self._load(request.workflow_yaml, request.workflow_path, request.files)
         if which == "reference":
             if not request.reference.name:
                 raise InvalidInputError("reference.name is empty")
             stored = await self._store.get_workflow(
                 request.reference.name, request.reference.version
             )
-            return self._load(stored.yaml, stored.path, stored.files)
+            return await self._load(stored.yaml, stored.path, stored.files)
         raise InvalidInputError("give the workflow: either workflow_yaml or reference")
 
     async def _start(self, request: Any, context: Context) -> StartOutcome:
@@ -150,7 +172,9 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
     ) -> pb.ValidateWorkflowResponse:
         """Diagnostics for a workflow; an invalid one is an answer, not an error."""
         try:
-            workflow = self._load(request.workflow_yaml, request.workflow_path, request.files)
+            workflow = await self._load(
+                request.workflow_yaml, request.workflow_path, request.files, reflect=True
+            )
         except InvalidWorkflowError as exc:
             return pb.ValidateWorkflowResponse(
                 valid=False, diagnostics=[diagnostic_to_proto(d) for d in exc.diagnostics]
@@ -162,7 +186,9 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         self, request: pb.RegisterWorkflowRequest, context: Context
     ) -> pb.RegisterWorkflowResponse:
         """Store a definition under its name and version."""
-        workflow = self._load(request.workflow_yaml, request.workflow_path, request.files)
+        workflow = await self._load(
+            request.workflow_yaml, request.workflow_path, request.files, reflect=True
+        )
         stored, created = await self._store.put_workflow(
             stored_workflow(workflow, workflow.path, datetime.now(UTC))
         )
@@ -177,7 +203,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         """A stored definition (the latest version when none is given)."""
         stored = await self._store.get_workflow(request.name, request.version)
         message = workflow_to_proto(stored)
-        message.steps.extend(self._graph(stored.yaml, stored.path, stored.files))
+        message.steps.extend(await self._graph(stored.yaml, stored.path, stored.files))
         return pb.GetWorkflowResponse(workflow=message)
 
     @_unary
@@ -243,7 +269,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         if record.source is not None:
             message.workflow_yaml = record.source.yaml
             message.graph.extend(
-                self._graph(record.source.yaml, record.source.path, record.source.files)
+                await self._graph(record.source.yaml, record.source.path, record.source.files)
             )
         return pb.GetExecutionResponse(execution=message)
 

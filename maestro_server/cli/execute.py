@@ -67,8 +67,9 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(run=run_execute)
 
 
-def _read_input(args: argparse.Namespace) -> dict[str, Any]:
-    if args.input is not None:
+def read_input(args: argparse.Namespace) -> dict[str, Any]:
+    """The input of `--input JSON` or `--input-file FILE`, parsed; {} when neither is given."""
+    if getattr(args, "input", None) is not None:
         return parse_input(args.input, "--input")
     if args.input_file is not None:
         path = Path(args.input_file)
@@ -97,13 +98,13 @@ def run_execute(args: argparse.Namespace) -> int:
         if args.endpoint:
             raise InvalidInputError("--endpoint applies to runs in this process, not --server")
         printer = ProgressPrinter(jsonl=args.events == "jsonl")
-        return EXIT_BY_STATE[execute_remote(args, _read_input(args), printer)]
+        return EXIT_BY_STATE[execute_remote(args, read_input(args), printer)]
     workflow = load_workflow_file(args.file)
     try:
         workflow = workflow.with_endpoints(_endpoints(args.endpoint))
     except KeyError as exc:
         raise InvalidInputError(f"--endpoint: {exc.args[0]}") from None
-    data = check_input(_read_input(args), "input", workflow)
+    data = check_input(read_input(args), "input", workflow)
     execution_id = args.execution_id or str(uuid.uuid4())
     printer = ProgressPrinter(jsonl=args.events == "jsonl")
     secrets = Secrets(args.secrets_dir)

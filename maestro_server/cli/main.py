@@ -15,12 +15,22 @@ from typing import Any
 
 from maestro_server import __version__
 from maestro_server.cli import execute, remote, serve
+from maestro_server.cli.explain import explain
 from maestro_server.cli.graph import to_mermaid
+from maestro_server.cli.validation import endpoint_flags, load_reflected
 from maestro_server.definition import load_workflow_file
 from maestro_server.definition.endpoints import address_problems
+from maestro_server.definition.inputs import check_input
 from maestro_server.diagnostics import Diagnostic, SourceLocation
-from maestro_server.errors import EXIT_INVALID, EXIT_OK, InvalidWorkflowError, MaestroError
+from maestro_server.errors import (
+    EXIT_INVALID,
+    EXIT_OK,
+    InvalidInputError,
+    InvalidWorkflowError,
+    MaestroError,
+)
 from maestro_server.model.workflow import Workflow
+from maestro_server.schemas.descriptors import FileProtos
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,11 +38,17 @@ class _Checked:
     file: str
     workflow: Workflow | None
     diagnostics: tuple[Diagnostic, ...]
+    reflected: dict[str, FileProtos] | None = None
 
 
-def _check(file: str) -> _Checked:
+def _check(file: str, reflect_with: dict[str, str] | None = None) -> _Checked:
+    """Load a file; with `reflect_with` (endpoints), check it against reflected schemas too."""
     try:
-        workflow = load_workflow_file(file)
+        reflected = None
+        if reflect_with is not None:
+            workflow, reflected = load_reflected(file, reflect_with)
+        else:
+            workflow = load_workflow_file(file)
     except InvalidWorkflowError as exc:
         return _Checked(file, None, exc.diagnostics)
     except OSError as exc:
@@ -40,7 +56,7 @@ def _check(file: str) -> _Checked:
         return _Checked(file, None, (Diagnostic(SourceLocation(file, 1, 1), message, "io-error"),))
     # As a server without --allow-endpoint would: metadata addresses are refused.
     problems = tuple(address_problems(workflow))
-    return _Checked(file, None if problems else workflow, problems)
+    return _Checked(file, None if problems else workflow, problems, reflected)
 
 
 def _summary(workflow: Workflow) -> str:
@@ -65,7 +81,10 @@ def _diagnostic_json(diagnostic: Diagnostic) -> dict[str, Any]:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    results = [_check(file) for file in args.files]
+    if args.explain is not None and len(args.files) != 1:
+        raise InvalidInputError("--explain explains a step of one workflow: give one FILE")
+    endpoints = endpoint_flags(args.endpoint)
+    results = [_check(file, endpoints if args.reflect else None) for file in args.files]
     if args.format == "json":
         report = [
             {
@@ -94,7 +113,21 @@ def _validate(args: argparse.Namespace) -> int:
                 print(diagnostic, file=sys.stderr)
             count = len(result.diagnostics)
             print(f"{result.file}: {count} error{'s' if count != 1 else ''}", file=sys.stderr)
-    return EXIT_OK if all(r.workflow is not None for r in results) else EXIT_INVALID
+    if not all(r.workflow is not None for r in results):
+        return EXIT_INVALID
+    return _example_input(args, results)
+
+
+def _example_input(args: argparse.Namespace, results: list[_Checked]) -> int:
+    """With --input-file, check the input as a start would; with --explain, show the step."""
+    data = execute.read_input(args) if args.input_file else {}
+    for result in results:
+        assert result.workflow is not None
+        if args.input_file:
+            check_input(data, args.input_file, result.workflow)
+        if args.explain is not None:
+            sys.stdout.write(explain(result.workflow, args.explain, data, result.reflected))
+    return EXIT_OK
 
 
 def _graph(args: argparse.Namespace) -> int:
@@ -120,6 +153,30 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("text", "json"),
         default="text",
         help="text (compiler-style diagnostics on stderr) or json (on stdout)",
+    )
+    validate.add_argument(
+        "--reflect",
+        action="store_true",
+        help="check gRPC services without descriptor_set or protos against the schema they "
+        "give by server reflection (calls reflection, nothing else)",
+    )
+    validate.add_argument(
+        "--endpoint",
+        action="append",
+        default=[],
+        metavar="SERVICE=ADDRESS",
+        help="with --reflect: reach SERVICE at ADDRESS instead of its endpoint (repeatable)",
+    )
+    validate.add_argument(
+        "--input-file",
+        metavar="FILE",
+        help="an example input (JSON): checked as a start would check it; used by --explain",
+    )
+    validate.add_argument(
+        "--explain",
+        metavar="STEP",
+        help="print the request STEP will send, rendered with the example input, and the "
+        "message it is checked against",
     )
     validate.set_defaults(run=_validate)
 

@@ -96,6 +96,12 @@ def add_parser(commands: Any) -> None:
         "(besides MAESTRO_SECRET_NAME variables)",
     )
     parser.add_argument(
+        "--validate-with-reflection",
+        action="store_true",
+        help="check workflows at registration against the schemas their gRPC services give "
+        "by server reflection (services without descriptor_set or protos)",
+    )
+    parser.add_argument(
         "--metrics-port",
         type=int,
         metavar="PORT",
@@ -161,6 +167,7 @@ def run_serve(args: argparse.Namespace) -> int:
         tls_client_ca=args.tls_client_ca,
         metrics_port=args.metrics_port,
         http_port=args.http_port,
+        validate_with_reflection=args.validate_with_reflection,
         lease_interval=_seconds(args.lease, "--lease") / 3,
         retention=_seconds(args.retention, "--retention") if args.retention else None,
     )

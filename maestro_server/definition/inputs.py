@@ -1,4 +1,9 @@
-"""Execution input: JSON text → an object, checked against the workflow's `input_schema`."""
+"""Execution input: JSON text → an object, checked before an execution starts.
+
+Against the workflow's `input_schema` when it has one, and, schema or not, against what the
+workflow reads whatever happens (`Workflow.input_reads`): a missing value, or one of a type the
+downstream field refuses, is refused at the door, before anything is stored or called.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,9 @@ from typing import Any
 
 import jsonschema
 
+from maestro_server.definition.fields import KIND_WORDS, fits_kind, json_kind
 from maestro_server.errors import InvalidInputError
-from maestro_server.model.workflow import Workflow
+from maestro_server.model.workflow import InputRead, Workflow
 
 MAX_INPUT_DEPTH = 64
 
@@ -61,7 +67,44 @@ def check_input(value: Any, source: str, workflow: Workflow | None = None) -> di
                 for e in errors[:5]
             )
             raise InvalidInputError(f"{source}: input does not match input_schema: {details}")
+    if workflow is not None:
+        problems = _read_problems(value, workflow.input_reads)
+        if problems:
+            raise InvalidInputError(f"{source}: {'; '.join(problems[:5])}")
     return dict(value)
+
+
+_ABSENT = object()
+
+
+def _read_problems(value: Mapping[str, Any], reads: tuple[InputRead, ...]) -> list[str]:
+    """Why the input cannot serve the workflow: values it reads that are missing or unfit."""
+    problems: list[str] = []
+    missing: set[tuple[str | int, ...]] = set()
+    for read in reads:
+        found = _get(value, read.path)
+        shown = ".input" + "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in read.path)
+        if found is _ABSENT:
+            if read.path not in missing:
+                missing.add(read.path)
+                problems.append(f"{shown} is missing, and {read.reader} reads it")
+        elif read.kind is not None and not fits_kind(read.kind, found):
+            what = KIND_WORDS.get(read.kind, read.kind)
+            problems.append(
+                f"{shown} is {KIND_WORDS[json_kind(found)]}, but {read.reader} sends it as "
+                f"{read.field}, which takes {what}"
+            )
+    return problems
+
+
+def _get(value: Any, path: tuple[str | int, ...]) -> Any:
+    for key in path:
+        in_list = isinstance(key, int) and isinstance(value, list) and 0 <= key < len(value)
+        in_map = isinstance(key, str) and isinstance(value, Mapping) and key in value
+        if not (in_list or in_map):
+            return _ABSENT
+        value = value[key]
+    return value
 
 
 def _depth(value: Any) -> int:

@@ -15,15 +15,20 @@ from typing import Any
 import jsonschema
 from yaml.nodes import Node
 
+from maestro_server.definition.calls import CallCheck
 from maestro_server.definition.files import FileReader, WorkflowFiles
+from maestro_server.definition.input_reads import input_reads
 from maestro_server.definition.loader import compose, decode
 from maestro_server.definition.reader import IDENTIFIER, Reader, find_node
+from maestro_server.definition.references import check_references
+from maestro_server.definition.schemas import service_schemas
 from maestro_server.definition.services import ServiceReader
 from maestro_server.definition.steps import StepReader
 from maestro_server.definition.validate import Scope, validate
 from maestro_server.definition.value_compiler import ValueCompiler
 from maestro_server.errors import InvalidWorkflowError
 from maestro_server.model.workflow import Workflow
+from maestro_server.schemas.descriptors import FileProtos
 
 WORKFLOW_KEYS = (
     "name",
@@ -43,11 +48,14 @@ def load_workflow(
     path: str = "workflow.yaml",
     files: Mapping[str, bytes] | None = None,
     read_file: FileReader | None = None,
+    reflected: Mapping[str, FileProtos] | None = None,
 ) -> Workflow:
     """Parse and validate a workflow; raises InvalidWorkflowError listing every problem.
 
     Files the workflow names (descriptor sets, .proto files) are looked up in `files` first,
-    then through `read_file`.
+    then through `read_file`. Every gRPC call is checked against its service's schema when
+    there is one: its descriptor set or .proto files, or `reflected` (service name → files
+    fetched by server reflection).
     """
     text = decode(source, path) if isinstance(source, bytes) else source
     provided = dict(files or {})
@@ -57,7 +65,7 @@ def load_workflow(
             return provided[name]
         return read_file(name) if read_file is not None else None
 
-    parser = _Parser(path, lookup)
+    parser = _Parser(path, lookup, text, reflected or {})
     workflow = parser.workflow(compose(text, path), text)
     if parser.reader.diagnostics or workflow is None:
         diagnostics = sorted(
@@ -68,7 +76,9 @@ def load_workflow(
     return workflow
 
 
-def load_workflow_file(path: str | Path) -> Workflow:
+def load_workflow_file(
+    path: str | Path, reflected: Mapping[str, FileProtos] | None = None
+) -> Workflow:
     """Read a workflow file; files it names are read relative to its folder."""
     file = Path(path)
     folder = file.parent
@@ -77,12 +87,17 @@ def load_workflow_file(path: str | Path) -> Workflow:
         candidate = folder / name
         return candidate.read_bytes() if candidate.is_file() else None
 
-    return load_workflow(file.read_bytes(), path=str(path), read_file=read_file)
+    return load_workflow(
+        file.read_bytes(), path=str(path), read_file=read_file, reflected=reflected
+    )
 
 
 class _Parser:
-    def __init__(self, path: str, lookup: FileReader) -> None:
-        self.reader = Reader(path)
+    def __init__(
+        self, path: str, lookup: FileReader, text: str, reflected: Mapping[str, FileProtos]
+    ) -> None:
+        self.reflected = reflected
+        self.reader = Reader(path, text)
         self.files = WorkflowFiles(self.reader, lookup)
         self.values = ValueCompiler(self.reader)
         self.services = ServiceReader(self.reader, self.files, self.values)
@@ -118,6 +133,10 @@ class _Parser:
             self._input_schema(pairs["input_schema"][1]) if "input_schema" in pairs else None
         )
         validate(r, steps, services, self.values.sites)
+        schemas = service_schemas(r, root, services, self.reflected)
+        calls = CallCheck(r, steps, schemas, self.values.sites, input_schema)
+        calls.run()
+        check_references(calls)
         if r.diagnostics:
             return None
         files = self.files.files
@@ -134,6 +153,7 @@ class _Parser:
             output=output,
             input_schema=input_schema,
             timeout=timeout,
+            input_reads=input_reads(calls),
         )
 
     def _input_schema(self, node: Node) -> dict[str, Any] | None:

@@ -59,10 +59,10 @@ def did_you_mean(word: str, choices: Collection[str]) -> str:
 class Reader:
     """Reads nodes of one file, recording diagnostics in `diagnostics`."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, text: str = "") -> None:
         self.path = path
-        self.text = ""
-        """The whole file, for checks that point inside a string (set once it is read)."""
+        self.text = text
+        """The file's text, to place problems inside templates."""
         self.diagnostics: list[Diagnostic] = []
 
     def location(self, node: Node) -> SourceLocation:
@@ -72,6 +72,10 @@ class Reader:
     def error(self, node: Node, path: str, code: str, message: str) -> None:
         """Record a problem at `node`."""
         self.diagnostics.append(Diagnostic(self.location(node), message, code, path))
+
+    def error_at(self, location: SourceLocation, path: str, code: str, message: str) -> None:
+        """Record a problem at a position inside a node (a place in a template)."""
+        self.diagnostics.append(Diagnostic(location, message, code, path))
 
     def mapping(
         self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from yaml.nodes import MappingNode, Node, SequenceNode
 
 from maestro_server.definition.loader import STR_TAG
+from maestro_server.definition.positions import template_position
 from maestro_server.definition.reader import Reader
 from maestro_server.definition.template_rules import check_template
 from maestro_server.definition.validate import Scope, TemplateSite
@@ -68,6 +69,13 @@ class ValueCompiler:
         try:
             template = compile_template(text, field)
         except TemplateSyntaxError as exc:
+            if exc.offset is not None:  # a Go form, located exactly
+                r = self.reader
+                location = template_position(r.path, r.text, node, text, exc.offset)
+                r.error_at(
+                    location, path, "template-syntax", f"template syntax error: {exc.message}"
+                )
+                return None
             where = f" (line {exc.line} of the template)" if exc.line > 1 else ""
             self.reader.error(
                 node, path, "template-syntax", f"template syntax error{where}: {exc.message}"

@@ -208,6 +208,26 @@ class Step:
     """Record a failure and go on instead of compensating."""
 
 
+@dataclass(frozen=True, slots=True)
+class InputRead:
+    """A value of `.input` the workflow reads whatever happens, so a start must give it.
+
+    Found at load: read by a step without `when` (or by a `when`, the workflow's output, or the
+    headers of a service such a step calls), outside `default`, `index` and conditional
+    branches.
+    """
+
+    path: tuple[str | int, ...]
+    """Keys under `.input`, e.g. ("user", "email")."""
+    reader: str
+    """Who reads it, for the error: "step 'create_user' (input.email)"."""
+    kind: str | None = None
+    """The JSON type the value must have, when it goes unchanged into a field whose type a
+    service's schema gives (string, integer, number, boolean, object, array)."""
+    field: str = ""
+    """That field, e.g. "auth.v1.CreateUserRequest.email (string)"."""
+
+
 @dataclass(frozen=True)  # no slots: `step()` caches an index in the instance's __dict__
 class Workflow:
     """A validated workflow definition."""
@@ -229,6 +249,8 @@ class Workflow:
     input_schema: Mapping[str, Any] | None = None
     timeout: timedelta | None = None
     """Deadline of the whole execution, if any."""
+    input_reads: tuple[InputRead, ...] = ()
+    """The `.input` values every execution needs, checked when it starts."""
 
     def with_endpoints(self, endpoints: Mapping[str, str]) -> Workflow:
         """The same workflow with some services pointed elsewhere (`name → endpoint`).

@@ -15,6 +15,8 @@ from jinja2 import StrictUndefined, Undefined
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from maestro_server.templating.gofuncs import FILTERS as GO_FILTERS
+
 # Bounds on what one operator may build; jinja2's sandbox caps range() but not these.
 _MAX_POWER = 1_000
 _MAX_REPEATED_SIZE = 1_000_000
@@ -146,6 +148,7 @@ def _make_environment() -> MaestroEnvironment:
         center=_center,
         format=_format,
         path=_path,
+        **GO_FILTERS,
     )
     env.globals.update(uuid=_uuid, now=_now)
     return env

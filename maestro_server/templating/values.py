@@ -21,6 +21,8 @@ from jinja2.meta import find_undeclared_variables
 
 from maestro_server.errors import TemplateError
 from maestro_server.templating.environment import ENVIRONMENT
+from maestro_server.templating.goparse import GoSyntaxError
+from maestro_server.templating.gotemplate import translate
 from maestro_server.templating.syntax import rewrite_leading_dots
 
 JsonValue = None | bool | int | float | str | list[Any] | dict[str, Any]
@@ -31,12 +33,16 @@ _SINGLE_EXPRESSION = re.compile(r"\A\s*\{\{(?P<expr>.*?)\}\}\s*\Z", re.S)
 
 
 class TemplateSyntaxError(Exception):
-    """A template does not compile; `line` is 1-based within the template text."""
+    """A template does not compile; `line` is 1-based within the template text.
 
-    def __init__(self, message: str, line: int) -> None:
+    `offset` (0-based, in the template text) is known for Go forms: where the problem is.
+    """
+
+    def __init__(self, message: str, line: int, offset: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.line = line
+        self.offset = offset
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,17 +149,11 @@ def iter_templates(value: CompiledValue) -> Iterable[Template]:
 
 
 def compile_template(source: str, field: str) -> Template:
-    """Compile one template string; raises TemplateSyntaxError."""
-    rewritten = rewrite_leading_dots(source)
-    single = _SINGLE_EXPRESSION.match(rewritten)
-    if single is not None and not is_template(single.group("expr")):
-        text = "{{" + single.group("expr") + "}}"
-    else:
-        single, text = None, rewritten
+    """Compile one template string, Go forms translated; raises TemplateSyntaxError."""
+    ast, single = jinja_ast(source)
     try:
-        ast = ENVIRONMENT.parse(text)
         expression = (
-            ENVIRONMENT.compile_expression(single.group("expr"), undefined_to_none=False)
+            ENVIRONMENT.compile_expression(single, undefined_to_none=False)
             if single is not None
             else None
         )
@@ -162,6 +162,29 @@ def compile_template(source: str, field: str) -> Template:
         raise TemplateSyntaxError(exc.message or "invalid template", exc.lineno) from None
     path = _plain_path(ast) if single is not None else None
     return Template(source, field, _references(ast), expression, template, path)
+
+
+def jinja_ast(source: str) -> tuple[nodes.Template, str | None]:
+    """The jinja2 syntax tree of a template, Go forms translated; raises TemplateSyntaxError.
+
+    Also the expression's text when the template is one `{{ … }}` alone (None otherwise).
+    """
+    try:
+        translated = translate(source)
+    except GoSyntaxError as exc:
+        line = source.count("\n", 0, exc.offset) + 1
+        raise TemplateSyntaxError(exc.message, line, exc.offset) from None
+    rewritten = rewrite_leading_dots(translated)
+    single = _SINGLE_EXPRESSION.match(rewritten)
+    expression = single.group("expr") if single is not None else None
+    if expression is not None and not is_template(expression):
+        text = "{{" + expression + "}}"
+    else:
+        expression, text = None, rewritten
+    try:
+        return ENVIRONMENT.parse(text), expression
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateSyntaxError(exc.message or "invalid template", exc.lineno) from None
 
 
 def _plain_path(ast: nodes.Template) -> tuple[str, ...] | None:

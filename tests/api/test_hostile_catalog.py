@@ -390,8 +390,12 @@ async def test_template_renders_a_wrong_type_for_a_proto_field(
 
 
 def test_template_reads_an_undefined_input(stub: rpc.OrchestratorStub) -> None:
+    # Under `when`, the read is not one the door can require, so it fails at run time.
     yaml = one_step(
-        '{type: http, endpoint: "http://127.0.0.1:1"}', "POST /x", "{a: '{{ .input.nope }}'}"
+        '{type: http, endpoint: "http://127.0.0.1:1"}',
+        "POST /x",
+        "{a: '{{ .input.nope }}'}",
+        extra="    when: '{{ true }}'\n",
     )
     error = failure(run_to_end(stub, yaml)).error
     assert error.code == "TEMPLATE_ERROR"

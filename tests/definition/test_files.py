@@ -18,6 +18,7 @@ PROTOS = {
         'import weak "a/weak.proto";\n'
         'import "google/protobuf/empty.proto";\n'
         '// import "a/commented.proto";\n'
+        "service S { rpc M(google.protobuf.Empty) returns (google.protobuf.Empty); }\n"
     ),
     "protos/a/plain.proto": 'syntax = "proto3";\nimport "a/nested.proto";\n',
     "protos/a/public.proto": 'syntax = "proto3";\n',

@@ -4,6 +4,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from google.protobuf import descriptor_pb2
 
 from maestro_server.definition import load_workflow, load_workflow_file
 from maestro_server.errors import InvalidWorkflowError
@@ -248,6 +249,19 @@ steps:
     assert workflow.services["auth"].tls is not None
 
 
+def _descriptor_set(package: str) -> bytes:
+    """A FileDescriptorSet whose service has a method A (each package gives other bytes)."""
+    file = descriptor_pb2.FileDescriptorProto(name="auth.proto", package=package, syntax="proto3")
+    file.message_type.add(name="M")
+    file.service.add(name="S").method.add(
+        name="A", input_type=f".{package}.M", output_type=f".{package}.M"
+    )
+    return descriptor_pb2.FileDescriptorSet(file=[file]).SerializeToString()
+
+
+ONE, TWO = _descriptor_set("one"), _descriptor_set("two")
+
+
 def test_descriptor_set_travels_with_the_workflow() -> None:
     """Files the workflow names come from `files`; they are kept and change the hash."""
     text = """\
@@ -257,9 +271,9 @@ services:
 steps:
   - {id: a, service: auth, method: A}
 """
-    one = load_workflow(text, files={"schema/auth.binpb": b"one"})
-    two = load_workflow(text, files={"schema/auth.binpb": b"two"})
-    assert one.files == {"schema/auth.binpb": b"one"}
+    one = load_workflow(text, files={"schema/auth.binpb": ONE})
+    two = load_workflow(text, files={"schema/auth.binpb": TWO})
+    assert one.files == {"schema/auth.binpb": ONE}
     assert one.services["auth"].descriptor_set == "schema/auth.binpb"
     assert one.hash != two.hash
     with pytest.raises(InvalidWorkflowError, match=r"file 'schema/auth\.binpb' not found"):

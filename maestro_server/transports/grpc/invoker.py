@@ -13,14 +13,15 @@ from google.protobuf import descriptor, descriptor_pool, json_format, message_fa
 from google.protobuf.message import Message
 
 from maestro_server.model.workflow import GrpcMethod, Service
-from maestro_server.transports.base import Call, CallError
-from maestro_server.transports.grpc import reflection
-from maestro_server.transports.grpc.descriptors import (
+from maestro_server.schemas.descriptors import (
     SchemaError,
     build_pool,
     compile_protos,
     from_descriptor_set,
 )
+from maestro_server.schemas.methods import MethodNotFoundError, find_method
+from maestro_server.transports.base import Call, CallError
+from maestro_server.transports.grpc import reflection
 from maestro_server.transports.guard import SYSTEM_GUARD, AddressGuard
 from maestro_server.transports.tls import ClientTls
 
@@ -53,30 +54,10 @@ class _Schema:
         self.services = [service for file in files for service in file.services_by_name.values()]
 
     def find(self, method: GrpcMethod, service: Service) -> descriptor.MethodDescriptor:
-        if method.service is not None:
-            try:
-                return self.pool.FindMethodByName(f"{method.service}.{method.name}")
-            except KeyError:
-                known = ", ".join(sorted(s.full_name for s in self.services)) or "none"
-                raise _unknown(service, f"no method '{method}' (services: {known})") from None
-        matches = [
-            s.methods_by_name[method.name]
-            for s in self.services
-            if method.name in s.methods_by_name
-        ]
-        if len(matches) == 1:
-            return matches[0]
-        if not matches:
-            names = sorted(f"{s.full_name}/{m}" for s in self.services for m in s.methods_by_name)
-            raise _unknown(
-                service, f"no method '{method.name}' (methods: {', '.join(names) or 'none'})"
-            )
-        candidates = ", ".join(
-            sorted(f"{m.containing_service.full_name}/{m.name}" for m in matches)
-        )
-        raise _unknown(
-            service, f"method name '{method.name}' is ambiguous; write one of: {candidates}"
-        )
+        try:
+            return find_method(self.pool, self.services, method.name, method.service)
+        except MethodNotFoundError as exc:
+            raise _unknown(service, str(exc)) from None
 
 
 def _unknown(service: Service, message: str) -> CallError:

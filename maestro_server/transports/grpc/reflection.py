@@ -15,7 +15,7 @@ import grpc
 from google.protobuf import descriptor_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
-from maestro_server.transports.grpc.descriptors import FileProtos, SchemaError, missing_symbols
+from maestro_server.schemas.descriptors import FileProtos, SchemaError, missing_symbols
 
 _PATHS = (
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",

@@ -9,18 +9,40 @@ from __future__ import annotations
 import importlib.resources
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.message import DecodeError
-from grpc_tools import protoc
+from grpc_tools import _protoc_compiler, protoc
 
 FileProtos = list[descriptor_pb2.FileDescriptorProto]
 
 
 class SchemaError(Exception):
     """A schema could not be read or built."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProtoProblem:
+    """One error protoc reports, at its 1-based line and column of a .proto file."""
+
+    file: str
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+
+
+class ProtoCompileError(SchemaError):
+    """.proto files that do not compile, with each of protoc's located errors."""
+
+    def __init__(self, problems: list[ProtoProblem]) -> None:
+        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = problems
 
 
 def from_descriptor_set(data: bytes, name: str) -> FileProtos:
@@ -48,11 +70,11 @@ def compile_protos(
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         out = root / "out.binpb"
+        includes = [*(str(root / p) for p in import_paths), str(root), str(wkt)]
+        _check_compiles(protos, includes, root)
         args = [
             "protoc",
-            *(f"-I{root / p}" for p in import_paths),
-            f"-I{root}",
-            f"-I{wkt}",
+            *(f"-I{include}" for include in includes),
             "--include_imports",
             f"--descriptor_set_out={out}",
             *(str(root / p) for p in protos),
@@ -60,6 +82,38 @@ def compile_protos(
         if protoc.main(args) != 0 or not out.exists():
             raise SchemaError(f"protoc could not compile {', '.join(protos)}")
         return from_descriptor_set(out.read_bytes(), "compiled protos")
+
+
+def _check_compiles(protos: Iterable[str], includes: list[str], root: Path) -> None:
+    """Raise ProtoCompileError with protoc's located errors, without printing them.
+
+    protoc.main prints its errors on the process's stderr; the compiler's module-level entry
+    (the one `grpc.protos()` uses) returns them as values instead.
+    """
+    problems: list[ProtoProblem] = []
+    for proto in protos:
+        # protoc names a file by the first include folder holding it; so must this check.
+        path = root / proto
+        virtual = next(
+            (str(path.relative_to(i)) for i in includes if path.is_relative_to(i)), proto
+        )
+        try:
+            _protoc_compiler.get_protos(virtual.encode(), [i.encode() for i in includes])
+        except _protoc_compiler.ProtocErrors as exc:
+            for error in exc.errors():
+                name = error.filename.decode(errors="replace")
+                # Files are named as found on an include path; name them from the schema root.
+                for include in includes:
+                    if (Path(include) / name).is_file() and Path(include).is_relative_to(root):
+                        name = str((Path(include) / name).relative_to(root))
+                        break
+                problem = ProtoProblem(
+                    name, error.line + 1, error.column + 1, error.message.decode(errors="replace")
+                )
+                if problem not in problems:
+                    problems.append(problem)
+    if problems:
+        raise ProtoCompileError(problems)
 
 
 def _symbols(fdp: descriptor_pb2.FileDescriptorProto) -> Iterator[str]:
