@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from maestro_server.errors import InvalidInputError
+from maestro_server.api.errors import to_status
+from maestro_server.errors import (
+    InvalidInputError,
+    MaestroError,
+    PermissionDeniedError,
+    UnauthenticatedError,
+)
 
 _SERVICE_PREFIX = "/maestro.v1.Orchestrator/"
 _READ_METHODS = frozenset(
@@ -84,24 +90,24 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
         if role is None:
             return _refusal(
                 handler,
-                grpc.StatusCode.UNAUTHENTICATED,
-                "missing or unknown bearer token (metadata `authorization: Bearer <token>`)",
+                UnauthenticatedError(
+                    "missing or unknown bearer token (metadata `authorization: Bearer <token>`)"
+                ),
             )
         if role == "read" and method.removeprefix(_SERVICE_PREFIX) not in _READ_METHODS:
-            return _refusal(
-                handler,
-                grpc.StatusCode.PERMISSION_DENIED,
-                "this token may only read (get, list, watch, validate)",
-            )
+            refusal = PermissionDeniedError("this token may only read (get, list, watch, validate)")
+            return _refusal(handler, refusal)
         return handler
 
 
-def _refusal(handler: Handler, code: grpc.StatusCode, message: str) -> Handler:
+def _refusal(handler: Handler, error: MaestroError) -> Handler:
+    status = to_status(error)
+
     async def refuse(_request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        await context.abort(code, message)
+        await context.abort_with_status(status)
 
     async def refuse_stream(_request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        await context.abort(code, message)
+        await context.abort_with_status(status)
         yield  # pragma: no cover - makes this an async generator, as streaming handlers are
 
     kwargs = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,6 +62,8 @@ class ServerSettings:
     tls_client_ca: Path | None = None
     metrics_port: int | None = None
     """Serve Prometheus metrics on this port (`/metrics`); none when None."""
+    endpoints: Mapping[str, str] = field(default_factory=dict)
+    """This environment's addresses for workflows' services, by service name."""
 
 
 def add_reflection(server: grpc.aio.Server, names: list[str]) -> None:
@@ -119,14 +122,20 @@ class OrchestratorServer:
             metrics=self.metrics,
         )
         options = [
-            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            # The interceptor refuses what is over the limit, with an ErrorInfo; the transport
+            # lets twice as much through to it, and refuses (without one) only beyond.
+            ("grpc.max_receive_message_length", 2 * settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
         ]
-        interceptors: list[grpc.aio.ServerInterceptor] = [DecodeErrorInterceptor()]
+        interceptors: list[grpc.aio.ServerInterceptor] = [
+            DecodeErrorInterceptor(settings.max_message_bytes)
+        ]
         if settings.auth_tokens:
             interceptors.insert(0, TokenAuthInterceptor(settings.auth_tokens))
         self.server = grpc.aio.server(options=options, interceptors=interceptors)
-        self.servicer = OrchestratorServicer(self.manager, store, settings.policy)
+        self.servicer = OrchestratorServicer(
+            self.manager, store, settings.policy, settings.endpoints
+        )
         pb_grpc.add_OrchestratorServicer_to_server(self.servicer, self.server)
         self.metrics.watch(
             lambda: {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -27,11 +27,12 @@ from maestro_server.api.convert import (
     struct_to_dict,
     workflow_to_proto,
 )
-from maestro_server.api.errors import to_status
+from maestro_server.api.errors import internal_status, to_status
 from maestro_server.definition import load_workflow
 from maestro_server.definition.admission import AdmissionPolicy
+from maestro_server.definition.endpoint_map import point_services
 from maestro_server.engine.manager import ExecutionManager, StartOutcome
-from maestro_server.errors import InvalidInputError, InvalidWorkflowError, MaestroError
+from maestro_server.errors import InvalidRequestError, InvalidWorkflowError, MaestroError
 from maestro_server.model.execution import Event
 from maestro_server.model.workflow import Workflow
 from maestro_server.store.base import Store, stored_workflow
@@ -53,7 +54,7 @@ def _unary(handler: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
             await context.abort_with_status(to_status(exc))
         except Exception:
             log.exception("request failed", method=handler.__name__)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+            await context.abort_with_status(internal_status())
         raise AssertionError("unreachable: abort raises")
 
     return wrapper
@@ -71,7 +72,7 @@ def _streaming(handler: Callable[..., AsyncIterator[R]]) -> Callable[..., AsyncI
             await context.abort_with_status(to_status(exc))
         except Exception:
             log.exception("request failed", method=handler.__name__)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+            await context.abort_with_status(internal_status())
 
     return wrapper
 
@@ -80,30 +81,43 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
     """Every RPC of `maestro.v1.Orchestrator`."""
 
     def __init__(
-        self, manager: ExecutionManager, store: Store, policy: AdmissionPolicy | None = None
+        self,
+        manager: ExecutionManager,
+        store: Store,
+        policy: AdmissionPolicy | None = None,
+        endpoints: Mapping[str, str] | None = None,
     ) -> None:
         # Executions start, stop and resume through the manager, which runs them; everything
         # else (definitions, and reading executions and their logs) is the store's.
         self._manager = manager
         self._store = store
         self._policy = policy or AdmissionPolicy()
+        self._endpoints = dict(endpoints or {})
+        """This server's addresses for services, by name (`maestro serve --endpoint`)."""
         self._parsed: OrderedDict[str, Workflow] = OrderedDict()
         self.subscribers = 0
         """Event streams open now."""
 
     # -- workflows ---------------------------------------------------------------------------
 
-    def _load(self, yaml: str, path: str, files: Any) -> Workflow:
+    def _load(self, yaml: str, path: str, files: Any, field: str = "workflow_yaml") -> Workflow:
         """Parse a workflow sent over the wire, with only its `files`, never the server's disk.
 
-        Parsed definitions are kept by content, so a repeated one compiles once.
+        Its services are pointed at this server's `--endpoint` addresses, then checked against
+        the admission policy. Problems are blamed on the request's `field` (or on the one of
+        its `files` they are in). Parsed definitions are kept by content, so a repeated one
+        compiles once.
         """
         files = dict(files)
         key = hashlib.sha256(repr((yaml, path, sorted(files.items()))).encode()).hexdigest()
         workflow = self._parsed.get(key)
         if workflow is None:
-            workflow = load_workflow(yaml, path=path or "workflow.yaml", files=files)
-            self._policy.check(workflow)
+            try:
+                workflow = load_workflow(yaml, path=path or "workflow.yaml", files=files)
+                workflow, _ = point_services(workflow, self._endpoints)
+                self._policy.check(workflow)
+            except InvalidWorkflowError as exc:
+                raise exc.in_request(field, list(files)) from None
             self._parsed[key] = workflow
             if len(self._parsed) > _PARSED_CACHE_SIZE:
                 self._parsed.popitem(last=False)
@@ -117,12 +131,19 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
             return self._load(request.workflow_yaml, request.workflow_path, request.files)
         if which == "reference":
             if not request.reference.name:
-                raise InvalidInputError("reference.name is empty")
+                raise InvalidRequestError("reference.name", "reference.name is empty")
+            if request.files:
+                raise InvalidRequestError(
+                    "files",
+                    "files go with workflow_yaml; a registered workflow has its own files",
+                )
             stored = await self._store.get_workflow(
                 request.reference.name, request.reference.version
             )
-            return self._load(stored.yaml, stored.path, stored.files)
-        raise InvalidInputError("give the workflow: either workflow_yaml or reference")
+            return self._load(stored.yaml, stored.path, stored.files, "reference")
+        raise InvalidRequestError(
+            "workflow_yaml", "give the workflow: either workflow_yaml or reference"
+        )
 
     async def _start(self, request: Any, context: Context) -> StartOutcome:
         workflow = await self._resolve(request)
@@ -131,6 +152,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
             struct_to_dict(request.input),
             request.execution_id,
             tracing.incoming(context.invocation_metadata()),
+            {name: a for name, a in self._endpoints.items() if name in workflow.services},
         )
 
     @_unary
@@ -162,6 +184,8 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         self, request: pb.GetWorkflowRequest, context: Context
     ) -> pb.GetWorkflowResponse:
         """A stored definition (the latest version when none is given)."""
+        if not request.name:
+            raise InvalidRequestError("name", "name is empty")
         stored = await self._store.get_workflow(request.name, request.version)
         return pb.GetWorkflowResponse(workflow=workflow_to_proto(stored))
 
@@ -212,8 +236,8 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
     ) -> AsyncIterator[pb.WatchExecutionResponse]:
         """Replay after `after_sequence`, then follow live to the terminal event."""
         if request.after_sequence < 0:
-            raise InvalidInputError("after_sequence must not be negative")
-        await self._store.get_execution(request.execution_id)  # NOT_FOUND before streaming
+            raise InvalidRequestError("after_sequence", "after_sequence must not be negative")
+        await self._store.get_execution(_execution_id(request))  # NOT_FOUND before streaming
         async for event in self._follow(request.execution_id, request.after_sequence):
             yield pb.WatchExecutionResponse(event=event_to_proto(event))
 
@@ -222,7 +246,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         self, request: pb.GetExecutionRequest, context: Context
     ) -> pb.GetExecutionResponse:
         """One execution, with its steps."""
-        record = await self._store.get_execution(request.execution_id)
+        record = await self._store.get_execution(_execution_id(request))
         return pb.GetExecutionResponse(execution=execution_to_proto(record))
 
     @_unary
@@ -246,8 +270,8 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
     async def CancelExecution(
         self, request: pb.CancelExecutionRequest, context: Context
     ) -> pb.CancelExecutionResponse:
-        """Stop forward progress; the execution compensates what it did."""
-        record = await self._manager.cancel(request.execution_id, request.reason)
+        """Stop forward progress; the execution compensates what it did (idempotent)."""
+        record = await self._manager.cancel(_execution_id(request), request.reason)
         return pb.CancelExecutionResponse(execution=execution_to_proto(record))
 
     @_unary
@@ -255,10 +279,17 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         self, request: pb.ResumeExecutionRequest, context: Context
     ) -> pb.ResumeExecutionResponse:
         """Retry the failed compensations of a COMPENSATION_FAILED execution."""
-        record = await self._manager.resume(request.execution_id)
+        record = await self._manager.resume(_execution_id(request))
         return pb.ResumeExecutionResponse(execution=execution_to_proto(record))
 
 
 def _check_page_size(size: int) -> None:
     if not 0 <= size <= 1000:
-        raise InvalidInputError(f"page_size must be from 0 to 1000, not {size}")
+        raise InvalidRequestError("page_size", f"page_size must be from 0 to 1000, not {size}")
+
+
+def _execution_id(request: Any) -> str:
+    """The request's execution id; an empty one is the caller's mistake, not an unknown id."""
+    if not request.execution_id:
+        raise InvalidRequestError("execution_id", "execution_id is empty")
+    return str(request.execution_id)

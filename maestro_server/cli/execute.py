@@ -15,6 +15,7 @@ from typing import Any
 from maestro_server.cli.progress import EXIT_BY_STATE, ProgressPrinter
 from maestro_server.cli.remote import execute_remote
 from maestro_server.definition import load_workflow_file
+from maestro_server.definition.endpoint_map import parse_endpoints
 from maestro_server.definition.inputs import check_input, parse_input
 from maestro_server.engine.dependencies import Dependencies
 from maestro_server.engine.runner import Runner
@@ -80,16 +81,6 @@ def _read_input(args: argparse.Namespace) -> dict[str, Any]:
     return {}
 
 
-def _endpoints(flags: list[str]) -> dict[str, str]:
-    endpoints = {}
-    for flag in flags:
-        name, sep, address = flag.partition("=")
-        if not sep or not name or not address:
-            raise InvalidInputError(f"--endpoint wants SERVICE=ADDRESS, not {flag!r}")
-        endpoints[name] = address
-    return endpoints
-
-
 def run_execute(args: argparse.Namespace) -> int:
     """Load, run and report; the exit code follows the execution's final state."""
     configure_logging(level="DEBUG" if args.debug else "WARNING")
@@ -100,7 +91,7 @@ def run_execute(args: argparse.Namespace) -> int:
         return EXIT_BY_STATE[execute_remote(args, _read_input(args), printer)]
     workflow = load_workflow_file(args.file)
     try:
-        workflow = workflow.with_endpoints(_endpoints(args.endpoint))
+        workflow = workflow.with_endpoints(parse_endpoints(args.endpoint))
     except KeyError as exc:
         raise InvalidInputError(f"--endpoint: {exc.args[0]}") from None
     data = check_input(_read_input(args), "input", workflow)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import jsonschema
@@ -47,9 +47,11 @@ def parse_input(text: str, source: str) -> dict[str, Any]:
 def check_input(value: Any, source: str, workflow: Workflow | None = None) -> dict[str, Any]:
     """Check depth, and the workflow's input_schema when given."""
     if not isinstance(value, Mapping):
-        raise InvalidInputError(f"{source}: the input must be an object")
+        message = f"{source}: the input must be an object"
+        raise InvalidInputError(message, violations=[("input", message)])
     if _depth(value) > MAX_INPUT_DEPTH:
-        raise InvalidInputError(f"{source}: input nests deeper than {MAX_INPUT_DEPTH} levels")
+        message = f"{source}: input nests deeper than {MAX_INPUT_DEPTH} levels"
+        raise InvalidInputError(message, violations=[("input", message)])
     if workflow is not None and workflow.input_schema is not None:
         validator = jsonschema.validators.validator_for(workflow.input_schema)(
             workflow.input_schema
@@ -60,8 +62,16 @@ def check_input(value: Any, source: str, workflow: Workflow | None = None) -> di
                 f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}"
                 for e in errors[:5]
             )
-            raise InvalidInputError(f"{source}: input does not match input_schema: {details}")
+            raise InvalidInputError(
+                f"{source}: input does not match input_schema: {details}",
+                violations=[(_field_path(e.absolute_path), e.message) for e in errors[:5]],
+            )
     return dict(value)
+
+
+def _field_path(path: Iterable[Any]) -> str:
+    """A place in the input as a request-field path: `input.items[2].sku`."""
+    return "input" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
 
 
 def _depth(value: Any) -> int:

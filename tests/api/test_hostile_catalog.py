@@ -240,18 +240,16 @@ def test_same_id_with_another_input_is_already_exists(stub: rpc.OrchestratorStub
 
 
 def test_finished_executions_cannot_be_cancelled_or_resumed(stub: rpc.OrchestratorStub) -> None:
+    """Cancelling a finished execution changes nothing and is no error (a retried cancel must
+    not fail); resuming one that did not fail its compensations is FAILED_PRECONDITION."""
     events = list(
         stub.ExecuteWorkflow(
             pb.ExecuteWorkflowRequest(workflow_yaml=OK_YAML, execution_id="ended"), timeout=60
         )
     )
     assert events[-1].event.state == pb.EXECUTION_STATE_FAILED
-    refused(
-        stub.CancelExecution,
-        pb.CancelExecutionRequest(execution_id="ended"),
-        grpc.StatusCode.FAILED_PRECONDITION,
-        "'ended'",
-    )
+    cancelled = stub.CancelExecution(pb.CancelExecutionRequest(execution_id="ended"), timeout=30)
+    assert cancelled.execution.state == pb.EXECUTION_STATE_FAILED
     refused(
         stub.ResumeExecution,
         pb.ResumeExecutionRequest(execution_id="ended"),

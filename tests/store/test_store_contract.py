@@ -20,6 +20,7 @@ from maestro_server.model.execution import ErrorInfo, Event, EventType, Executio
 from maestro_server.store.base import ExecutionRecord, ExecutionSource, Store, StoredWorkflow
 from maestro_server.store.memory import MemoryStore
 from maestro_server.store.postgres import PostgresStore
+from maestro_server.store.schema import SCHEMA_VERSION
 from maestro_server.store.sqlite import SqliteStore
 from tests.postgres import empty_tables
 
@@ -292,7 +293,7 @@ async def test_sqlite_survives_reopening(tmp_path: Path) -> None:
         await second.aclose()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
 
 
 async def test_sqlite_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
