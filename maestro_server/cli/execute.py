@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from maestro_server.cli.progress import EXIT_BY_STATE, ProgressPrinter
-from maestro_server.cli.remote import execute_remote
+from maestro_server.cli.remote import execute_remote, start_remote
 from maestro_server.definition import load_workflow_file
 from maestro_server.definition.endpoint_map import parse_endpoints
 from maestro_server.definition.inputs import check_input, parse_input
@@ -33,7 +33,12 @@ from maestro_server.transports.registry import Transports
 def add_parser(commands: Any) -> None:
     """Register the `execute` command."""
     parser = commands.add_parser("execute", help="run a workflow in this process (no server)")
-    parser.add_argument("file", metavar="FILE", help="workflow YAML file")
+    parser.add_argument(
+        "file",
+        metavar="FILE",
+        help="workflow YAML file; with --server also NAME[@VERSION] of a registered workflow "
+        "(when no such file exists)",
+    )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--input-file", metavar="FILE", help="input as a JSON file")
     source.add_argument("--input", metavar="JSON", help="input as inline JSON")
@@ -50,6 +55,11 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--execution-id", help="the execution's id (default: a new UUID)")
     parser.add_argument(
         "--server", metavar="HOST:PORT", help="run on a Maestro server instead of in this process"
+    )
+    parser.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="with --server: start the execution, print its id and return without following it",
     )
     parser.add_argument(
         "--secrets-dir",
@@ -86,9 +96,16 @@ def run_execute(args: argparse.Namespace) -> int:
     configure_logging(level="DEBUG" if args.debug else "WARNING")
     if args.server:
         if args.endpoint:
-            raise InvalidInputError("--endpoint applies to runs in this process, not --server")
+            raise InvalidInputError(
+                "--endpoint applies to runs in this process; a server maps services with "
+                "its own --endpoint"
+            )
+        if args.no_wait:
+            return start_remote(args, _read_input(args))
         printer = ProgressPrinter(jsonl=args.events == "jsonl")
         return EXIT_BY_STATE[execute_remote(args, _read_input(args), printer)]
+    if args.no_wait:
+        raise InvalidInputError("--no-wait applies to runs on a server (--server)")
     workflow = load_workflow_file(args.file)
     try:
         workflow = workflow.with_endpoints(parse_endpoints(args.endpoint))
