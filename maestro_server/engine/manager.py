@@ -297,9 +297,10 @@ class ExecutionManager:
     async def keep_leases(self, interval: float) -> None:
         """Renew the leases of running executions, forever.
 
-        Executions another process took over are given up. Only when another process's lease
-        has lapsed (it died) are its executions claimed and resumed: a renewal reads nothing
-        else, and where one process owns the store there is nothing to take over.
+        Executions another process took over are given up. Cancels that clients recorded
+        through other replicas are passed to the runners here. Only when another process's
+        lease has lapsed (it died) are its executions claimed and resumed: a renewal reads
+        nothing else, and where one process owns the store there is nothing to take over.
         """
         while True:
             await asyncio.sleep(interval)
