@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install install-tools proto lint test screenshots demo build bench chaos fuzz clean
+.PHONY: install install-tools proto lint test screenshots demo build bench chaos fuzz client-range clean
 
 $(STAMP): pyproject.toml maestro_client/pyproject.toml scripts/install.sh examples/onboarding/services/auth-node/package-lock.json \
 		tests/api/connect-web/package-lock.json
@@ -42,6 +42,9 @@ chaos: $(STAMP)  ## fault injection and crashes: 2,000 executions on SQLite, 1,0
 
 fuzz: $(STAMP)  ## the fuzz tests with 20x the examples of `make test`
 	bash scripts/fuzz.sh
+
+client-range: $(STAMP)  ## the SDK at both ends of its grpcio range, in throwaway venvs (needs the index)
+	bash scripts/client-range.sh
 
 clean:
 	rm -rf $(VENV) dist build .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -3,11 +3,16 @@
 A `Unary` names an RPC, carries its request and reads the answer out of the response;
 `MaestroClient` and `SyncMaestroClient` only run it over their channel (sans-I/O, as httpx's
 auth flows). A `Paged` call is a `Unary` per page token.
+
+Starting an execution without an id makes one here (a UUID), so the request can be sent again
+after a lost answer without starting a second execution: the server deduplicates by id for as
+long as it keeps the execution (its `--retention` after the end; forever by default).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -16,10 +21,10 @@ import betterproto2
 
 from maestro_client._errors import MaestroError
 from maestro_client._files import WorkflowRef, WorkflowSource
-from maestro_client._proto.google.protobuf import Struct
 from maestro_client._proto.maestro.v1 import (
     CancelExecutionRequest,
     CancelExecutionResponse,
+    Diagnostic,
     ExecuteWorkflowRequest,
     Execution,
     ExecutionState,
@@ -42,6 +47,7 @@ from maestro_client._proto.maestro.v1 import (
     WorkflowDefinition,
     WorkflowReference,
 )
+from maestro_client._values import to_struct
 
 SERVICE = "/maestro.v1.Orchestrator/"
 """The prefix of every method's path."""
@@ -76,7 +82,7 @@ class Validation:
     """The answer to `validate`."""
 
     valid: bool
-    diagnostics: list[Any]
+    diagnostics: list[Diagnostic]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +93,8 @@ class Unary(Generic[R, T]):
     request: betterproto2.Message
     response: type[R]
     answer: Callable[[R], T]
+    repeatable: bool = True
+    """Sending it again (after a lost connection) does what sending it once does."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,12 +130,13 @@ def _source(workflow: Workflow) -> WorkflowSource | WorkflowRef:
 
 
 def _run_request(
-    cls: Any, workflow: Workflow, input: dict[str, Any] | None, execution_id: str
+    cls: Any, workflow: Workflow, input: Mapping[str, Any] | None, execution_id: str
 ) -> Any:
     source = _source(workflow)
-    request = cls(input=Struct.from_dict(input or {}), execution_id=execution_id)
+    request = cls(input=to_struct(input), execution_id=execution_id or str(uuid.uuid4()))
     if isinstance(source, WorkflowRef):
         request.reference = WorkflowReference(name=source.name, version=source.version)
+        request.files = {}
     else:
         request.workflow_yaml = source.yaml
         request.workflow_path = source.path
@@ -143,9 +152,9 @@ def _definition_request(cls: Any, workflow: Workflow) -> Any:
 
 
 def execute(
-    workflow: Workflow, input: dict[str, Any] | None, execution_id: str
+    workflow: Workflow, input: Mapping[str, Any] | None, execution_id: str
 ) -> ExecuteWorkflowRequest:
-    """The request that starts an execution and streams its events."""
+    """The request that starts an execution and streams its events (with its id made)."""
     request: ExecuteWorkflowRequest = _run_request(
         ExecuteWorkflowRequest, workflow, input, execution_id
     )
@@ -153,9 +162,9 @@ def execute(
 
 
 def start(
-    workflow: Workflow, input: dict[str, Any] | None, execution_id: str
+    workflow: Workflow, input: Mapping[str, Any] | None, execution_id: str
 ) -> Unary[StartWorkflowResponse, Started]:
-    """Start an execution."""
+    """Start an execution (with its id made: the request can be sent again)."""
     return Unary(
         "StartWorkflow",
         _run_request(StartWorkflowRequest, workflow, input, execution_id),
@@ -208,6 +217,8 @@ def resume(execution_id: str) -> Unary[ResumeExecutionResponse, Execution]:
         ResumeExecutionRequest(execution_id=execution_id),
         ResumeExecutionResponse,
         lambda response: present(response.execution),
+        # Sent again after it took effect, it would find the execution compensating.
+        repeatable=False,
     )
 
 

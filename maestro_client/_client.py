@@ -9,7 +9,7 @@ sends and means lives in `_calls`, when to resume a stream in `_resume`; the cli
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import betterproto2
@@ -19,14 +19,15 @@ from maestro_client import _calls as calls
 from maestro_client._calls import (
     SERVICE,
     Registered,
-    Started,
     Validation,
     Workflow,
     auth_metadata,
     present,
 )
 from maestro_client._errors import from_rpc_error
+from maestro_client._handle import ExecutionHandle
 from maestro_client._proto.maestro.v1 import (
+    ExecuteWorkflowRequest,
     ExecuteWorkflowResponse,
     Execution,
     ExecutionState,
@@ -34,7 +35,7 @@ from maestro_client._proto.maestro.v1 import (
     WorkflowDefinition,
     WorkflowEvent,
 )
-from maestro_client._resume import Follow
+from maestro_client._resume import Backoff, Follow
 
 M = TypeVar("M", bound=betterproto2.Message)
 T = TypeVar("T")
@@ -44,6 +45,7 @@ class MaestroClient:
     """An asyncio client of a Maestro server.
 
     async with MaestroClient("localhost:8080") as client:
+        output = await client.run(Path("workflow.yaml"), {"email": "a@b.c"})
         async for event in client.execute(Path("workflow.yaml"), {"email": "a@b.c"}):
             print(event.sequence, event.type.name, event.step_id)
     """
@@ -60,8 +62,9 @@ class MaestroClient:
         """Connect to `target` (`host:port`).
 
         `credentials` (e.g. `grpc.ssl_channel_credentials(ca)`) switch on TLS; `token` is sent
-        as `authorization: Bearer <token>` with every call. A dropped event stream is reopened
-        up to `reconnect_attempts` times in a row, with backoff.
+        as `authorization: Bearer <token>` with every call. A dropped event stream is reopened,
+        and a call that is safe to repeat (all but `resume`) is sent again after a lost
+        connection, up to `reconnect_attempts` times in a row, with backoff.
         """
         self._channel = (
             grpc.aio.secure_channel(target, credentials)
@@ -82,17 +85,28 @@ class MaestroClient:
         """Close the channel."""
         await self._channel.close()
 
-    async def _unary(self, method: str, request: Any, response: type[M]) -> M:
+    async def _unary(
+        self, method: str, request: Any, response: type[M], *, repeatable: bool = False
+    ) -> M:
         call = self._channel.unary_unary(
             SERVICE + method, request_serializer=bytes, response_deserializer=response.parse
         )
-        try:
-            return await call(request, timeout=self._timeout, metadata=self._metadata)
-        except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc) from None
+        backoff = Backoff(self._reconnect_attempts if repeatable else 0)
+        while True:
+            try:
+                return await call(request, timeout=self._timeout, metadata=self._metadata)
+            except grpc.aio.AioRpcError as exc:
+                error = from_rpc_error(exc)
+                delay = backoff.delay(error)
+                if delay is None:
+                    raise error from None
+            await asyncio.sleep(delay)
 
     async def _call(self, unary: calls.Unary[Any, T]) -> T:
-        return unary.answer(await self._unary(unary.method, unary.request, unary.response))
+        response = await self._unary(
+            unary.method, unary.request, unary.response, repeatable=unary.repeatable
+        )
+        return unary.answer(response)
 
     async def _pages(self, paged: calls.Paged[T]) -> AsyncIterator[T]:
         token = ""
@@ -110,55 +124,90 @@ class MaestroClient:
         )
         return call(request, metadata=self._metadata)
 
-    async def _follow(self, follow: Follow) -> AsyncIterator[WorkflowEvent]:
-        while not follow.ended:
-            stream = self._stream("WatchExecution", follow.watch_request(), WatchExecutionResponse)
+    async def _follow(
+        self, follow: Follow, start: ExecuteWorkflowRequest | None = None
+    ) -> AsyncIterator[WorkflowEvent]:
+        """The events of `follow`'s execution to the end of its stream, reconnecting.
+
+        With `start`, the first stream is ExecuteWorkflow, sent again (its id makes that safe)
+        until an event arrives; then WatchExecution goes on after the last event seen.
+        """
+        while True:
+            if start is not None and follow.last is None:
+                stream = self._stream("ExecuteWorkflow", start, ExecuteWorkflowResponse)
+            else:
+                request = follow.watch_request()
+                stream = self._stream("WatchExecution", request, WatchExecutionResponse)
             try:
                 async for response in stream:
                     yield follow.seen(present(response.event))
-                    if follow.ended:
-                        return
-                return
+                return  # the server ends the stream when the execution can go no further
             except grpc.aio.AioRpcError as exc:
                 error = from_rpc_error(exc)
                 delay = follow.retry_delay(error)
                 if delay is None:
                     raise error from None
-                await asyncio.sleep(delay)
+            await asyncio.sleep(delay)
 
-    async def execute(
-        self, workflow: Workflow, input: dict[str, Any] | None = None, *, execution_id: str = ""
+    def _backoff(self) -> Backoff:
+        return Backoff(self._reconnect_attempts)
+
+    def execute(
+        self,
+        workflow: Workflow,
+        input: Mapping[str, Any] | None = None,
+        *,
+        execution_id: str = "",
     ) -> AsyncIterator[WorkflowEvent]:
-        """Start an execution and yield its events to the terminal one.
+        """Start an execution and yield its events to the end.
 
-        A dropped stream is resumed (with WatchExecution) after the last event seen.
+        The id is made here when not given, so a dropped stream is opened again without
+        starting a second execution, and goes on after the last event seen.
         """
         request = calls.execute(workflow, input, execution_id)
-        follow = Follow("", 0, self._reconnect_attempts)
-        try:
-            async for response in self._stream("ExecuteWorkflow", request, ExecuteWorkflowResponse):
-                yield follow.seen(present(response.event))
-        except grpc.aio.AioRpcError as exc:
-            error = from_rpc_error(exc)
-            if not follow.goes_on(error):
-                raise error from None
-        if follow.execution_id:
-            async for event in self._follow(follow):
-                yield event
+        return self._follow(Follow(request.execution_id, 0, self._backoff()), request)
 
     async def start(
-        self, workflow: Workflow, input: dict[str, Any] | None = None, *, execution_id: str = ""
-    ) -> Started:
-        """Start an execution and return its id at once."""
-        return await self._call(calls.start(workflow, input, execution_id))
+        self,
+        workflow: Workflow,
+        input: Mapping[str, Any] | None = None,
+        *,
+        execution_id: str = "",
+    ) -> ExecutionHandle:
+        """Start an execution and return a handle on it at once.
+
+        The id is made here (a UUID) when not given, so the call is sent again after a lost
+        answer without starting a second execution (the server keeps ids for its retention).
+        """
+        started = await self._call(calls.start(workflow, input, execution_id))
+        return ExecutionHandle(self, started.execution_id, started.created)
+
+    def get_handle(self, execution_id: str) -> ExecutionHandle:
+        """A handle on an execution started earlier; no call is made."""
+        return ExecutionHandle(self, execution_id)
+
+    async def run(
+        self,
+        workflow: Workflow,
+        input: Mapping[str, Any] | None = None,
+        *,
+        execution_id: str = "",
+    ) -> Any:
+        """Start an execution and wait for its output (plain Python values).
+
+        An execution that ends other than completed raises its ExecutionFailureError.
+        """
+        handle = await self.start(workflow, input, execution_id=execution_id)
+        return await handle.result()
 
     def watch(self, execution_id: str, after_sequence: int = 0) -> AsyncIterator[WorkflowEvent]:
-        """Yield the events after `after_sequence`, then live ones, to the terminal event.
+        """Yield the events after `after_sequence`, then live ones, to the end of the log.
 
-        A dropped connection is resumed after the last event seen, so no event is missed or
-        repeated.
+        The stream ends when the execution can go no further; the last event is its final
+        state (a resumed execution's log goes on past its earlier terminal event). A dropped
+        connection is resumed after the last event seen, so no event is missed or repeated.
         """
-        return self._follow(Follow(execution_id, after_sequence, self._reconnect_attempts))
+        return self._follow(Follow(execution_id, after_sequence, self._backoff()))
 
     async def get(self, execution_id: str) -> Execution:
         """One execution, with its steps."""

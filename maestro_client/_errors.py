@@ -1,12 +1,42 @@
-"""Client errors: one class per gRPC status the server uses, mirroring the server's errors."""
+"""Errors of the calls themselves: one class per gRPC status the server uses.
+
+    MaestroError                 any other status (its name leads the message)
+    ├── InvalidArgumentError     a bad workflow, input or request field (`violations`)
+    ├── NotFoundError
+    ├── AlreadyExistsError
+    ├── FailedPreconditionError
+    ├── AbortedError             a concurrent request won (two resumes of one execution)
+    ├── ResourceExhaustedError   `retry_delay` says when to try again
+    ├── UnauthenticatedError
+    ├── PermissionDeniedError
+    └── UnavailableError
+
+Every error the server answers carries a `google.rpc.ErrorInfo`: its `reason` (a name of
+`maestro.v1.ErrorReason`, such as `EXECUTION_NOT_FOUND`) is what to branch on, and its
+`metadata` names what the error is about (`executionId`). How an execution ended is no error
+of a call: see `_failures`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any, ClassVar
 
+import betterproto2
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
+
+from maestro_client._proto.google.rpc import (
+    BadRequest,
+    BadRequestFieldViolation,
+    ErrorInfo,
+    RetryInfo,
+    Status,
+)
+from maestro_client._proto.maestro.v1 import Diagnostic
+
+_DETAILS_KEY = "grpc-status-details-bin"
+_DETAIL_TYPES = (ErrorInfo, BadRequest, RetryInfo, Diagnostic)
 
 
 class MaestroError(Exception):
@@ -18,7 +48,25 @@ class MaestroError(Exception):
         super().__init__(message)
         self.message = message
         self.details = details or []
-        """Rich error details (google.rpc messages) the server attached."""
+        """Rich error details the server attached: google.rpc ErrorInfo, BadRequest and
+        RetryInfo, and maestro.v1 Diagnostics."""
+
+    @property
+    def error_info(self) -> ErrorInfo | None:
+        """The ErrorInfo (every server error has one; an error of the connection has none)."""
+        return next((d for d in self.details if isinstance(d, ErrorInfo)), None)
+
+    @property
+    def reason(self) -> str:
+        """Why, as a stable name of `maestro.v1.ErrorReason`; empty without an ErrorInfo."""
+        info = self.error_info
+        return info.reason if info is not None else ""
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """What the error is about, for example `{"executionId": "order-42"}`."""
+        info = self.error_info
+        return dict(info.metadata) if info is not None else {}
 
 
 class InvalidArgumentError(MaestroError):
@@ -31,14 +79,32 @@ class InvalidArgumentError(MaestroError):
     code = grpc.StatusCode.INVALID_ARGUMENT
 
     @property
-    def violations(self) -> list[tuple[str, str]]:
-        """(where, what) for each problem: `workflow.yaml:12:5 (steps[1].retry)`, message."""
+    def diagnostics(self) -> list[Diagnostic]:
+        """Each problem of an invalid workflow, with its file, line, column and path."""
+        return [d for d in self.details if isinstance(d, Diagnostic)]
+
+    @property
+    def field_violations(self) -> list[tuple[str, str]]:
+        """(request field, what is wrong): `("input.order_id", "… is a required property")`."""
         return [
             (v.field, v.description)
             for d in self.details
-            if isinstance(d, error_details_pb2.BadRequest)
+            if isinstance(d, BadRequest)
             for v in d.field_violations
         ]
+
+    @property
+    def violations(self) -> list[tuple[str, str]]:
+        """(where, what) for each problem: `workflow.yaml:12:5 (steps[1].retry)`, message.
+
+        A workflow's problems are placed in its file; any other's at its request field.
+        """
+        if self.diagnostics:
+            return [
+                (f"{d.file}:{d.line}:{d.column}" + (f" ({d.path})" if d.path else ""), d.message)
+                for d in self.diagnostics
+            ]
+        return self.field_violations
 
 
 class NotFoundError(MaestroError):
@@ -54,15 +120,29 @@ class AlreadyExistsError(MaestroError):
 
 
 class FailedPreconditionError(MaestroError):
-    """Not allowed in the current state (e.g. cancelling a finished execution)."""
+    """Not allowed in the current state (e.g. resuming an execution that did not fail)."""
 
     code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class AbortedError(MaestroError):
+    """A concurrent request on the same execution won (e.g. another resume)."""
+
+    code = grpc.StatusCode.ABORTED
 
 
 class ResourceExhaustedError(MaestroError):
     """The server is at its limit; try again later."""
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    @property
+    def retry_delay(self) -> timedelta | None:
+        """How long the server asks to wait before trying again, when it says."""
+        return next(
+            (d.retry_delay for d in self.details if isinstance(d, RetryInfo) and d.retry_delay),
+            None,
+        )
 
 
 class UnauthenticatedError(MaestroError):
@@ -92,26 +172,50 @@ _BY_CODE = {
         NotFoundError,
         AlreadyExistsError,
         FailedPreconditionError,
+        AbortedError,
         ResourceExhaustedError,
         UnavailableError,
     )
 }
-_DETAIL_TYPES = (error_details_pb2.BadRequest, error_details_pb2.RetryInfo)
 
 
 def from_rpc_error(exc: grpc.RpcError) -> MaestroError:
     """The client error for a failed call."""
-    code = exc.code()
-    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
-    details: list[Any] = []
-    for packed in status.details if status is not None else ():
-        for detail_type in _DETAIL_TYPES:
-            if packed.Is(detail_type.DESCRIPTOR):
-                detail = detail_type()
-                packed.Unpack(detail)
-                details.append(detail)
+    call: Any = exc  # grpc.RpcError types none of the Call methods its instances have
+    code: grpc.StatusCode = call.code()
     cls = _BY_CODE.get(code, MaestroError)
-    error = cls(exc.details() or code.name, details=details)
+    error = cls(call.details() or code.name, details=_details(call.trailing_metadata()))
     if cls is MaestroError:
         error.message = f"{code.name}: {error.message}"
     return error
+
+
+def invalid_input(field: str, description: str, reason: str = "INPUT_INVALID") -> MaestroError:
+    """An InvalidArgumentError found before sending, shaped as the server's would be."""
+    details: list[Any] = [
+        ErrorInfo(reason=reason, domain="maestro.dev", metadata={"field": field}),
+        BadRequest(
+            field_violations=[BadRequestFieldViolation(field=field, description=description)]
+        ),
+    ]
+    return InvalidArgumentError(f"{field}: {description}", details=details)
+
+
+def _details(trailers: Iterable[Any] | None) -> list[betterproto2.Message]:
+    """The rich details of `grpc-status-details-bin`, of the kinds this client knows."""
+    for key, value in trailers or ():
+        if key == _DETAILS_KEY and isinstance(value, bytes):
+            status = Status.parse(value)
+            return [
+                detail
+                for packed in status.details
+                if isinstance(detail := _unpack(packed), _DETAIL_TYPES)
+            ]
+    return []
+
+
+def _unpack(packed: Any) -> Any:
+    try:
+        return packed.unpack()
+    except TypeError:  # a detail of a kind no module here registered
+        return None

@@ -7,7 +7,7 @@ It runs the same `_calls` over a grpcio channel and resumes dropped streams by t
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import betterproto2
@@ -17,14 +17,15 @@ from maestro_client import _calls as calls
 from maestro_client._calls import (
     SERVICE,
     Registered,
-    Started,
     Validation,
     Workflow,
     auth_metadata,
     present,
 )
 from maestro_client._errors import from_rpc_error
+from maestro_client._handle import SyncExecutionHandle
 from maestro_client._proto.maestro.v1 import (
+    ExecuteWorkflowRequest,
     ExecuteWorkflowResponse,
     Execution,
     ExecutionState,
@@ -32,7 +33,7 @@ from maestro_client._proto.maestro.v1 import (
     WorkflowDefinition,
     WorkflowEvent,
 )
-from maestro_client._resume import Follow
+from maestro_client._resume import Backoff, Follow
 
 M = TypeVar("M", bound=betterproto2.Message)
 T = TypeVar("T")
@@ -42,6 +43,7 @@ class SyncMaestroClient:
     """A blocking client over a grpcio channel, for scripts and synchronous code.
 
     with SyncMaestroClient("localhost:8080") as client:
+        output = client.run(Path("workflow.yaml"), {"email": "a@b.c"})
         for event in client.execute(Path("workflow.yaml"), {"email": "a@b.c"}):
             print(event.sequence, event.type.name, event.step_id)
     """
@@ -82,11 +84,18 @@ class SyncMaestroClient:
             request_serializer=bytes,
             response_deserializer=unary.response.parse,
         )
-        try:
-            response = call(unary.request, timeout=self._timeout, metadata=self._metadata)
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from None
-        return unary.answer(response)
+        backoff = Backoff(self._reconnect_attempts if unary.repeatable else 0)
+        while True:
+            try:
+                response = call(unary.request, timeout=self._timeout, metadata=self._metadata)
+            except grpc.RpcError as exc:
+                error = from_rpc_error(exc)
+                delay = backoff.delay(error)
+                if delay is None:
+                    raise error from None
+                time.sleep(delay)
+                continue
+            return unary.answer(response)
 
     def _pages(self, paged: calls.Paged[T]) -> Iterator[T]:
         token = ""
@@ -108,54 +117,77 @@ class SyncMaestroClient:
         finally:
             stream.cancel()
 
-    def _follow(self, follow: Follow) -> Iterator[WorkflowEvent]:
-        while not follow.ended:
+    def _follow(
+        self, follow: Follow, start: ExecuteWorkflowRequest | None = None
+    ) -> Iterator[WorkflowEvent]:
+        """The events of `follow`'s execution to the end of its stream, reconnecting.
+
+        As MaestroClient._follow: ExecuteWorkflow (with `start`) until an event arrives, then
+        WatchExecution after the last event seen.
+        """
+        while True:
             try:
-                for response in self._stream(
-                    "WatchExecution", follow.watch_request(), WatchExecutionResponse
-                ):
+                stream: Iterator[ExecuteWorkflowResponse | WatchExecutionResponse]
+                if start is not None and follow.last is None:
+                    stream = self._stream("ExecuteWorkflow", start, ExecuteWorkflowResponse)
+                else:
+                    request = follow.watch_request()
+                    stream = self._stream("WatchExecution", request, WatchExecutionResponse)
+                for response in stream:
                     yield follow.seen(present(response.event))
-                    if follow.ended:
-                        return
-                return
+                return  # the server ends the stream when the execution can go no further
             except grpc.RpcError as exc:
                 error = from_rpc_error(exc)
                 delay = follow.retry_delay(error)
                 if delay is None:
                     raise error from None
-                time.sleep(delay)
+            time.sleep(delay)
+
+    def _backoff(self) -> Backoff:
+        return Backoff(self._reconnect_attempts)
 
     def execute(
-        self, workflow: Workflow, input: dict[str, Any] | None = None, *, execution_id: str = ""
+        self,
+        workflow: Workflow,
+        input: Mapping[str, Any] | None = None,
+        *,
+        execution_id: str = "",
     ) -> Iterator[WorkflowEvent]:
-        """Start an execution and yield its events to the terminal one.
-
-        A dropped stream is resumed (with WatchExecution) after the last event seen.
-        """
+        """Start an execution and yield its events to the end; as MaestroClient.execute."""
         request = calls.execute(workflow, input, execution_id)
-        follow = Follow("", 0, self._reconnect_attempts)
-        try:
-            for response in self._stream("ExecuteWorkflow", request, ExecuteWorkflowResponse):
-                yield follow.seen(present(response.event))
-        except grpc.RpcError as exc:
-            error = from_rpc_error(exc)
-            if not follow.goes_on(error):
-                raise error from None
-        if follow.execution_id:
-            yield from self._follow(follow)
+        return self._follow(Follow(request.execution_id, 0, self._backoff()), request)
 
     def start(
-        self, workflow: Workflow, input: dict[str, Any] | None = None, *, execution_id: str = ""
-    ) -> Started:
-        """Start an execution and return its id at once."""
-        return self._call(calls.start(workflow, input, execution_id))
+        self,
+        workflow: Workflow,
+        input: Mapping[str, Any] | None = None,
+        *,
+        execution_id: str = "",
+    ) -> SyncExecutionHandle:
+        """Start an execution and return a handle on it at once; as MaestroClient.start."""
+        started = self._call(calls.start(workflow, input, execution_id))
+        return SyncExecutionHandle(self, started.execution_id, started.created)
+
+    def get_handle(self, execution_id: str) -> SyncExecutionHandle:
+        """A handle on an execution started earlier; no call is made."""
+        return SyncExecutionHandle(self, execution_id)
+
+    def run(
+        self,
+        workflow: Workflow,
+        input: Mapping[str, Any] | None = None,
+        *,
+        execution_id: str = "",
+    ) -> Any:
+        """Start an execution and wait for its output; as MaestroClient.run."""
+        return self.start(workflow, input, execution_id=execution_id).result()
 
     def watch(self, execution_id: str, after_sequence: int = 0) -> Iterator[WorkflowEvent]:
-        """Yield the events after `after_sequence`, then live ones, to the terminal event.
+        """Yield the events after `after_sequence`, then live ones, to the end of the log.
 
-        A dropped connection is resumed after the last event seen, as MaestroClient.watch does.
+        As MaestroClient.watch: a dropped connection is resumed after the last event seen.
         """
-        return self._follow(Follow(execution_id, after_sequence, self._reconnect_attempts))
+        return self._follow(Follow(execution_id, after_sequence, self._backoff()))
 
     def get(self, execution_id: str) -> Execution:
         """One execution, with its steps."""

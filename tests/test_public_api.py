@@ -8,9 +8,19 @@ import maestro_client
 def test_client_exports() -> None:
     """`maestro_client.__all__` lists exactly what users may import."""
     assert sorted(maestro_client.__all__) == [
+        "AbortedError",
         "AlreadyExistsError",
+        "CompensationFailedError",
+        "Diagnostic",
+        "Error",
+        "ErrorReason",
         "EventType",
         "Execution",
+        "ExecutionCancelledError",
+        "ExecutionCompensatedError",
+        "ExecutionFailedError",
+        "ExecutionFailureError",
+        "ExecutionHandle",
         "ExecutionState",
         "FailedPreconditionError",
         "InvalidArgumentError",
@@ -20,8 +30,9 @@ def test_client_exports() -> None:
         "PermissionDeniedError",
         "Registered",
         "ResourceExhaustedError",
-        "Started",
+        "StepExecution",
         "StepState",
+        "SyncExecutionHandle",
         "SyncMaestroClient",
         "UnauthenticatedError",
         "UnavailableError",
@@ -31,6 +42,7 @@ def test_client_exports() -> None:
         "WorkflowRef",
         "WorkflowSource",
         "__version__",
+        "plain",
     ]
     for name in maestro_client.__all__:
         assert hasattr(maestro_client, name), name

@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from maestro_server.errors import InvalidInputError
+from maestro_server.api.errors import to_status
+from maestro_server.errors import (
+    InvalidInputError,
+    MaestroError,
+    PermissionDeniedError,
+    UnauthenticatedError,
+)
 
 _SERVICE_PREFIX = "/maestro.v1.Orchestrator/"
 _READ_METHODS = frozenset(
@@ -121,16 +127,23 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
             method.removeprefix(_SERVICE_PREFIX), str(values[0]) if values else None
         )
         if refusal is not None:
-            return _refusal(handler, refusal.code, refusal.message)
+            error_class = (
+                UnauthenticatedError
+                if refusal.code is grpc.StatusCode.UNAUTHENTICATED
+                else PermissionDeniedError
+            )
+            return _refusal(handler, error_class(refusal.message))
         return handler
 
 
-def _refusal(handler: Handler, code: grpc.StatusCode, message: str) -> Handler:
+def _refusal(handler: Handler, error: MaestroError) -> Handler:
+    status = to_status(error)
+
     async def refuse(_request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        await context.abort(code, message)
+        await context.abort_with_status(status)
 
     async def refuse_stream(_request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        await context.abort(code, message)
+        await context.abort_with_status(status)
         yield  # pragma: no cover - makes this an async generator, as streaming handlers are
 
     kwargs = {

@@ -9,7 +9,7 @@ from google.protobuf import json_format, struct_pb2
 
 from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
 from maestro_server.diagnostics import Diagnostic
-from maestro_server.errors import InvalidInputError
+from maestro_server.errors import InvalidRequestError
 from maestro_server.model.execution import Cause, ErrorInfo, Event, EventType, ExecutionState
 from maestro_server.store.base import ExecutionRecord, StoredWorkflow
 
@@ -151,7 +151,7 @@ def states_from_proto(states: Any) -> frozenset[ExecutionState]:
     known = set(pb.ExecutionState.values())
     unknown = sorted(s for s in states if s not in known)
     if unknown:
-        raise InvalidInputError(f"states: {unknown} are not ExecutionState values")
+        raise InvalidRequestError("states", f"states: {unknown} are not ExecutionState values")
     names = (pb.ExecutionState.Name(s).removeprefix("EXECUTION_STATE_") for s in states)
     return frozenset(ExecutionState(name) for name in names if name != "UNSPECIFIED")
 

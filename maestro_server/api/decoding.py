@@ -1,9 +1,11 @@
-"""Requests that do not decode are INVALID_ARGUMENT, not UNKNOWN.
+"""Requests that do not decode are INVALID_ARGUMENT, not UNKNOWN; oversized ones are refused.
 
 grpc's generated deserializers raise on bytes protobuf refuses (a Struct nested past its
 recursion limit, a truncated message), and grpc.aio answers such a call UNKNOWN. This
 interceptor lets the bytes through as an `_Undecodable` and answers the call INVALID_ARGUMENT
-with protobuf's reason, before the handler sees it.
+with protobuf's reason, before the handler sees it. It also refuses a request larger than the
+server's limit, RESOURCE_EXHAUSTED, so that answer carries its ErrorInfo too: the transport
+(which would answer without one) lets through twice the limit (see api/server.py).
 """
 
 from __future__ import annotations
@@ -16,17 +18,22 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from maestro_server.api.auth import Handler
+from maestro_server.api.errors import to_status
+from maestro_server.errors import InvalidRequestError, MaestroError, Reason, ResourceExhaustedError
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
 @dataclass(frozen=True, slots=True)
 class _Undecodable:
-    reason: str
+    error: MaestroError
 
 
 class DecodeErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Answer undecodable requests INVALID_ARGUMENT (unary and server-streaming methods)."""
+    """Refuse undecodable requests, and those over `max_bytes` (unary and streaming methods)."""
+
+    def __init__(self, max_bytes: int | None = None) -> None:
+        self._max_bytes = max_bytes
 
     async def intercept_service(
         self,
@@ -39,16 +46,27 @@ class DecodeErrorInterceptor(grpc.aio.ServerInterceptor):
             return handler
         parse = handler.request_deserializer
 
+        limit = self._max_bytes
+
         def deserialize(data: bytes) -> Any:
+            if limit is not None and len(data) > limit:
+                return _Undecodable(
+                    ResourceExhaustedError(
+                        f"the request is larger than max ({len(data)} vs. {limit} bytes)",
+                        reason=Reason.REQUEST_TOO_LARGE,
+                        metadata={"limit": str(limit)},
+                    )
+                )
             try:
                 return parse(data)
             except DecodeError as exc:
-                return _Undecodable(str(exc))
+                message = f"the request does not decode: {exc}"
+                return _Undecodable(
+                    InvalidRequestError("", message, reason=Reason.REQUEST_UNDECODABLE)
+                )
 
         async def refuse(request: _Undecodable, context: Context) -> None:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, f"the request does not decode: {request.reason}"
-            )
+            await context.abort_with_status(to_status(request.error))
 
         if handler.unary_unary is not None:
             behavior: Any = handler.unary_unary  # typed for sync servers in the stubs

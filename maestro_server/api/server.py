@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,6 +73,8 @@ class ServerSettings:
     None, a free one when 0."""
     validate_with_reflection: bool = False
     """Check registered workflows against the schemas their services give by reflection."""
+    endpoints: Mapping[str, str] = field(default_factory=dict)
+    """This environment's addresses for workflows' services, by service name."""
 
 
 def add_reflection(server: grpc.aio.Server, names: list[str]) -> None:
@@ -130,15 +133,21 @@ class OrchestratorServer:
             metrics=self.metrics,
         )
         options = [
-            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            # The interceptor refuses what is over the limit, with an ErrorInfo; the transport
+            # lets twice as much through to it, and refuses (without one) only beyond.
+            ("grpc.max_receive_message_length", 2 * settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
         ]
-        interceptors: list[grpc.aio.ServerInterceptor] = [DecodeErrorInterceptor()]
+        interceptors: list[grpc.aio.ServerInterceptor] = [
+            DecodeErrorInterceptor(settings.max_message_bytes)
+        ]
         if settings.auth_tokens:
             interceptors.insert(0, TokenAuthInterceptor(settings.auth_tokens))
         self.server = grpc.aio.server(options=options, interceptors=interceptors)
         reflect = self._reflect if settings.validate_with_reflection else None
-        self.servicer = OrchestratorServicer(self.manager, store, settings.policy, reflect)
+        self.servicer = OrchestratorServicer(
+            self.manager, store, settings.policy, reflect, settings.endpoints
+        )
         pb_grpc.add_OrchestratorServicer_to_server(self.servicer, self.server)
         self.metrics.watch(
             lambda: {

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import grpc
 import structlog
 
 from maestro_server import tracing
@@ -29,13 +28,14 @@ from maestro_server.api.convert import (
     struct_to_dict,
     workflow_to_proto,
 )
-from maestro_server.api.errors import to_status
+from maestro_server.api.errors import internal_status, to_status
 from maestro_server.api.graph import workflow_graph
 from maestro_server.api.requests import attach_requests
 from maestro_server.definition import load_workflow
 from maestro_server.definition.admission import AdmissionPolicy
+from maestro_server.definition.endpoint_map import point_services
 from maestro_server.engine.manager import ExecutionManager, StartOutcome
-from maestro_server.errors import InvalidInputError, InvalidWorkflowError, MaestroError
+from maestro_server.errors import InvalidRequestError, InvalidWorkflowError, MaestroError
 from maestro_server.model.execution import Event
 from maestro_server.model.workflow import Workflow
 from maestro_server.schemas.descriptors import FileProtos
@@ -60,7 +60,7 @@ def _unary(handler: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
             await context.abort_with_status(to_status(exc))
         except Exception:
             log.exception("request failed", method=handler.__name__)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+            await context.abort_with_status(internal_status())
         raise AssertionError("unreachable: abort raises")
 
     return wrapper
@@ -78,7 +78,7 @@ def _streaming(handler: Callable[..., AsyncIterator[R]]) -> Callable[..., AsyncI
             await context.abort_with_status(to_status(exc))
         except Exception:
             log.exception("request failed", method=handler.__name__)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+            await context.abort_with_status(internal_status())
 
     return wrapper
 
@@ -92,6 +92,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         store: Store,
         policy: AdmissionPolicy | None = None,
         reflect: Reflector | None = None,
+        endpoints: Mapping[str, str] | None = None,
     ) -> None:
         # Executions start, stop and resume through the manager, which runs them; everything
         # else (definitions, and reading executions and their logs) is the store's.
@@ -101,19 +102,31 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         self._reflect = reflect
         """With `maestro serve --validate-with-reflection`: checks registered workflows against
         schemas fetched by reflection too."""
+        self._endpoints = dict(endpoints or {})
+        """This server's addresses for services, by name (`maestro serve --endpoint`)."""
         self._parsed: OrderedDict[str, Workflow] = OrderedDict()
         self.subscribers = 0
         """Event streams open now."""
 
     # -- workflows ---------------------------------------------------------------------------
 
-    async def _load(self, yaml: str, path: str, files: Any, *, reflect: bool = False) -> Workflow:
+    async def _load(
+        self,
+        yaml: str,
+        path: str,
+        files: Any,
+        field: str = "workflow_yaml",
+        *,
+        reflect: bool = False,
+    ) -> Workflow:
         """Parse a workflow sent over the wire, with only its `files`, never the server's disk.
 
-        Parsed definitions are kept by content, so a repeated one compiles once; parsing runs
-        in a thread, as compiling `protos` blocks. With `reflect` (and a reflector), the
-        services without a schema file are checked against what reflection gives, after the
-        admission policy has allowed their endpoints.
+        Its services are pointed at this server's `--endpoint` addresses, then checked against
+        the admission policy. Problems are blamed on the request's `field` (or on the one of
+        its `files` they are in). Parsed definitions are kept by content, so a repeated one
+        compiles once; parsing runs in a thread, as compiling `protos` blocks. With `reflect`
+        (and a reflector), the services without a schema file are checked against what
+        reflection gives, after the admission policy has allowed their endpoints.
         """
         files = dict(files)
         reflect = reflect and self._reflect is not None
@@ -123,14 +136,19 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
             self._parsed.move_to_end(key.hexdigest())
             return workflow
         name = path or "workflow.yaml"
-        workflow = await asyncio.to_thread(load_workflow, yaml, path=name, files=files)
-        self._policy.check(workflow)
-        if reflect and self._reflect is not None:
-            reflected = await self._reflect(workflow)
-            if reflected:
-                workflow = await asyncio.to_thread(
-                    load_workflow, yaml, path=name, files=files, reflected=reflected
-                )
+        try:
+            workflow = await asyncio.to_thread(load_workflow, yaml, path=name, files=files)
+            workflow, _ = point_services(workflow, self._endpoints)
+            self._policy.check(workflow)
+            if reflect and self._reflect is not None:
+                reflected = await self._reflect(workflow)
+                if reflected:
+                    workflow = await asyncio.to_thread(
+                        load_workflow, yaml, path=name, files=files, reflected=reflected
+                    )
+                    workflow, _ = point_services(workflow, self._endpoints)
+        except InvalidWorkflowError as exc:
+            raise exc.in_request(field, list(files)) from None
         self._parsed[key.hexdigest()] = workflow
         if len(self._parsed) > _PARSED_CACHE_SIZE:
             self._parsed.popitem(last=False)
@@ -150,12 +168,19 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
             return await self._load(request.workflow_yaml, request.workflow_path, request.files)
         if which == "reference":
             if not request.reference.name:
-                raise InvalidInputError("reference.name is empty")
+                raise InvalidRequestError("reference.name", "reference.name is empty")
+            if request.files:
+                raise InvalidRequestError(
+                    "files",
+                    "files go with workflow_yaml; a registered workflow has its own files",
+                )
             stored = await self._store.get_workflow(
                 request.reference.name, request.reference.version
             )
-            return await self._load(stored.yaml, stored.path, stored.files)
-        raise InvalidInputError("give the workflow: either workflow_yaml or reference")
+            return await self._load(stored.yaml, stored.path, stored.files, "reference")
+        raise InvalidRequestError(
+            "workflow_yaml", "give the workflow: either workflow_yaml or reference"
+        )
 
     async def _start(self, request: Any, context: Context) -> StartOutcome:
         workflow = await self._resolve(request)
@@ -164,6 +189,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
             struct_to_dict(request.input),
             request.execution_id,
             tracing.incoming(context.invocation_metadata()),
+            {name: a for name, a in self._endpoints.items() if name in workflow.services},
         )
 
     @_unary
@@ -201,6 +227,8 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         self, request: pb.GetWorkflowRequest, context: Context
     ) -> pb.GetWorkflowResponse:
         """A stored definition (the latest version when none is given)."""
+        if not request.name:
+            raise InvalidRequestError("name", "name is empty")
         stored = await self._store.get_workflow(request.name, request.version)
         message = workflow_to_proto(stored)
         message.steps.extend(await self._graph(stored.yaml, stored.path, stored.files))
@@ -253,8 +281,8 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
     ) -> AsyncIterator[pb.WatchExecutionResponse]:
         """Replay after `after_sequence`, then follow live to the terminal event."""
         if request.after_sequence < 0:
-            raise InvalidInputError("after_sequence must not be negative")
-        await self._store.get_execution(request.execution_id)  # NOT_FOUND before streaming
+            raise InvalidRequestError("after_sequence", "after_sequence must not be negative")
+        await self._store.get_execution(_execution_id(request))  # NOT_FOUND before streaming
         async for event in self._follow(request.execution_id, request.after_sequence):
             yield pb.WatchExecutionResponse(event=event_to_proto(event))
 
@@ -263,7 +291,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         self, request: pb.GetExecutionRequest, context: Context
     ) -> pb.GetExecutionResponse:
         """One execution, with its steps."""
-        record = await self._store.get_execution(request.execution_id)
+        record = await self._store.get_execution(_execution_id(request))
         message = execution_to_proto(record)
         attach_requests(message, await self._store.saved_requests(record.execution_id))
         if record.source is not None:
@@ -294,8 +322,8 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
     async def CancelExecution(
         self, request: pb.CancelExecutionRequest, context: Context
     ) -> pb.CancelExecutionResponse:
-        """Stop forward progress; the execution compensates what it did."""
-        record = await self._manager.cancel(request.execution_id, request.reason)
+        """Stop forward progress; the execution compensates what it did (idempotent)."""
+        record = await self._manager.cancel(_execution_id(request), request.reason)
         return pb.CancelExecutionResponse(execution=execution_to_proto(record))
 
     @_unary
@@ -303,10 +331,17 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         self, request: pb.ResumeExecutionRequest, context: Context
     ) -> pb.ResumeExecutionResponse:
         """Retry the failed compensations of a COMPENSATION_FAILED execution."""
-        record = await self._manager.resume(request.execution_id)
+        record = await self._manager.resume(_execution_id(request))
         return pb.ResumeExecutionResponse(execution=execution_to_proto(record))
 
 
 def _check_page_size(size: int) -> None:
     if not 0 <= size <= 1000:
-        raise InvalidInputError(f"page_size must be from 0 to 1000, not {size}")
+        raise InvalidRequestError("page_size", f"page_size must be from 0 to 1000, not {size}")
+
+
+def _execution_id(request: Any) -> str:
+    """The request's execution id; an empty one is the caller's mistake, not an unknown id."""
+    if not request.execution_id:
+        raise InvalidRequestError("execution_id", "execution_id is empty")
+    return str(request.execution_id)

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from maestro_server.cli.progress import EXIT_BY_STATE, ProgressPrinter
-from maestro_server.cli.remote import execute_remote
+from maestro_server.cli.remote import execute_remote, start_remote
 from maestro_server.definition import load_workflow_file
+from maestro_server.definition.endpoint_map import parse_endpoints
 from maestro_server.definition.inputs import check_input, parse_input
 from maestro_server.engine.dependencies import Dependencies
 from maestro_server.engine.runner import Runner
@@ -32,7 +33,12 @@ from maestro_server.transports.registry import Transports
 def add_parser(commands: Any) -> None:
     """Register the `execute` command."""
     parser = commands.add_parser("execute", help="run a workflow in this process (no server)")
-    parser.add_argument("file", metavar="FILE", help="workflow YAML file")
+    parser.add_argument(
+        "file",
+        metavar="FILE",
+        help="workflow YAML file; with --server also NAME[@VERSION] of a registered workflow "
+        "(when no such file exists)",
+    )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--input-file", metavar="FILE", help="input as a JSON file")
     source.add_argument("--input", metavar="JSON", help="input as inline JSON")
@@ -49,6 +55,11 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--execution-id", help="the execution's id (default: a new UUID)")
     parser.add_argument(
         "--server", metavar="HOST:PORT", help="run on a Maestro server instead of in this process"
+    )
+    parser.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="with --server: start the execution, print its id and return without following it",
     )
     parser.add_argument(
         "--secrets-dir",
@@ -81,27 +92,24 @@ def read_input(args: argparse.Namespace) -> dict[str, Any]:
     return {}
 
 
-def _endpoints(flags: list[str]) -> dict[str, str]:
-    endpoints = {}
-    for flag in flags:
-        name, sep, address = flag.partition("=")
-        if not sep or not name or not address:
-            raise InvalidInputError(f"--endpoint wants SERVICE=ADDRESS, not {flag!r}")
-        endpoints[name] = address
-    return endpoints
-
-
 def run_execute(args: argparse.Namespace) -> int:
     """Load, run and report; the exit code follows the execution's final state."""
     configure_logging(level="DEBUG" if args.debug else "WARNING")
     if args.server:
         if args.endpoint:
-            raise InvalidInputError("--endpoint applies to runs in this process, not --server")
+            raise InvalidInputError(
+                "--endpoint applies to runs in this process; a server maps services with "
+                "its own --endpoint"
+            )
+        if args.no_wait:
+            return start_remote(args, read_input(args))
         printer = ProgressPrinter(jsonl=args.events == "jsonl")
         return EXIT_BY_STATE[execute_remote(args, read_input(args), printer)]
+    if args.no_wait:
+        raise InvalidInputError("--no-wait applies to runs on a server (--server)")
     workflow = load_workflow_file(args.file)
     try:
-        workflow = workflow.with_endpoints(_endpoints(args.endpoint))
+        workflow = workflow.with_endpoints(parse_endpoints(args.endpoint))
     except KeyError as exc:
         raise InvalidInputError(f"--endpoint: {exc.args[0]}") from None
     data = check_input(read_input(args), "input", workflow)

@@ -22,7 +22,7 @@ import grpc
 from google.protobuf import struct_pb2
 
 import maestro_client
-from maestro_client import SyncMaestroClient, WorkflowSource
+from maestro_client import SyncMaestroClient, WorkflowRef, WorkflowSource
 from maestro_server.api.convert import struct_to_dict
 from maestro_server.cli.progress import EXIT_BY_STATE, ProgressPrinter
 from maestro_server.definition import load_workflow_file
@@ -104,13 +104,39 @@ def _source(file: str) -> WorkflowSource:
     return WorkflowSource(workflow.source, file, dict(workflow.files))
 
 
+def _workflow(argument: str) -> WorkflowSource | WorkflowRef:
+    """A workflow file, or, when there is no such file, NAME[@VERSION] of a registered one.
+
+    What looks like a file (a `.yaml` or `.yml` name, or a path) is read as one, so a mistyped
+    file name is reported as such rather than looked up on the server.
+    """
+    path = Path(argument)
+    if path.exists() or path.suffix in (".yaml", ".yml") or "/" in argument:
+        return _source(argument)
+    name, _, version = argument.partition("@")
+    return WorkflowRef(name, version)
+
+
 def execute_remote(
     args: argparse.Namespace, data: dict[str, Any], printer: ProgressPrinter
 ) -> ExecutionState:
-    """Run through a server, printing events as `maestro execute` does; the final state."""
-    source = _source(args.file)
+    """Run through a server, printing events as `maestro execute` does; the final state.
+
+    The events are followed to the end of the execution's log, across dropped connections.
+    """
+    workflow = _workflow(args.file)
     with _client(args) as client:
-        return _follow(client.execute(source, data, execution_id=args.execution_id or ""), printer)
+        events = client.execute(workflow, data, execution_id=args.execution_id or "")
+        return _follow(events, printer)
+
+
+def start_remote(args: argparse.Namespace, data: dict[str, Any]) -> int:
+    """`execute --server … --no-wait`: start, print the execution's id, do not follow."""
+    workflow = _workflow(args.file)
+    with _client(args) as client:
+        handle = client.start(workflow, data, execution_id=args.execution_id or "")
+    print(handle.execution_id)
+    return EXIT_OK
 
 
 def _follow(

@@ -18,6 +18,7 @@ import structlog
 from maestro_server.api.auth import load_tokens
 from maestro_server.api.server import OrchestratorServer, ServerSettings
 from maestro_server.definition.admission import AdmissionPolicy
+from maestro_server.definition.endpoint_map import parse_endpoints, read_endpoint_file
 from maestro_server.durations import parse_duration
 from maestro_server.errors import EXIT_OK, InvalidInputError
 from maestro_server.logs import configure_logging
@@ -102,6 +103,20 @@ def add_parser(commands: Any) -> None:
         "by server reflection (services without descriptor_set or protos)",
     )
     parser.add_argument(
+        "--endpoint",
+        action="append",
+        default=[],
+        metavar="SERVICE=ADDRESS",
+        help="call the service of this name at ADDRESS in every workflow that has one "
+        "(repeatable); kept with each execution, so a resume calls the same address",
+    )
+    parser.add_argument(
+        "--endpoint-file",
+        type=Path,
+        metavar="FILE",
+        help="more SERVICE=ADDRESS pairs, one per line (# starts a comment)",
+    )
+    parser.add_argument(
         "--metrics-port",
         type=int,
         metavar="PORT",
@@ -124,6 +139,12 @@ def _seconds(text: str, flag: str) -> float:
         return parse_duration(text).total_seconds()
     except (ValueError, OverflowError):
         raise InvalidInputError(f"{flag} wants a duration such as 30s, not {text!r}") from None
+
+
+def _endpoints(args: argparse.Namespace) -> dict[str, str]:
+    """The --endpoint-file's pairs, then the --endpoint flags' (which win)."""
+    endpoints = read_endpoint_file(args.endpoint_file) if args.endpoint_file else {}
+    return endpoints | parse_endpoints(args.endpoint)
 
 
 def exposure_warning(args: argparse.Namespace) -> str | None:
@@ -170,6 +191,7 @@ def run_serve(args: argparse.Namespace) -> int:
         validate_with_reflection=args.validate_with_reflection,
         lease_interval=_seconds(args.lease, "--lease") / 3,
         retention=_seconds(args.retention, "--retention") if args.retention else None,
+        endpoints=_endpoints(args),
     )
     asyncio.run(_serve(settings, args.store, _seconds(args.lease, "--lease")))
     return EXIT_OK

@@ -8,7 +8,7 @@ downstream field refuses, is refused at the door, before anything is stored or c
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import jsonschema
@@ -53,9 +53,11 @@ def parse_input(text: str, source: str) -> dict[str, Any]:
 def check_input(value: Any, source: str, workflow: Workflow | None = None) -> dict[str, Any]:
     """Check depth, and the workflow's input_schema when given."""
     if not isinstance(value, Mapping):
-        raise InvalidInputError(f"{source}: the input must be an object")
+        message = f"{source}: the input must be an object"
+        raise InvalidInputError(message, violations=[("input", message)])
     if _depth(value) > MAX_INPUT_DEPTH:
-        raise InvalidInputError(f"{source}: input nests deeper than {MAX_INPUT_DEPTH} levels")
+        message = f"{source}: input nests deeper than {MAX_INPUT_DEPTH} levels"
+        raise InvalidInputError(message, violations=[("input", message)])
     if workflow is not None and workflow.input_schema is not None:
         validator = jsonschema.validators.validator_for(workflow.input_schema)(
             workflow.input_schema
@@ -66,11 +68,15 @@ def check_input(value: Any, source: str, workflow: Workflow | None = None) -> di
                 f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}"
                 for e in errors[:5]
             )
-            raise InvalidInputError(f"{source}: input does not match input_schema: {details}")
+            raise InvalidInputError(
+                f"{source}: input does not match input_schema: {details}",
+                violations=[(_field_path(e.absolute_path), e.message) for e in errors[:5]],
+            )
     if workflow is not None:
         problems = _read_problems(value, workflow.input_reads)
         if problems:
-            raise InvalidInputError(f"{source}: {'; '.join(problems[:5])}")
+            message = f"{source}: {'; '.join(problems[:5])}"
+            raise InvalidInputError(message, violations=[("input", message)])
     return dict(value)
 
 
@@ -105,6 +111,11 @@ def _get(value: Any, path: tuple[str | int, ...]) -> Any:
             return _ABSENT
         value = value[key]
     return value
+
+
+def _field_path(path: Iterable[Any]) -> str:
+    """A place in the input as a request-field path: `input.items[2].sku`."""
+    return "input" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
 
 
 def _depth(value: Any) -> int:

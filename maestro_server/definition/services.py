@@ -165,3 +165,13 @@ class ServiceReader:
                 protos.append(text)
                 used += [text, *self.files.proto_imports(text, paths, item, f"{path}.protos")]
         return descriptor_set, tuple(protos), paths, used
+
+
+def endpoint_form_problem(kind: ServiceType, endpoint: str) -> str | None:
+    """Why an endpoint does not fit a service of this type; None when it does."""
+    pattern = _GRPC_ENDPOINT if kind is ServiceType.GRPC else _HTTP_ENDPOINT
+    match = pattern.fullmatch(endpoint)
+    if match is not None and int(match.groupdict().get("port") or 1) <= 65535:
+        return None
+    form = "host:port" if kind is ServiceType.GRPC else "http://host[:port] or https://…"
+    return f"{kind} endpoint must be {form}, not '{endpoint}'"

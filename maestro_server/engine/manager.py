@@ -19,8 +19,10 @@ from maestro_server.engine.dependencies import Dependencies, EventSink
 from maestro_server.engine.runner import Resumption, Runner
 from maestro_server.engine.sinks import FirstAppend
 from maestro_server.errors import (
+    AbortedError,
     FailedPreconditionError,
-    InvalidInputError,
+    InvalidRequestError,
+    Reason,
     ResourceExhaustedError,
     UnavailableError,
 )
@@ -91,24 +93,32 @@ class ExecutionManager:
         data: Any,
         execution_id: str = "",
         trace_parent: Mapping[str, str] | None = None,
+        endpoints: Mapping[str, str] | None = None,
     ) -> StartOutcome:
         """Admit and start an execution.
 
         A known id with the same workflow and input is returned as it is (idempotent start).
+        `endpoints` are the services the server pointed elsewhere in `workflow` (by name), kept
+        with the execution so that a resume calls the same addresses.
         """
         if self._draining:
-            raise UnavailableError("the server is shutting down; start the execution elsewhere")
+            raise UnavailableError(
+                "the server is shutting down; start the execution elsewhere",
+                reason=Reason.SERVER_DRAINING,
+            )
         data = check_input(data, "input", workflow)
         if execution_id and not _EXECUTION_ID.fullmatch(execution_id):
-            raise InvalidInputError(
+            raise InvalidRequestError(
+                "execution_id",
                 "execution_id must be 1 to 200 printable ASCII characters without spaces, not "
-                f"{execution_id[:60]!r}{'…' if len(execution_id) > 60 else ''}"
+                f"{execution_id[:60]!r}{'…' if len(execution_id) > 60 else ''}",
             )
         execution_id = execution_id or str(uuid.uuid4())
         if execution_id not in self._running and len(self._running) >= self._max_concurrent:
             raise ResourceExhaustedError(
                 f"{self._max_concurrent} executions are running, the most this server runs at "
-                "once; try again later"
+                "once; try again later",
+                metadata={"limit": str(self._max_concurrent)},
             )
         record = ExecutionRecord(
             execution_id=execution_id,
@@ -118,7 +128,9 @@ class ExecutionManager:
             input=data,
             created_at=self._now(),
             step_ids=tuple(step.id for step in workflow.steps),
-            source=ExecutionSource(workflow.source, workflow.path, dict(workflow.files)),
+            source=ExecutionSource(
+                workflow.source, workflow.path, dict(workflow.files), dict(endpoints or {})
+            ),
         )
         stored, created = await self._store.create_execution(record)
         if created:
@@ -134,8 +146,9 @@ class ExecutionManager:
         resumption: Resumption | None = None,
         trace_parent: Mapping[str, str] | None = None,
         sink: EventSink | None = None,
+        cancel_reason: str | None = None,
     ) -> asyncio.Task[Any]:
-        """Run an execution in the background."""
+        """Run an execution in the background (cancelled at once if a client asked for it)."""
         runner = Runner(
             workflow,
             execution_id,
@@ -144,6 +157,8 @@ class ExecutionManager:
             resumption=resumption,
             trace_parent=trace_parent,
         )
+        if cancel_reason is not None:
+            runner.cancel(cancel_reason)
         task = asyncio.create_task(self._run(runner), name=f"execution {execution_id}")
         self._running[execution_id] = (runner, task)
         return task
@@ -155,11 +170,14 @@ class ExecutionManager:
         retry_compensations: bool = False,
         sink: EventSink | None = None,
     ) -> asyncio.Task[Any]:
-        """Run an execution on from where its log stands, with the definition it started with."""
+        """Run an execution on from where its log stands, with the definition it started with.
+
+        The services the server pointed elsewhere when it started are pointed there again.
+        """
         assert record.source is not None
         workflow = load_workflow(
             record.source.yaml, path=record.source.path, files=dict(record.source.files)
-        )
+        ).with_endpoints(record.source.endpoints)
         return self._launch(
             workflow,
             record.execution_id,
@@ -170,6 +188,7 @@ class ExecutionManager:
                 retry_compensations,
             ),
             sink=sink,
+            cancel_reason=record.cancel_reason,
         )
 
     async def recover(self) -> int:
@@ -218,25 +237,34 @@ class ExecutionManager:
                 del self._running[runner.execution_id]
 
     async def cancel(self, execution_id: str, reason: str) -> ExecutionRecord:
-        """Stop an execution's forward progress; it compensates what it did."""
-        record = await self._store.get_execution(execution_id)
+        """Stop an execution's forward progress; it compensates what it did.
+
+        The request is recorded with the execution first, so it holds wherever the execution
+        runs: here the runner is told at once; another replica acts on it at its next lease
+        renewal, and a process that takes the execution over (after a crash) when it resumes
+        it. Idempotent: an execution already cancelling, compensating or ended is returned as
+        it stands.
+        """
+        record = await self._store.request_cancel(execution_id, reason or "cancelled by a client")
         running = self._running.get(execution_id)
-        if running is None and not record.state.terminal:
-            raise FailedPreconditionError(
-                f"execution {execution_id!r} is {record.state.value.lower()} on another replica; "
-                "cancel it through that replica"
-            )
-        if running is None or not running[0].cancel(reason or "cancelled by a client"):
-            raise FailedPreconditionError(
-                f"execution {execution_id!r} is {record.state.value.lower()}; only a pending or "
-                "running execution can be cancelled"
-            )
+        if running is not None and record.cancel_reason is not None:
+            running[0].cancel(record.cancel_reason)
         return record
 
+    def _cancel_requested(self, requests: Mapping[str, str]) -> None:
+        """Tell the runners here that clients (through any replica) asked to cancel them."""
+        for execution_id, reason in requests.items():
+            running = self._running.get(execution_id)
+            if running is not None:
+                running[0].cancel(reason)
+
     async def resume(self, execution_id: str) -> ExecutionRecord:
-        """Retry the failed compensations of a COMPENSATION_FAILED execution."""
+        """Retry the failed compensations of a COMPENSATION_FAILED execution.
+
+        AbortedError when another resume of it is under way, here or on another replica.
+        """
         if execution_id in self._resuming:  # checked and reserved with no await in between
-            raise FailedPreconditionError(f"execution {execution_id!r} is being resumed already")
+            raise _being_resumed(execution_id)
         self._resuming.add(execution_id)
         try:
             return await self._resume(execution_id)
@@ -248,13 +276,19 @@ class ExecutionManager:
         if record.state is not ExecutionState.COMPENSATION_FAILED or record.source is None:
             raise FailedPreconditionError(
                 f"execution {execution_id!r} is {record.state.value.lower()}; only a "
-                "compensation_failed execution can be resumed"
+                "compensation_failed execution can be resumed",
+                reason=Reason.EXECUTION_NOT_RESUMABLE,
+                metadata={"executionId": execution_id, "state": record.state.value},
             )
         finishing = self._running.get(execution_id)
         if finishing is not None:  # its terminal event is written; its task is just ending
             await asyncio.gather(finishing[1], return_exceptions=True)
         if execution_id in self._running or not await self._store.claim_execution(execution_id):
-            raise FailedPreconditionError(f"execution {execution_id!r} is being resumed already")
+            raise _being_resumed(execution_id)
+        # Another replica may have resumed it between the read and the claim.
+        record = await self._store.get_execution(execution_id)
+        if record.state is not ExecutionState.COMPENSATION_FAILED:
+            raise _being_resumed(execution_id)
         reopened = FirstAppend(self._deps.sink)
         task = await self._resume_from_log(record, retry_compensations=True, sink=reopened)
         await asyncio.wait([reopened.appended, task], return_when=asyncio.FIRST_COMPLETED)
@@ -263,9 +297,10 @@ class ExecutionManager:
     async def keep_leases(self, interval: float) -> None:
         """Renew the leases of running executions, forever.
 
-        Executions another process took over are given up. Only when another process's lease
-        has lapsed (it died) are its executions claimed and resumed: a renewal reads nothing
-        else, and where one process owns the store there is nothing to take over.
+        Executions another process took over are given up. Cancels that clients recorded
+        through other replicas are passed to the runners here. Only when another process's
+        lease has lapsed (it died) are its executions claimed and resumed: a renewal reads
+        nothing else, and where one process owns the store there is nothing to take over.
         """
         while True:
             await asyncio.sleep(interval)
@@ -282,6 +317,8 @@ class ExecutionManager:
                             execution_id=execution_id,
                         )
                         task.cancel()  # the runner stops without writing
+                if owned:
+                    self._cancel_requested(await self._store.cancel_requests(sorted(owned)))
                 if not self._draining and await self._store.lapsed():
                     await self.recover()
             except Exception:  # the store may be down for a while: try again next round
@@ -315,3 +352,10 @@ class ExecutionManager:
                 count=len(pending),
             )
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _being_resumed(execution_id: str) -> AbortedError:
+    return AbortedError(
+        f"execution {execution_id!r} is being resumed already",
+        metadata={"executionId": execution_id},
+    )

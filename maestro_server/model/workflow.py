@@ -255,8 +255,8 @@ class Workflow:
     def with_endpoints(self, endpoints: Mapping[str, str]) -> Workflow:
         """The same workflow with some services pointed elsewhere (`name → endpoint`).
 
-        For runs in this process only: `source` still names the original endpoints, and a
-        durable store resumes an execution from its source.
+        `source` still names the original endpoints: whoever resumes an execution from its
+        source points them again (a server keeps them as `ExecutionSource.endpoints`).
         """
         unknown = sorted(set(endpoints) - set(self.services))
         if unknown:

@@ -60,6 +60,9 @@ class ExecutionSource:
     yaml: str
     path: str
     files: Mapping[str, bytes]
+    endpoints: Mapping[str, str] = field(default_factory=dict)
+    """Services the server pointed elsewhere (`maestro serve --endpoint`), by name: a resume
+    after a restart calls the same addresses, whatever the server's flags are then."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,8 @@ class ExecutionRecord:
     step_ids: tuple[str, ...]
     source: ExecutionSource | None = None
     progress: Progress = field(default_factory=Progress)
+    cancel_reason: str | None = None
+    """A client asked to cancel it, for this reason; the process that runs it acts on it."""
 
     @property
     def state(self) -> ExecutionState:
@@ -184,6 +189,19 @@ class ExecutionLog(Closable, Protocol):
 
     async def append_event(self, event: Event) -> None:
         """Append the next event of an execution (its sequence must be last + 1)."""
+        ...
+
+    async def request_cancel(self, execution_id: str, reason: str) -> ExecutionRecord:
+        """Record a client's request to cancel a pending or running execution; the execution.
+
+        The first reason stays. Any process may record it; the one that runs the execution
+        acts on it (`cancel_requests`). A finished or compensating execution is left as it is.
+        NotFoundError.
+        """
+        ...
+
+    async def cancel_requests(self, execution_ids: list[str]) -> dict[str, str]:
+        """The cancellations requested for these executions: id → reason."""
         ...
 
     def watch(self, execution_id: str, after_sequence: int) -> AsyncIterator[Event]:

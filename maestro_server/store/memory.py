@@ -113,6 +113,23 @@ class MemoryStore(SingleProcessLeases):
         async with log.changed:
             log.changed.notify_all()
 
+    async def request_cancel(self, execution_id: str, reason: str) -> ExecutionRecord:
+        """See ExecutionLog.request_cancel."""
+        log = self._log(execution_id)
+        record = log.record
+        if record.cancel_reason is None and record.state in rules.CANCELLABLE:
+            log.record = replace(record, cancel_reason=reason)
+        return log.record
+
+    async def cancel_requests(self, execution_ids: list[str]) -> dict[str, str]:
+        """See ExecutionLog.cancel_requests."""
+        found = (self._logs.get(i) for i in execution_ids)
+        return {
+            log.record.execution_id: log.record.cancel_reason
+            for log in found
+            if log is not None and log.record.cancel_reason is not None
+        }
+
     async def watch(self, execution_id: str, after_sequence: int) -> AsyncIterator[Event]:
         """See ExecutionLog.watch."""
         log = self._log(execution_id)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from maestro_server.errors import InvalidInputError
+from maestro_server.errors import InvalidRequestError
 from maestro_server.store.base import ExecutionRecord, Page, StoredWorkflow, T
 
 ExecutionKey = tuple[datetime, str]
@@ -94,7 +94,9 @@ def _decode(token: str, kinds: tuple[type, ...]) -> tuple[Any, ...] | None:
             _aware(p) if kind is datetime else p for p, kind in zip(parts, kinds, strict=True)
         )
     except (ValueError, TypeError, binascii.Error, UnicodeError):
-        raise InvalidInputError(f"page_token {token!r} is not one this server gave") from None
+        raise InvalidRequestError(
+            "page_token", f"page_token {token!r} is not one this server gave"
+        ) from None
 
 
 def _aware(value: str) -> datetime:

@@ -137,7 +137,29 @@ class PostgresStore(PostgresLeases):
             update = rows.progress_update(SQL)
             insert = SQL.insert("events", rows.event_values(event, SQL))
             await db.execute(f"WITH progress AS ({update}) {insert}", values)
+            if event.terminal:  # a finished execution is nobody's: any replica may resume it
+                await db.execute(
+                    "UPDATE executions SET owner = NULL, lease_expires_at = NULL "
+                    "WHERE execution_id = %(id)s",
+                    {"id": event.execution_id},
+                )
         await self._follower.appended(event)
+
+    async def request_cancel(self, execution_id: str, reason: str) -> ExecutionRecord:
+        """See ExecutionLog.request_cancel: the owner sees it at its next lease renewal."""
+        await self._db.run(queries.request_cancel(SQL), {"reason": reason, "id": execution_id})
+        return await self.get_execution(execution_id)
+
+    async def cancel_requests(self, execution_ids: list[str]) -> dict[str, str]:
+        """See ExecutionLog.cancel_requests."""
+        if not execution_ids:
+            return {}
+        found = await self._db.all(
+            "SELECT execution_id, cancel_reason FROM executions "
+            "WHERE execution_id = ANY(%(ids)s) AND cancel_reason IS NOT NULL",
+            {"ids": execution_ids},
+        )
+        return {row["execution_id"]: row["cancel_reason"] for row in found}
 
     async def read_events(self, execution_id: str, after_sequence: int = 0) -> list[Event]:
         """See ExecutionLog.read_events."""

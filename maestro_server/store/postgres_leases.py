@@ -58,11 +58,16 @@ class PostgresLeases:
         return bool(row and row["lapsed"])
 
     async def claim_execution(self, execution_id: str) -> bool:
-        """See Leases.claim_execution."""
+        """See Leases.claim_execution.
+
+        A finished execution has no owner (its last append let it go), so of two replicas
+        resuming it at once, one claims it: the other's UPDATE, waiting on the row, finds it
+        owned under a live lease when it gets the row.
+        """
         claimed = await self._db.run(
             "UPDATE executions SET owner = %(owner)s, lease_expires_at = now() + %(lease)s "
             "WHERE execution_id = %(id)s AND (owner = %(owner)s OR owner IS NULL "
-            f"OR lease_expires_at < now() OR NOT ({UNFINISHED}))",
+            "OR lease_expires_at < now())",
             {"owner": self.owner, "lease": self.lease, "id": execution_id},
         )
         if claimed == 1:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from maestro_server.model.execution import ExecutionState
-from maestro_server.store import paging, rows
+from maestro_server.store import paging, rows, rules
 from maestro_server.store.dialect import Dialect
 
 UNFINISHED = "state IN ({})".format(
@@ -83,3 +83,26 @@ def workflows_page(d: Dialect, name: str, size: int, token: str) -> Query:
         f"ORDER BY name, created_at DESC, version LIMIT {d.param('size')}"
     )
     return sql, args
+
+
+CANCELLABLE = "state IN ({})".format(", ".join(f"'{s.value}'" for s in sorted(rules.CANCELLABLE)))
+"""Executions a cancel is recorded for (see rules.CANCELLABLE)."""
+
+
+def request_cancel(d: Dialect) -> str:
+    """Record a cancel (`reason`) for a cancellable execution (`id`); the first reason stays."""
+    return (
+        f"UPDATE executions SET cancel_reason = {d.param('reason')} "
+        f"WHERE execution_id = {d.param('id')} AND cancel_reason IS NULL AND {CANCELLABLE}"
+    )
+
+
+def cancel_requests(d: Dialect, execution_ids: list[str]) -> Query:
+    """The cancels recorded for some executions: rows of `execution_id`, `cancel_reason`."""
+    names = [f"id{n}" for n in range(len(execution_ids))]
+    ids = ", ".join(d.param(name) for name in names) or "NULL"
+    sql = (
+        "SELECT execution_id, cancel_reason FROM executions "
+        f"WHERE execution_id IN ({ids}) AND cancel_reason IS NOT NULL"
+    )
+    return sql, dict(zip(names, execution_ids, strict=True))

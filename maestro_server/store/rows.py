@@ -116,7 +116,12 @@ def execution_values(record: ExecutionRecord, d: Dialect) -> dict[str, Any]:
         "workflow_version": record.workflow_version,
         "workflow_hash": record.workflow_hash,
         "source": d.encode_json(
-            {"yaml": source.yaml, "path": source.path, "files": files_to_json(source.files)}
+            {
+                "yaml": source.yaml,
+                "path": source.path,
+                "files": files_to_json(source.files),
+                "endpoints": dict(source.endpoints),
+            }
         ),
         "input": d.encode_json(record.input),
         "step_ids": d.encode_json(list(record.step_ids)),
@@ -127,7 +132,7 @@ def execution_values(record: ExecutionRecord, d: Dialect) -> dict[str, Any]:
 
 EXECUTION_COLUMNS = (
     "execution_id, workflow_name, workflow_version, workflow_hash, source, input, step_ids, "
-    "created_at, progress"
+    "created_at, progress, cancel_reason"
 )
 """What `execution_from_row` reads."""
 
@@ -152,8 +157,14 @@ def execution_from_row(row: Row, d: Dialect) -> ExecutionRecord:
         input=d.decode_json(row["input"]),
         created_at=_time(row["created_at"], d),
         step_ids=tuple(d.decode_json(row["step_ids"])),
-        source=ExecutionSource(source["yaml"], source["path"], files_from_json(source["files"])),
+        source=ExecutionSource(
+            source["yaml"],
+            source["path"],
+            files_from_json(source["files"]),
+            source.get("endpoints", {}),
+        ),
         progress=progress_from_json(d.decode_json(row["progress"])),
+        cancel_reason=row["cancel_reason"],
     )
 
 

@@ -6,10 +6,18 @@ stored one, not created anew; something else under the same key is refused.
 
 from __future__ import annotations
 
-from maestro_server.errors import AlreadyExistsError, FailedPreconditionError, NotFoundError
-from maestro_server.model.execution import Event
+from maestro_server.errors import (
+    AlreadyExistsError,
+    FailedPreconditionError,
+    NotFoundError,
+    Reason,
+)
+from maestro_server.model.execution import Event, ExecutionState
 from maestro_server.model.progress import Progress, apply
 from maestro_server.store.base import ExecutionRecord, StoredWorkflow
+
+CANCELLABLE = frozenset({ExecutionState.PENDING, ExecutionState.RUNNING})
+"""States in which a cancel is recorded; in any other the execution is stopping or ended."""
 
 
 def workflow_again(
@@ -19,7 +27,9 @@ def workflow_again(
     if existing.hash != offered.hash:
         raise AlreadyExistsError(
             f"workflow {offered.name!r} version {offered.version!r} is already registered "
-            "with other content; give the new one another version"
+            "with other content; give the new one another version",
+            reason=Reason.WORKFLOW_VERSION_EXISTS,
+            metadata={"workflowName": offered.name, "workflowVersion": offered.version},
         )
     return existing, False
 
@@ -30,7 +40,8 @@ def execution_again(
     """The answer to creating `offered` when `existing` has its id."""
     if existing.workflow_hash != offered.workflow_hash or existing.input != offered.input:
         raise AlreadyExistsError(
-            f"execution {offered.execution_id!r} already exists with another workflow or input"
+            f"execution {offered.execution_id!r} already exists with another workflow or input",
+            metadata={"executionId": offered.execution_id},
         )
     return existing, False
 
@@ -38,12 +49,18 @@ def execution_again(
 def workflow_not_found(name: str, version: str) -> NotFoundError:
     """The error for a definition that is not registered."""
     what = f"workflow {name!r}" + (f" version {version!r}" if version else "")
-    return NotFoundError(f"{what} is not registered")
+    return NotFoundError(
+        f"{what} is not registered",
+        reason=Reason.WORKFLOW_NOT_FOUND,
+        metadata={"workflowName": name, "workflowVersion": version},
+    )
 
 
 def execution_not_found(execution_id: str) -> NotFoundError:
     """The error for an execution that does not exist."""
-    return NotFoundError(f"execution {execution_id!r} does not exist")
+    return NotFoundError(
+        f"execution {execution_id!r} does not exist", metadata={"executionId": execution_id}
+    )
 
 
 def applied(progress: Progress, event: Event) -> Progress:
@@ -54,4 +71,6 @@ def applied(progress: Progress, event: Event) -> Progress:
     try:
         return apply(progress, event)
     except ValueError as exc:
-        raise FailedPreconditionError(str(exc)) from None
+        raise FailedPreconditionError(
+            str(exc), metadata={"executionId": event.execution_id}
+        ) from None

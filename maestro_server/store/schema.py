@@ -198,5 +198,13 @@ MIGRATIONS: tuple[Migration, ...] = (
             CreateIndex("workflows_by_name", "workflows", ("name", "created_at DESC", "version")),
         ),
     ),
+    Migration(
+        3,
+        (
+            # A client's cancel, recorded where every replica sees it; the one that runs the
+            # execution acts on it (see ExecutionLog.request_cancel).
+            AddColumn("executions", Column("cancel_reason", Kind.TEXT, nullable=True)),
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version

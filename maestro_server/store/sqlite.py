@@ -105,6 +105,18 @@ class SqliteStore(SingleProcessLeases):
         await self._db.write(functools.partial(_append, event))
         await self._follower.appended(event)
 
+    async def request_cancel(self, execution_id: str, reason: str) -> ExecutionRecord:
+        """See ExecutionLog.request_cancel."""
+        query, args = queries.request_cancel(SQL), {"reason": reason, "id": execution_id}
+        await self._db.write(lambda db: db.execute(query, args))
+        return await self.get_execution(execution_id)
+
+    async def cancel_requests(self, execution_ids: list[str]) -> dict[str, str]:
+        """See ExecutionLog.cancel_requests."""
+        query, args = queries.cancel_requests(SQL, execution_ids)
+        found = await self._db.read(lambda db: db.execute(query, args).fetchall())
+        return {row["execution_id"]: row["cancel_reason"] for row in found}
+
     async def read_events(self, execution_id: str, after_sequence: int = 0) -> list[Event]:
         """See ExecutionLog.read_events."""
         query = (

@@ -1,4 +1,9 @@
-"""A TCP proxy on loopback whose open connections a test can cut, to drop streams for real."""
+"""A TCP proxy on loopback whose open connections a test can cut, to drop streams for real.
+
+It can also hold back what the server sends (`hold_replies`): a request then reaches the
+server while its answer never reaches the client, until `cut` drops the connection, as a lost
+reply would.
+"""
 
 import asyncio
 import contextlib
@@ -10,10 +15,15 @@ class CuttableProxy:
         self._target = (target_host, target_port)
         self._writers: set[asyncio.StreamWriter] = set()
         self.connections = 0
+        self.holding = False
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, replies: bool
+    ) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await reader.read(65536):
+                if replies and self.holding:
+                    continue  # lost on the way: the connection is cut before it could arrive
                 writer.write(data)
                 await writer.drain()
         writer.close()
@@ -23,11 +33,17 @@ class CuttableProxy:
         upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
         self._writers |= {writer, upstream_writer}
         await asyncio.gather(
-            self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer)
+            self._pipe(reader, upstream_writer, replies=False),
+            self._pipe(upstream_reader, writer, replies=True),
         )
 
+    def hold_replies(self) -> None:
+        """From now on, what the server sends is dropped, until the next `cut`."""
+        self.holding = True
+
     def cut(self) -> None:
-        """Close every open connection, both ways."""
+        """Close every open connection, both ways (new ones are served normally)."""
+        self.holding = False
         for writer in self._writers:
             writer.transport.abort()
         self._writers.clear()

@@ -114,8 +114,8 @@ def test_workflows_and_executions_commands(
     )
     assert [json.loads(line)["sequence"] for line in watched.stdout.splitlines()] == ["9", "10"]
     cancel = maestro("executions", "cancel", "cli-remote-1", *address)
-    assert cancel.returncode == 1
-    assert "FAILED_PRECONDITION: execution 'cli-remote-1' is completed" in cancel.stderr
+    assert cancel.returncode == 0, cancel.stderr  # idempotent: a finished one is as it was
+    assert json.loads(cancel.stdout)["state"] == "EXECUTION_STATE_COMPLETED"
     missing = maestro("executions", "get", "nope", *address)
     assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
 
@@ -239,3 +239,32 @@ async def test_execute_goes_on_after_the_connection_drops(
     assert [int(line[1:4]) for line in lines] == list(range(1, 11)), "".join(lines)
     assert set(json.loads(stdout)) == {"user_id", "subscription_id"}
     assert proxy.connections >= 2, "the stream really was cut and reopened"
+
+
+def test_execute_a_registered_workflow_by_name_and_without_waiting(
+    server: ServerProcess, service_processes: dict[str, str], tmp_path: Path
+) -> None:
+    """`execute --server NAME@VERSION` runs a registered workflow (no file needed);
+    `--no-wait` prints the execution's id and returns at once; a missing .yaml file is
+    reported as a file, not looked up on the server."""
+    workflow = tmp_path / "workflow.yaml"
+    workflow.write_text(
+        onboarding_yaml(service_processes).replace("name: user_onboarding", "name: by_name")
+    )
+    address = ["--server", server.address]
+    assert maestro("workflows", "register", workflow, *address).returncode == 0
+    run = maestro("execute", "by_name@1.0", "--input", json.dumps(INPUT), *address)
+    assert run.returncode == 0, run.stderr
+    assert set(json.loads(run.stdout)) == {"user_id", "subscription_id"}
+    started = maestro("execute", "by_name", "--input", json.dumps(INPUT), "--no-wait", *address)
+    assert started.returncode == 0, started.stderr
+    (execution_id,) = started.stdout.split()
+    watched = maestro("executions", "watch", execution_id, *address)
+    assert watched.returncode == 0, watched.stderr
+    missing = maestro("execute", "by_name@9", *address)
+    assert missing.returncode == 1
+    assert "NOT_FOUND: workflow 'by_name' version '9' is not registered" in missing.stderr
+    typo = maestro("execute", "nowhere.yaml", *address)
+    assert typo.returncode == 1 and "nowhere.yaml" in typo.stderr
+    local = maestro("execute", workflow, "--no-wait")
+    assert local.returncode == 1 and "--no-wait applies to runs on a server" in local.stderr

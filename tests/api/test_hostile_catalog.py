@@ -18,6 +18,8 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import json_format, struct_pb2
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
 from maestro_server._proto.maestro.v1 import orchestrator_pb2_grpc as rpc
@@ -58,8 +60,18 @@ def stub(server: str) -> Iterator[rpc.OrchestratorStub]:
         yield rpc.OrchestratorStub(channel)
 
 
-def refused(call: Any, request: Any, code: grpc.StatusCode, *fragments: str) -> str:
-    """The call fails with `code` and a message holding every fragment; returns the message."""
+REASONS = {
+    name.removeprefix("ERROR_REASON_")
+    for name in pb.DESCRIPTOR.enum_types_by_name["ErrorReason"].values_by_name
+} - {"UNSPECIFIED"}
+"""The reasons the proto lists: every refusal carries one of them."""
+
+
+def refused(
+    call: Any, request: Any, code: grpc.StatusCode, *fragments: str, reason: str = ""
+) -> str:
+    """The call fails with `code`, a message holding every fragment and exactly one ErrorInfo
+    (domain maestro.dev) with a listed reason, `reason` when given; returns the message."""
     with pytest.raises(grpc.RpcError) as caught:
         reply = call(request, timeout=30)
         if not hasattr(reply, "ListFields"):
@@ -68,7 +80,34 @@ def refused(call: Any, request: Any, code: grpc.StatusCode, *fragments: str) -> 
     assert error.code() is code, error.details()
     for fragment in fragments:
         assert fragment in error.details()
+    (info,) = error_infos(error)
+    assert info.domain == "maestro.dev" and info.reason in REASONS, info
+    assert not reason or info.reason == reason, info.reason
     return str(error.details())
+
+
+def error_infos(error: Any) -> list[error_details_pb2.ErrorInfo]:
+    """The ErrorInfo details of a failed call."""
+    status = rpc_status.from_call(error)
+    found = []
+    for packed in status.details if status is not None else ():
+        if packed.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            packed.Unpack(info)
+            found.append(info)
+    return found
+
+
+def field_violations(error: Any) -> list[tuple[str, str]]:
+    """The BadRequest field violations of a failed call."""
+    status = rpc_status.from_call(error)
+    found = []
+    for packed in status.details if status is not None else ():
+        if packed.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            packed.Unpack(bad)
+            found += [(v.field, v.description) for v in bad.field_violations]
+    return found
 
 
 def stored_executions(stub: rpc.OrchestratorStub) -> int:
@@ -98,9 +137,10 @@ def test_invalid_workflow_is_refused_with_every_diagnostic(
     executions, workflows = stored_executions(stub), stored_workflows(stub)
     yaml = path.read_text(errors="surrogateescape")
     start = pb.StartWorkflowRequest(workflow_yaml=yaml, workflow_path=path.name, execution_id="x")
-    refused(stub.StartWorkflow, start, grpc.StatusCode.INVALID_ARGUMENT, *located)
+    invalid = grpc.StatusCode.INVALID_ARGUMENT
+    refused(stub.StartWorkflow, start, invalid, *located, reason="WORKFLOW_INVALID")
     register = pb.RegisterWorkflowRequest(workflow_yaml=yaml, workflow_path=path.name)
-    refused(stub.RegisterWorkflow, register, grpc.StatusCode.INVALID_ARGUMENT, *located)
+    refused(stub.RegisterWorkflow, register, invalid, *located, reason="WORKFLOW_INVALID")
     assert (stored_executions(stub), stored_workflows(stub)) == (executions, workflows)
 
 
@@ -147,83 +187,224 @@ def test_input_nested_past_protobufs_limit(server: str, stub: rpc.OrchestratorSt
     error: Any = caught.value
     assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "does not decode" in error.details() and "MaxDepth" in error.details()
+    assert [i.reason for i in error_infos(error)] == ["REQUEST_UNDECODABLE"]
     assert stored_executions(stub) == executions
 
 
 API_CASES = [
-    ("StartWorkflow", start(None), "INVALID_ARGUMENT", "give the workflow"),
-    ("ExecuteWorkflow", pb.ExecuteWorkflowRequest(), "INVALID_ARGUMENT", "give the workflow"),
+    ("StartWorkflow", start(None), "INVALID_ARGUMENT", "give the workflow", "REQUEST_INVALID"),
+    (
+        "ExecuteWorkflow",
+        pb.ExecuteWorkflowRequest(),
+        "INVALID_ARGUMENT",
+        "give the workflow",
+        "REQUEST_INVALID",
+    ),
     (
         "StartWorkflow",
         pb.StartWorkflowRequest(reference=pb.WorkflowReference(version="1")),
         "INVALID_ARGUMENT",
         "reference.name is empty",
+        "REQUEST_INVALID",
     ),
     (
         "StartWorkflow",
         pb.StartWorkflowRequest(reference=pb.WorkflowReference(name="nowhere")),
         "NOT_FOUND",
         "nowhere",
+        "WORKFLOW_NOT_FOUND",
     ),
-    ("StartWorkflow", start(n="three"), "INVALID_ARGUMENT", "n: 'three' is not of type 'integer'"),
-    ("StartWorkflow", start(execution_id="has space"), "INVALID_ARGUMENT", "execution_id"),
-    ("StartWorkflow", start(execution_id="x" * 201), "INVALID_ARGUMENT", "execution_id"),
-    ("StartWorkflow", start(execution_id="tab\there"), "INVALID_ARGUMENT", "execution_id"),
+    (
+        "StartWorkflow",
+        pb.StartWorkflowRequest(
+            reference=pb.WorkflowReference(name="nowhere"), files={"a.proto": b""}
+        ),
+        "INVALID_ARGUMENT",
+        "files go with workflow_yaml",
+        "REQUEST_INVALID",
+    ),
+    (
+        "StartWorkflow",
+        start(n="three"),
+        "INVALID_ARGUMENT",
+        "n: 'three' is not of type 'integer'",
+        "INPUT_INVALID",
+    ),
+    (
+        "StartWorkflow",
+        start(execution_id="has space"),
+        "INVALID_ARGUMENT",
+        "execution_id",
+        "REQUEST_INVALID",
+    ),
+    (
+        "StartWorkflow",
+        start(execution_id="x" * 201),
+        "INVALID_ARGUMENT",
+        "execution_id",
+        "REQUEST_INVALID",
+    ),
+    (
+        "StartWorkflow",
+        start(execution_id="tab\there"),
+        "INVALID_ARGUMENT",
+        "execution_id",
+        "REQUEST_INVALID",
+    ),
     (
         "StartWorkflow",
         start(blob="x" * (5 * 1024 * 1024)),
         "RESOURCE_EXHAUSTED",
         "larger than max",
+        "REQUEST_TOO_LARGE",
     ),
-    ("GetExecution", pb.GetExecutionRequest(execution_id="nope"), "NOT_FOUND", "'nope'"),
-    ("WatchExecution", pb.WatchExecutionRequest(execution_id="nope"), "NOT_FOUND", "'nope'"),
+    (
+        "GetExecution",
+        pb.GetExecutionRequest(execution_id="nope"),
+        "NOT_FOUND",
+        "'nope'",
+        "EXECUTION_NOT_FOUND",
+    ),
+    (
+        "WatchExecution",
+        pb.WatchExecutionRequest(execution_id="nope"),
+        "NOT_FOUND",
+        "'nope'",
+        "EXECUTION_NOT_FOUND",
+    ),
     (
         "WatchExecution",
         pb.WatchExecutionRequest(execution_id="nope", after_sequence=-1),
         "INVALID_ARGUMENT",
         "after_sequence must not be negative",
+        "REQUEST_INVALID",
     ),
-    ("CancelExecution", pb.CancelExecutionRequest(execution_id="nope"), "NOT_FOUND", "'nope'"),
-    ("ResumeExecution", pb.ResumeExecutionRequest(execution_id="nope"), "NOT_FOUND", "'nope'"),
-    ("GetWorkflow", pb.GetWorkflowRequest(name="nope"), "NOT_FOUND", "'nope'"),
+    (
+        "CancelExecution",
+        pb.CancelExecutionRequest(execution_id="nope"),
+        "NOT_FOUND",
+        "'nope'",
+        "EXECUTION_NOT_FOUND",
+    ),
+    (
+        "ResumeExecution",
+        pb.ResumeExecutionRequest(execution_id="nope"),
+        "NOT_FOUND",
+        "'nope'",
+        "EXECUTION_NOT_FOUND",
+    ),
+    (
+        "GetWorkflow",
+        pb.GetWorkflowRequest(name="nope"),
+        "NOT_FOUND",
+        "'nope'",
+        "WORKFLOW_NOT_FOUND",
+    ),
+    (
+        "GetExecution",
+        pb.GetExecutionRequest(),
+        "INVALID_ARGUMENT",
+        "execution_id is empty",
+        "REQUEST_INVALID",
+    ),
+    (
+        "WatchExecution",
+        pb.WatchExecutionRequest(),
+        "INVALID_ARGUMENT",
+        "execution_id is empty",
+        "REQUEST_INVALID",
+    ),
+    (
+        "CancelExecution",
+        pb.CancelExecutionRequest(),
+        "INVALID_ARGUMENT",
+        "execution_id is empty",
+        "REQUEST_INVALID",
+    ),
+    (
+        "ResumeExecution",
+        pb.ResumeExecutionRequest(),
+        "INVALID_ARGUMENT",
+        "execution_id is empty",
+        "REQUEST_INVALID",
+    ),
+    (
+        "GetWorkflow",
+        pb.GetWorkflowRequest(),
+        "INVALID_ARGUMENT",
+        "name is empty",
+        "REQUEST_INVALID",
+    ),
     (
         "ListExecutions",
         pb.ListExecutionsRequest(page_size=5000),
         "INVALID_ARGUMENT",
         "page_size must be from 0 to 1000, not 5000",
+        "REQUEST_INVALID",
     ),
     (
         "ListExecutions",
         pb.ListExecutionsRequest(page_size=-1),
         "INVALID_ARGUMENT",
         "page_size must be from 0 to 1000, not -1",
+        "REQUEST_INVALID",
+    ),
+    (
+        "ListWorkflows",
+        pb.ListWorkflowsRequest(page_size=1001),
+        "INVALID_ARGUMENT",
+        "page_size must be from 0 to 1000, not 1001",
+        "REQUEST_INVALID",
     ),
     (
         "ListExecutions",
         pb.ListExecutionsRequest(page_token="garbage"),
         "INVALID_ARGUMENT",
         "page_token 'garbage' is not one this server gave",
+        "REQUEST_INVALID",
     ),
     (
         "ListExecutions",
         pb.ListExecutionsRequest(states=[42]),  # type: ignore[list-item]
         "INVALID_ARGUMENT",
         "states: [42] are not ExecutionState values",
+        "REQUEST_INVALID",
     ),
 ]
+"""Every way a request can be refused, each with the reason its ErrorInfo must carry."""
 
 
 @pytest.mark.parametrize(
-    ("method", "request_", "code", "fragment"),
+    ("method", "request_", "code", "fragment", "reason"),
     API_CASES,
     ids=[f"{case[0]}-{n}" for n, case in enumerate(API_CASES)],
 )
 def test_bad_api_request_is_refused_and_stores_nothing(
-    stub: rpc.OrchestratorStub, method: str, request_: Any, code: str, fragment: str
+    stub: rpc.OrchestratorStub, method: str, request_: Any, code: str, fragment: str, reason: str
 ) -> None:
+    """The status, the message, and one ErrorInfo with the listed reason; nothing stored."""
     executions = stored_executions(stub)
-    refused(getattr(stub, method), request_, grpc.StatusCode[code], fragment)
+    refused(getattr(stub, method), request_, grpc.StatusCode[code], fragment, reason=reason)
     assert stored_executions(stub) == executions
+
+
+def test_request_fields_are_named_as_request_field_paths(stub: rpc.OrchestratorStub) -> None:
+    """BadRequest names the field of the request, the input's by its path inside `input`;
+    the ErrorInfo's metadata says which field."""
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.StartWorkflow(start(n="three"), timeout=30)
+    assert field_violations(caught.value) == [("input.n", "'three' is not of type 'integer'")]
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.GetExecution(pb.GetExecutionRequest(), timeout=30)
+    assert field_violations(caught.value) == [("execution_id", "execution_id is empty")]
+    assert dict(error_infos(caught.value)[0].metadata) == {"field": "execution_id"}
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.RegisterWorkflow(
+            pb.RegisterWorkflowRequest(workflow_yaml="name: w\nsteps: []\n"), timeout=30
+        )
+    violations = field_violations(caught.value)
+    assert violations and {field for field, _ in violations} == {"workflow_yaml"}
+    assert all(d.startswith("workflow.yaml:") for _, d in violations), violations
 
 
 def test_same_id_with_another_input_is_already_exists(stub: rpc.OrchestratorStub) -> None:
@@ -234,29 +415,29 @@ def test_same_id_with_another_input_is_already_exists(stub: rpc.OrchestratorStub
         start(execution_id="twice", n=2),
         grpc.StatusCode.ALREADY_EXISTS,
         "'twice' already exists with another workflow or input",
+        reason="EXECUTION_ALREADY_EXISTS",
     )
     got = stub.GetExecution(pb.GetExecutionRequest(execution_id="twice"), timeout=30)
     assert got.execution.input["n"] == 1
 
 
 def test_finished_executions_cannot_be_cancelled_or_resumed(stub: rpc.OrchestratorStub) -> None:
+    """Cancelling a finished execution changes nothing and is no error (a retried cancel must
+    not fail); resuming one that did not fail its compensations is FAILED_PRECONDITION."""
     events = list(
         stub.ExecuteWorkflow(
             pb.ExecuteWorkflowRequest(workflow_yaml=OK_YAML, execution_id="ended"), timeout=60
         )
     )
     assert events[-1].event.state == pb.EXECUTION_STATE_FAILED
-    refused(
-        stub.CancelExecution,
-        pb.CancelExecutionRequest(execution_id="ended"),
-        grpc.StatusCode.FAILED_PRECONDITION,
-        "'ended'",
-    )
+    cancelled = stub.CancelExecution(pb.CancelExecutionRequest(execution_id="ended"), timeout=30)
+    assert cancelled.execution.state == pb.EXECUTION_STATE_FAILED
     refused(
         stub.ResumeExecution,
         pb.ResumeExecutionRequest(execution_id="ended"),
         grpc.StatusCode.FAILED_PRECONDITION,
         "only a compensation_failed execution can be resumed",
+        reason="EXECUTION_NOT_RESUMABLE",
     )
 
 
@@ -490,6 +671,7 @@ def test_metadata_endpoint_is_refused_at_its_line_and_column(
         grpc.StatusCode.INVALID_ARGUMENT,
         f"reach.yaml:5:15: error: endpoint '{endpoint}' of service 'meta' is",
         reason,
+        reason="WORKFLOW_INVALID",
     )
     assert stored_executions(stub) == executions
 

@@ -87,8 +87,11 @@ async def test_bearer_tokens(tmp_path: Path, service_processes: dict[str, str]) 
     tokens.write_text("# who may call\nadmin-token\nviewer-token read\n")
     with maestro_serve("--auth-token-file", str(tokens)) as server:
         async with MaestroClient(server.address) as anonymous:
-            with pytest.raises(UnauthenticatedError, match="missing or unknown bearer token"):
+            with pytest.raises(
+                UnauthenticatedError, match="missing or unknown bearer token"
+            ) as anonymous_refused:
                 await anonymous.validate(VALID)
+            assert anonymous_refused.value.reason == "TOKEN_INVALID"
         async with MaestroClient(server.address, token="wrong") as stranger:
             with pytest.raises(UnauthenticatedError):
                 await stranger.get("x")
@@ -108,8 +111,9 @@ async def test_bearer_tokens(tmp_path: Path, service_processes: dict[str, str]) 
             assert (await viewer.get(events[0].execution_id)).execution_id == events[0].execution_id
             with pytest.raises(PermissionDeniedError, match="this token may only read"):
                 await viewer.start(onboarding_yaml(service_processes), INPUT)
-            with pytest.raises(PermissionDeniedError):
+            with pytest.raises(PermissionDeniedError) as viewer_refused:
                 [e async for e in viewer.execute(onboarding_yaml(service_processes), INPUT)]
+            assert viewer_refused.value.reason == "TOKEN_READ_ONLY"
 
 
 async def test_endpoints_outside_the_allow_list_are_rejected(

@@ -18,6 +18,7 @@ from maestro_server.model.execution import Cause, ErrorInfo, ExecutionState, Ste
 from maestro_server.store.base import ExecutionRecord
 from maestro_server.store.codec import event_to_json
 from maestro_server.store.postgres import PostgresStore
+from maestro_server.store.schema import SCHEMA_VERSION
 from maestro_server.store.sqlite import SqliteStore
 from tests.postgres import fresh_database
 from tests.store.test_store_contract import RUN, T0
@@ -148,7 +149,7 @@ async def test_sqlite_version_1_upgrades(tmp_path: Path) -> None:
     finally:
         await store.aclose()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
         columns = {row[1] for row in db.execute("PRAGMA table_info(executions)")}
         assert "progress" in columns and not columns & {"output", "error", "steps"}
 
@@ -196,8 +197,7 @@ async def test_postgres_version_1_upgrades(v1_postgres: str) -> None:
         await store.aclose()
     with psycopg.connect(v1_postgres) as db:
         assert db.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == [
-            (1,),
-            (2,),
+            (version,) for version in range(1, SCHEMA_VERSION + 1)
         ]
         columns = {
             row[0]

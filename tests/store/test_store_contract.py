@@ -20,6 +20,7 @@ from maestro_server.model.execution import ErrorInfo, Event, EventType, Executio
 from maestro_server.store.base import ExecutionRecord, ExecutionSource, Store, StoredWorkflow
 from maestro_server.store.memory import MemoryStore
 from maestro_server.store.postgres import PostgresStore
+from maestro_server.store.schema import SCHEMA_VERSION
 from maestro_server.store.sqlite import SqliteStore
 from tests.postgres import empty_tables
 
@@ -292,7 +293,7 @@ async def test_sqlite_survives_reopening(tmp_path: Path) -> None:
         await second.aclose()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
 
 
 async def test_sqlite_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
@@ -314,3 +315,43 @@ async def test_retention_removes_old_finished_executions(store: Store) -> None:
     with pytest.raises(NotFoundError):
         await store.get_execution("e1")
     assert [r.execution_id for r in await store.unfinished_executions()] == ["e2"]
+
+
+async def test_a_cancel_is_recorded_once_for_a_running_execution(store: Store) -> None:
+    """request_cancel keeps the first reason of a pending or running execution, where every
+    process sees it (cancel_requests); a compensating or ended one is left as it is."""
+    await store.create_execution(execution("e1"))
+    await store.create_execution(execution("e2", minutes=1))
+    for item in RUN[:2]:
+        await store.append_event(item)
+    first = await store.request_cancel("e1", "changed my mind")
+    again = await store.request_cancel("e1", "twice")
+    assert (first.cancel_reason, again.cancel_reason) == ("changed my mind", "changed my mind")
+    assert (await store.get_execution("e1")).cancel_reason == "changed my mind"
+    assert await store.cancel_requests(["e1", "e2", "ghost"]) == {"e1": "changed my mind"}
+    assert await store.cancel_requests([]) == {}
+    for item in RUN[2:]:
+        await store.append_event(item)
+    await store.request_cancel("e2", "pending is cancellable")
+    assert (await store.get_execution("e2")).cancel_reason == "pending is cancellable"
+    with pytest.raises(NotFoundError):
+        await store.request_cancel("ghost", "x")
+
+
+async def test_an_ended_execution_is_left_alone_by_a_cancel(store: Store) -> None:
+    await store.create_execution(execution("e1"))
+    for item in RUN:
+        await store.append_event(item)
+    ended = await store.request_cancel("e1", "too late")
+    assert (ended.state, ended.cancel_reason) == (ExecutionState.COMPENSATED, None)
+    assert await store.cancel_requests(["e1"]) == {}
+
+
+async def test_the_endpoints_an_execution_started_with_are_kept(store: Store) -> None:
+    record = replace(
+        execution("e1"),
+        source=ExecutionSource("name: w\n", "w.yaml", {}, {"svc": "127.0.0.1:9"}),
+    )
+    await store.create_execution(record)
+    stored = await store.get_execution("e1")
+    assert stored.source is not None and stored.source.endpoints == {"svc": "127.0.0.1:9"}

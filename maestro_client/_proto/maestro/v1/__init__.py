@@ -9,6 +9,7 @@ __all__ = (
     "Diagnostic",
     "DiagnosticSeverity",
     "Error",
+    "ErrorReason",
     "EventType",
     "ExecuteWorkflowRequest",
     "ExecuteWorkflowResponse",
@@ -89,6 +90,169 @@ class DiagnosticSeverity(betterproto2.Enum):
         }
 
 
+class ErrorReason(betterproto2.Enum):
+    """
+    Why a call failed: the `reason` of the `google.rpc.ErrorInfo` (domain `maestro.dev`) that
+    every error of the Orchestrator carries is one of these names without the `ERROR_REASON_`
+    prefix, for example `EXECUTION_NOT_FOUND`. Reasons are stable and the list only grows; a
+    client that meets a reason it does not know goes by the status code. The status each reason
+    comes with is in brackets; the ErrorInfo's metadata keys are named where there are any.
+    """
+
+    UNSPECIFIED = 0
+    """
+    Not set; never used by the server.
+    """
+
+    WORKFLOW_INVALID = 1
+    """
+    [INVALID_ARGUMENT] The workflow breaks the workflow language or this server's admission
+    policy (endpoints, size). BadRequest names the request field (`workflow_yaml`,
+    `files["name"]` or `reference`) with file:line:column in each description, and each
+    problem is attached as a Diagnostic.
+    """
+
+    INPUT_INVALID = 2
+    """
+    [INVALID_ARGUMENT] The execution input is unusable: not an object, nested too deep, or
+    against the workflow's `input_schema`. BadRequest names each field (`input.order_id`).
+    """
+
+    REQUEST_INVALID = 3
+    """
+    [INVALID_ARGUMENT] A request field is missing, malformed, or contradicts another (an empty
+    or malformed id, a page size or token, `files` beside a `reference`). Metadata `field`.
+    """
+
+    REQUEST_UNDECODABLE = 4
+    """
+    [INVALID_ARGUMENT] The request's bytes do not decode as its message.
+    """
+
+    EXECUTION_NOT_FOUND = 5
+    """
+    [NOT_FOUND] No execution has this id. Metadata `executionId`.
+    """
+
+    WORKFLOW_NOT_FOUND = 6
+    """
+    [NOT_FOUND] No workflow is registered under this name (and version). Metadata
+    `workflowName`, `workflowVersion`.
+    """
+
+    EXECUTION_ALREADY_EXISTS = 7
+    """
+    [ALREADY_EXISTS] The client-chosen execution id is taken by an execution of another
+    workflow or input. Metadata `executionId`.
+    """
+
+    WORKFLOW_VERSION_EXISTS = 8
+    """
+    [ALREADY_EXISTS] The workflow's name and version are registered with other content.
+    Metadata `workflowName`, `workflowVersion`.
+    """
+
+    EXECUTION_NOT_RESUMABLE = 9
+    """
+    [FAILED_PRECONDITION] Only a COMPENSATION_FAILED execution can be resumed. Metadata
+    `executionId`, `state`.
+    """
+
+    EXECUTION_BEING_RESUMED = 10
+    """
+    [ABORTED] Another resume of this execution won the race. Metadata `executionId`.
+    """
+
+    EXECUTION_CONFLICT = 11
+    """
+    [FAILED_PRECONDITION] Another writer changed the execution first. Metadata `executionId`.
+    """
+
+    TOO_MANY_EXECUTIONS = 12
+    """
+    [RESOURCE_EXHAUSTED] The server runs as many executions as it may; a RetryInfo says when
+    to try again. Metadata `limit`.
+    """
+
+    REQUEST_TOO_LARGE = 13
+    """
+    [RESOURCE_EXHAUSTED] The request is larger than the server accepts. Metadata `limit`.
+    """
+
+    SERVER_DRAINING = 14
+    """
+    [UNAVAILABLE] The server is shutting down; try another replica or later.
+    """
+
+    STORE_UNAVAILABLE = 15
+    """
+    [UNAVAILABLE] The server cannot reach its store right now.
+    """
+
+    TOKEN_INVALID = 16
+    """
+    [UNAUTHENTICATED] No bearer token, or one the server does not know.
+    """
+
+    TOKEN_READ_ONLY = 17
+    """
+    [PERMISSION_DENIED] The token may only read (get, list, watch, validate).
+    """
+
+    INTERNAL = 18
+    """
+    [INTERNAL] A bug in the server; its log says more.
+    """
+
+    @classmethod
+    def betterproto_value_to_renamed_proto_names(cls) -> dict[int, str]:
+        return {
+            0: "ERROR_REASON_UNSPECIFIED",
+            1: "ERROR_REASON_WORKFLOW_INVALID",
+            2: "ERROR_REASON_INPUT_INVALID",
+            3: "ERROR_REASON_REQUEST_INVALID",
+            4: "ERROR_REASON_REQUEST_UNDECODABLE",
+            5: "ERROR_REASON_EXECUTION_NOT_FOUND",
+            6: "ERROR_REASON_WORKFLOW_NOT_FOUND",
+            7: "ERROR_REASON_EXECUTION_ALREADY_EXISTS",
+            8: "ERROR_REASON_WORKFLOW_VERSION_EXISTS",
+            9: "ERROR_REASON_EXECUTION_NOT_RESUMABLE",
+            10: "ERROR_REASON_EXECUTION_BEING_RESUMED",
+            11: "ERROR_REASON_EXECUTION_CONFLICT",
+            12: "ERROR_REASON_TOO_MANY_EXECUTIONS",
+            13: "ERROR_REASON_REQUEST_TOO_LARGE",
+            14: "ERROR_REASON_SERVER_DRAINING",
+            15: "ERROR_REASON_STORE_UNAVAILABLE",
+            16: "ERROR_REASON_TOKEN_INVALID",
+            17: "ERROR_REASON_TOKEN_READ_ONLY",
+            18: "ERROR_REASON_INTERNAL",
+        }
+
+    @classmethod
+    def betterproto_renamed_proto_names_to_value(cls) -> dict[str, int]:
+        return {
+            "ERROR_REASON_UNSPECIFIED": 0,
+            "ERROR_REASON_WORKFLOW_INVALID": 1,
+            "ERROR_REASON_INPUT_INVALID": 2,
+            "ERROR_REASON_REQUEST_INVALID": 3,
+            "ERROR_REASON_REQUEST_UNDECODABLE": 4,
+            "ERROR_REASON_EXECUTION_NOT_FOUND": 5,
+            "ERROR_REASON_WORKFLOW_NOT_FOUND": 6,
+            "ERROR_REASON_EXECUTION_ALREADY_EXISTS": 7,
+            "ERROR_REASON_WORKFLOW_VERSION_EXISTS": 8,
+            "ERROR_REASON_EXECUTION_NOT_RESUMABLE": 9,
+            "ERROR_REASON_EXECUTION_BEING_RESUMED": 10,
+            "ERROR_REASON_EXECUTION_CONFLICT": 11,
+            "ERROR_REASON_TOO_MANY_EXECUTIONS": 12,
+            "ERROR_REASON_REQUEST_TOO_LARGE": 13,
+            "ERROR_REASON_SERVER_DRAINING": 14,
+            "ERROR_REASON_STORE_UNAVAILABLE": 15,
+            "ERROR_REASON_TOKEN_INVALID": 16,
+            "ERROR_REASON_TOKEN_READ_ONLY": 17,
+            "ERROR_REASON_INTERNAL": 18,
+        }
+
+
 class EventType(betterproto2.Enum):
     """
     What a WorkflowEvent records.
@@ -153,12 +317,15 @@ class EventType(betterproto2.Enum):
 
     WORKFLOW_FAILED = 11
     """
-    Terminal: the execution failed; `state` is FAILED or COMPENSATION_FAILED.
+    Terminal: the execution failed; `state` is FAILED or COMPENSATION_FAILED, `step_id` the
+    step that failed. Only a COMPENSATION_FAILED execution's log can go on after it, when an
+    operator resumes it.
     """
 
     WORKFLOW_COMPENSATED = 12
     """
-    Terminal: a step failed for good and its predecessors were compensated.
+    Terminal: a step failed for good and its predecessors were compensated; `step_id` is the
+    step that failed.
     """
 
     WORKFLOW_CANCELLED = 13
@@ -372,7 +539,7 @@ class CancelExecutionRequest(betterproto2.Message):
 
     execution_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
     """
-    The execution to cancel.
+    The execution to cancel; empty is INVALID_ARGUMENT.
     """
 
     reason: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
@@ -394,7 +561,9 @@ class CancelExecutionResponse(betterproto2.Message):
 
     execution: "Execution | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
     """
-    The execution as it stands after the cancellation was accepted (usually COMPENSATING).
+    The execution as it stands when the cancellation was recorded: still PENDING or RUNNING
+    until the replica that runs it acts on the request, then COMPENSATING and CANCELLED; as it
+    was when it had already finished or was compensating.
     """
 
 
@@ -514,8 +683,12 @@ class ExecuteWorkflowRequest(betterproto2.Message):
 
     execution_id: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
     """
-    Optional client-chosen id. Starting again with the same id returns the same execution and
-    never runs it twice; reusing it with a different workflow or input is ALREADY_EXISTS.
+    Optional client-chosen id: 1 to 200 printable ASCII characters (0x21 to 0x7E, so no
+    spaces). Starting again with the same id returns the same execution and never runs it twice,
+    for as long as the server keeps the execution (its `--retention` after it ends, forever by
+    default); reusing it with a different workflow or input is ALREADY_EXISTS. A client that
+    retries a start should choose the id, so the retry cannot start a second execution. The
+    server makes a UUID when it is empty.
     """
 
     files: "dict[str, bytes]" = betterproto2.field(
@@ -525,7 +698,8 @@ class ExecuteWorkflowRequest(betterproto2.Message):
     )
     """
     The files the YAML refers to by relative path (descriptor sets, .proto files), since a
-    workflow sent over the wire has no folder of its own.
+    workflow sent over the wire has no folder of its own. Only with `workflow_yaml`: a
+    registered workflow has its files, so `files` beside a `reference` is INVALID_ARGUMENT.
     """
 
     workflow_path: "str" = betterproto2.field(6, betterproto2.TYPE_STRING)
@@ -564,7 +738,8 @@ class Execution(betterproto2.Message):
 
     execution_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
     """
-    The execution's id: client-chosen or generated by the server.
+    The execution's id: client-chosen (1 to 200 printable ASCII characters, no spaces) or a
+    UUID made by the server.
     """
 
     workflow_name: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
@@ -661,7 +836,7 @@ class GetExecutionRequest(betterproto2.Message):
 
     execution_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
     """
-    The execution to return.
+    The execution to return; empty is INVALID_ARGUMENT.
     """
 
 
@@ -691,7 +866,7 @@ class GetWorkflowRequest(betterproto2.Message):
 
     name: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
     """
-    The workflow's `name`.
+    The workflow's `name`; empty is INVALID_ARGUMENT.
     """
 
     version: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
@@ -883,7 +1058,8 @@ class ResumeExecutionRequest(betterproto2.Message):
 
     execution_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
     """
-    The COMPENSATION_FAILED execution whose failed compensations to retry.
+    The COMPENSATION_FAILED execution whose failed compensations to retry; empty is
+    INVALID_ARGUMENT.
     """
 
 
@@ -941,8 +1117,12 @@ class StartWorkflowRequest(betterproto2.Message):
 
     execution_id: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
     """
-    Optional client-chosen id. Starting again with the same id returns the same execution and
-    never runs it twice; reusing it with a different workflow or input is ALREADY_EXISTS.
+    Optional client-chosen id: 1 to 200 printable ASCII characters (0x21 to 0x7E, so no
+    spaces). Starting again with the same id returns the same execution and never runs it twice,
+    for as long as the server keeps the execution (its `--retention` after it ends, forever by
+    default); reusing it with a different workflow or input is ALREADY_EXISTS. A client that
+    retries a start should choose the id, so the retry cannot start a second execution. The
+    server makes a UUID when it is empty.
     """
 
     files: "dict[str, bytes]" = betterproto2.field(
@@ -951,7 +1131,8 @@ class StartWorkflowRequest(betterproto2.Message):
         map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_BYTES),
     )
     """
-    The files the YAML refers to by relative path (descriptor sets, .proto files).
+    The files the YAML refers to by relative path (descriptor sets, .proto files). Only with
+    `workflow_yaml`: `files` beside a `reference` is INVALID_ARGUMENT.
     """
 
     workflow_path: "str" = betterproto2.field(6, betterproto2.TYPE_STRING)
@@ -1120,7 +1301,7 @@ class WatchExecutionRequest(betterproto2.Message):
 
     execution_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
     """
-    The execution to watch.
+    The execution to watch; empty is INVALID_ARGUMENT.
     """
 
     after_sequence: "int" = betterproto2.field(2, betterproto2.TYPE_INT64)

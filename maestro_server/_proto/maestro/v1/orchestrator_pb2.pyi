@@ -107,9 +107,14 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     EVENT_TYPE_WORKFLOW_COMPLETED: _EventType.ValueType  # 10
     """Terminal: every step completed; `output` is the workflow's output."""
     EVENT_TYPE_WORKFLOW_FAILED: _EventType.ValueType  # 11
-    """Terminal: the execution failed; `state` is FAILED or COMPENSATION_FAILED."""
+    """Terminal: the execution failed; `state` is FAILED or COMPENSATION_FAILED, `step_id` the
+    step that failed. Only a COMPENSATION_FAILED execution's log can go on after it, when an
+    operator resumes it.
+    """
     EVENT_TYPE_WORKFLOW_COMPENSATED: _EventType.ValueType  # 12
-    """Terminal: a step failed for good and its predecessors were compensated."""
+    """Terminal: a step failed for good and its predecessors were compensated; `step_id` is the
+    step that failed.
+    """
     EVENT_TYPE_WORKFLOW_CANCELLED: _EventType.ValueType  # 13
     """Terminal: the execution was cancelled (and compensated)."""
 
@@ -143,9 +148,14 @@ EVENT_TYPE_COMPENSATION_FAILED: EventType.ValueType  # 9
 EVENT_TYPE_WORKFLOW_COMPLETED: EventType.ValueType  # 10
 """Terminal: every step completed; `output` is the workflow's output."""
 EVENT_TYPE_WORKFLOW_FAILED: EventType.ValueType  # 11
-"""Terminal: the execution failed; `state` is FAILED or COMPENSATION_FAILED."""
+"""Terminal: the execution failed; `state` is FAILED or COMPENSATION_FAILED, `step_id` the
+step that failed. Only a COMPENSATION_FAILED execution's log can go on after it, when an
+operator resumes it.
+"""
 EVENT_TYPE_WORKFLOW_COMPENSATED: EventType.ValueType  # 12
-"""Terminal: a step failed for good and its predecessors were compensated."""
+"""Terminal: a step failed for good and its predecessors were compensated; `step_id` is the
+step that failed.
+"""
 EVENT_TYPE_WORKFLOW_CANCELLED: EventType.ValueType  # 13
 """Terminal: the execution was cancelled (and compensated)."""
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
@@ -221,6 +231,135 @@ DIAGNOSTIC_SEVERITY_ERROR: DiagnosticSeverity.ValueType  # 1
 DIAGNOSTIC_SEVERITY_WARNING: DiagnosticSeverity.ValueType  # 2
 """The workflow can run, but something looks wrong."""
 Global___DiagnosticSeverity: _TypeAlias = DiagnosticSeverity  # noqa: Y015
+
+class _ErrorReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ERROR_REASON_UNSPECIFIED: _ErrorReason.ValueType  # 0
+    """Not set; never used by the server."""
+    ERROR_REASON_WORKFLOW_INVALID: _ErrorReason.ValueType  # 1
+    """[INVALID_ARGUMENT] The workflow breaks the workflow language or this server's admission
+    policy (endpoints, size). BadRequest names the request field (`workflow_yaml`,
+    `files["name"]` or `reference`) with file:line:column in each description, and each
+    problem is attached as a Diagnostic.
+    """
+    ERROR_REASON_INPUT_INVALID: _ErrorReason.ValueType  # 2
+    """[INVALID_ARGUMENT] The execution input is unusable: not an object, nested too deep, or
+    against the workflow's `input_schema`. BadRequest names each field (`input.order_id`).
+    """
+    ERROR_REASON_REQUEST_INVALID: _ErrorReason.ValueType  # 3
+    """[INVALID_ARGUMENT] A request field is missing, malformed, or contradicts another (an empty
+    or malformed id, a page size or token, `files` beside a `reference`). Metadata `field`.
+    """
+    ERROR_REASON_REQUEST_UNDECODABLE: _ErrorReason.ValueType  # 4
+    """[INVALID_ARGUMENT] The request's bytes do not decode as its message."""
+    ERROR_REASON_EXECUTION_NOT_FOUND: _ErrorReason.ValueType  # 5
+    """[NOT_FOUND] No execution has this id. Metadata `executionId`."""
+    ERROR_REASON_WORKFLOW_NOT_FOUND: _ErrorReason.ValueType  # 6
+    """[NOT_FOUND] No workflow is registered under this name (and version). Metadata
+    `workflowName`, `workflowVersion`.
+    """
+    ERROR_REASON_EXECUTION_ALREADY_EXISTS: _ErrorReason.ValueType  # 7
+    """[ALREADY_EXISTS] The client-chosen execution id is taken by an execution of another
+    workflow or input. Metadata `executionId`.
+    """
+    ERROR_REASON_WORKFLOW_VERSION_EXISTS: _ErrorReason.ValueType  # 8
+    """[ALREADY_EXISTS] The workflow's name and version are registered with other content.
+    Metadata `workflowName`, `workflowVersion`.
+    """
+    ERROR_REASON_EXECUTION_NOT_RESUMABLE: _ErrorReason.ValueType  # 9
+    """[FAILED_PRECONDITION] Only a COMPENSATION_FAILED execution can be resumed. Metadata
+    `executionId`, `state`.
+    """
+    ERROR_REASON_EXECUTION_BEING_RESUMED: _ErrorReason.ValueType  # 10
+    """[ABORTED] Another resume of this execution won the race. Metadata `executionId`."""
+    ERROR_REASON_EXECUTION_CONFLICT: _ErrorReason.ValueType  # 11
+    """[FAILED_PRECONDITION] Another writer changed the execution first. Metadata `executionId`."""
+    ERROR_REASON_TOO_MANY_EXECUTIONS: _ErrorReason.ValueType  # 12
+    """[RESOURCE_EXHAUSTED] The server runs as many executions as it may; a RetryInfo says when
+    to try again. Metadata `limit`.
+    """
+    ERROR_REASON_REQUEST_TOO_LARGE: _ErrorReason.ValueType  # 13
+    """[RESOURCE_EXHAUSTED] The request is larger than the server accepts. Metadata `limit`."""
+    ERROR_REASON_SERVER_DRAINING: _ErrorReason.ValueType  # 14
+    """[UNAVAILABLE] The server is shutting down; try another replica or later."""
+    ERROR_REASON_STORE_UNAVAILABLE: _ErrorReason.ValueType  # 15
+    """[UNAVAILABLE] The server cannot reach its store right now."""
+    ERROR_REASON_TOKEN_INVALID: _ErrorReason.ValueType  # 16
+    """[UNAUTHENTICATED] No bearer token, or one the server does not know."""
+    ERROR_REASON_TOKEN_READ_ONLY: _ErrorReason.ValueType  # 17
+    """[PERMISSION_DENIED] The token may only read (get, list, watch, validate)."""
+    ERROR_REASON_INTERNAL: _ErrorReason.ValueType  # 18
+    """[INTERNAL] A bug in the server; its log says more."""
+
+class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
+    """Why a call failed: the `reason` of the `google.rpc.ErrorInfo` (domain `maestro.dev`) that
+    every error of the Orchestrator carries is one of these names without the `ERROR_REASON_`
+    prefix, for example `EXECUTION_NOT_FOUND`. Reasons are stable and the list only grows; a
+    client that meets a reason it does not know goes by the status code. The status each reason
+    comes with is in brackets; the ErrorInfo's metadata keys are named where there are any.
+    """
+
+ERROR_REASON_UNSPECIFIED: ErrorReason.ValueType  # 0
+"""Not set; never used by the server."""
+ERROR_REASON_WORKFLOW_INVALID: ErrorReason.ValueType  # 1
+"""[INVALID_ARGUMENT] The workflow breaks the workflow language or this server's admission
+policy (endpoints, size). BadRequest names the request field (`workflow_yaml`,
+`files["name"]` or `reference`) with file:line:column in each description, and each
+problem is attached as a Diagnostic.
+"""
+ERROR_REASON_INPUT_INVALID: ErrorReason.ValueType  # 2
+"""[INVALID_ARGUMENT] The execution input is unusable: not an object, nested too deep, or
+against the workflow's `input_schema`. BadRequest names each field (`input.order_id`).
+"""
+ERROR_REASON_REQUEST_INVALID: ErrorReason.ValueType  # 3
+"""[INVALID_ARGUMENT] A request field is missing, malformed, or contradicts another (an empty
+or malformed id, a page size or token, `files` beside a `reference`). Metadata `field`.
+"""
+ERROR_REASON_REQUEST_UNDECODABLE: ErrorReason.ValueType  # 4
+"""[INVALID_ARGUMENT] The request's bytes do not decode as its message."""
+ERROR_REASON_EXECUTION_NOT_FOUND: ErrorReason.ValueType  # 5
+"""[NOT_FOUND] No execution has this id. Metadata `executionId`."""
+ERROR_REASON_WORKFLOW_NOT_FOUND: ErrorReason.ValueType  # 6
+"""[NOT_FOUND] No workflow is registered under this name (and version). Metadata
+`workflowName`, `workflowVersion`.
+"""
+ERROR_REASON_EXECUTION_ALREADY_EXISTS: ErrorReason.ValueType  # 7
+"""[ALREADY_EXISTS] The client-chosen execution id is taken by an execution of another
+workflow or input. Metadata `executionId`.
+"""
+ERROR_REASON_WORKFLOW_VERSION_EXISTS: ErrorReason.ValueType  # 8
+"""[ALREADY_EXISTS] The workflow's name and version are registered with other content.
+Metadata `workflowName`, `workflowVersion`.
+"""
+ERROR_REASON_EXECUTION_NOT_RESUMABLE: ErrorReason.ValueType  # 9
+"""[FAILED_PRECONDITION] Only a COMPENSATION_FAILED execution can be resumed. Metadata
+`executionId`, `state`.
+"""
+ERROR_REASON_EXECUTION_BEING_RESUMED: ErrorReason.ValueType  # 10
+"""[ABORTED] Another resume of this execution won the race. Metadata `executionId`."""
+ERROR_REASON_EXECUTION_CONFLICT: ErrorReason.ValueType  # 11
+"""[FAILED_PRECONDITION] Another writer changed the execution first. Metadata `executionId`."""
+ERROR_REASON_TOO_MANY_EXECUTIONS: ErrorReason.ValueType  # 12
+"""[RESOURCE_EXHAUSTED] The server runs as many executions as it may; a RetryInfo says when
+to try again. Metadata `limit`.
+"""
+ERROR_REASON_REQUEST_TOO_LARGE: ErrorReason.ValueType  # 13
+"""[RESOURCE_EXHAUSTED] The request is larger than the server accepts. Metadata `limit`."""
+ERROR_REASON_SERVER_DRAINING: ErrorReason.ValueType  # 14
+"""[UNAVAILABLE] The server is shutting down; try another replica or later."""
+ERROR_REASON_STORE_UNAVAILABLE: ErrorReason.ValueType  # 15
+"""[UNAVAILABLE] The server cannot reach its store right now."""
+ERROR_REASON_TOKEN_INVALID: ErrorReason.ValueType  # 16
+"""[UNAUTHENTICATED] No bearer token, or one the server does not know."""
+ERROR_REASON_TOKEN_READ_ONLY: ErrorReason.ValueType  # 17
+"""[PERMISSION_DENIED] The token may only read (get, list, watch, validate)."""
+ERROR_REASON_INTERNAL: ErrorReason.ValueType  # 18
+"""[INTERNAL] A bug in the server; its log says more."""
+Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 @_typing.final
 class WorkflowReference(_message.Message):
@@ -456,7 +595,9 @@ class Execution(_message.Message):
     GRAPH_FIELD_NUMBER: _builtins.int
     FAILED_STEP_ID_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
-    """The execution's id: client-chosen or generated by the server."""
+    """The execution's id: client-chosen (1 to 200 printable ASCII characters, no spaces) or a
+    UUID made by the server.
+    """
     workflow_name: _builtins.str
     """The workflow's `name`."""
     workflow_version: _builtins.str
@@ -761,8 +902,12 @@ class ExecuteWorkflowRequest(_message.Message):
     workflow_yaml: _builtins.str
     """A workflow definition as YAML."""
     execution_id: _builtins.str
-    """Optional client-chosen id. Starting again with the same id returns the same execution and
-    never runs it twice; reusing it with a different workflow or input is ALREADY_EXISTS.
+    """Optional client-chosen id: 1 to 200 printable ASCII characters (0x21 to 0x7E, so no
+    spaces). Starting again with the same id returns the same execution and never runs it twice,
+    for as long as the server keeps the execution (its `--retention` after it ends, forever by
+    default); reusing it with a different workflow or input is ALREADY_EXISTS. A client that
+    retries a start should choose the id, so the retry cannot start a second execution. The
+    server makes a UUID when it is empty.
     """
     workflow_path: _builtins.str
     """The name of the workflow file, used in diagnostics; `workflow.yaml` when empty."""
@@ -777,7 +922,8 @@ class ExecuteWorkflowRequest(_message.Message):
     @_builtins.property
     def files(self) -> _containers.ScalarMap[_builtins.str, _builtins.bytes]:
         """The files the YAML refers to by relative path (descriptor sets, .proto files), since a
-        workflow sent over the wire has no folder of its own.
+        workflow sent over the wire has no folder of its own. Only with `workflow_yaml`: a
+        registered workflow has its files, so `files` beside a `reference` is INVALID_ARGUMENT.
         """
 
     def __init__(
@@ -859,8 +1005,12 @@ class StartWorkflowRequest(_message.Message):
     workflow_yaml: _builtins.str
     """A workflow definition as YAML."""
     execution_id: _builtins.str
-    """Optional client-chosen id. Starting again with the same id returns the same execution and
-    never runs it twice; reusing it with a different workflow or input is ALREADY_EXISTS.
+    """Optional client-chosen id: 1 to 200 printable ASCII characters (0x21 to 0x7E, so no
+    spaces). Starting again with the same id returns the same execution and never runs it twice,
+    for as long as the server keeps the execution (its `--retention` after it ends, forever by
+    default); reusing it with a different workflow or input is ALREADY_EXISTS. A client that
+    retries a start should choose the id, so the retry cannot start a second execution. The
+    server makes a UUID when it is empty.
     """
     workflow_path: _builtins.str
     """The name of the workflow file, used in diagnostics; `workflow.yaml` when empty."""
@@ -874,7 +1024,9 @@ class StartWorkflowRequest(_message.Message):
 
     @_builtins.property
     def files(self) -> _containers.ScalarMap[_builtins.str, _builtins.bytes]:
-        """The files the YAML refers to by relative path (descriptor sets, .proto files)."""
+        """The files the YAML refers to by relative path (descriptor sets, .proto files). Only with
+        `workflow_yaml`: `files` beside a `reference` is INVALID_ARGUMENT.
+        """
 
     def __init__(
         self,
@@ -931,7 +1083,7 @@ class WatchExecutionRequest(_message.Message):
     EXECUTION_ID_FIELD_NUMBER: _builtins.int
     AFTER_SEQUENCE_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
-    """The execution to watch."""
+    """The execution to watch; empty is INVALID_ARGUMENT."""
     after_sequence: _builtins.int
     """Stream only events whose sequence is greater than this; 0 streams the whole log."""
     def __init__(
@@ -980,7 +1132,7 @@ class GetExecutionRequest(_message.Message):
 
     EXECUTION_ID_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
-    """The execution to return."""
+    """The execution to return; empty is INVALID_ARGUMENT."""
     def __init__(
         self,
         *,
@@ -1091,7 +1243,7 @@ class CancelExecutionRequest(_message.Message):
     EXECUTION_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
-    """The execution to cancel."""
+    """The execution to cancel; empty is INVALID_ARGUMENT."""
     reason: _builtins.str
     """Why it is cancelled; recorded in the execution's error."""
     def __init__(
@@ -1117,7 +1269,10 @@ class CancelExecutionResponse(_message.Message):
     EXECUTION_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def execution(self) -> Global___Execution:
-        """The execution as it stands after the cancellation was accepted (usually COMPENSATING)."""
+        """The execution as it stands when the cancellation was recorded: still PENDING or RUNNING
+        until the replica that runs it acts on the request, then COMPENSATING and CANCELLED; as it
+        was when it had already finished or was compensating.
+        """
 
     def __init__(
         self,
@@ -1140,7 +1295,9 @@ class ResumeExecutionRequest(_message.Message):
 
     EXECUTION_ID_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
-    """The COMPENSATION_FAILED execution whose failed compensations to retry."""
+    """The COMPENSATION_FAILED execution whose failed compensations to retry; empty is
+    INVALID_ARGUMENT.
+    """
     def __init__(
         self,
         *,
@@ -1355,7 +1512,7 @@ class GetWorkflowRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """The workflow's `name`."""
+    """The workflow's `name`; empty is INVALID_ARGUMENT."""
     version: _builtins.str
     """The workflow's `version`; the latest registered version when empty."""
     def __init__(

@@ -29,11 +29,22 @@ class OrchestratorStub:
     """Orchestrator runs saga workflows defined in YAML against gRPC and HTTP services and streams
     every step of every execution as an ordered, gap-free log of events.
 
-    Errors use the standard gRPC status codes: INVALID_ARGUMENT for a bad workflow or input (with
-    the diagnostics attached as `google.rpc.BadRequest` details), NOT_FOUND for an unknown workflow
-    or execution, ALREADY_EXISTS when a client-chosen id or a workflow version is reused with
-    different content, FAILED_PRECONDITION for an operation the execution's state does not allow,
-    RESOURCE_EXHAUSTED when the server runs at its limit, and UNAVAILABLE while it drains.
+    Errors use the standard gRPC status codes: INVALID_ARGUMENT for a bad workflow, input or
+    request field, NOT_FOUND for an unknown workflow or execution, ALREADY_EXISTS when a
+    client-chosen id or a workflow version is reused with different content, FAILED_PRECONDITION
+    for an operation the execution's state does not allow, ABORTED when a concurrent request won,
+    RESOURCE_EXHAUSTED when the server runs at its limit, and UNAVAILABLE while it drains. Every
+    error carries exactly one `google.rpc.ErrorInfo` (domain `maestro.dev`, a reason from
+    ErrorReason, metadata such as `executionId`); INVALID_ARGUMENT also carries a
+    `google.rpc.BadRequest` whose fields are request-field paths (`workflow_yaml`,
+    `input.order_id`, `page_size`), and an invalid workflow carries each problem as a Diagnostic.
+
+    The event stream contract: a stream (ExecuteWorkflow, WatchExecution) ends when the execution
+    can make no more progress on its own, that is after a terminal event that is the last of its
+    log. A COMPENSATION_FAILED execution that an operator resumes (ResumeExecution) continues the
+    same log with the next sequence numbers after its earlier terminal event, and ends with a new
+    one; a follower that reconnects after the last sequence it saw sees the rest, and the state of
+    the last event of a finished stream is the execution's final state.
     """
 
     def __init__(self, channel):
@@ -103,17 +114,28 @@ class OrchestratorServicer:
     """Orchestrator runs saga workflows defined in YAML against gRPC and HTTP services and streams
     every step of every execution as an ordered, gap-free log of events.
 
-    Errors use the standard gRPC status codes: INVALID_ARGUMENT for a bad workflow or input (with
-    the diagnostics attached as `google.rpc.BadRequest` details), NOT_FOUND for an unknown workflow
-    or execution, ALREADY_EXISTS when a client-chosen id or a workflow version is reused with
-    different content, FAILED_PRECONDITION for an operation the execution's state does not allow,
-    RESOURCE_EXHAUSTED when the server runs at its limit, and UNAVAILABLE while it drains.
+    Errors use the standard gRPC status codes: INVALID_ARGUMENT for a bad workflow, input or
+    request field, NOT_FOUND for an unknown workflow or execution, ALREADY_EXISTS when a
+    client-chosen id or a workflow version is reused with different content, FAILED_PRECONDITION
+    for an operation the execution's state does not allow, ABORTED when a concurrent request won,
+    RESOURCE_EXHAUSTED when the server runs at its limit, and UNAVAILABLE while it drains. Every
+    error carries exactly one `google.rpc.ErrorInfo` (domain `maestro.dev`, a reason from
+    ErrorReason, metadata such as `executionId`); INVALID_ARGUMENT also carries a
+    `google.rpc.BadRequest` whose fields are request-field paths (`workflow_yaml`,
+    `input.order_id`, `page_size`), and an invalid workflow carries each problem as a Diagnostic.
+
+    The event stream contract: a stream (ExecuteWorkflow, WatchExecution) ends when the execution
+    can make no more progress on its own, that is after a terminal event that is the last of its
+    log. A COMPENSATION_FAILED execution that an operator resumes (ResumeExecution) continues the
+    same log with the next sequence numbers after its earlier terminal event, and ends with a new
+    one; a follower that reconnects after the last sequence it saw sees the rest, and the state of
+    the last event of a finished stream is the execution's final state.
     """
 
     def ExecuteWorkflow(self, request, context):
-        """Starts an execution and streams its events as they happen, ending with the terminal event
-        (completed, failed, compensated or cancelled). A client that disconnects does not stop the
-        execution; it can resume the stream with WatchExecution.
+        """Starts an execution and streams its events as they happen, to the end of its log (see the
+        stream contract above). A client that disconnects does not stop the execution; it can
+        resume the stream with WatchExecution after the last sequence it saw.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -128,7 +150,8 @@ class OrchestratorServicer:
 
     def WatchExecution(self, request, context):
         """Streams the events of an execution whose sequence is greater than `after_sequence`, then
-        follows it live until the terminal event. Watchers of one execution all see the same sequence.
+        follows it live until it can make no more progress (see the stream contract above). Watchers
+        of one execution all see the same sequence.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -149,7 +172,11 @@ class OrchestratorServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CancelExecution(self, request, context):
-        """Stops the forward progress of an execution and compensates the steps it completed.
+        """Stops the forward progress of an execution and compensates the steps it completed. Any
+        replica may receive it: the request is recorded with the execution, and the replica that
+        runs it stops it (at its next lease renewal at the latest). Idempotent: cancelling an
+        execution that is already cancelled, cancelling, compensating or finished returns it as it
+        stands, without an error.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -158,7 +185,9 @@ class OrchestratorServicer:
     def ResumeExecution(self, request, context):
         """Retries the compensations that failed in a COMPENSATION_FAILED execution, once an operator
         has fixed what made them fail. The execution goes back to COMPENSATING, its log goes on
-        after its earlier terminal event, and it ends with a new one.
+        after its earlier terminal event, and it ends with a new one. Any replica may receive it. A
+        resume that loses a race with another resume of the same execution is ABORTED; resuming an
+        execution in any other state than COMPENSATION_FAILED is FAILED_PRECONDITION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -262,11 +291,22 @@ class Orchestrator:
     """Orchestrator runs saga workflows defined in YAML against gRPC and HTTP services and streams
     every step of every execution as an ordered, gap-free log of events.
 
-    Errors use the standard gRPC status codes: INVALID_ARGUMENT for a bad workflow or input (with
-    the diagnostics attached as `google.rpc.BadRequest` details), NOT_FOUND for an unknown workflow
-    or execution, ALREADY_EXISTS when a client-chosen id or a workflow version is reused with
-    different content, FAILED_PRECONDITION for an operation the execution's state does not allow,
-    RESOURCE_EXHAUSTED when the server runs at its limit, and UNAVAILABLE while it drains.
+    Errors use the standard gRPC status codes: INVALID_ARGUMENT for a bad workflow, input or
+    request field, NOT_FOUND for an unknown workflow or execution, ALREADY_EXISTS when a
+    client-chosen id or a workflow version is reused with different content, FAILED_PRECONDITION
+    for an operation the execution's state does not allow, ABORTED when a concurrent request won,
+    RESOURCE_EXHAUSTED when the server runs at its limit, and UNAVAILABLE while it drains. Every
+    error carries exactly one `google.rpc.ErrorInfo` (domain `maestro.dev`, a reason from
+    ErrorReason, metadata such as `executionId`); INVALID_ARGUMENT also carries a
+    `google.rpc.BadRequest` whose fields are request-field paths (`workflow_yaml`,
+    `input.order_id`, `page_size`), and an invalid workflow carries each problem as a Diagnostic.
+
+    The event stream contract: a stream (ExecuteWorkflow, WatchExecution) ends when the execution
+    can make no more progress on its own, that is after a terminal event that is the last of its
+    log. A COMPENSATION_FAILED execution that an operator resumes (ResumeExecution) continues the
+    same log with the next sequence numbers after its earlier terminal event, and ends with a new
+    one; a follower that reconnects after the last sequence it saw sees the rest, and the state of
+    the last event of a finished stream is the execution's final state.
     """
 
     @staticmethod

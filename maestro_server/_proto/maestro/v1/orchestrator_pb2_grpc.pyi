@@ -30,11 +30,22 @@ class OrchestratorStub:
     """Orchestrator runs saga workflows defined in YAML against gRPC and HTTP services and streams
     every step of every execution as an ordered, gap-free log of events.
 
-    Errors use the standard gRPC status codes: INVALID_ARGUMENT for a bad workflow or input (with
-    the diagnostics attached as `google.rpc.BadRequest` details), NOT_FOUND for an unknown workflow
-    or execution, ALREADY_EXISTS when a client-chosen id or a workflow version is reused with
-    different content, FAILED_PRECONDITION for an operation the execution's state does not allow,
-    RESOURCE_EXHAUSTED when the server runs at its limit, and UNAVAILABLE while it drains.
+    Errors use the standard gRPC status codes: INVALID_ARGUMENT for a bad workflow, input or
+    request field, NOT_FOUND for an unknown workflow or execution, ALREADY_EXISTS when a
+    client-chosen id or a workflow version is reused with different content, FAILED_PRECONDITION
+    for an operation the execution's state does not allow, ABORTED when a concurrent request won,
+    RESOURCE_EXHAUSTED when the server runs at its limit, and UNAVAILABLE while it drains. Every
+    error carries exactly one `google.rpc.ErrorInfo` (domain `maestro.dev`, a reason from
+    ErrorReason, metadata such as `executionId`); INVALID_ARGUMENT also carries a
+    `google.rpc.BadRequest` whose fields are request-field paths (`workflow_yaml`,
+    `input.order_id`, `page_size`), and an invalid workflow carries each problem as a Diagnostic.
+
+    The event stream contract: a stream (ExecuteWorkflow, WatchExecution) ends when the execution
+    can make no more progress on its own, that is after a terminal event that is the last of its
+    log. A COMPENSATION_FAILED execution that an operator resumes (ResumeExecution) continues the
+    same log with the next sequence numbers after its earlier terminal event, and ends with a new
+    one; a follower that reconnects after the last sequence it saw sees the rest, and the state of
+    the last event of a finished stream is the execution's final state.
     """
 
     @_typing.overload
@@ -42,26 +53,34 @@ class OrchestratorStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> OrchestratorAsyncStub: ...
     ExecuteWorkflow: _grpc.UnaryStreamMultiCallable[_orchestrator_pb2.ExecuteWorkflowRequest, _orchestrator_pb2.ExecuteWorkflowResponse]
-    """Starts an execution and streams its events as they happen, ending with the terminal event
-    (completed, failed, compensated or cancelled). A client that disconnects does not stop the
-    execution; it can resume the stream with WatchExecution.
+    """Starts an execution and streams its events as they happen, to the end of its log (see the
+    stream contract above). A client that disconnects does not stop the execution; it can
+    resume the stream with WatchExecution after the last sequence it saw.
     """
     StartWorkflow: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.StartWorkflowRequest, _orchestrator_pb2.StartWorkflowResponse]
     """Starts an execution and returns its id at once, without waiting for any step."""
     WatchExecution: _grpc.UnaryStreamMultiCallable[_orchestrator_pb2.WatchExecutionRequest, _orchestrator_pb2.WatchExecutionResponse]
     """Streams the events of an execution whose sequence is greater than `after_sequence`, then
-    follows it live until the terminal event. Watchers of one execution all see the same sequence.
+    follows it live until it can make no more progress (see the stream contract above). Watchers
+    of one execution all see the same sequence.
     """
     GetExecution: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.GetExecutionRequest, _orchestrator_pb2.GetExecutionResponse]
     """Returns the current state of one execution."""
     ListExecutions: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ListExecutionsRequest, _orchestrator_pb2.ListExecutionsResponse]
     """Lists executions, newest first, with optional filters and paging."""
     CancelExecution: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.CancelExecutionRequest, _orchestrator_pb2.CancelExecutionResponse]
-    """Stops the forward progress of an execution and compensates the steps it completed."""
+    """Stops the forward progress of an execution and compensates the steps it completed. Any
+    replica may receive it: the request is recorded with the execution, and the replica that
+    runs it stops it (at its next lease renewal at the latest). Idempotent: cancelling an
+    execution that is already cancelled, cancelling, compensating or finished returns it as it
+    stands, without an error.
+    """
     ResumeExecution: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ResumeExecutionRequest, _orchestrator_pb2.ResumeExecutionResponse]
     """Retries the compensations that failed in a COMPENSATION_FAILED execution, once an operator
     has fixed what made them fail. The execution goes back to COMPENSATING, its log goes on
-    after its earlier terminal event, and it ends with a new one.
+    after its earlier terminal event, and it ends with a new one. Any replica may receive it. A
+    resume that loses a race with another resume of the same execution is ABORTED; resuming an
+    execution in any other state than COMPENSATION_FAILED is FAILED_PRECONDITION.
     """
     ValidateWorkflow: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ValidateWorkflowRequest, _orchestrator_pb2.ValidateWorkflowResponse]
     """Checks a workflow without running it and returns every problem found."""
@@ -77,35 +96,54 @@ class OrchestratorAsyncStub(OrchestratorStub):
     """Orchestrator runs saga workflows defined in YAML against gRPC and HTTP services and streams
     every step of every execution as an ordered, gap-free log of events.
 
-    Errors use the standard gRPC status codes: INVALID_ARGUMENT for a bad workflow or input (with
-    the diagnostics attached as `google.rpc.BadRequest` details), NOT_FOUND for an unknown workflow
-    or execution, ALREADY_EXISTS when a client-chosen id or a workflow version is reused with
-    different content, FAILED_PRECONDITION for an operation the execution's state does not allow,
-    RESOURCE_EXHAUSTED when the server runs at its limit, and UNAVAILABLE while it drains.
+    Errors use the standard gRPC status codes: INVALID_ARGUMENT for a bad workflow, input or
+    request field, NOT_FOUND for an unknown workflow or execution, ALREADY_EXISTS when a
+    client-chosen id or a workflow version is reused with different content, FAILED_PRECONDITION
+    for an operation the execution's state does not allow, ABORTED when a concurrent request won,
+    RESOURCE_EXHAUSTED when the server runs at its limit, and UNAVAILABLE while it drains. Every
+    error carries exactly one `google.rpc.ErrorInfo` (domain `maestro.dev`, a reason from
+    ErrorReason, metadata such as `executionId`); INVALID_ARGUMENT also carries a
+    `google.rpc.BadRequest` whose fields are request-field paths (`workflow_yaml`,
+    `input.order_id`, `page_size`), and an invalid workflow carries each problem as a Diagnostic.
+
+    The event stream contract: a stream (ExecuteWorkflow, WatchExecution) ends when the execution
+    can make no more progress on its own, that is after a terminal event that is the last of its
+    log. A COMPENSATION_FAILED execution that an operator resumes (ResumeExecution) continues the
+    same log with the next sequence numbers after its earlier terminal event, and ends with a new
+    one; a follower that reconnects after the last sequence it saw sees the rest, and the state of
+    the last event of a finished stream is the execution's final state.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ExecuteWorkflow: _aio.UnaryStreamMultiCallable[_orchestrator_pb2.ExecuteWorkflowRequest, _orchestrator_pb2.ExecuteWorkflowResponse]  # type: ignore[assignment]
-    """Starts an execution and streams its events as they happen, ending with the terminal event
-    (completed, failed, compensated or cancelled). A client that disconnects does not stop the
-    execution; it can resume the stream with WatchExecution.
+    """Starts an execution and streams its events as they happen, to the end of its log (see the
+    stream contract above). A client that disconnects does not stop the execution; it can
+    resume the stream with WatchExecution after the last sequence it saw.
     """
     StartWorkflow: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.StartWorkflowRequest, _orchestrator_pb2.StartWorkflowResponse]  # type: ignore[assignment]
     """Starts an execution and returns its id at once, without waiting for any step."""
     WatchExecution: _aio.UnaryStreamMultiCallable[_orchestrator_pb2.WatchExecutionRequest, _orchestrator_pb2.WatchExecutionResponse]  # type: ignore[assignment]
     """Streams the events of an execution whose sequence is greater than `after_sequence`, then
-    follows it live until the terminal event. Watchers of one execution all see the same sequence.
+    follows it live until it can make no more progress (see the stream contract above). Watchers
+    of one execution all see the same sequence.
     """
     GetExecution: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.GetExecutionRequest, _orchestrator_pb2.GetExecutionResponse]  # type: ignore[assignment]
     """Returns the current state of one execution."""
     ListExecutions: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ListExecutionsRequest, _orchestrator_pb2.ListExecutionsResponse]  # type: ignore[assignment]
     """Lists executions, newest first, with optional filters and paging."""
     CancelExecution: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.CancelExecutionRequest, _orchestrator_pb2.CancelExecutionResponse]  # type: ignore[assignment]
-    """Stops the forward progress of an execution and compensates the steps it completed."""
+    """Stops the forward progress of an execution and compensates the steps it completed. Any
+    replica may receive it: the request is recorded with the execution, and the replica that
+    runs it stops it (at its next lease renewal at the latest). Idempotent: cancelling an
+    execution that is already cancelled, cancelling, compensating or finished returns it as it
+    stands, without an error.
+    """
     ResumeExecution: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ResumeExecutionRequest, _orchestrator_pb2.ResumeExecutionResponse]  # type: ignore[assignment]
     """Retries the compensations that failed in a COMPENSATION_FAILED execution, once an operator
     has fixed what made them fail. The execution goes back to COMPENSATING, its log goes on
-    after its earlier terminal event, and it ends with a new one.
+    after its earlier terminal event, and it ends with a new one. Any replica may receive it. A
+    resume that loses a race with another resume of the same execution is ABORTED; resuming an
+    execution in any other state than COMPENSATION_FAILED is FAILED_PRECONDITION.
     """
     ValidateWorkflow: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ValidateWorkflowRequest, _orchestrator_pb2.ValidateWorkflowResponse]  # type: ignore[assignment]
     """Checks a workflow without running it and returns every problem found."""
@@ -120,11 +158,22 @@ class OrchestratorServicer(metaclass=_abc_1.ABCMeta):
     """Orchestrator runs saga workflows defined in YAML against gRPC and HTTP services and streams
     every step of every execution as an ordered, gap-free log of events.
 
-    Errors use the standard gRPC status codes: INVALID_ARGUMENT for a bad workflow or input (with
-    the diagnostics attached as `google.rpc.BadRequest` details), NOT_FOUND for an unknown workflow
-    or execution, ALREADY_EXISTS when a client-chosen id or a workflow version is reused with
-    different content, FAILED_PRECONDITION for an operation the execution's state does not allow,
-    RESOURCE_EXHAUSTED when the server runs at its limit, and UNAVAILABLE while it drains.
+    Errors use the standard gRPC status codes: INVALID_ARGUMENT for a bad workflow, input or
+    request field, NOT_FOUND for an unknown workflow or execution, ALREADY_EXISTS when a
+    client-chosen id or a workflow version is reused with different content, FAILED_PRECONDITION
+    for an operation the execution's state does not allow, ABORTED when a concurrent request won,
+    RESOURCE_EXHAUSTED when the server runs at its limit, and UNAVAILABLE while it drains. Every
+    error carries exactly one `google.rpc.ErrorInfo` (domain `maestro.dev`, a reason from
+    ErrorReason, metadata such as `executionId`); INVALID_ARGUMENT also carries a
+    `google.rpc.BadRequest` whose fields are request-field paths (`workflow_yaml`,
+    `input.order_id`, `page_size`), and an invalid workflow carries each problem as a Diagnostic.
+
+    The event stream contract: a stream (ExecuteWorkflow, WatchExecution) ends when the execution
+    can make no more progress on its own, that is after a terminal event that is the last of its
+    log. A COMPENSATION_FAILED execution that an operator resumes (ResumeExecution) continues the
+    same log with the next sequence numbers after its earlier terminal event, and ends with a new
+    one; a follower that reconnects after the last sequence it saw sees the rest, and the state of
+    the last event of a finished stream is the execution's final state.
     """
 
     @_abc_1.abstractmethod
@@ -133,9 +182,9 @@ class OrchestratorServicer(metaclass=_abc_1.ABCMeta):
         request: _orchestrator_pb2.ExecuteWorkflowRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_orchestrator_pb2.ExecuteWorkflowResponse], _abc.AsyncIterator[_orchestrator_pb2.ExecuteWorkflowResponse]]:
-        """Starts an execution and streams its events as they happen, ending with the terminal event
-        (completed, failed, compensated or cancelled). A client that disconnects does not stop the
-        execution; it can resume the stream with WatchExecution.
+        """Starts an execution and streams its events as they happen, to the end of its log (see the
+        stream contract above). A client that disconnects does not stop the execution; it can
+        resume the stream with WatchExecution after the last sequence it saw.
         """
 
     @_abc_1.abstractmethod
@@ -153,7 +202,8 @@ class OrchestratorServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_orchestrator_pb2.WatchExecutionResponse], _abc.AsyncIterator[_orchestrator_pb2.WatchExecutionResponse]]:
         """Streams the events of an execution whose sequence is greater than `after_sequence`, then
-        follows it live until the terminal event. Watchers of one execution all see the same sequence.
+        follows it live until it can make no more progress (see the stream contract above). Watchers
+        of one execution all see the same sequence.
         """
 
     @_abc_1.abstractmethod
@@ -178,7 +228,12 @@ class OrchestratorServicer(metaclass=_abc_1.ABCMeta):
         request: _orchestrator_pb2.CancelExecutionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_orchestrator_pb2.CancelExecutionResponse, _abc.Awaitable[_orchestrator_pb2.CancelExecutionResponse]]:
-        """Stops the forward progress of an execution and compensates the steps it completed."""
+        """Stops the forward progress of an execution and compensates the steps it completed. Any
+        replica may receive it: the request is recorded with the execution, and the replica that
+        runs it stops it (at its next lease renewal at the latest). Idempotent: cancelling an
+        execution that is already cancelled, cancelling, compensating or finished returns it as it
+        stands, without an error.
+        """
 
     @_abc_1.abstractmethod
     def ResumeExecution(
@@ -188,7 +243,9 @@ class OrchestratorServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_orchestrator_pb2.ResumeExecutionResponse, _abc.Awaitable[_orchestrator_pb2.ResumeExecutionResponse]]:
         """Retries the compensations that failed in a COMPENSATION_FAILED execution, once an operator
         has fixed what made them fail. The execution goes back to COMPENSATING, its log goes on
-        after its earlier terminal event, and it ends with a new one.
+        after its earlier terminal event, and it ends with a new one. Any replica may receive it. A
+        resume that loses a race with another resume of the same execution is ABORTED; resuming an
+        execution in any other state than COMPENSATION_FAILED is FAILED_PRECONDITION.
         """
 
     @_abc_1.abstractmethod
