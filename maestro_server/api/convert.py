@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
+from google.protobuf.message import Message
 
 from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
 from maestro_server.diagnostics import Diagnostic
 from maestro_server.errors import InvalidInputError
+from maestro_server.json_numbers import struct_numbers, whole_numbers
 from maestro_server.model.execution import Cause, ErrorInfo, Event, EventType, ExecutionState
 from maestro_server.store.base import ExecutionRecord, StoredWorkflow
 
@@ -52,8 +55,17 @@ def event_to_proto(event: Event) -> pb.WorkflowEvent:
 
 
 def event_to_json_line(event: Event) -> str:
-    """One event as a line of JSON, in the proto's JSON mapping."""
-    return json_format.MessageToJson(event_to_proto(event), indent=None)
+    """One event as a line of JSON, in the proto's JSON mapping (whole numbers as integers)."""
+    return message_to_json(event_to_proto(event))
+
+
+def message_to_json(message: Message, *, indent: int | None = None) -> str:
+    """A message in the proto's JSON mapping, whole numbers under its Structs as integers.
+
+    `json_format.MessageToJson` prints a Struct's 3 as `3.0` (Struct numbers are doubles).
+    """
+    data = struct_numbers(message.DESCRIPTOR, json_format.MessageToDict(message))
+    return json.dumps(data, indent=indent, ensure_ascii=False)
 
 
 def struct_to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
@@ -61,17 +73,7 @@ def struct_to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
 
     Struct keeps every number as a double, and `{"count": 1}` should stay 1 in an HTTP body.
     """
-    return _integral(json_format.MessageToDict(message))  # type: ignore[no-any-return]
-
-
-def _integral(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, dict):
-        return {key: _integral(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_integral(item) for item in value]
-    return value
+    return whole_numbers(json_format.MessageToDict(message))  # type: ignore[no-any-return]
 
 
 def _timestamp(message: Any, value: datetime | None) -> None:

@@ -27,6 +27,7 @@ from maestro_server.api.convert import struct_to_dict
 from maestro_server.cli.progress import EXIT_BY_STATE, ProgressPrinter
 from maestro_server.definition import load_workflow_file
 from maestro_server.errors import EXIT_OK, exit_code_for_status
+from maestro_server.json_numbers import whole_numbers
 from maestro_server.model.execution import ErrorInfo, Event, EventType, ExecutionState
 
 _EPOCH = datetime.fromtimestamp(0, UTC)
@@ -67,8 +68,10 @@ def message_text(message: betterproto2.Message) -> str:
     That is what `json_format.MessageToDict(message, preserving_proto_field_name=True)` renders,
     but for the keys of maps and Structs, which come in the order the server sent them: protobuf
     iterates a map in the order of a hash table seeded per process, which changed run to run.
+    Whole numbers are printed as integers: the API has no double fields, so every float here
+    came through a Struct, which carries numbers as doubles.
     """
-    return json.dumps(message.to_dict(casing=betterproto2.Casing.SNAKE), indent=2)
+    return json.dumps(whole_numbers(message.to_dict(casing=betterproto2.Casing.SNAKE)), indent=2)
 
 
 def event_from_message(message: maestro_client.WorkflowEvent) -> Event:

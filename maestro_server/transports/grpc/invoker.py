@@ -12,6 +12,7 @@ import grpc
 from google.protobuf import descriptor, descriptor_pool, json_format, message_factory
 from google.protobuf.message import Message
 
+from maestro_server.json_numbers import struct_numbers
 from maestro_server.model.workflow import GrpcMethod, Service
 from maestro_server.transports.base import Call, CallError
 from maestro_server.transports.grpc import reflection
@@ -153,13 +154,14 @@ class GrpcInvoker:
             response = await method.call(message, timeout=call.timeout, metadata=metadata)
         except grpc.aio.AioRpcError as exc:
             raise _call_error(exc, service.name) from None
-        return json_format.MessageToDict(
+        data = json_format.MessageToDict(
             response,
             preserving_proto_field_name=True,
             always_print_fields_with_no_presence=True,
             descriptor_pool=method.pool,
             unquote_int64_if_possible=True,
         )
+        return struct_numbers(response.DESCRIPTOR, data, proto_names=True)
 
     async def _method(self, service: Service, method: GrpcMethod, timeout: float) -> _Method:
         key = _schema_key(service)
