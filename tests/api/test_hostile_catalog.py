@@ -300,8 +300,9 @@ def test_cli_input_nested_too_deep(tmp_path: Path) -> None:
         (b"name: x\nsteps: [\n", ":3:1: error: "),
         (b"\x00\x01\x02", ":1:1: error: "),
         (b"name: " + b"a" * (1024 * 1024 + 1), ":1:1: error: workflow is larger than"),
+        (b'name: ""\nservices: {}\nsteps: []\n', ":1:7: error: workflow name '' must start"),
     ],
-    ids=["invalid-utf8", "unclosed-bracket", "binary", "over-1-MiB"],
+    ids=["invalid-utf8", "unclosed-bracket", "binary", "over-1-MiB", "empty-name"],
 )
 def test_cli_validate_names_the_place(tmp_path: Path, content: bytes, fragment: str) -> None:
     """Exit code 1 and file:line:column on stderr, for bytes no workflow should hold."""
