@@ -121,6 +121,14 @@ def deep(levels: int) -> dict[str, Any]:
     return value
 
 
+def start_deep(levels: int) -> Any:
+    """A start whose input nests `levels` objects deep (built in place: a constructor would
+    decode a copy, which protobuf refuses past its recursion limit)."""
+    request = start()
+    request.input.update(deep(levels))
+    return request
+
+
 def _field(number: int, payload: bytes) -> bytes:
     """One length-delimited protobuf field (lengths here stay under 2**21)."""
     length, size = b"", len(payload)
@@ -166,6 +174,7 @@ API_CASES = [
         "nowhere",
     ),
     ("StartWorkflow", start(n="three"), "INVALID_ARGUMENT", "n: 'three' is not of type 'integer'"),
+    ("StartWorkflow", start_deep(40), "INVALID_ARGUMENT", "does not decode"),
     ("StartWorkflow", start(execution_id="has space"), "INVALID_ARGUMENT", "execution_id"),
     ("StartWorkflow", start(execution_id="x" * 201), "INVALID_ARGUMENT", "execution_id"),
     ("StartWorkflow", start(execution_id="tab\there"), "INVALID_ARGUMENT", "execution_id"),
@@ -291,6 +300,49 @@ def test_cli_input_nested_too_deep(tmp_path: Path) -> None:
     )
     assert result.returncode == 1, result.stderr
     assert "input nests deeper than 64 levels" in result.stderr
+
+
+@pytest.mark.parametrize("server_flag", [False, True], ids=["local", "server"])
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (
+            {"blob": "x" * (5 * 1024 * 1024)},
+            "a server accepts requests of at most 4194304 bytes",
+        ),
+        (deep(40), "the input nests deeper than a server decodes"),
+    ],
+    ids=["over-4-MiB", "deeper-than-protobuf-decodes"],
+)
+def test_cli_execute_applies_the_servers_input_limits(
+    server: str,
+    stub: rpc.OrchestratorStub,
+    tmp_path: Path,
+    data: dict[str, Any],
+    fragment: str,
+    server_flag: bool,
+) -> None:
+    """`maestro execute` refuses an input the server would refuse (RESOURCE_EXHAUSTED or
+    INVALID_ARGUMENT above), run here or with --server: exit 1, nothing called or stored."""
+    (tmp_path / "wf.yaml").write_text(OK_YAML)
+    (tmp_path / "input.json").write_text(json.dumps(data))
+    executions = stored_executions(stub)
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "maestro_server", "execute", str(tmp_path / "wf.yaml")),
+            *("--input-file", str(tmp_path / "input.json")),
+            *(("--server", server) if server_flag else ()),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == f"maestro: {tmp_path / 'input.json'}: {result.stderr.split(': ', 2)[2]}"
+    assert fragment in result.stderr
+    assert stored_executions(stub) == executions
 
 
 @pytest.mark.parametrize(
