@@ -64,7 +64,6 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--tls-ca", type=Path, help="with --server: connect with TLS, trusting this CA (PEM)"
     )
-    parser.add_argument("--debug", action="store_true", help="structured debug logs on stderr")
     parser.set_defaults(run=run_execute)
 
 
