@@ -442,6 +442,18 @@ async def test_template_renders_a_wrong_type_for_a_proto_field(
     assert "text" in error.message
 
 
+async def test_grpc_request_field_the_service_lacks(stub: rpc.OrchestratorStub, echo: str) -> None:
+    """A field the reflected schema lacks, even when read again: INVALID_REQUEST naming it, not
+    in doubt (nothing was sent)."""
+    yaml = one_step(
+        f'{{type: grpc, endpoint: "{echo}"}}', "testing.v1.EchoService/Echo", "{txet: hi}"
+    )
+    step_failed = failure(await asyncio.to_thread(run_to_end, stub, yaml))
+    assert step_failed.error.code == "INVALID_REQUEST", step_failed.error.message
+    assert 'no field named "txet"' in step_failed.error.message
+    assert not step_failed.in_doubt
+
+
 def test_template_reads_an_undefined_input(stub: rpc.OrchestratorStub) -> None:
     yaml = one_step(
         '{type: http, endpoint: "http://127.0.0.1:1"}', "POST /x", "{a: '{{ .input.nope }}'}"
