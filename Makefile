@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml maestro_client/pyproject.toml scripts/install.sh exampl
 
 install: $(STAMP)  ## venv in .venv, editable install with the dev, deploy and bench extras
 
-install-tools: $(STAMP)  ## dev tools (buf, grpcurl) into .venv/bin
+install-tools: $(STAMP)  ## check the dev tools make install put in .venv/bin (buf, grpcurl)
 	bash scripts/install-tools.sh
 
 proto: $(STAMP)  ## regenerate maestro_server/_proto and maestro_client/_proto

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from typing import TextIO
 
 import structlog
+
+
+def colour_wanted(stream: TextIO) -> bool:
+    """Colour codes only into a terminal, and never when NO_COLOR is set (no-color.org)."""
+    return stream.isatty() and not os.environ.get("NO_COLOR")
 
 
 def configure_logging(*, level: str = "INFO", json: bool = False) -> None:
@@ -27,7 +34,9 @@ def configure_logging(*, level: str = "INFO", json: bool = False) -> None:
         cache_logger_on_first_use=True,
     )
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(colors=colour_wanted(sys.stderr))
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,

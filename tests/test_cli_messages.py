@@ -5,7 +5,8 @@ each read it, as the old and the new CLI did, and it is printed both ways:
 `json_format.MessageToDict(..., preserving_proto_field_name=True)` on protobuf's message (the old
 output), `message_text` on the SDK's. Byte for byte, but for the order of the keys of maps and
 Structs with several keys: protobuf iterated those in an order that changed from process to
-process; the CLI now keeps the order the server sent.
+process; the CLI now keeps the order the server sent. And whole numbers in Structs print as
+integers (`3`, where json_format printed the double a Struct carries as `3.0`).
 """
 
 import io
@@ -22,6 +23,7 @@ from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
 from maestro_server.api.convert import event_from_proto
 from maestro_server.cli.progress import ProgressPrinter
 from maestro_server.cli.remote import event_from_message, message_text
+from maestro_server.json_numbers import struct_numbers
 from maestro_server.model.execution import Event
 
 WHEN = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -100,9 +102,8 @@ def _rich_event() -> pb.WorkflowEvent:
 def _old_and_new(message: Any, sdk_type: type[betterproto2.Message]) -> tuple[str, str]:
     wire = message.SerializeToString()
     received = type(message).FromString(wire)
-    old = json.dumps(
-        json_format.MessageToDict(received, preserving_proto_field_name=True), indent=2
-    )
+    printed = json_format.MessageToDict(received, preserving_proto_field_name=True)
+    old = json.dumps(struct_numbers(received.DESCRIPTOR, printed, proto_names=True), indent=2)
     return old, message_text(sdk_type.parse(wire))
 
 

@@ -155,3 +155,37 @@ def test_helm_chart_listens_everywhere_with_tokens_and_an_allow_list() -> None:
     parsed = _listens_everywhere_with_tokens_and_an_allow_list(spec["containers"][0]["args"])
     assert parsed.allow_endpoint == ["*.svc.cluster.local:*"]
     _token_file_is_mounted(spec, parsed)
+
+
+def _writable_temp_dir(spec: dict[str, Any]) -> None:
+    """The root file system is read-only, and TMPDIR names a writable emptyDir mount."""
+    (container,) = spec["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    env = {variable["name"]: variable.get("value") for variable in container["env"]}
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    mount = mounts[env["TMPDIR"]]
+    assert not mount.get("readOnly", False)
+    volumes = {volume["name"]: volume for volume in spec["volumes"]}
+    assert "emptyDir" in volumes[mount["name"]]
+
+
+def test_kubernetes_deployment_has_a_writable_temp_dir() -> None:
+    """Compiling `protos:` and mTLS client certificates need one (tests/api/test_temp_dir.py
+    runs the server so)."""
+    deployment = yaml.safe_load((ROOT / "deploy/kubernetes/deployment.yaml").read_text())
+    _writable_temp_dir(deployment["spec"]["template"]["spec"])
+
+
+@pytest.mark.parametrize("values", [{}, {"workflows": {"w.yaml": "name: w"}}])
+def test_helm_chart_has_a_writable_temp_dir(values: dict[str, object]) -> None:
+    """The chart's Deployment too, with or without workflows."""
+    helm = pytest.importorskip("helm_python.chart", reason="helm-python-sdk: the deploy extra")
+    rendered = helm.Chart.load(str(CHART)).render(values, name="maestro", namespace="default")
+    (deployment,) = [
+        document
+        for name, text in rendered.items()
+        if name.endswith(".yaml")
+        for document in yaml.safe_load_all(text)
+        if document and document["kind"] == "Deployment"
+    ]
+    _writable_temp_dir(deployment["spec"]["template"]["spec"])

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
+from google.protobuf.message import DecodeError, Message
 
 from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
+from maestro_server.definition.inputs import MAX_REQUEST_BYTES
 from maestro_server.diagnostics import Diagnostic
-from maestro_server.errors import InvalidRequestError
+from maestro_server.errors import InvalidInputError, InvalidRequestError
+from maestro_server.json_numbers import struct_numbers, whole_numbers
 from maestro_server.model.execution import Cause, ErrorInfo, Event, EventType, ExecutionState
 from maestro_server.store.base import ExecutionRecord, StoredWorkflow
 
@@ -19,6 +23,28 @@ def to_struct(value: Any) -> struct_pb2.Struct:
     message = struct_pb2.Struct()
     message.update(value if isinstance(value, dict) else {"value": value})
     return message
+
+
+def check_input_travels(data: dict[str, Any], source: str) -> None:
+    """Refuse an input that a server would refuse as a request's Struct.
+
+    That is one larger than a request may be, or nested deeper than protobuf decodes (each
+    level of objects costs a Struct several levels of messages).
+    """
+    request = pb.StartWorkflowRequest()
+    request.input.update(data)  # not input=…, which decodes a copy
+    size = request.ByteSize()
+    if size > MAX_REQUEST_BYTES:
+        raise InvalidInputError(
+            f"{source}: the input is {size} bytes in a request; a server accepts requests of "
+            f"at most {MAX_REQUEST_BYTES} bytes"
+        )
+    try:
+        pb.StartWorkflowRequest.FromString(request.SerializeToString())
+    except DecodeError:
+        raise InvalidInputError(
+            f"{source}: the input nests deeper than a server decodes (protobuf's recursion limit)"
+        ) from None
 
 
 def error_to_proto(error: ErrorInfo) -> pb.Error:
@@ -52,8 +78,17 @@ def event_to_proto(event: Event) -> pb.WorkflowEvent:
 
 
 def event_to_json_line(event: Event) -> str:
-    """One event as a line of JSON, in the proto's JSON mapping."""
-    return json_format.MessageToJson(event_to_proto(event), indent=None)
+    """One event as a line of JSON, in the proto's JSON mapping (whole numbers as integers)."""
+    return message_to_json(event_to_proto(event))
+
+
+def message_to_json(message: Message, *, indent: int | None = None) -> str:
+    """A message in the proto's JSON mapping, whole numbers under its Structs as integers.
+
+    `json_format.MessageToJson` prints a Struct's 3 as `3.0` (Struct numbers are doubles).
+    """
+    data = struct_numbers(message.DESCRIPTOR, json_format.MessageToDict(message))
+    return json.dumps(data, indent=indent, ensure_ascii=False)
 
 
 def struct_to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
@@ -61,17 +96,7 @@ def struct_to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
 
     Struct keeps every number as a double, and `{"count": 1}` should stay 1 in an HTTP body.
     """
-    return _integral(json_format.MessageToDict(message))  # type: ignore[no-any-return]
-
-
-def _integral(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, dict):
-        return {key: _integral(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_integral(item) for item in value]
-    return value
+    return whole_numbers(json_format.MessageToDict(message))  # type: ignore[no-any-return]
 
 
 def _timestamp(message: Any, value: datetime | None) -> None:

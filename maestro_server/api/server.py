@@ -22,6 +22,7 @@ from maestro_server.api.http.face import HttpFace
 from maestro_server.api.servicer import OrchestratorServicer
 from maestro_server.definition import load_workflow_file
 from maestro_server.definition.admission import AdmissionPolicy
+from maestro_server.definition.inputs import MAX_REQUEST_BYTES
 from maestro_server.diagnostics import Diagnostic
 from maestro_server.engine.manager import ExecutionManager
 from maestro_server.errors import InvalidWorkflowError
@@ -52,7 +53,7 @@ class ServerSettings:
     max_concurrent_executions: int = 1000
     shutdown_grace: float = 30.0
     workflows_dir: Path | None = None
-    max_message_bytes: int = 4 * 1024 * 1024
+    max_message_bytes: int = MAX_REQUEST_BYTES
     retention: float | None = None
     """Seconds after which finished executions are removed; kept forever when None."""
     lease_interval: float = 5.0

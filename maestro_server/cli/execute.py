@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from maestro_server.api.convert import check_input_travels
 from maestro_server.cli.progress import EXIT_BY_STATE, ProgressPrinter
 from maestro_server.cli.remote import execute_remote, start_remote
 from maestro_server.definition import load_workflow_file
@@ -74,22 +75,27 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--tls-ca", type=Path, help="with --server: connect with TLS, trusting this CA (PEM)"
     )
-    parser.add_argument("--debug", action="store_true", help="structured debug logs on stderr")
     parser.set_defaults(run=run_execute)
 
 
 def read_input(args: argparse.Namespace) -> dict[str, Any]:
-    """The input of `--input JSON` or `--input-file FILE`, parsed; {} when neither is given."""
+    """The input of `--input JSON` or `--input-file FILE` ({} when neither is given).
+
+    Refused (exit 1) where a server would refuse it, run here or there.
+    """
     if getattr(args, "input", None) is not None:
-        return parse_input(args.input, "--input")
-    if args.input_file is not None:
+        source, text = "--input", args.input
+    elif args.input_file is not None:
         path = Path(args.input_file)
         try:
-            text = path.read_text()
+            source, text = str(path), path.read_text()
         except OSError as exc:
             raise InvalidInputError(f"{path}: cannot read the input: {exc.strerror}") from None
-        return parse_input(text, str(path))
-    return {}
+    else:
+        return {}
+    data = parse_input(text, source)
+    check_input_travels(data, source)
+    return data
 
 
 def run_execute(args: argparse.Namespace) -> int:

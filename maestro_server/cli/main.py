@@ -2,6 +2,8 @@
 
 Exit codes: 0 success; 1 invalid workflow or input; 2 the workflow failed or was compensated;
 3 a compensation failed; 4 any other error. Diagnostics go to stderr, results to stdout.
+`--debug`, before or after any command, sets the log level to DEBUG and shows the traceback of
+an error; without it an unexpected error is one line, and exit code 4.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,12 +26,14 @@ from maestro_server.definition.endpoints import address_problems
 from maestro_server.definition.inputs import check_input
 from maestro_server.diagnostics import Diagnostic, SourceLocation
 from maestro_server.errors import (
+    EXIT_ERROR,
     EXIT_INVALID,
     EXIT_OK,
     InvalidInputError,
     InvalidWorkflowError,
     MaestroError,
 )
+from maestro_server.logs import configure_logging
 from maestro_server.model.workflow import Workflow
 from maestro_server.schemas.descriptors import FileProtos
 
@@ -144,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `maestro` command."""
     parser = argparse.ArgumentParser(prog="maestro", description="Maestro saga orchestrator.")
     parser.add_argument("--version", action="version", version=f"maestro {__version__}")
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     validate = commands.add_parser("validate", help="check workflow files without running them")
@@ -187,12 +193,30 @@ def build_parser() -> argparse.ArgumentParser:
     execute.add_parser(commands)
     serve.add_parser(commands)
     remote.add_parsers(commands)
+    _debug_everywhere(parser)
     return parser
+
+
+_DEBUG_HELP = "debug logs on stderr, and the traceback of an error"
+
+
+def _debug_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Give every command `--debug` too, so it goes before or after the command's name."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                # SUPPRESS: a command without the flag keeps the top-level value.
+                command.add_argument(
+                    "--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP
+                )
+                _debug_everywhere(command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line and exit with its code."""
     args = build_parser().parse_args(argv)
+    if args.debug:
+        configure_logging(level="DEBUG")
     try:
         code = args.run(args)
     except InvalidWorkflowError as exc:
@@ -200,14 +224,30 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(diagnostic, file=sys.stderr)
         code = exc.exit_code
     except MaestroError as exc:
+        _traceback(args.debug)
         print(f"maestro: {exc.message}", file=sys.stderr)
         code = exc.exit_code
     except remote.RemoteError as exc:
+        _traceback(args.debug)
         print(exc, file=sys.stderr)
         code = exc.exit_code
     except KeyboardInterrupt:
         code = 130
+    except Exception as exc:  # noqa: BLE001 - one line (the traceback with --debug), exit 4
+        _traceback(args.debug)
+        if isinstance(exc, OSError):  # a file named on the command line, say
+            print(f"maestro: {exc}", file=sys.stderr)
+        else:
+            print(f"maestro: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+            if not args.debug:
+                print("maestro: run again with --debug for the traceback", file=sys.stderr)
+        code = EXIT_ERROR
     sys.exit(code)
+
+
+def _traceback(debug: bool) -> None:
+    if debug:
+        traceback.print_exc(file=sys.stderr)
 
 
 __all__ = ["build_parser", "main"]

@@ -7,6 +7,7 @@ from typing import TextIO
 
 from maestro_server.api.convert import event_to_json_line
 from maestro_server.errors import EXIT_COMPENSATION_FAILED, EXIT_FAILED, EXIT_OK
+from maestro_server.logs import colour_wanted
 from maestro_server.model.execution import Event, EventType, ExecutionState
 
 EXIT_BY_STATE = {
@@ -35,13 +36,13 @@ _MARKS = {
 
 
 class ProgressPrinter:
-    """A line per event on stderr (coloured on a terminal), or JSON lines on stdout."""
+    """A line per event on stderr (coloured: see logs.colour_wanted), or JSON lines on stdout."""
 
     def __init__(self, *, jsonl: bool, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
         self.jsonl = jsonl
         self._out = out
         self._err = err
-        self._colour = err.isatty()
+        self._colour = colour_wanted(err)
 
     async def append_event(self, event: Event) -> None:
         """Print one event (the engine's event sink)."""

@@ -26,7 +26,8 @@ from maestro_client import SyncMaestroClient, WorkflowRef, WorkflowSource
 from maestro_server.api.convert import struct_to_dict
 from maestro_server.cli.progress import EXIT_BY_STATE, ProgressPrinter
 from maestro_server.definition import load_workflow_file
-from maestro_server.errors import EXIT_OK, exit_code_for_status
+from maestro_server.errors import EXIT_OK, InvalidInputError, exit_code_for_status
+from maestro_server.json_numbers import whole_numbers
 from maestro_server.model.execution import ErrorInfo, Event, EventType, ExecutionState
 
 _EPOCH = datetime.fromtimestamp(0, UTC)
@@ -67,8 +68,10 @@ def message_text(message: betterproto2.Message) -> str:
     That is what `json_format.MessageToDict(message, preserving_proto_field_name=True)` renders,
     but for the keys of maps and Structs, which come in the order the server sent them: protobuf
     iterates a map in the order of a hash table seeded per process, which changed run to run.
+    Whole numbers are printed as integers: the API has no double fields, so every float here
+    came through a Struct, which carries numbers as doubles.
     """
-    return json.dumps(message.to_dict(casing=betterproto2.Casing.SNAKE), indent=2)
+    return json.dumps(whole_numbers(message.to_dict(casing=betterproto2.Casing.SNAKE)), indent=2)
 
 
 def event_from_message(message: maestro_client.WorkflowEvent) -> Event:
@@ -100,7 +103,10 @@ def _print(message: betterproto2.Message) -> None:
 
 def _source(file: str) -> WorkflowSource:
     """A workflow file checked here first (local diagnostics), with the files it names."""
-    workflow = load_workflow_file(file)
+    try:
+        workflow = load_workflow_file(file)
+    except OSError as exc:  # the file named on the command line: bad input, exit 1
+        raise InvalidInputError(f"{file}: cannot read the workflow: {exc.strerror}") from None
     return WorkflowSource(workflow.source, file, dict(workflow.files))
 
 

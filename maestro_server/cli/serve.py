@@ -130,7 +130,11 @@ def add_parser(commands: Any) -> None:
         "on PORT (0 picks a free one); off when not given",
     )
     parser.add_argument("--log-format", choices=("json", "console"), default="console")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        help="DEBUG, INFO (default), WARNING or ERROR; --debug: DEBUG",
+    )
     parser.set_defaults(run=run_serve)
 
 
@@ -164,7 +168,8 @@ def exposure_warning(args: argparse.Namespace) -> str | None:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until SIGTERM or SIGINT, then drain."""
-    configure_logging(level=args.log_level.upper(), json=args.log_format == "json")
+    level = "DEBUG" if args.debug else args.log_level.upper()
+    configure_logging(level=level, json=args.log_format == "json")
     if (args.tls_cert is None) != (args.tls_key is None):
         raise InvalidInputError("--tls-cert and --tls-key go together")
     if args.tls_client_ca is not None and args.tls_cert is None:

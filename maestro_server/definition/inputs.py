@@ -18,6 +18,8 @@ from maestro_server.errors import InvalidInputError
 from maestro_server.model.workflow import InputRead, Workflow
 
 MAX_INPUT_DEPTH = 64
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
+"""The largest request a server accepts (gRPC's default receive limit): the input travels in one."""
 
 
 def parse_input(text: str, source: str) -> dict[str, Any]:

@@ -110,8 +110,8 @@ class _Parser:
         if pairs is None:
             return None
         r.require(pairs, root, "", "the workflow", "name", "services", "steps")
-        name = r.get(pairs, "name", r.string, "name") or ""
-        if name and not IDENTIFIER.fullmatch(name):
+        name = r.get(pairs, "name", r.string, "name")
+        if name is not None and not IDENTIFIER.fullmatch(name):  # `name: ""` too
             r.error(
                 pairs["name"][1],
                 "name",
@@ -141,7 +141,7 @@ class _Parser:
             return None
         files = self.files.files
         return Workflow(
-            name=name,
+            name=name or "",
             version=version,
             description=description,
             services=services,

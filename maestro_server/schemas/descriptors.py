@@ -61,7 +61,14 @@ def compile_protos(
 ) -> FileProtos:
     """Compile .proto files with grpcio-tools' protoc (blocking: run it in a thread)."""
     wkt = importlib.resources.files("grpc_tools") / "_proto"
-    with tempfile.TemporaryDirectory(prefix="maestro-protos-") as tmp:
+    try:
+        folder = tempfile.TemporaryDirectory(prefix="maestro-protos-")
+    except OSError as exc:  # a read-only root file system, and no writable TMPDIR
+        raise SchemaError(
+            f"no temporary directory to compile {', '.join(protos)} in ({exc.strerror or exc}): "
+            "set TMPDIR to a writable directory"
+        ) from None
+    with folder as tmp:
         root = Path(tmp)
         for name, data in files.items():
             target = (root / name).resolve()

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,12 +40,17 @@ class ServerProcess:
 
 @contextmanager
 def maestro_serve(
-    *flags: str, env: dict[str, str] | None = None, host: str | None = "127.0.0.1"
+    *flags: str,
+    env: dict[str, str] | None = None,
+    host: str | None = "127.0.0.1",
+    wrapper: Sequence[str] = (),
 ) -> Iterator[ServerProcess]:
-    """Run `maestro serve --port 0` and yield it once it serves (`host=None`: no --host)."""
+    """Run `maestro serve --port 0` and yield it once it serves (`host=None`: no --host;
+    `wrapper`: a command that runs the rest of the command line)."""
     env = dict(os.environ, GRPC_VERBOSITY="ERROR", **(env or {}))
     store = () if any(f.startswith("--store") for f in flags) else ("--store", "memory")
     command = [
+        *wrapper,
         sys.executable,
         "-m",
         "maestro_server",

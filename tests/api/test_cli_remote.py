@@ -14,6 +14,7 @@ from google.protobuf import json_format
 
 from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
 from maestro_server._proto.maestro.v1 import orchestrator_pb2_grpc as pb_grpc
+from maestro_server.json_numbers import struct_numbers
 from tests.api.conftest import (
     INPUT,
     ServerProcess,
@@ -124,8 +125,8 @@ def test_json_answers_are_printed_as_protobuf_printed_them(
     server: ServerProcess, service_processes: dict[str, str], tmp_path: Path
 ) -> None:
     """`executions get` and `workflows get` print what json_format printed for the server's
-    answer before the CLI used the SDK (map keys aside, whose order protobuf chose per process);
-    `executions resume` prints the execution."""
+    answer before the CLI used the SDK (map keys aside, whose order protobuf chose per process;
+    whole numbers in Structs as integers); `executions resume` prints the execution."""
     workflow = tmp_path / "workflow.yaml"
     workflow.write_text(onboarding_yaml(service_processes))
     refused = tmp_path / "refused.yaml"
@@ -140,7 +141,8 @@ def test_json_answers_are_printed_as_protobuf_printed_them(
     assert failed.returncode == 3, failed.stderr
 
     def same(printed: str, message: Any) -> None:
-        expected = json_format.MessageToDict(message, preserving_proto_field_name=True)
+        printed_by_protobuf = json_format.MessageToDict(message, preserving_proto_field_name=True)
+        expected = struct_numbers(message.DESCRIPTOR, printed_by_protobuf, proto_names=True)
         assert list(json.loads(printed)) == list(expected), "the fields in the same order"
         assert _sorted(printed) == _sorted(json.dumps(expected, indent=2) + "\n")
 

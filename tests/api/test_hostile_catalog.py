@@ -161,6 +161,14 @@ def deep(levels: int) -> dict[str, Any]:
     return value
 
 
+def start_deep(levels: int) -> Any:
+    """A start whose input nests `levels` objects deep (built in place: a constructor would
+    decode a copy, which protobuf refuses past its recursion limit)."""
+    request = start()
+    request.input.update(deep(levels))
+    return request
+
+
 def _field(number: int, payload: bytes) -> bytes:
     """One length-delimited protobuf field (lengths here stay under 2**21)."""
     length, size = b"", len(payload)
@@ -251,6 +259,11 @@ API_CASES = [
         "execution_id",
         "REQUEST_INVALID",
     ),
+    ("StartWorkflow", start(n="three"), "INVALID_ARGUMENT", "n: 'three' is not of type 'integer'"),
+    ("StartWorkflow", start_deep(40), "INVALID_ARGUMENT", "does not decode"),
+    ("StartWorkflow", start(execution_id="has space"), "INVALID_ARGUMENT", "execution_id"),
+    ("StartWorkflow", start(execution_id="x" * 201), "INVALID_ARGUMENT", "execution_id"),
+    ("StartWorkflow", start(execution_id="tab\there"), "INVALID_ARGUMENT", "execution_id"),
     (
         "StartWorkflow",
         start(blob="x" * (5 * 1024 * 1024)),
@@ -474,6 +487,49 @@ def test_cli_input_nested_too_deep(tmp_path: Path) -> None:
     assert "input nests deeper than 64 levels" in result.stderr
 
 
+@pytest.mark.parametrize("server_flag", [False, True], ids=["local", "server"])
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (
+            {"blob": "x" * (5 * 1024 * 1024)},
+            "a server accepts requests of at most 4194304 bytes",
+        ),
+        (deep(40), "the input nests deeper than a server decodes"),
+    ],
+    ids=["over-4-MiB", "deeper-than-protobuf-decodes"],
+)
+def test_cli_execute_applies_the_servers_input_limits(
+    server: str,
+    stub: rpc.OrchestratorStub,
+    tmp_path: Path,
+    data: dict[str, Any],
+    fragment: str,
+    server_flag: bool,
+) -> None:
+    """`maestro execute` refuses an input the server would refuse (RESOURCE_EXHAUSTED or
+    INVALID_ARGUMENT above), run here or with --server: exit 1, nothing called or stored."""
+    (tmp_path / "wf.yaml").write_text(OK_YAML)
+    (tmp_path / "input.json").write_text(json.dumps(data))
+    executions = stored_executions(stub)
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "maestro_server", "execute", str(tmp_path / "wf.yaml")),
+            *("--input-file", str(tmp_path / "input.json")),
+            *(("--server", server) if server_flag else ()),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == f"maestro: {tmp_path / 'input.json'}: {result.stderr.split(': ', 2)[2]}"
+    assert fragment in result.stderr
+    assert stored_executions(stub) == executions
+
+
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [
@@ -481,8 +537,9 @@ def test_cli_input_nested_too_deep(tmp_path: Path) -> None:
         (b"name: x\nsteps: [\n", ":3:1: error: "),
         (b"\x00\x01\x02", ":1:1: error: "),
         (b"name: " + b"a" * (1024 * 1024 + 1), ":1:1: error: workflow is larger than"),
+        (b'name: ""\nservices: {}\nsteps: []\n', ":1:7: error: workflow name '' must start"),
     ],
-    ids=["invalid-utf8", "unclosed-bracket", "binary", "over-1-MiB"],
+    ids=["invalid-utf8", "unclosed-bracket", "binary", "over-1-MiB", "empty-name"],
 )
 def test_cli_validate_names_the_place(tmp_path: Path, content: bytes, fragment: str) -> None:
     """Exit code 1 and file:line:column on stderr, for bytes no workflow should hold."""
@@ -568,6 +625,18 @@ async def test_template_renders_a_wrong_type_for_a_proto_field(
     error = failure(events).error
     assert error.code == "INVALID_REQUEST", error.message
     assert "text" in error.message
+
+
+async def test_grpc_request_field_the_service_lacks(stub: rpc.OrchestratorStub, echo: str) -> None:
+    """A field the reflected schema lacks, even when read again: INVALID_REQUEST naming it, not
+    in doubt (nothing was sent)."""
+    yaml = one_step(
+        f'{{type: grpc, endpoint: "{echo}"}}', "testing.v1.EchoService/Echo", "{txet: hi}"
+    )
+    step_failed = failure(await asyncio.to_thread(run_to_end, stub, yaml))
+    assert step_failed.error.code == "INVALID_REQUEST", step_failed.error.message
+    assert 'no field named "txet"' in step_failed.error.message
+    assert not step_failed.in_doubt
 
 
 def test_template_reads_an_undefined_input(stub: rpc.OrchestratorStub) -> None:

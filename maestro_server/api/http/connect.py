@@ -16,19 +16,44 @@ from typing import Any, Never, cast
 
 import grpc
 from connectrpc.code import Code
+from connectrpc.codec import Codec
 from connectrpc.compat import google_protobuf_binary_codec, google_protobuf_json_codec
 from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
+from google.protobuf.message import Message
 from google.rpc import status_pb2
 from protobuf.wkt import Any as AnyDetail
 
 from maestro_server._proto.maestro.v1 import orchestrator_connect
 from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
 from maestro_server.api.auth import TokenCheck
+from maestro_server.api.convert import message_to_json
 
 SERVICE = pb.DESCRIPTOR.services_by_name["Orchestrator"]
 _DETAILS_KEY = "grpc-status-details-bin"
 SHUTTING_DOWN = "the server is shutting down; watch again after the last sequence you saw"
+
+
+class _JsonCodec(Codec[Message, Any]):
+    """The proto's JSON mapping, as connectrpc's, but whole numbers in Structs as integers.
+
+    JSON requests with unknown fields are refused, so a misspelt field is not silently ignored.
+    """
+
+    def __init__(self) -> None:
+        self._json = google_protobuf_json_codec(ignore_unknown_fields=False)
+
+    def name(self) -> str:
+        """The codec's name (`json`)."""
+        return self._json.name()
+
+    def encode(self, message: Message) -> bytes:
+        """A reply as JSON text."""
+        return message_to_json(message, indent=2).encode()
+
+    def decode(self, data: bytes | bytearray, message_class: type[Any]) -> Any:
+        """A request from JSON text."""
+        return self._json.decode(data, message_class)
 
 
 def connect_error(status: grpc.Status) -> ConnectError:
@@ -145,8 +170,5 @@ def connect_app(
         cast(orchestrator_connect.Orchestrator, SimpleNamespace(**methods)),
         interceptors=interceptors,
         read_max_bytes=max_message_bytes,
-        codecs=[
-            google_protobuf_binary_codec(),
-            google_protobuf_json_codec(ignore_unknown_fields=False),
-        ],
+        codecs=[google_protobuf_binary_codec(), _JsonCodec()],
     )

@@ -1,4 +1,9 @@
-"""GrpcInvoker: unary calls built at run time from descriptors, on pooled grpc.aio channels."""
+"""GrpcInvoker: unary calls built at run time from descriptors, on pooled grpc.aio channels.
+
+A schema read by reflection is cached per service, and read again, once per call, when the call
+shows it stale: the request has a field the cached schema lacks, or the server answers
+UNIMPLEMENTED (a method moved or renamed). If the fresh schema does not help, the error stands.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import structlog
 from google.protobuf import descriptor, descriptor_pool, json_format, message_factory
 from google.protobuf.message import Message
 
+from maestro_server.json_numbers import struct_numbers
 from maestro_server.model.workflow import GrpcMethod, Service
 from maestro_server.schemas.descriptors import (
     SchemaError,
@@ -24,6 +31,8 @@ from maestro_server.transports.base import Call, CallError
 from maestro_server.transports.grpc import reflection
 from maestro_server.transports.guard import SYSTEM_GUARD, AddressGuard
 from maestro_server.transports.tls import ClientTls
+
+log = structlog.get_logger("maestro.grpc")
 
 # Codes that say the service is down or overloaded (they trip its circuit breaker).
 _BREAKER_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"})
@@ -42,15 +51,22 @@ class _Method:
     response: type[Message]
     pool: descriptor_pool.DescriptorPool
     call: Callable[..., Any]
+    reflected: bool
+    """The schema came from the server's reflection, so it can go stale."""
 
 
 class _Schema:
     """A service's descriptors and the methods resolved from them."""
 
     def __init__(
-        self, pool: descriptor_pool.DescriptorPool, files: list[descriptor.FileDescriptor]
+        self,
+        pool: descriptor_pool.DescriptorPool,
+        files: list[descriptor.FileDescriptor],
+        *,
+        reflected: bool,
     ) -> None:
         self.pool = pool
+        self.reflected = reflected
         self.services = [service for file in files for service in file.services_by_name.values()]
 
     def find(self, method: GrpcMethod, service: Service) -> descriptor.MethodDescriptor:
@@ -112,35 +128,46 @@ class GrpcInvoker:
         assert isinstance(request.method, GrpcMethod)
         if self._guard is not None:
             await self._guard.check(service)
-        method = await self._method(service, request.method, call.timeout)
-        try:
-            message = json_format.ParseDict(
-                request.payload, method.request(), descriptor_pool=method.pool
-            )
-        except (json_format.ParseError, TypeError, ValueError) as exc:
-            raise CallError(
-                "INVALID_REQUEST",
-                f"input does not fit {method.request.DESCRIPTOR.full_name}: {exc}",
-                service=service.name,
-            ) from None
-        await _connected(self.channel(service), service, call.timeout)
         metadata = [
             *request.headers.items(),
             *call.trace_headers.items(),
             ("idempotency-key", request.idempotency_key),
             ("maestro-attempt", str(call.attempt)),
         ]
-        try:
-            response = await method.call(message, timeout=call.timeout, metadata=metadata)
-        except grpc.aio.AioRpcError as exc:
-            raise _call_error(exc, service.name) from None
-        return json_format.MessageToDict(
+        refreshed = False
+        while True:
+            method = await self._method(service, request.method, call.timeout)
+            try:
+                message = _request(method, request.payload, service)
+            except CallError:
+                if (
+                    refreshed
+                    or not method.reflected
+                    or not _fits_but_for_unknown_fields(method, request.payload)
+                ):
+                    raise
+                self._forget(service, method, "the request has a field the schema lacks")
+                refreshed = True
+                continue
+            await _connected(self.channel(service), service, call.timeout)
+            try:
+                response = await method.call(message, timeout=call.timeout, metadata=metadata)
+            except grpc.aio.AioRpcError as exc:
+                # UNIMPLEMENTED: the method did not run, so asking again is safe.
+                if refreshed or not method.reflected or exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                    raise _call_error(exc, service.name) from None
+                self._forget(service, method, "the server answered UNIMPLEMENTED")
+                refreshed = True
+                continue
+            break
+        data = json_format.MessageToDict(
             response,
             preserving_proto_field_name=True,
             always_print_fields_with_no_presence=True,
             descriptor_pool=method.pool,
             unquote_int64_if_possible=True,
         )
+        return struct_numbers(response.DESCRIPTOR, data, proto_names=True)
 
     async def _method(self, service: Service, method: GrpcMethod, timeout: float) -> _Method:
         key = _schema_key(service)
@@ -164,9 +191,20 @@ class GrpcInvoker:
             request_serializer=request_class.SerializeToString,
             response_deserializer=response_class.FromString,
         )
-        resolved = _Method(path, request_class, response_class, schema.pool, multicallable)
+        resolved = _Method(
+            path, request_class, response_class, schema.pool, multicallable, schema.reflected
+        )
         self._methods[(key, str(method), channel)] = resolved
         return resolved
+
+    def _forget(self, service: Service, stale: _Method, reason: str) -> None:
+        """Drop a stale schema, so the next use reads it again (unless that already happened)."""
+        key = _schema_key(service)
+        schema = self._schemas.get(key)
+        if schema is not None and schema.pool is stale.pool:
+            del self._schemas[key]
+            log.info("reading the schema again", service=service.name, reason=reason)
+        self._methods = {k: m for k, m in self._methods.items() if m.pool is not stale.pool}
 
     async def _schema(self, service: Service, key: tuple[str, ...], timeout: float) -> _Schema:
         lock = self._locks.setdefault(key, asyncio.Lock())
@@ -189,7 +227,8 @@ class GrpcInvoker:
             else:
                 files = await reflection.fetch_files(self.channel(service), timeout)
             pool = build_pool(files)
-            return _Schema(pool, [pool.FindFileByName(f.name) for f in files])
+            reflected = service.descriptor_set is None and not service.protos
+            return _Schema(pool, [pool.FindFileByName(f.name) for f in files], reflected=reflected)
         except grpc.aio.AioRpcError as exc:
             error = _call_error(exc, service.name)
             error.message = f"server reflection failed: {error.message}"
@@ -206,6 +245,28 @@ class GrpcInvoker:
             raise CallError(
                 "SCHEMA_ERROR", f"service '{service.name}': {exc}", service=service.name
             ) from None
+
+
+def _request(method: _Method, payload: Any, service: Service) -> Message:
+    try:
+        return json_format.ParseDict(payload, method.request(), descriptor_pool=method.pool)
+    except (json_format.ParseError, TypeError, ValueError) as exc:
+        raise CallError(
+            "INVALID_REQUEST",
+            f"input does not fit {method.request.DESCRIPTOR.full_name}: {exc}",
+            service=service.name,
+        ) from None
+
+
+def _fits_but_for_unknown_fields(method: _Method, payload: Any) -> bool:
+    """Whether the payload fits once the fields the schema does not know are left out."""
+    try:
+        json_format.ParseDict(
+            payload, method.request(), ignore_unknown_fields=True, descriptor_pool=method.pool
+        )
+    except (json_format.ParseError, TypeError, ValueError):
+        return False
+    return True
 
 
 def _schema_key(service: Service) -> tuple[str, ...]:
