@@ -64,6 +64,7 @@ def event_to_proto(event: Event) -> pb.WorkflowEvent:
         step_id=event.step_id,
         attempt=event.attempt,
         in_doubt=event.in_doubt,
+        probe=event.probe,
     )
     message.time.FromDatetime(event.time)
     if event.output is not None:
@@ -205,4 +206,5 @@ def event_from_proto(message: pb.WorkflowEvent) -> Event:
         duration=_duration(message, "duration"),
         retry_delay=_duration(message, "retry_delay"),
         in_doubt=message.in_doubt,
+        probe=message.probe,
     )

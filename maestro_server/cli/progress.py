@@ -61,7 +61,7 @@ class ProgressPrinter:
         text = f"{mark} {event.type.value.lower().replace('_', ' ')}"
         if event.step_id:
             text += f" {event.step_id}"
-        details = []
+        details = ["asked again"] if event.probe else []
         if event.attempt and event.type is not EventType.STEP_SKIPPED:
             details.append(f"attempt {event.attempt}")
         if event.duration is not None:

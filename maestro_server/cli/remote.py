@@ -94,6 +94,7 @@ def event_from_message(message: maestro_client.WorkflowEvent) -> Event:
         duration=message.duration,
         retry_delay=message.retry_delay,
         in_doubt=message.in_doubt,
+        probe=message.probe,
     )
 
 

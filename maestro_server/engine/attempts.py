@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 import structlog
 
-from maestro_server.engine.calls import AttemptListener, Caller
+from maestro_server.engine.calls import Attempted, AttemptListener, Caller
 from maestro_server.engine.context import ExecutionContext
 from maestro_server.engine.recorder import Recorder
 from maestro_server.errors import TemplateError
 from maestro_server.model.execution import Cause, ErrorInfo, EventType, StepState
-from maestro_server.model.workflow import Step, Workflow
+from maestro_server.model.workflow import RetryPolicy, Step, Workflow
+from maestro_server.transports.base import Request
 
 log = structlog.get_logger("maestro.engine")
 
@@ -41,6 +42,8 @@ class AttemptEvents(AttemptListener):
     recorder: Recorder
     step_id: str
     compensation: bool
+    probe: bool = False
+    """The attempts ask again about a step whose outcome is in doubt."""
     attempts: list[int] = field(default_factory=list)
 
     async def started(self, attempt: int) -> None:
@@ -51,7 +54,7 @@ class AttemptEvents(AttemptListener):
             "attempt started", step_id=self.step_id, attempt=attempt, compensation=self.compensation
         )
         kind = EventType.COMPENSATION_STARTED if self.compensation else EventType.STEP_STARTED
-        await self.recorder.emit(kind, step_id=self.step_id, attempt=attempt)
+        await self.recorder.emit(kind, step_id=self.step_id, attempt=attempt, probe=self.probe)
 
     async def retrying(
         self, attempt: int, error: ErrorInfo, duration: timedelta, delay: timedelta
@@ -72,6 +75,7 @@ class AttemptEvents(AttemptListener):
             error=error,
             duration=duration,
             retry_delay=delay,
+            probe=self.probe,
         )
 
 
@@ -116,23 +120,22 @@ class StepAttempts:
                 first_attempt=before + 1,
                 in_doubt=before > 0,  # started before a restart: it may have acted
             )
+            if not outcome.ok and outcome.in_doubt and step.compensate is not None:
+                listener.probe = True
+                outcome = await self.ask_again(step, request, outcome.attempts, listener, flight)
         except asyncio.CancelledError:
             why = stopping.result() if stopping.done() else SERVER_STOPPING
             if why.cause is None:
                 raise
             error = ErrorInfo(STEP_CANCELLED, why.message, step.service)
             attempts = listener.attempts[-1] if listener.attempts else before
-            await self._failed(step, error, attempts, in_doubt=flight.sending, cause=why.cause)
+            # In doubt if a request was out, or an earlier attempt may have acted (before a
+            # restart, or one that left the step in doubt and was being asked about again).
+            in_doubt = flight.sending or listener.probe or before > 0
+            await self._failed(step, error, attempts, in_doubt=in_doubt, cause=why.cause)
             raise
         if outcome.ok:
-            self._context.record(step, outcome.output)
-            await self._recorder.emit(
-                EventType.STEP_SUCCEEDED,
-                step_id=step.id,
-                attempt=outcome.attempts,
-                output=outcome.output,
-                duration=outcome.duration,
-            )
+            await self._succeeded(step, outcome, probe=listener.probe)
             return True
         assert outcome.error is not None
         return await self._failed(
@@ -141,6 +144,72 @@ class StepAttempts:
             outcome.attempts,
             in_doubt=outcome.in_doubt,
             duration=outcome.duration,
+            probe=listener.probe,
+        )
+
+    async def ask_again(
+        self,
+        step: Step,
+        request: Request,
+        attempts: int,
+        listener: AttemptEvents,
+        flight: _Flight | None = None,
+    ) -> Attempted:
+        """Send a step whose outcome is in doubt again, under its idempotency key.
+
+        The service answers a repeated key with its first result, so a success tells that the
+        step acted, and its output. Only a step with a compensation is asked: the answer decides
+        whether, and with what, it is undone. The step's own retry policy is spent: this asks
+        with its compensation's patience (its retry policy, no limit on waiting for a breaker).
+        """
+        return await self._caller.call(
+            request,
+            replace(_patience(step), max_attempts=_asking_budget(step)),
+            step.timeout,
+            listener,
+            in_flight=flight.mark if flight is not None else None,
+            first_attempt=attempts + 1,
+            in_doubt=True,
+            patient=True,
+        )
+
+    async def settle_doubt(self, step: Step) -> None:
+        """Before undoing a step whose outcome is in doubt, ask its service again.
+
+        Its compensation then runs with the output, if the answer was a success.
+        """
+        service = self._workflow.services[step.service]
+        try:
+            request = await self._recorder.journaled(self._context.step_request(step, service))
+        except TemplateError:
+            return  # it was never sent either
+        listener = AttemptEvents(self._recorder, step.id, compensation=False, probe=True)
+        attempts = self._recorder.progress.step(step.id).attempts
+        if attempts >= _asking_budget(step):
+            return  # asked as often as it may be (the run that asked was stopped)
+        outcome = await self.ask_again(step, request, attempts, listener)
+        if outcome.ok:
+            await self._succeeded(step, outcome, probe=True)
+            return
+        await self._recorder.emit(
+            EventType.STEP_FAILED,
+            step_id=step.id,
+            attempt=outcome.attempts,
+            error=outcome.error,
+            duration=outcome.duration,
+            in_doubt=True,
+            probe=True,
+        )
+
+    async def _succeeded(self, step: Step, outcome: Attempted, *, probe: bool) -> None:
+        self._context.record(step, outcome.output)
+        await self._recorder.emit(
+            EventType.STEP_SUCCEEDED,
+            step_id=step.id,
+            attempt=outcome.attempts,
+            output=outcome.output,
+            duration=outcome.duration,
+            probe=probe,
         )
 
     async def settle_in_flight(self) -> None:
@@ -165,6 +234,7 @@ class StepAttempts:
         in_doubt: bool = False,
         duration: timedelta | None = None,
         cause: Cause | None = None,
+        probe: bool = False,
     ) -> bool:
         """Record a failed step; True when the execution goes on (`continue_on_error`)."""
         tolerated = cause is None and step.continue_on_error
@@ -177,8 +247,20 @@ class StepAttempts:
             duration=duration,
             in_doubt=in_doubt,
             cause=cause or (None if tolerated else Cause.STEP_FAILED),
+            probe=probe,
         )
         return tolerated
+
+
+def _patience(step: Step) -> RetryPolicy:
+    """The retry policy a step in doubt is asked again with: its compensation's."""
+    assert step.compensate is not None
+    return step.compensate.retry
+
+
+def _asking_budget(step: Step) -> int:
+    """The last attempt number a step may reach: its own attempts, then asking again."""
+    return step.retry.max_attempts + _patience(step).max_attempts
 
 
 @dataclass(slots=True)

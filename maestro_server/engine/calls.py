@@ -9,16 +9,21 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import structlog
+
 from maestro_server import tracing
 from maestro_server.metrics import Metrics
 from maestro_server.model.execution import ErrorInfo
 from maestro_server.model.workflow import RetryPolicy
 from maestro_server.resilience.backoff import retry_delay
-from maestro_server.resilience.breaker import BreakerRegistry, CircuitOpenError
+from maestro_server.resilience.breaker import BreakerRegistry, CircuitBreaker, CircuitOpenError
 from maestro_server.resilience.clock import Clock
 from maestro_server.secret_values import redact
 from maestro_server.transports.base import Call, CallError, HttpTarget, Invoker, Request
 
+log = structlog.get_logger("maestro.engine")
+# A breaker a hair from half-opening says "retry in 0.00s": never spin on it.
+_LEAST_WAIT = 0.001
 # The transport enforces the deadline itself; this margin only catches a transport that does not.
 _DEADLINE_MARGIN = 0.5
 
@@ -80,8 +85,14 @@ class Caller:
         in_flight: Callable[[bool], None] | None = None,
         first_attempt: int = 1,
         in_doubt: bool = False,
+        patient: bool = False,
     ) -> Attempted:
         """Attempt until success, a non-retryable error, or the last attempt.
+
+        An open circuit breaker holds an attempt back rather than failing it, and waiting costs
+        no attempt. A `patient` call (a compensation, a step asked again) waits as long as it
+        takes; any other until the deadline its policy gives it (its attempts times its
+        timeout), after which the attempt fails with CIRCUIT_OPEN.
 
         `in_flight(True)` is called as a request is sent and `in_flight(False)` once its outcome
         is known; a cancellation in between leaves it in flight, so its outcome is in doubt.
@@ -92,12 +103,16 @@ class Caller:
         # After a restart, an attempt in flight at the crash is sent again even if it was the
         # last one: only a reply tells whether it had its effect.
         max_attempts = max(policy.max_attempts, first_attempt)
+        budget = None if patient else policy.max_attempts * timeout.total_seconds()
+        deadline = None if budget is None else self._clock.monotonic() + budget
         while True:
             attempt += 1
             await listener.started(attempt)
             started = self._clock.monotonic()
             try:
-                output = await self._attempt(request, attempt, timeout.total_seconds(), in_flight)
+                output = await self._attempt(
+                    request, attempt, timeout.total_seconds(), in_flight, deadline
+                )
             except CallError as exc:
                 duration = timedelta(seconds=self._clock.monotonic() - started)
                 in_doubt = in_doubt or exc.maybe_executed
@@ -119,6 +134,28 @@ class Caller:
             self._observe(request, duration, "OK")
             return Attempted(attempt, duration, output=output)
 
+    async def _admitted(
+        self, breaker: CircuitBreaker, service: str, deadline: float | None
+    ) -> None:
+        """Return once the breaker lets a call through; wait while it is open.
+
+        Waiting costs no attempt: a burst of failures that opened the breaker does not use up
+        the attempts of every step that meets it. A wait that would end past `deadline` (None:
+        no limit) fails the attempt with CIRCUIT_OPEN at once, which is retryable.
+        """
+        while True:
+            try:
+                breaker.acquire()
+                return
+            except CircuitOpenError as exc:
+                if deadline is not None and self._clock.monotonic() + exc.retry_in > deadline:
+                    raise CallError(
+                        "CIRCUIT_OPEN", str(exc), service=service, retry_after=exc.retry_in
+                    ) from None
+                wait = max(exc.retry_in, _LEAST_WAIT)
+                log.info("waiting for the circuit breaker", service=service, seconds=wait)
+                await self._clock.sleep(wait)
+
     def _observe(self, request: Request, duration: timedelta, outcome: str) -> None:
         if self._metrics is not None:
             self._metrics.attempt_seconds.labels(
@@ -131,15 +168,11 @@ class Caller:
         attempt: int,
         timeout: float,
         in_flight: Callable[[bool], None] | None,
+        deadline: float | None,
     ) -> Any:
         service = request.service
         breaker = self._breakers.get(service.name, service.endpoint, service.circuit_breaker)
-        try:
-            breaker.acquire()
-        except CircuitOpenError as exc:
-            raise CallError(
-                "CIRCUIT_OPEN", str(exc), service=service.name, retry_after=exc.retry_in
-            ) from None
+        await self._admitted(breaker, service.name, deadline)
         if in_flight is not None:
             in_flight(True)
         try:

@@ -89,7 +89,9 @@ class Runner:
         )
         caller = Caller(deps.invoker, deps.breakers, deps.clock, deps.rng, deps.metrics)
         self._steps = StepAttempts(workflow, self._recorder, self._context, caller)
-        self._saga = Saga(workflow, self._recorder, self._context, caller, self._elapsed)
+        self._saga = Saga(
+            workflow, self._recorder, self._context, caller, self._steps, elapsed=self._elapsed
+        )
         self._clock = deps.clock
         self._trace_parent = dict(trace_parent or {})
         self._cancel: asyncio.Future[str] | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-from maestro_server.engine.attempts import AttemptEvents
+from maestro_server.engine.attempts import AttemptEvents, StepAttempts
 from maestro_server.engine.calls import Attempted, Caller
 from maestro_server.engine.context import ExecutionContext
 from maestro_server.engine.recorder import Recorder
@@ -17,7 +17,7 @@ from maestro_server.model.execution import (
     ExecutionResult,
     StepState,
 )
-from maestro_server.model.progress import Stop
+from maestro_server.model.progress import StepProgress, Stop
 from maestro_server.model.workflow import Step, Workflow
 
 
@@ -30,12 +30,15 @@ class Saga:
         recorder: Recorder,
         context: ExecutionContext,
         caller: Caller,
+        steps: StepAttempts,
+        *,
         elapsed: Callable[[], timedelta],
     ) -> None:
         self._workflow = workflow
         self._recorder = recorder
         self._context = context
         self._caller = caller
+        self._steps = steps
         self._elapsed = elapsed
 
     async def run(self, stop: Stop) -> ExecutionResult:
@@ -46,20 +49,26 @@ class Saga:
             for step in map(self._workflow.step, reversed(recorder.progress.completed))
             if step.compensate is not None
         ]
-        failed: list[str] = []
+        failed: dict[str, ErrorInfo] = {}
         for step in to_undo:
-            state = recorder.progress.step(step.id).state
-            if state is StepState.COMPENSATED:
+            progress = recorder.progress.step(step.id)
+            if progress.state is StepState.COMPENSATED:
                 continue  # done before a restart
-            if state is StepState.COMPENSATION_FAILED or not await self._compensate(step):
-                failed.append(step.id)
+            if progress.state is StepState.FAILED and progress.in_doubt and not progress.probed:
+                await self._steps.settle_doubt(step)
+            if progress.state is not StepState.COMPENSATION_FAILED:
+                await self._compensate(step)
+            progress = recorder.progress.step(step.id)
+            if progress.state is StepState.COMPENSATION_FAILED:
+                failed[step.id] = progress.error or ErrorInfo("UNKNOWN", "no reason recorded")
         execution_id = recorder.execution_id
         if failed:
             cause = stop.error
+            undone = ", ".join(f"'{s}' ({e.code}: {e.message})" for s, e in failed.items())
             error = ErrorInfo(
                 "COMPENSATION_FAILED",
-                f"compensation failed for step{'s' if len(failed) > 1 else ''} "
-                f"{', '.join(repr(s) for s in failed)} after: {cause.code}: {cause.message}",
+                f"compensation failed for step{'s' if len(failed) > 1 else ''} {undone} "
+                f"after: {cause.code}: {cause.message}",
                 cause.service,
             )
             event = await recorder.emit(
@@ -82,10 +91,10 @@ class Saga:
         )
         return ExecutionResult(execution_id, event.state, error=stop.error)
 
-    async def _compensate(self, step: Step) -> bool:
+    async def _compensate(self, step: Step) -> None:
         compensation = step.compensate
         assert compensation is not None
-        before = self._recorder.progress.step(step.id).compensation_attempts
+        progress = self._recorder.progress.step(step.id)
         service = self._workflow.services[compensation.service]
         listener = AttemptEvents(self._recorder, step.id, compensation=True)
         try:
@@ -93,15 +102,15 @@ class Saga:
                 self._context.compensation_request(step, compensation, service)
             )
         except TemplateError as exc:
-            error = ErrorInfo("TEMPLATE_ERROR", exc.message, compensation.service)
-            outcome = Attempted(0, timedelta(), error=error)
+            outcome = Attempted(0, timedelta(), error=_unrenderable(step, progress, exc))
         else:
             outcome = await self._caller.call(
                 request,
                 compensation.retry,
                 compensation.timeout,
                 listener,
-                first_attempt=before + 1,
+                first_attempt=progress.compensation_attempts + 1,
+                patient=True,  # a compensation never gives up because a breaker is open
             )
         kind = EventType.COMPENSATION_SUCCEEDED if outcome.ok else EventType.COMPENSATION_FAILED
         await self._recorder.emit(
@@ -111,4 +120,22 @@ class Saga:
             error=outcome.error,
             duration=outcome.duration,
         )
-        return outcome.ok
+
+
+def _unrenderable(step: Step, progress: StepProgress, exc: TemplateError) -> ErrorInfo:
+    """Why a compensation could not even be rendered.
+
+    For a step in doubt, that its output is unknown (asking again got no answer): the real
+    reason it cannot be undone.
+    """
+    assert step.compensate is not None
+    service = step.compensate.service
+    if progress.state is StepState.FAILED and progress.in_doubt:
+        asked = f" ({progress.error.code}: {progress.error.message})" if progress.error else ""
+        return ErrorInfo(
+            "OUTCOME_UNKNOWN",
+            f"step '{step.id}' may have acted, asking its service again got no answer{asked}, "
+            f"and its compensation needs its output: {exc.message}",
+            service,
+        )
+    return ErrorInfo("TEMPLATE_ERROR", exc.message, service)

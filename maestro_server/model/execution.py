@@ -119,6 +119,8 @@ class Event:
     """On STEP_FAILED: the step may have had its effect, so it is compensated."""
     cause: Cause | None = None
     """Why the execution is stopping, on the events that stop it (see Cause)."""
+    probe: bool = False
+    """On step events: an attempt that asked again about a step whose outcome was in doubt."""
 
     @property
     def terminal(self) -> bool:

@@ -34,6 +34,8 @@ class StepProgress:
     error: ErrorInfo | None = None
     in_doubt: bool = False
     """It failed but may have had its effect, so it is compensated."""
+    probed: bool = False
+    """It was asked again, and the answer left it in doubt still."""
     compensation_attempts: int = 0
     started_at: datetime | None = None
     ended_at: datetime | None = None
@@ -73,6 +75,8 @@ class Progress:
     error: ErrorInfo | None = None
     """Why it ended, once it ended other than completed."""
     ended_at: datetime | None = None
+    started_at: datetime | None = None
+    """When it started (its workflow timeout counts from then, across restarts)."""
 
     def step(self, step_id: str) -> StepProgress:
         """One step's progress (pending when it has no events)."""
@@ -125,9 +129,10 @@ def apply(progress: Progress, event: Event) -> Progress:
     if event.step_id and event.type in _STEP_STATES:
         step = _step(progress.step(event.step_id), event)
         steps = {**steps, event.step_id: step}
-        if event.type is EventType.STEP_SUCCEEDED or (
+        done = event.type is EventType.STEP_SUCCEEDED or (
             event.type is EventType.STEP_FAILED and event.in_doubt
-        ):
+        )
+        if done and event.step_id not in completed:  # asked again: it keeps its place
             completed = (*completed, event.step_id)
         if stop is None and event.cause in _STOPPING and event.error is not None:
             stop = _stop(event.cause, event.error, event.step_id)
@@ -144,6 +149,7 @@ def apply(progress: Progress, event: Event) -> Progress:
         output=event.output if event.type is EventType.WORKFLOW_COMPLETED else progress.output,
         error=event.error if ended else None,
         ended_at=event.time if ended else None,
+        started_at=event.time if event.type is EventType.WORKFLOW_STARTED else progress.started_at,
     )
 
 
@@ -192,9 +198,11 @@ def _step(step: StepProgress, event: Event) -> StepProgress:
         changes["started_at"] = step.started_at or event.time
     elif event.type is EventType.STEP_SUCCEEDED:
         changes["output"] = event.output
+        changes["in_doubt"] = False
     elif event.type is EventType.STEP_FAILED:
         changes["attempts"] = max(step.attempts, event.attempt)
         changes["in_doubt"] = event.in_doubt
+        changes["probed"] = event.probe
     elif event.type is EventType.COMPENSATION_STARTED:
         changes["compensation_attempts"] = event.attempt
     if event.error is not None:

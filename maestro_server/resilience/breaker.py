@@ -3,14 +3,18 @@
 CLOSED: calls go through; the outcomes of the last `window_size` calls are kept. Once at least
 `minimum_calls` are in the window and the share of failures reaches `failure_rate_threshold`,
 the breaker OPENs. OPEN: calls fail fast with CircuitOpenError until `open_duration` has passed,
-then HALF_OPEN: `half_open_calls` trial calls go through; one failure re-opens, that many
-successes close. Only signs that a service is down or overloaded count as failures; the caller
-decides which (see CallError.counts_for_breaker).
+then HALF_OPEN: `half_open_calls` trial calls go through, judged like the window: once enough
+of them failed to reach the failure rate, it re-opens; once enough succeeded that it cannot,
+it closes (as Resilience4j does; with one or two trials and the default rate, one failure is
+enough to re-open), so a service that fails a fifth of its calls does not keep it open. Only
+signs that a service is down or overloaded count as failures; the caller decides which (see
+CallError.counts_for_breaker).
 """
 
 from __future__ import annotations
 
 import enum
+import math
 from collections import deque
 
 from maestro_server.model.workflow import CircuitBreakerPolicy
@@ -45,13 +49,14 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._trials = 0
         self._trial_successes = 0
+        self._trial_failures = 0
 
     @property
     def state(self) -> BreakerState:
         """The current state (OPEN turns HALF_OPEN once its time is up)."""
         if self._state is BreakerState.OPEN and self._remaining_open() <= 0:
             self._state = BreakerState.HALF_OPEN
-            self._trials = self._trial_successes = 0
+            self._trials = self._trial_successes = self._trial_failures = 0
         return self._state
 
     def acquire(self) -> None:
@@ -72,11 +77,15 @@ class CircuitBreaker:
         if not self._policy.enabled:
             return
         if self._state is BreakerState.HALF_OPEN:
+            trials = self._policy.half_open_calls
+            failures_to_open = math.ceil(self._policy.failure_rate_threshold * trials)
             if failure:
-                self._open()
+                self._trial_failures += 1
+                if self._trial_failures >= failures_to_open:
+                    self._open()
                 return
             self._trial_successes += 1
-            if self._trial_successes >= self._policy.half_open_calls:
+            if self._trial_successes > trials - failures_to_open:
                 self._state = BreakerState.CLOSED
                 self._window.clear()
             return

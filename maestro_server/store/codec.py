@@ -56,6 +56,7 @@ def event_to_json(event: Event) -> dict[str, Any]:
         "duration": event.duration.total_seconds() if event.duration is not None else None,
         "retry_delay": event.retry_delay.total_seconds() if event.retry_delay is not None else None,
         "in_doubt": event.in_doubt,
+        "probe": event.probe,
         "cause": event.cause.value if event.cause is not None else None,
     }
 
@@ -76,6 +77,7 @@ def event_from_json(execution_id: str, sequence: int, value: Mapping[str, Any]) 
         duration=timedelta(seconds=duration) if duration is not None else None,
         retry_delay=timedelta(seconds=delay) if delay is not None else None,
         in_doubt=value.get("in_doubt", False),
+        probe=value.get("probe", False),
         cause=Cause(value["cause"]) if value.get("cause") else _legacy_cause(value),
     )
 
@@ -131,6 +133,7 @@ def progress_to_json(progress: Progress) -> dict[str, Any]:
         "output": progress.output,
         "error": error_to_json(progress.error),
         "ended_at": _time(progress.ended_at),
+        "started_at": _time(progress.started_at),
     }
 
 
@@ -146,6 +149,7 @@ def progress_from_json(value: Mapping[str, Any]) -> Progress:
         output=value["output"],
         error=error_from_json(value["error"]),
         ended_at=_parse_time(value["ended_at"]),
+        started_at=_parse_time(value.get("started_at")),
     )
 
 
@@ -156,6 +160,7 @@ def _step_to_json(step: StepProgress) -> dict[str, Any]:
         "output": step.output,
         "error": error_to_json(step.error),
         "in_doubt": step.in_doubt,
+        "probed": step.probed,
         "compensation_attempts": step.compensation_attempts,
         "started_at": _time(step.started_at),
         "ended_at": _time(step.ended_at),
@@ -169,6 +174,7 @@ def _step_from_json(value: Mapping[str, Any]) -> StepProgress:
         output=value["output"],
         error=error_from_json(value["error"]),
         in_doubt=value["in_doubt"],
+        probed=value.get("probed", False),
         compensation_attempts=value["compensation_attempts"],
         started_at=_parse_time(value["started_at"]),
         ended_at=_parse_time(value["ended_at"]),

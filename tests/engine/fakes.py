@@ -89,6 +89,11 @@ def fail(
     return behaviour
 
 
+def unreachable(call: Call) -> CallError:
+    """The error of a service that cannot be reached: the request was not sent."""
+    return CallError("UNAVAILABLE", "scripted: unreachable", service=call.request.service.name)
+
+
 def state_of(breaker: CircuitBreaker) -> BreakerState:
     """The breaker's state, read afresh (mypy would keep the narrowing of an earlier assert)."""
     return breaker.state

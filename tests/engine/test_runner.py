@@ -13,7 +13,7 @@ from maestro_server.model.execution import ExecutionResult, ExecutionState, Step
 from maestro_server.resilience.breaker import BreakerRegistry
 from maestro_server.resilience.clock import SystemClock
 from tests.definition.test_load import SEED
-from tests.engine.fakes import FakeClock, ListSink, ScriptedInvoker, fail
+from tests.engine.fakes import FakeClock, ListSink, ScriptedInvoker, fail, unreachable
 
 INPUT = {"email": "ada@example.com", "password": "pw", "name": "Ada", "plan": "pro"}
 SUBSCRIPTION = {"id": "s-1", "tier": "gold", "plan_name": "Pro"}
@@ -276,6 +276,8 @@ async def test_failure_cancels_running_siblings_and_compensates_the_in_flight_on
 
     async def slow(call: Any) -> Any:
         slow_started.set()
+        if call.attempt > 1:
+            raise unreachable(call)  # asked again once stopped: the service cannot be reached
         await asyncio.Event().wait()  # never answers
 
     async def quick_fail(call: Any) -> Any:
@@ -305,6 +307,8 @@ async def test_cancel_stops_and_compensates() -> None:
 
     async def hang(call: Any) -> Any:
         blocked.set()
+        if call.attempt > 1:
+            raise unreachable(call)  # asked again once cancelled: the service cannot be reached
         await asyncio.Event().wait()
 
     invoker = seed_invoker(add_to_crm=hang)
@@ -348,8 +352,9 @@ async def test_missing_value_at_run_time_fails_the_step_with_its_field() -> None
     assert "ex-1:add_to_crm" not in [c.request.idempotency_key for c in invoker.calls]
 
 
-async def test_open_breaker_fails_fast_and_the_step_waits_it_out() -> None:
-    """Once a service's breaker opens, calls stop reaching it; the step waits and retries."""
+async def test_open_breaker_holds_the_attempt_back_until_it_half_opens() -> None:
+    """Once a service's breaker opens, calls stop reaching it; the next attempt waits for the
+    breaker instead of being spent against it, then goes through as the trial call."""
     yaml = """\
 name: b
 services:
@@ -365,9 +370,9 @@ steps:
     invoker = ScriptedInvoker({"a": fail("UNAVAILABLE", times=2, then={"ok": True})})
     result, sink = await run(yaml, invoker, clock=clock)
     assert result.state is ExecutionState.COMPLETED
-    assert [c.attempt for c in invoker.calls] == [1, 2, 4], "attempt 3 was refused by the breaker"
+    assert [c.attempt for c in invoker.calls] == [1, 2, 3], "attempt 3 waited, not refused"
     codes = [e.error.code for e in sink.events if e.type.value == "STEP_RETRYING" and e.error]
-    assert codes == ["UNAVAILABLE", "UNAVAILABLE", "CIRCUIT_OPEN"]
+    assert codes == ["UNAVAILABLE", "UNAVAILABLE"]
     assert sum(clock.sleeps[1:]) == pytest.approx(5.0), (
         "the step waited for the breaker to half-open"
     )

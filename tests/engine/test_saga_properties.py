@@ -118,12 +118,15 @@ async def test_saga_invariants(scenario: dict[str, Any]) -> None:
     assert [e.sequence for e in events] == list(range(1, len(events) + 1))
     assert events[-1].terminal and sum(e.terminal for e in events) == 1
 
-    completion: list[str] = []
-    for event in events:
-        if event.type is EventType.STEP_SUCCEEDED or (
-            event.type is EventType.STEP_FAILED and runner.records[event.step_id].in_doubt
-        ):
-            completion.append(event.step_id)
+    # Where each step first completed or fell in doubt (asking again keeps that place).
+    completion = list(
+        dict.fromkeys(
+            event.step_id
+            for event in events
+            if event.type is EventType.STEP_SUCCEEDED
+            or (event.type is EventType.STEP_FAILED and event.in_doubt)
+        )
+    )
     compensations = [e.step_id for e in events if e.type is EventType.COMPENSATION_STARTED]
     first_seen = list(dict.fromkeys(compensations))
     if result.state is ExecutionState.COMPLETED:
@@ -134,9 +137,9 @@ async def test_saga_invariants(scenario: dict[str, Any]) -> None:
             (i for i, e in enumerate(events) if e.type is EventType.COMPENSATION_STARTED),
             len(events),
         )
-        assert not any(e.type is EventType.STEP_STARTED for e in events[started_undo:]), (
-            "no forward attempt after compensation began"
-        )
+        assert not any(
+            e.type is EventType.STEP_STARTED and not e.probe for e in events[started_undo:]
+        ), "no forward attempt after compensation began, but asking again about a step in doubt"
     for event in events:
         if event.type is EventType.STEP_SKIPPED:
             assert event.step_id not in first_seen
@@ -146,7 +149,10 @@ async def test_saga_invariants(scenario: dict[str, Any]) -> None:
             attempts.get(call.request.idempotency_key, 0), call.attempt
         )
     for key, count in attempts.items():
-        assert count <= (10 if key.endswith(":compensate") else 3), key
+        step_id = key.split(":")[1]
+        # A step in doubt is asked again with its compensation's patience (10 attempts).
+        limit = 10 if key.endswith(":compensate") else 3 + 10 * (step_id in compensable)
+        assert count <= limit, key
     if result.state is ExecutionState.COMPENSATION_FAILED:
         assert set(result.failed_compensations) == {
             e.step_id for e in events if e.type is EventType.COMPENSATION_FAILED

@@ -109,12 +109,14 @@ async def test_a_repeated_key_does_not_act_twice(onboarding: Onboarding) -> None
 async def test_per_attempt_timeout_fires_and_compensates_the_in_doubt_step(
     onboarding: Onboarding,
 ) -> None:
-    """A reply slower than the step timeout is DEADLINE_EXCEEDED; the step may have acted,
-    so after its retries it is compensated too."""
+    """A reply slower than the step timeout is DEADLINE_EXCEEDED; the step may have acted, so
+    after its retries it is asked again (its compensation's patience) and, still unanswered,
+    compensated too."""
     yaml = onboarding.workflow.source.replace(
         "    method: SendTemplate\n",
         "    method: SendTemplate\n    timeout: 100ms\n    retry: {max_attempts: 2, initial_backoff: 10ms}\n"
-        '    compensate: {method: SendTemplate, input: {to: "{{ .input.email }}", template: sorry}}\n',
+        '    compensate: {method: SendTemplate, input: {to: "{{ .input.email }}", template: sorry},'
+        " retry: {max_attempts: 2, initial_backoff: 10ms}}\n",
     )
     from maestro_server.definition import load_workflow
 
@@ -128,6 +130,8 @@ async def test_per_attempt_timeout_fires_and_compensates_the_in_doubt_step(
     undone = [e.step_id for e in events if e.type is EventType.COMPENSATION_SUCCEEDED]
     assert undone == ["send_welcome_email", "add_to_crm", "setup_subscription"]
     sends = [c for c in onboarding.mailer.ledger.calls if c["method"] == "SendTemplate"]
-    assert [c["key"] for c in sends] == ["slow-1:send_welcome_email"] * 2 + [
+    assert [c["key"] for c in sends] == ["slow-1:send_welcome_email"] * 4 + [
         "slow-1:send_welcome_email:compensate"
     ]
+    asked = [e.attempt for e in events if e.type is EventType.STEP_STARTED and e.probe]
+    assert asked == [3, 4], "asked twice more, under the same key, before compensating"

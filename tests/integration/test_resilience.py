@@ -64,6 +64,7 @@ services:
     type: grpc
     endpoint: "{endpoint}"
     retry: {{max_attempts: 1}}
+    timeout: 100ms  # less than the open time: an attempt gives up waiting for the breaker
     circuit_breaker: {{window_size: 2, minimum_calls: 2, open_duration: 300ms, half_open_calls: 1}}
 steps:
   - {{id: subscribe, service: billing, method: CreateSubscription, input: {{user_id: u, plan: pro}}}}

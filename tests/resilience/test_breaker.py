@@ -81,7 +81,8 @@ def test_half_open_admits_exactly_the_trial_calls_and_closes_on_their_success() 
 
 
 def test_a_failed_trial_reopens() -> None:
-    """Any trial failure sends the breaker back to open for a full period."""
+    """With two trials and a rate of one half, one trial failure is the rate: the breaker goes
+    back to open for a full period."""
     clock = FakeClock()
     breaker = CircuitBreaker("s", POLICY, clock)
     for _ in range(5):
@@ -92,6 +93,31 @@ def test_a_failed_trial_reopens() -> None:
     with pytest.raises(CircuitOpenError) as caught:
         breaker.acquire()
     assert caught.value.retry_in == pytest.approx(30)
+
+
+def test_trials_are_judged_by_the_failure_rate() -> None:
+    """Three trials at a rate of one half: one failure does not re-open, two do; two successes
+    close it."""
+    policy = CircuitBreakerPolicy(
+        failure_rate_threshold=0.5,
+        window_size=10,
+        minimum_calls=5,
+        open_duration=timedelta(seconds=30),
+        half_open_calls=3,
+    )
+    clock = FakeClock()
+    for outcomes, after in (
+        ((True, False, False), BreakerState.CLOSED),
+        ((False, True, True), BreakerState.OPEN),
+    ):
+        breaker = CircuitBreaker("s", policy, clock)
+        for _ in range(5):
+            call(breaker, failure=True)
+        clock.now += 30
+        for failure in outcomes:
+            assert state_of(breaker) is BreakerState.HALF_OPEN
+            call(breaker, failure=failure)
+        assert state_of(breaker) is after
 
 
 def test_released_trial_frees_its_slot() -> None:

@@ -1486,6 +1486,13 @@ class WorkflowEvent(betterproto2.Message):
     or lost the connection after sending, or it was cancelled in flight), so it is compensated.
     """
 
+    probe: "bool" = betterproto2.field(13, betterproto2.TYPE_BOOL)
+    """
+    On step events: the attempt asked again, under the step's idempotency key, about a step
+    whose outcome was in doubt (with its compensation's patience), before deciding to undo it.
+    A STEP_SUCCEEDED that follows tells the step had its effect, and its output.
+    """
+
 
 default_message_pool.register_message("maestro.v1", "WorkflowEvent", WorkflowEvent)
 

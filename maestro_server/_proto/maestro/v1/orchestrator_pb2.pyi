@@ -442,6 +442,7 @@ class WorkflowEvent(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     RETRY_DELAY_FIELD_NUMBER: _builtins.int
     IN_DOUBT_FIELD_NUMBER: _builtins.int
+    PROBE_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     """The execution this event belongs to."""
     sequence: _builtins.int
@@ -459,6 +460,11 @@ class WorkflowEvent(_message.Message):
     in_doubt: _builtins.bool
     """On STEP_FAILED: the step may have had its effect all the same (its last attempt timed out
     or lost the connection after sending, or it was cancelled in flight), so it is compensated.
+    """
+    probe: _builtins.bool
+    """On step events: the attempt asked again, under the step's idempotency key, about a step
+    whose outcome was in doubt (with its compensation's patience), before deciding to undo it.
+    A STEP_SUCCEEDED that follows tells the step had its effect, and its output.
     """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
@@ -495,10 +501,11 @@ class WorkflowEvent(_message.Message):
         state: Global___ExecutionState.ValueType = ...,
         retry_delay: _duration_pb2.Duration | None = ...,
         in_doubt: _builtins.bool = ...,
+        probe: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "error", b"error", "output", b"output", "retry_delay", b"retry_delay", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "duration", b"duration", "error", b"error", "execution_id", b"execution_id", "in_doubt", b"in_doubt", "output", b"output", "retry_delay", b"retry_delay", "sequence", b"sequence", "state", b"state", "step_id", b"step_id", "time", b"time", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "duration", b"duration", "error", b"error", "execution_id", b"execution_id", "in_doubt", b"in_doubt", "output", b"output", "probe", b"probe", "retry_delay", b"retry_delay", "sequence", b"sequence", "state", b"state", "step_id", b"step_id", "time", b"time", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
