@@ -84,12 +84,16 @@ async def test_tmpdir_elsewhere_compiles_protos(workflow: Path, writable: Path) 
     assert os.listdir(writable) == []
 
 
-async def test_without_a_writable_temp_dir_the_step_says_so(workflow: Path, writable: Path) -> None:
-    """No TMPDIR: the step fails with SCHEMA_ERROR naming TMPDIR (not INTERNAL, not in
-    doubt: nothing was sent), so the execution fails with nothing to compensate, exit 2."""
+async def test_without_a_writable_temp_dir_the_start_says_so(
+    workflow: Path, writable: Path
+) -> None:
+    """No TMPDIR: the server cannot compile the workflow's protos, which it does before running
+    anything, so the start is refused (exit 1) naming TMPDIR at the `protos` entry; not
+    INTERNAL, and nothing was sent."""
     with maestro_serve(env={**ENV, "TMPDIR": ""}, wrapper=read_only_temp(writable)) as server:
         result = await asyncio.to_thread(maestro, "execute", workflow, "--server", server.address)
-    assert result.returncode == 2, result.stderr
-    assert "✗ step failed say (attempt 1, " in result.stderr
-    assert "SCHEMA_ERROR: service 'echo': no temporary directory to compile" in result.stderr
+    assert result.returncode == 1, result.stderr
+    assert "(services.echo.protos): error: service 'echo': no temporary directory to compile" in (
+        result.stderr
+    )
     assert "set TMPDIR to a writable directory" in result.stderr

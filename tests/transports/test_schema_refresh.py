@@ -16,9 +16,10 @@ import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 from grpc_reflection.v1alpha import reflection
 
+from maestro_server.definition import load_workflow
 from maestro_server.transports.base import CallError
 from maestro_server.transports.grpc.invoker import GrpcInvoker
-from tests.transports.test_grpc_invoker import call, service
+from tests.transports.test_grpc_invoker import WORKFLOW, call, service
 
 FieldProto = descriptor_pb2.FieldDescriptorProto
 
@@ -166,11 +167,13 @@ async def test_a_schema_from_files_is_not_read_again(invoker: GrpcInvoker) -> No
     server's reflection is never asked."""
     async with greeter(schema("greet.v1")) as only:
         files = descriptor_pb2.FileDescriptorSet(file=[schema("greet.v1")])
-        target = service(
-            f"127.0.0.1:{only.port}",
-            ", descriptor_set: greeter.binpb",
-            {"greeter.binpb": files.SerializeToString()},
+        workflow = load_workflow(
+            WORKFLOW.format(
+                endpoint=f"127.0.0.1:{only.port}", extra=", descriptor_set: greeter.binpb"
+            ).replace("method: Barrier", "method: Say"),  # validated against the descriptor set
+            files={"greeter.binpb": files.SerializeToString()},
         )
+        target = workflow.services["echo"]
         assert (await invoker.invoke(call(target, "Say", {"text": "a"})))["text"] == "a"
         with pytest.raises(CallError) as caught:
             await invoker.invoke(call(target, "Say", {"text": "a", "note": "x"}))
