@@ -93,6 +93,7 @@ class Runner:
             workflow, self._recorder, self._context, caller, self._steps, elapsed=self._elapsed
         )
         self._clock = deps.clock
+        self._now = deps.now
         self._trace_parent = dict(trace_parent or {})
         self._cancel: asyncio.Future[str] | None = None
         self._started_at = 0.0
@@ -165,8 +166,12 @@ class Runner:
             self._cancel = asyncio.get_running_loop().create_future()
         timeout = self.workflow.timeout
         loop = asyncio.get_running_loop()
-        # The workflow timeout counts from the start of this process's run of the execution.
-        deadline = None if timeout is None else loop.time() + timeout.total_seconds()
+        deadline = None
+        if timeout is not None:
+            # The workflow timeout counts from the execution's start, across restarts.
+            started = self._recorder.progress.started_at or self._now()
+            spent = (self._now() - started).total_seconds()
+            deadline = loop.time() + timeout.total_seconds() - max(spent, 0.0)
         try:
             while not scheduler.done:
                 for step_id in scheduler.ready():

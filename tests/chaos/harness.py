@@ -234,6 +234,8 @@ class Report:
     violations: list[str] = field(default_factory=list)
     reasons: Counter[str] = field(default_factory=Counter)
     """Why executions ended COMPENSATION_FAILED (ids and numbers left out)."""
+    asked_again: Counter[str] = field(default_factory=Counter)
+    """Steps in doubt asked again under their key, by what the answer told."""
     seconds: float = 0.0
 
     def table(self) -> str:
@@ -246,6 +248,7 @@ class Report:
             *((f"fault: {kind}", str(n)) for kind, n in sorted(self.faults.items())),
             *((f"outcome: {state}", str(n)) for state, n in sorted(self.outcomes.items())),
             *((f"  because: {reason}", str(n)) for reason, n in self.reasons.most_common()),
+            *((f"in doubt, asked again: {what}", str(n)) for what, n in self.asked_again.items()),
             ("invariant violations", str(len(self.violations))),
             ("seconds", f"{self.seconds:.1f}"),
         ]
@@ -365,6 +368,11 @@ async def run(seed: int, executions: int, store: str, crashes: int, concurrency:
         report.violations = check(inputs, live, logs, services)
         for events in logs.values():
             report.outcomes[events[-1].state.name if events else "NO EVENTS"] += 1
+            for event in events:
+                if event.probe and event.type is EventType.STEP_SUCCEEDED:
+                    report.asked_again["settled: it had acted"] += 1
+                elif event.probe and event.type is EventType.STEP_FAILED:
+                    report.asked_again["still in doubt"] += 1
             if events and events[-1].state.name == "COMPENSATION_FAILED" and events[-1].error:
                 report.reasons[re.sub(r"\d+", "N", events[-1].error.message)[:150]] += 1
     report.seconds = time.monotonic() - started_at
@@ -414,12 +422,18 @@ def _check_one(
         yield "cancelled, though nobody cancelled it"
     if state == "COMPENSATION_FAILED" and not (events[-1].error and events[-1].error.message):
         yield "COMPENSATION_FAILED without a reason"
-    done = [
-        e.step_id
-        for e in events
-        if e.step_id in COMPENSABLE
-        and (e.type is EventType.STEP_SUCCEEDED or (e.type is EventType.STEP_FAILED and e.in_doubt))
-    ]
+    # Where each step first completed or fell in doubt (asking again keeps that place).
+    done = list(
+        dict.fromkeys(
+            e.step_id
+            for e in events
+            if e.step_id in COMPENSABLE
+            and (
+                e.type is EventType.STEP_SUCCEEDED
+                or (e.type is EventType.STEP_FAILED and e.in_doubt)
+            )
+        )
+    )
     undone = [e.step_id for e in events if e.type is EventType.COMPENSATION_SUCCEEDED]
     given_up = [e.step_id for e in events if e.type is EventType.COMPENSATION_FAILED]
     if state == "COMPLETED" and (undone or given_up):

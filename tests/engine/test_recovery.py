@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import random
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -217,3 +218,40 @@ async def test_a_sibling_in_flight_at_the_crash_is_compensated() -> None:
         if c.request.idempotency_key.endswith(":compensate")
     ]
     assert undone == ["ex-1:b:compensate"]
+
+
+async def test_the_workflow_timeout_counts_from_the_start_across_a_restart() -> None:
+    """Resumed after its timeout has passed (by the wall clock since it started), the execution
+    stops at once instead of being given a whole timeout again."""
+    yaml = SEED.replace("name: user_onboarding\n", "name: user_onboarding\ntimeout: 1h\n", 1)
+    workflow = load_workflow(yaml)
+    clock = FakeClock()
+    crashing = CrashingSink(keep=4)  # started, create_user done, setup_subscription started
+    first = Runner(
+        workflow,
+        "ex-1",
+        INPUT,
+        Dependencies(
+            invoker=seed_invoker(), sink=crashing, breakers=BreakerRegistry(clock), clock=clock
+        ),
+    )
+    with contextlib.suppress(BaseException):
+        await first.run()
+    started = crashing.events[0].time
+    resumed = ListSink(events=list(crashing.events), requests=dict(crashing.requests))
+    second = Runner(
+        workflow,
+        "ex-1",
+        INPUT,
+        Dependencies(
+            invoker=seed_invoker(),
+            sink=resumed,
+            breakers=BreakerRegistry(clock),
+            clock=clock,
+            now=lambda: started + timedelta(hours=2),
+        ),
+        resumption=Resumption(history=crashing.events, saved_requests=crashing.requests),
+    )
+    result = await second.run()
+    assert result.state is ExecutionState.COMPENSATED
+    assert result.error is not None and result.error.code == "DEADLINE_EXCEEDED"
