@@ -64,7 +64,7 @@ class Recorder:
                 **fields,
             )
             progress = apply(self._durable, draft)
-            event = replace(draft, state=progress.state)
+            event = replace(draft, state=progress.state)  # the fold decides the state, once
             await self._deps.sink.append_event(event)
             self._durable = self.progress = progress
             self._pending_cause = None

@@ -5,20 +5,13 @@ doubt, no STEP_STARTED) and that the server received nothing.
 """
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import pytest
 
-from maestro_server.definition import load_workflow
-from maestro_server.engine.dependencies import Dependencies
-from maestro_server.engine.runner import Runner
 from maestro_server.model.execution import Event, EventType, ExecutionState
-from maestro_server.resilience.breaker import BreakerRegistry
-from maestro_server.resilience.clock import SystemClock
-from maestro_server.transports.registry import Transports
-from tests.engine.fakes import ListSink
 from tests.transports.http_server import ScriptedHttp, scripted_http
 from tests.transports.servers import echo_server
+from tests.transports.test_http_paths import run
 
 HOSTILE = [
     pytest.param("ada\r\nX-Admin: true", "CR", id="CRLF and a forged header"),
@@ -38,19 +31,6 @@ def http() -> Iterator[ScriptedHttp]:
 async def echo() -> AsyncIterator[str]:
     async with echo_server() as (address, _):
         yield address
-
-
-async def run(yaml: str, data: dict[str, Any]) -> tuple[ExecutionState, list[Event]]:
-    sink = ListSink()
-    async with Transports() as transports:
-        runner = Runner(
-            load_workflow(yaml),
-            "ex-1",
-            data,
-            Dependencies(transports, sink, BreakerRegistry(SystemClock())),
-        )
-        result = await runner.run()
-    return result.state, sink.events
 
 
 def refused_before_sending(events: list[Event], header: str, char: str) -> None:
