@@ -22,6 +22,7 @@ from maestro_server.store.base import ExecutionRecord, LogEntries, Page, StoredW
 from maestro_server.store.codec import event_to_json
 from maestro_server.store.dialect import POSTGRES_DIALECT as SQL
 from maestro_server.store.follow import LogFollower, Summaries
+from maestro_server.store.postgres_commits import GroupCommit
 from maestro_server.store.postgres_leases import PostgresLeases
 
 _POLL_SECONDS = 0.2
@@ -54,11 +55,17 @@ class PostgresStore(PostgresLeases):
     def __init__(self, url: str, owner: str, lease: timedelta = timedelta(seconds=15)) -> None:
         super().__init__(url, owner, lease)
         self._follower = LogFollower(_POLL_SECONDS)
+        self._commits = GroupCommit(self._db)
 
     async def open(self) -> PostgresStore:
         """Connect, and create or migrate the schema."""
         await self._db.open()
         return self
+
+    async def aclose(self) -> None:
+        """Close the connections, once the queued appends are committed."""
+        await self._commits.drained()
+        await super().aclose()
 
     # -- workflows ---------------------------------------------------------------------------
 
@@ -134,14 +141,14 @@ class PostgresStore(PostgresLeases):
     # -- events ------------------------------------------------------------------------------
 
     async def append(self, entries: LogEntries) -> None:
-        """See ExecutionLog.append: one statement, so one transaction and one round trip.
+        """See ExecutionLog.append: one statement, committed with those of other executions.
 
         Fenced by owner and last sequence: events and requests are written only if it holds.
         """
         progress = entries.progress
         # A finished execution is nobody's: any replica may resume it.
         release = ", owner = NULL, lease_expires_at = NULL" if progress.state.terminal else ""
-        written = await self._db.one(
+        written = await self._commits.one(
             _APPEND.format(release=release),
             {
                 **rows.progress_values(progress, SQL),
