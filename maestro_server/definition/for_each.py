@@ -7,8 +7,6 @@ position, nor a reserved name); `concurrency` is 1 (in order) to 64.
 
 from __future__ import annotations
 
-from yaml.nodes import Node
-
 from maestro_server.definition.reader import Pairs, Reader
 from maestro_server.definition.validate import Scope
 from maestro_server.definition.value_compiler import ValueCompiler

@@ -150,11 +150,9 @@ def _element_reads(
     by_id: Mapping[str, tuple[Step, Node]],
     element_names: Mapping[str, str],
 ) -> bool:
-    """Report reads of an element where none is bound; True when the site needs no more checks.
-
-    Returns False, after taking out nothing, for sites that read no element name.
-    """
-    step = by_id[site.step_id][0] if site.step_id in by_id else None
+    """Report reads of an element where none is bound; True when there were any."""
+    found = by_id.get(site.step_id or "")
+    step = found[0] if found is not None else None
     for_each = step.for_each if step is not None else None
     bound: frozenset[str] = frozenset()
     if for_each is not None and site.scope in (Scope.STEP, Scope.COMPENSATION):
@@ -162,16 +160,17 @@ def _element_reads(
     reads = {ref.name for ref in site.template.references if ref.name in element_names}
     for name in sorted(reads - bound):
         if site.scope is Scope.FOR_EACH:
-            where = f"the for_each list of step '{site.step_id}' cannot read .{name}: it makes the elements"
+            where = (
+                f"the for_each list of step '{site.step_id}' cannot read .{name}: "
+                "it makes the elements"
+            )
         else:
             where = (
                 f"template reads .{name}, which is bound only inside a for_each step (its "
                 f"input, when and compensate; e.g. step '{element_names[name]}')"
             )
         reader.error(site.node, site.path, "element-outside-for-each", where)
-    if reads - bound:
-        return True  # one error per template is enough
-    return False
+    return bool(reads - bound)  # one error per template is enough
 
 
 def _dependencies(
@@ -242,7 +241,8 @@ def _references(
     ancestors: Mapping[str, frozenset[str]],
 ) -> None:
     bound: frozenset[str] = frozenset()
-    step = by_id[site.step_id][0] if site.step_id in by_id else None
+    found = by_id.get(site.step_id or "")
+    step = found[0] if found is not None else None
     if step is not None and step.for_each is not None and site.scope is not Scope.FOR_EACH:
         bound = frozenset({step.for_each.name, ELEMENT_INDEX})
     if site.scope is Scope.WORKFLOW_OUTPUT:

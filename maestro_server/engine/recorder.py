@@ -87,3 +87,17 @@ class Recorder:
         await self._deps.sink.save_request(self.execution_id, request.idempotency_key, record)
         self._saved_requests[request.idempotency_key] = record
         return request
+
+    async def journaled_value(self, key: str, render: Callable[[], Any]) -> Any:
+        """A value kept under `key` the first time it is rendered, the kept one after that.
+
+        A for_each step's list is kept so: a restart runs the same elements under the same keys
+        even if what the list was rendered from would render differently now.
+        """
+        saved = self._saved_requests.get(key)
+        if saved is not None:
+            return saved["payload"]
+        record = {"payload": render(), "path": None}
+        await self._deps.sink.save_request(self.execution_id, key, record)
+        self._saved_requests[key] = record
+        return record["payload"]

@@ -207,9 +207,7 @@ def _reopened(step: StepProgress) -> StepProgress:
     if step.state is not StepState.COMPENSATION_FAILED:
         return step
     elements = {index: _reopened(element) for index, element in step.elements.items()}
-    return replace(
-        step, state=StepState.COMPENSATING, compensation_attempts=0, elements=elements
-    )
+    return replace(step, state=StepState.COMPENSATING, compensation_attempts=0, elements=elements)
 
 
 def replay(events: Any) -> Progress:
