@@ -16,7 +16,7 @@ from typing import Any
 
 from maestro_client._errors import MaestroError
 from maestro_client._proto.maestro.v1 import Error, EventType, ExecutionState, WorkflowEvent
-from maestro_client._values import plain
+from maestro_client._values import output
 
 TERMINAL_EVENTS = frozenset(
     {
@@ -77,5 +77,5 @@ def outcome(execution_id: str, last: WorkflowEvent | None) -> Any:
     if last is None or last.type not in TERMINAL_EVENTS:
         raise MaestroError(f"the events of execution {execution_id!r} ended before it did")
     if last.state == ExecutionState.COMPLETED:
-        return plain(last.output)
+        return output(last)
     raise _BY_STATE[last.state](execution_id, last.state, last.step_id, last.error)

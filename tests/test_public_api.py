@@ -42,6 +42,7 @@ def test_client_exports() -> None:
         "WorkflowRef",
         "WorkflowSource",
         "__version__",
+        "output",
         "plain",
     ]
     for name in maestro_client.__all__:

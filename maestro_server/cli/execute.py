@@ -15,6 +15,7 @@ from typing import Any
 from maestro_server.api.convert import check_input_travels
 from maestro_server.cli.progress import EXIT_BY_STATE, ProgressPrinter
 from maestro_server.cli.remote import execute_remote, start_remote
+from maestro_server.cli.serve import add_max_elements_flag, check_max_elements
 from maestro_server.definition import load_workflow_file
 from maestro_server.definition.endpoint_map import parse_endpoints
 from maestro_server.definition.inputs import check_input, parse_input
@@ -54,6 +55,7 @@ def add_parser(commands: Any) -> None:
         help="call SERVICE at ADDRESS instead of its endpoint (repeatable)",
     )
     parser.add_argument("--execution-id", help="the execution's id (default: a new UUID)")
+    add_max_elements_flag(parser)
     parser.add_argument(
         "--server", metavar="HOST:PORT", help="run on a Maestro server instead of in this process"
     )
@@ -122,7 +124,11 @@ def run_execute(args: argparse.Namespace) -> int:
     execution_id = args.execution_id or str(uuid.uuid4())
     printer = ProgressPrinter(jsonl=args.events == "jsonl")
     secrets = Secrets(args.secrets_dir)
-    result = asyncio.run(_run(workflow, execution_id, data, printer, secrets))
+    check_max_elements(args)
+    limit = args.max_for_each_elements
+    result = asyncio.run(
+        _run(workflow, execution_id, data, printer, secrets, max_for_each_elements=limit)
+    )
     if result.state is ExecutionState.COMPLETED and args.events is None:
         json.dump(result.output, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -135,6 +141,8 @@ async def _run(
     data: dict[str, Any],
     printer: ProgressPrinter,
     secrets: Secrets,
+    *,
+    max_for_each_elements: int,
 ) -> ExecutionResult:
     clock = SystemClock()
     async with Transports(secrets) as transports:
@@ -148,6 +156,7 @@ async def _run(
                 breakers=BreakerRegistry(clock),
                 clock=clock,
                 secrets=secrets,
+                max_for_each_elements=max_for_each_elements,
             ),
         )
         loop = asyncio.get_running_loop()

@@ -61,6 +61,8 @@ class ProgressPrinter:
         text = f"{mark} {event.type.value.lower().replace('_', ' ')}"
         if event.step_id:
             text += f" {event.step_id}"
+        if event.element_index is not None:
+            text += f"[{event.element_index}]"
         details = ["asked again"] if event.probe else []
         if event.attempt and event.type is not EventType.STEP_SKIPPED:
             details.append(f"attempt {event.attempt}")

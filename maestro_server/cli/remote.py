@@ -19,11 +19,9 @@ from typing import Any
 
 import betterproto2
 import grpc
-from google.protobuf import struct_pb2
 
 import maestro_client
 from maestro_client import SyncMaestroClient, WorkflowRef, WorkflowSource
-from maestro_server.api.convert import struct_to_dict
 from maestro_server.cli.progress import EXIT_BY_STATE, ProgressPrinter
 from maestro_server.definition import load_workflow_file
 from maestro_server.errors import EXIT_OK, InvalidInputError, exit_code_for_status
@@ -76,7 +74,7 @@ def message_text(message: betterproto2.Message) -> str:
 
 def event_from_message(message: maestro_client.WorkflowEvent) -> Event:
     """The domain form of a streamed event, which the progress printer shows."""
-    output, error = message.output, message.error
+    error = message.error
     return Event(
         execution_id=message.execution_id,
         sequence=message.sequence,
@@ -85,9 +83,7 @@ def event_from_message(message: maestro_client.WorkflowEvent) -> Event:
         state=ExecutionState(message.state.name),
         step_id=message.step_id,
         attempt=message.attempt,
-        output=None
-        if output is None
-        else struct_to_dict(struct_pb2.Struct.FromString(bytes(output))),
+        output=maestro_client.output(message),
         error=None
         if error is None
         else ErrorInfo(error.code, error.message, error.service, error.retryable),
@@ -95,6 +91,7 @@ def event_from_message(message: maestro_client.WorkflowEvent) -> Event:
         retry_delay=message.retry_delay,
         in_doubt=message.in_doubt,
         probe=message.probe,
+        element_index=message.element_index,
     )
 
 

@@ -824,6 +824,14 @@ class Execution(betterproto2.Message):
     or COMPENSATION_FAILED); empty otherwise.
     """
 
+    output_value: "__google__protobuf__.Value | None" = betterproto2.field(
+        16, betterproto2.TYPE_MESSAGE, optional=True
+    )
+    """
+    The workflow's output when it is not an object (a list, say), as it is; `output` then
+    holds it under the key `value`.
+    """
+
 
 default_message_pool.register_message("maestro.v1", "Execution", Execution)
 
@@ -1229,6 +1237,14 @@ class StepExecution(betterproto2.Message):
     The request of the step's compensation as first rendered, once the compensation started.
     """
 
+    output_value: "__google__protobuf__.Value | None" = betterproto2.field(
+        10, betterproto2.TYPE_MESSAGE, optional=True
+    )
+    """
+    The output when it is not an object, as it is: a `for_each` step's list of its elements'
+    outputs (`output` then holds it under the key `value`).
+    """
+
 
 default_message_pool.register_message("maestro.v1", "StepExecution", StepExecution)
 
@@ -1491,6 +1507,20 @@ class WorkflowEvent(betterproto2.Message):
     On step events: the attempt asked again, under the step's idempotency key, about a step
     whose outcome was in doubt (with its compensation's patience), before deciding to undo it.
     A STEP_SUCCEEDED that follows tells the step had its effect, and its output.
+    """
+
+    output_value: "__google__protobuf__.Value | None" = betterproto2.field(
+        14, betterproto2.TYPE_MESSAGE, optional=True
+    )
+    """
+    The output when it is not an object, as it is: a `for_each` step's STEP_SUCCEEDED carries
+    the list of its elements' outputs here (`output` then holds it under the key `value`).
+    """
+
+    element_index: "int | None" = betterproto2.field(15, betterproto2.TYPE_INT32, optional=True)
+    """
+    On the step and compensation events of one element of a `for_each` step: its index (from
+    0). Unset on the step's own events (its STEP_SUCCEEDED with the list, its STEP_FAILED).
     """
 
 

@@ -443,6 +443,8 @@ class WorkflowEvent(_message.Message):
     RETRY_DELAY_FIELD_NUMBER: _builtins.int
     IN_DOUBT_FIELD_NUMBER: _builtins.int
     PROBE_FIELD_NUMBER: _builtins.int
+    OUTPUT_VALUE_FIELD_NUMBER: _builtins.int
+    ELEMENT_INDEX_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     """The execution this event belongs to."""
     sequence: _builtins.int
@@ -466,6 +468,10 @@ class WorkflowEvent(_message.Message):
     whose outcome was in doubt (with its compensation's patience), before deciding to undo it.
     A STEP_SUCCEEDED that follows tells the step had its effect, and its output.
     """
+    element_index: _builtins.int
+    """On the step and compensation events of one element of a `for_each` step: its index (from
+    0). Unset on the step's own events (its STEP_SUCCEEDED with the list, its STEP_FAILED).
+    """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When the event was recorded."""
@@ -486,6 +492,12 @@ class WorkflowEvent(_message.Message):
     def retry_delay(self) -> _duration_pb2.Duration:
         """On STEP_RETRYING: how long until the next attempt."""
 
+    @_builtins.property
+    def output_value(self) -> _struct_pb2.Value:
+        """The output when it is not an object, as it is: a `for_each` step's STEP_SUCCEEDED carries
+        the list of its elements' outputs here (`output` then holds it under the key `value`).
+        """
+
     def __init__(
         self,
         *,
@@ -502,12 +514,16 @@ class WorkflowEvent(_message.Message):
         retry_delay: _duration_pb2.Duration | None = ...,
         in_doubt: _builtins.bool = ...,
         probe: _builtins.bool = ...,
+        output_value: _struct_pb2.Value | None = ...,
+        element_index: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "error", b"error", "output", b"output", "retry_delay", b"retry_delay", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_element_index", b"_element_index", "duration", b"duration", "element_index", b"element_index", "error", b"error", "output", b"output", "output_value", b"output_value", "retry_delay", b"retry_delay", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "duration", b"duration", "error", b"error", "execution_id", b"execution_id", "in_doubt", b"in_doubt", "output", b"output", "probe", b"probe", "retry_delay", b"retry_delay", "sequence", b"sequence", "state", b"state", "step_id", b"step_id", "time", b"time", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_element_index", b"_element_index", "attempt", b"attempt", "duration", b"duration", "element_index", b"element_index", "error", b"error", "execution_id", b"execution_id", "in_doubt", b"in_doubt", "output", b"output", "output_value", b"output_value", "probe", b"probe", "retry_delay", b"retry_delay", "sequence", b"sequence", "state", b"state", "step_id", b"step_id", "time", b"time", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__element_index: _TypeAlias = _typing.Literal["element_index"]  # noqa: Y015
+    _WhichOneofArgType__element_index: _TypeAlias = _typing.Literal["_element_index", b"_element_index"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__element_index) -> _WhichOneofReturnType__element_index | None: ...
 
 Global___WorkflowEvent: _TypeAlias = WorkflowEvent  # noqa: Y015
 
@@ -526,6 +542,7 @@ class StepExecution(_message.Message):
     END_TIME_FIELD_NUMBER: _builtins.int
     INPUT_FIELD_NUMBER: _builtins.int
     COMPENSATION_INPUT_FIELD_NUMBER: _builtins.int
+    OUTPUT_VALUE_FIELD_NUMBER: _builtins.int
     step_id: _builtins.str
     """The step's `id`."""
     state: Global___StepState.ValueType
@@ -559,6 +576,12 @@ class StepExecution(_message.Message):
     def compensation_input(self) -> _struct_pb2.Struct:
         """The request of the step's compensation as first rendered, once the compensation started."""
 
+    @_builtins.property
+    def output_value(self) -> _struct_pb2.Value:
+        """The output when it is not an object, as it is: a `for_each` step's list of its elements'
+        outputs (`output` then holds it under the key `value`).
+        """
+
     def __init__(
         self,
         *,
@@ -571,10 +594,11 @@ class StepExecution(_message.Message):
         end_time: _timestamp_pb2.Timestamp | None = ...,
         input: _struct_pb2.Struct | None = ...,
         compensation_input: _struct_pb2.Struct | None = ...,
+        output_value: _struct_pb2.Value | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["compensation_input", b"compensation_input", "end_time", b"end_time", "error", b"error", "input", b"input", "output", b"output", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["compensation_input", b"compensation_input", "end_time", b"end_time", "error", b"error", "input", b"input", "output", b"output", "output_value", b"output_value", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "compensation_input", b"compensation_input", "end_time", b"end_time", "error", b"error", "input", b"input", "output", b"output", "start_time", b"start_time", "state", b"state", "step_id", b"step_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "compensation_input", b"compensation_input", "end_time", b"end_time", "error", b"error", "input", b"input", "output", b"output", "output_value", b"output_value", "start_time", b"start_time", "state", b"state", "step_id", b"step_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -601,6 +625,7 @@ class Execution(_message.Message):
     WORKFLOW_YAML_FIELD_NUMBER: _builtins.int
     GRAPH_FIELD_NUMBER: _builtins.int
     FAILED_STEP_ID_FIELD_NUMBER: _builtins.int
+    OUTPUT_VALUE_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     """The execution's id: client-chosen (1 to 200 printable ASCII characters, no spaces) or a
     UUID made by the server.
@@ -651,6 +676,12 @@ class Execution(_message.Message):
     def graph(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkflowStep]:
         """The workflow's steps as a graph, in definition order. Left empty in ListExecutions."""
 
+    @_builtins.property
+    def output_value(self) -> _struct_pb2.Value:
+        """The workflow's output when it is not an object (a list, say), as it is; `output` then
+        holds it under the key `value`.
+        """
+
     def __init__(
         self,
         *,
@@ -669,10 +700,11 @@ class Execution(_message.Message):
         workflow_yaml: _builtins.str = ...,
         graph: _abc.Iterable[Global___WorkflowStep] | None = ...,
         failed_step_id: _builtins.str = ...,
+        output_value: _struct_pb2.Value | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "error", b"error", "input", b"input", "output", b"output"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "error", b"error", "input", b"input", "output", b"output", "output_value", b"output_value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "error", b"error", "execution_id", b"execution_id", "failed_step_id", b"failed_step_id", "graph", b"graph", "input", b"input", "last_sequence", b"last_sequence", "output", b"output", "state", b"state", "steps", b"steps", "workflow_hash", b"workflow_hash", "workflow_name", b"workflow_name", "workflow_version", b"workflow_version", "workflow_yaml", b"workflow_yaml"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "error", b"error", "execution_id", b"execution_id", "failed_step_id", b"failed_step_id", "graph", b"graph", "input", b"input", "last_sequence", b"last_sequence", "output", b"output", "output_value", b"output_value", "state", b"state", "steps", b"steps", "workflow_hash", b"workflow_hash", "workflow_name", b"workflow_name", "workflow_version", b"workflow_version", "workflow_yaml", b"workflow_yaml"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
