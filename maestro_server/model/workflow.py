@@ -15,7 +15,7 @@ from typing import Any
 
 from maestro_server.diagnostics import SourceLocation
 from maestro_server.templating.path import HttpPath
-from maestro_server.templating.values import CompiledValue, Template
+from maestro_server.templating.values import CompiledValue, Literal, SequenceValue, Template
 
 GRPC_STATUS_NAMES = frozenset(
     {
@@ -203,6 +203,17 @@ class ForEach:
     name: str = "item"
     concurrency: int = 1
     """How many elements run at once; 1 runs them in order."""
+
+    @property
+    def source(self) -> str:
+        """The list as written, for graphs: the template, or how many elements it has."""
+        if isinstance(self.items, Template):
+            return self.items.source
+        if isinstance(self.items, Literal) and isinstance(self.items.value, list):
+            return f"a list of {len(self.items.value)}"
+        if isinstance(self.items, SequenceValue):
+            return f"a list of {len(self.items.items)}"
+        return "a list"
 
 
 ELEMENT_INDEX = "index"

@@ -1586,6 +1586,21 @@ class WorkflowStep(betterproto2.Message):
     What undoes the step, when it has a `compensate`.
     """
 
+    for_each: "str" = betterproto2.field(7, betterproto2.TYPE_STRING)
+    """
+    A `for_each` step's list as written (its template); empty for a step that runs once.
+    """
+
+    for_each_as: "str" = betterproto2.field(8, betterproto2.TYPE_STRING)
+    """
+    The name a `for_each` step binds each element to (`as`, default `item`).
+    """
+
+    for_each_concurrency: "int" = betterproto2.field(9, betterproto2.TYPE_INT32)
+    """
+    How many elements of a `for_each` step run at once.
+    """
+
 
 default_message_pool.register_message("maestro.v1", "WorkflowStep", WorkflowStep)
 

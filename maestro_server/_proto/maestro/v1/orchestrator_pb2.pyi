@@ -800,6 +800,9 @@ class WorkflowStep(_message.Message):
     DEPENDS_ON_FIELD_NUMBER: _builtins.int
     WHEN_FIELD_NUMBER: _builtins.int
     COMPENSATION_FIELD_NUMBER: _builtins.int
+    FOR_EACH_FIELD_NUMBER: _builtins.int
+    FOR_EACH_AS_FIELD_NUMBER: _builtins.int
+    FOR_EACH_CONCURRENCY_FIELD_NUMBER: _builtins.int
     step_id: _builtins.str
     """The step's `id`."""
     service: _builtins.str
@@ -808,6 +811,12 @@ class WorkflowStep(_message.Message):
     """The method it calls: a gRPC method name, or an HTTP verb and path."""
     when: _builtins.str
     """The step's `when` condition, as written; empty when the step always runs."""
+    for_each: _builtins.str
+    """A `for_each` step's list as written (its template); empty for a step that runs once."""
+    for_each_as: _builtins.str
+    """The name a `for_each` step binds each element to (`as`, default `item`)."""
+    for_each_concurrency: _builtins.int
+    """How many elements of a `for_each` step run at once."""
     @_builtins.property
     def depends_on(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The ids of the steps that must finish before this one starts."""
@@ -825,10 +834,13 @@ class WorkflowStep(_message.Message):
         depends_on: _abc.Iterable[_builtins.str] | None = ...,
         when: _builtins.str = ...,
         compensation: Global___WorkflowCompensation | None = ...,
+        for_each: _builtins.str = ...,
+        for_each_as: _builtins.str = ...,
+        for_each_concurrency: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["compensation", b"compensation"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["compensation", b"compensation", "depends_on", b"depends_on", "method", b"method", "service", b"service", "step_id", b"step_id", "when", b"when"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["compensation", b"compensation", "depends_on", b"depends_on", "for_each", b"for_each", "for_each_as", b"for_each_as", "for_each_concurrency", b"for_each_concurrency", "method", b"method", "service", b"service", "step_id", b"step_id", "when", b"when"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,75 @@
+"""The for_each language: what a valid step becomes, and how graphs show it."""
+
+from maestro_server.api.graph import workflow_graph
+from maestro_server.cli.graph import to_mermaid
+from maestro_server.definition import load_workflow
+from maestro_server.model.workflow import ForEach
+from maestro_server.templating.values import Template
+
+ORDER = """
+name: order
+services:
+  inventory: {type: http, endpoint: "http://inventory:8080"}
+steps:
+  - id: reserve
+    for_each: "{{ .input.items }}"
+    as: line
+    concurrency: 4
+    service: inventory
+    method: POST /reservations
+    input: {sku: "{{ .line.sku }}", position: "{{ .index }}"}
+    when: "{{ .line.quantity > 0 }}"
+    output: reservations
+    compensate:
+      method: DELETE /reservations/{{ .reservations.id }}
+      input: {sku: "{{ .line.sku }}", position: "{{ .index }}"}
+  - id: fixed
+    for_each: [a, b]
+    service: inventory
+    method: POST /fixed/{{ .item }}
+  - id: total
+    service: inventory
+    method: POST /total
+    input: {count: "{{ .reservations | length }}", first: "{{ index .reservations 0 }}"}
+output: {reservations: "{{ .reservations }}"}
+"""
+
+
+def test_a_for_each_step_binds_its_element_and_index_in_input_when_and_compensate() -> None:
+    """`as` names the element, `.index` its position; later steps read the output as a list."""
+    workflow = load_workflow(ORDER)
+    reserve = workflow.step("reserve").for_each
+    assert reserve is not None
+    assert isinstance(reserve.items, Template) and reserve.name == "line"
+    assert reserve.concurrency == 4
+    assert workflow.step("fixed").for_each == ForEach(
+        workflow.step("fixed").for_each.items,  # type: ignore[union-attr]
+        "item",
+        1,
+    )
+    assert workflow.step("total").for_each is None
+
+
+def test_inputs_read_per_element_are_not_required_at_the_door() -> None:
+    """An empty list renders no element's input: only the list itself is needed."""
+    workflow = load_workflow(ORDER)
+    assert [read.path for read in workflow.input_reads] == [("items",)]
+
+
+def test_graph_draws_a_for_each_step_as_a_subroutine_saying_what_it_runs_over() -> None:
+    """`maestro graph` labels it "for each line in …", and the API's graph names the list."""
+    workflow = load_workflow(ORDER)
+    mermaid = to_mermaid(workflow)
+    assert (
+        '    step_reserve[["reserve<br/>inventory: POST /reservations<br/>for each line in '
+        in mermaid
+    )
+    assert '{{ .input.items }}, 4 at a time<br/>when {{ .line.quantity > 0 }}"]]' in mermaid
+    assert 'POST /fixed/{{ .item }}<br/>for each item in a list of 2"]]' in mermaid
+    steps = {step.step_id: step for step in workflow_graph(workflow)}
+    assert (steps["reserve"].for_each, steps["reserve"].for_each_as) == (
+        "{{ .input.items }}",
+        "line",
+    )
+    assert steps["reserve"].for_each_concurrency == 4
+    assert steps["total"].for_each == ""
