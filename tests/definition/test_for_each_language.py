@@ -1,6 +1,9 @@
 """The for_each language: what a valid step becomes, and how graphs show it."""
 
+import json
+
 from maestro_server.api.graph import workflow_graph
+from maestro_server.cli.explain import explain
 from maestro_server.cli.graph import to_mermaid
 from maestro_server.definition import load_workflow
 from maestro_server.model.workflow import ForEach
@@ -73,3 +76,20 @@ def test_graph_draws_a_for_each_step_as_a_subroutine_saying_what_it_runs_over() 
     )
     assert steps["reserve"].for_each_concurrency == 4
     assert steps["total"].for_each == ""
+
+
+def test_explain_shows_a_for_each_step_for_its_first_element() -> None:
+    """`validate --explain` binds the example input's first element and `.index` 0; a later
+    step sees the for_each output as a list of stand-ins."""
+    workflow = load_workflow(ORDER)
+    text = explain(workflow, "reserve", {"items": [{"sku": "a", "quantity": 2}, {"sku": "b"}]})
+    lines = text.splitlines()
+    assert (
+        lines[1] == "for each line in {{ .input.items }}: 2 elements; shown for element 0 (index 0)"
+    )
+    assert json.loads("\n".join(lines[4:])) == {"sku": "a", "position": 0}
+    empty = explain(workflow, "reserve", {"items": []}).splitlines()
+    assert empty[1].endswith(": an empty list; shown with a stand-in element (index 0)")
+    assert '"sku": "<line.sku>"' in "\n".join(empty)
+    total = explain(workflow, "total", {"items": []})
+    assert '"count": 1' in total
