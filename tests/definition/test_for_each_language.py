@@ -1,14 +1,19 @@
 """The for_each language: what a valid step becomes, and how graphs show it."""
 
 import json
+from pathlib import Path
+
+import pytest
 
 from maestro_server.api.graph import workflow_graph
 from maestro_server.cli.explain import explain
 from maestro_server.cli.graph import to_mermaid
 from maestro_server.definition import load_workflow
+from maestro_server.errors import InvalidWorkflowError
 from maestro_server.model.workflow import ForEach
 from maestro_server.templating.values import Template
 
+EXAMPLE_PROTOS = Path(__file__).parents[2] / "examples/onboarding/protos"
 ORDER = """
 name: order
 services:
@@ -93,3 +98,46 @@ def test_explain_shows_a_for_each_step_for_its_first_element() -> None:
     assert '"sku": "<line.sku>"' in "\n".join(empty)
     total = explain(workflow, "total", {"items": []})
     assert '"count": 1' in total
+
+
+BILLING = """
+name: plans
+services:
+  billing:
+    type: grpc
+    endpoint: "billing:50052"
+    protos: [billing/v1/billing.proto]
+steps:
+  - id: subscribe
+    for_each: "{{ .input.plans }}"
+    as: plan
+    service: billing
+    method: CreateSubscription
+    input: {user_id: "{{ .input.user }}", plan: "{{ .plan }}"}
+    output: subscriptions
+    compensate:
+      method: CancelSubscription
+      input: {subscription_id: "{{ .subscriptions.READ }}"}
+  - id: first
+    service: billing
+    method: GetSubscription
+    input: {subscription_id: "{{ (index .subscriptions 0).id }}"}
+output: {all: "{{ .subscriptions }}", first_plan: "{{ subscriptions[0].FIELD }}"}
+"""
+PROTO = EXAMPLE_PROTOS / "billing/v1/billing.proto"
+
+
+def test_reads_of_a_for_each_output_are_checked_against_the_elements_response() -> None:
+    """In the compensation the output is the element's response; elsewhere a list of them,
+    whose elements' fields are checked and whose whole is not taken for a message."""
+    files = {"billing/v1/billing.proto": PROTO.read_bytes()}
+    valid = load_workflow(BILLING.replace("READ", "id").replace("FIELD", "plan_name"), files=files)
+    assert valid.step("subscribe").for_each is not None
+    with pytest.raises(InvalidWorkflowError) as caught:
+        load_workflow(BILLING.replace("READ", "idd").replace("FIELD", "plan_namee"), files=files)
+    messages = [d.message for d in caught.value.diagnostics]
+    assert len(messages) == 2
+    assert messages[0].startswith("template reads .subscriptions.idd, which step 'subscribe'")
+    assert messages[1].startswith(
+        "template reads .subscriptions[0].plan_namee, which step 'subscribe'"
+    )
