@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -29,16 +28,14 @@ from maestro_server.engine.attempts import (
     AttemptEvents,
     StepAttempts,
     Stopping,
-    asking_budget,
 )
-from maestro_server.engine.calls import Attempted, Caller
+from maestro_server.engine.calls import Caller
 from maestro_server.engine.context import ExecutionContext
 from maestro_server.engine.recorder import Recorder
 from maestro_server.errors import TemplateError
 from maestro_server.model.execution import Cause, ErrorInfo, EventType, StepState
 from maestro_server.model.progress import StepProgress
 from maestro_server.model.workflow import Step, Workflow
-from maestro_server.transports.base import Request
 
 log = structlog.get_logger("maestro.engine")
 
@@ -55,7 +52,7 @@ class _Ended:
 
 
 class Elements:
-    """Runs the for_each steps of one execution, and undoes their elements."""
+    """Runs the for_each steps of one execution (element_undo.py undoes their elements)."""
 
     def __init__(
         self,
@@ -78,7 +75,7 @@ class Elements:
         """Run a for_each step; True when later steps may go on (as StepAttempts.run)."""
         structlog.contextvars.bind_contextvars(step_id=step.id)
         try:
-            items = await self._items(step)
+            items = await journaled_items(self._recorder, self._context, step)
         except TemplateError as exc:
             return await self._failed(step, ErrorInfo("TEMPLATE_ERROR", exc.message, step.service))
         if len(items) > self._max_elements:
@@ -106,24 +103,6 @@ class Elements:
         self._context.record(step, outputs)
         await self._recorder.emit(EventType.STEP_SUCCEEDED, step_id=step.id, output=outputs)
         return True
-
-    async def _items(self, step: Step) -> list[Any]:
-        """The step's list, as rendered the first time."""
-        assert step.for_each is not None
-        source = step.for_each.items
-
-        def render() -> Any:
-            items = self._context.render(source, step=step.id)
-            if not isinstance(items, list):
-                kind = "null" if items is None else type(items).__name__
-                raise TemplateError(
-                    f"for_each must render to a list, not {kind}", step=step.id, field="for_each"
-                )
-            return items
-
-        key = f"{self._context.execution_id}:{step.id}:for_each"
-        items: list[Any] = await self._recorder.journaled_value(key, render)
-        return items
 
     async def _run_elements(
         self,
@@ -281,84 +260,24 @@ class Elements:
             error = ErrorInfo(STEP_CANCELLED, message, step.service)
             await self._failed(step, error, cause=Cause.SERVER_STOPPED)
 
-    async def undo(self, step: Step, index: int) -> ErrorInfo | None:
-        """Compensate one element (asking again first if it is in doubt); its error, if any."""
-        element = self._recorder.progress.step(step.id).element(index)
-        if element.state is StepState.COMPENSATED:
-            return None  # done before a restart
-        items = await self._items(step)
-        view = self._context.element(step, index, items[index])
-        if element.state is StepState.FAILED and element.in_doubt and not element.probed:
-            await self._settle_doubt(step, index, view)
-        element = self._recorder.progress.step(step.id).element(index)
-        if element.state is not StepState.COMPENSATION_FAILED:
-            await self._compensate(step, index, view.undoing(step, element.output), element)
-        element = self._recorder.progress.step(step.id).element(index)
-        if element.state is StepState.COMPENSATION_FAILED:
-            return element.error or ErrorInfo("UNKNOWN", "no reason recorded")
-        return None
 
-    async def _settle_doubt(self, step: Step, index: int, view: ExecutionContext) -> None:
-        """Before undoing an element whose outcome is in doubt, ask its service again."""
-        service = self._workflow.services[step.service]
-        try:
-            request = await self._recorder.journaled(view.step_request(step, service))
-        except TemplateError:
-            return  # it was never sent either
-        attempts = self._recorder.progress.step(step.id).element(index).attempts
-        if attempts >= asking_budget(step):
-            return
-        listener = AttemptEvents(
-            self._recorder, step.id, compensation=False, probe=True, element_index=index
-        )
-        outcome = await self._steps.ask_again(step, request, attempts, listener)
-        kind = EventType.STEP_SUCCEEDED if outcome.ok else EventType.STEP_FAILED
-        await self._emit(
-            kind,
-            step,
-            index,
-            attempt=outcome.attempts,
-            output=outcome.output,
-            error=outcome.error,
-            duration=outcome.duration,
-            in_doubt=not outcome.ok,
-            probe=True,
-        )
+async def journaled_items(recorder: Recorder, context: ExecutionContext, step: Step) -> list[Any]:
+    """A for_each step's list, as rendered the first time (TemplateError if not a list)."""
+    assert step.for_each is not None
+    source = step.for_each.items
 
-    async def _compensate(
-        self, step: Step, index: int, view: ExecutionContext, element: StepProgress
-    ) -> None:
-        compensation = step.compensate
-        assert compensation is not None
-        service = self._workflow.services[compensation.service]
-        listener = AttemptEvents(self._recorder, step.id, compensation=True, element_index=index)
-        request: Request | None = None
-        try:
-            request = await self._recorder.journaled(
-                view.compensation_request(step, compensation, service)
+    def render() -> Any:
+        items = context.render(source, step=step.id)
+        if not isinstance(items, list):
+            kind = "null" if items is None else type(items).__name__
+            raise TemplateError(
+                f"for_each must render to a list, not {kind}", step=step.id, field="for_each"
             )
-        except TemplateError as exc:
-            code = "OUTCOME_UNKNOWN" if element.in_doubt else "TEMPLATE_ERROR"
-            error = ErrorInfo(code, exc.message, compensation.service)
-            outcome = Attempted(0, timedelta(), error=error)
-        if request is not None:
-            outcome = await self._caller.call(
-                request,
-                compensation.retry,
-                compensation.timeout,
-                listener,
-                first_attempt=element.compensation_attempts + 1,
-                patient=True,
-            )
-        kind = EventType.COMPENSATION_SUCCEEDED if outcome.ok else EventType.COMPENSATION_FAILED
-        await self._emit(
-            kind,
-            step,
-            index,
-            attempt=outcome.attempts,
-            error=outcome.error,
-            duration=outcome.duration,
-        )
+        return items
+
+    key = f"{context.execution_id}:{step.id}:for_each"
+    items: list[Any] = await recorder.journaled_value(key, render)
+    return items
 
 
 def _failure(progress: StepProgress, count: int) -> ErrorInfo | None:

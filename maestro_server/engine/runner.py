@@ -25,6 +25,7 @@ from maestro_server.engine.attempts import SERVER_STOPPING, StepAttempts, Stoppi
 from maestro_server.engine.calls import Caller
 from maestro_server.engine.context import ExecutionContext
 from maestro_server.engine.dependencies import Dependencies
+from maestro_server.engine.element_undo import ElementUndo
 from maestro_server.engine.elements import Elements
 from maestro_server.engine.observe import Observer
 from maestro_server.engine.recorder import Recorder
@@ -105,7 +106,7 @@ class Runner:
             caller,
             self._steps,
             elapsed=self._elapsed,
-            elements=self._elements,
+            elements=ElementUndo(workflow, self._recorder, self._context, caller, self._steps),
         )
         self._clock = deps.clock
         self._now = deps.now

@@ -8,7 +8,7 @@ from datetime import timedelta
 from maestro_server.engine.attempts import AttemptEvents, StepAttempts
 from maestro_server.engine.calls import Attempted, Caller
 from maestro_server.engine.context import ExecutionContext
-from maestro_server.engine.elements import Elements
+from maestro_server.engine.element_undo import ElementUndo
 from maestro_server.engine.recorder import Recorder
 from maestro_server.errors import TemplateError
 from maestro_server.model.execution import (
@@ -34,7 +34,7 @@ class Saga:
         steps: StepAttempts,
         *,
         elapsed: Callable[[], timedelta],
-        elements: Elements,
+        elements: ElementUndo,
     ) -> None:
         self._workflow = workflow
         self._recorder = recorder

@@ -14,7 +14,7 @@ import pytest
 from maestro_server.definition import load_workflow
 from maestro_server.engine.dependencies import Dependencies
 from maestro_server.engine.runner import Resumption, Runner
-from maestro_server.model.execution import EventType, ExecutionState, StepState
+from maestro_server.model.execution import Cause, EventType, ExecutionState, StepState
 from maestro_server.resilience.breaker import BreakerRegistry
 from maestro_server.transports.base import Call
 from tests.engine.fakes import FakeClock, ListSink, ScriptedInvoker, fail
@@ -273,3 +273,85 @@ async def test_a_restart_mid_for_each_runs_no_element_twice_under_different_keys
         assert (call.attempt > 1) == (index in in_flight), "in flight: asked again, in doubt"
     final = second.records["reserve"]
     assert final.state is StepState.SUCCEEDED
+
+
+async def test_a_cancel_mid_for_each_stops_the_elements_and_undoes_those_done() -> None:
+    """Cancelled while elements 2 and 3 hang: they are recorded cancelled (in doubt), and
+    every element that completed or may have is released before the first step."""
+    hanging = asyncio.Event()
+    count = 0
+
+    async def hang(call: Call) -> Any:
+        nonlocal count
+        if call.attempt > 1:
+            return reserved(call)
+        count += 1
+        if count == 2:
+            hanging.set()
+        await asyncio.Event().wait()
+
+    script: dict[str, Any] = {"reserve[0]": reserved, "reserve[1]": reserved}
+    script |= {"reserve[2]": hang, "reserve[3]": hang}
+    invoker = ScriptedInvoker(script)
+    sink = ListSink()
+    runner = Runner(load_workflow(order(2)), "ex-1", {"items": ITEMS}, deps(invoker, sink))
+    task = asyncio.create_task(runner.run())
+    await asyncio.wait_for(hanging.wait(), 5)
+    assert runner.cancel("changed my mind")
+    result = await task
+    assert result.state is ExecutionState.CANCELLED
+    stopped = [
+        (e.element_index, e.in_doubt, e.cause)
+        for e in sink.events
+        if e.type is EventType.STEP_FAILED and e.element_index is not None
+    ]
+    assert sorted(stopped) == [(2, True, Cause.CANCELLED), (3, True, Cause.CANCELLED)]
+    undone = [k for k in keys(invoker) if k.endswith(":compensate")]
+    assert sorted(undone[:4]) == [f"reserve[{n}]:compensate" for n in range(4)]
+    assert undone[4:] == ["open:compensate"]
+    assert "reserve[4]" not in keys(invoker)
+
+
+@pytest.mark.parametrize("keep", range(6, 20))
+async def test_a_restart_after_an_element_failed_releases_each_completed_element(
+    keep: int,
+) -> None:
+    """Element 3 fails; the process dies after `keep` events, forward or in the saga. After
+    the restart, every element that succeeded (or, in doubt, did when asked again) ends
+    compensated, under its own key only."""
+    script: dict[str, Any] = {f"reserve[{n}]": reserved for n in range(5)}
+    script["reserve[3]"] = fail("FAILED_PRECONDITION")
+    invoker = ScriptedInvoker(script)
+    workflow = load_workflow(order(2))
+    crashing = CrashingSink(keep)
+    first = Runner(workflow, "ex-1", {"items": ITEMS}, deps(invoker, crashing))
+    with contextlib.suppress(BaseException):
+        await first.run()
+    resumed = ListSink(events=list(crashing.events), requests=dict(crashing.requests))
+    second = Runner(
+        workflow,
+        "ex-1",
+        {"items": ITEMS},
+        deps(invoker, resumed),
+        resumption=Resumption(crashing.events, crashing.requests),
+    )
+    result = await second.run()
+    if result.state is ExecutionState.COMPENSATION_FAILED:
+        # Element 3 was in flight at the crash, so it may have acted; its service's answer on
+        # asking again was the failure, which leaves it in doubt (as any step), and undoing
+        # it needs the output it never gave.
+        in_flight = [e for e in crashing.events if e.element_index == 3]
+        assert in_flight and in_flight[-1].type is EventType.STEP_STARTED
+        assert result.error is not None and "'reserve[3]' (OUTCOME_UNKNOWN" in result.error.message
+    else:
+        assert result.state is ExecutionState.COMPENSATED
+    step = second.records["reserve"]
+    succeeded = {
+        e.element_index
+        for e in resumed.events
+        if e.type is EventType.STEP_SUCCEEDED and e.element_index is not None
+    }
+    assert succeeded and 3 not in succeeded
+    assert {i for i, e in step.elements.items() if e.state is StepState.COMPENSATED} == succeeded
+    compensated = {k for k in keys(invoker) if k.startswith("reserve") and "compensate" in k}
+    assert compensated == {f"reserve[{n}]:compensate" for n in succeeded}
