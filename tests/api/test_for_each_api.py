@@ -4,6 +4,7 @@ and the server's limit on the list (against the real CRM service)."""
 import json
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -120,3 +121,32 @@ async def test_a_list_over_the_servers_limit_fails_before_any_call(
     assert not any(
         effect["key"].startswith(handle.execution_id) for effect in ledger(crm)["effects"]
     )
+
+
+async def test_sigkill_mid_for_each_runs_no_element_twice(tmp_path: Path) -> None:
+    """`maestro serve` on SQLite is killed with two of six elements done and others in flight;
+    after a restart the step finishes: each element acted once, under its own key."""
+    store = f"--store=sqlite:///{tmp_path / 'maestro.db'}"
+    emails = [f"user{n}@example.com" for n in range(6)]
+    with start_service("crm", "--delay", "POST /contacts=0.3") as slow_crm:
+        yaml = contacts_yaml(slow_crm)
+        with maestro_serve(store) as server:
+            async with MaestroClient(server.address) as client:
+                handle = await client.start(yaml, {"emails": emails, "fail": False})
+                done = 0
+                async for event in handle.events():
+                    if event.type == EventType.STEP_SUCCEEDED and event.element_index is not None:
+                        done += 1
+                    if done == 2:
+                        break
+            server.process.kill()
+        with maestro_serve(store) as server:
+            async with MaestroClient(server.address) as client:
+                result = await client.get_handle(handle.execution_id).result()
+        effects = [
+            effect["key"]
+            for effect in ledger(slow_crm)["effects"]
+            if effect["method"] == "POST /contacts"
+        ]
+    assert [contact["email"] for contact in result] == emails
+    assert sorted(effects) == sorted(f"{handle.execution_id}:add[{n}]" for n in range(6))
