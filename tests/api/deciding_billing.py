@@ -18,6 +18,31 @@ from demo_services.grpc_server import Context, start
 AfterDeciding = Callable[[int], Awaitable[None]]
 """Called with 1 for the first call to have decided (or replayed), 2 for the next, and so on."""
 
+# The workflow the tests run on it: subscribe (one attempt, undone by cancelling the subscription
+# it returned), then read the subscription back by the id the first step learnt.
+SUBSCRIBE_THEN_CHECK = """\
+name: subscribe_then_check
+services:
+  billing: {{type: grpc, endpoint: "{billing}", timeout: 60s}}
+steps:
+  - id: subscribe
+    service: billing
+    method: CreateSubscription
+    input: {{user_id: ada, plan: pro}}
+    output: subscription
+    retry: {{max_attempts: 1}}
+    compensate:
+      method: CancelSubscription
+      input: {{subscription_id: "{{{{ .subscription.id }}}}"}}
+  - id: check
+    service: billing
+    method: GetSubscription
+    input: {{subscription_id: "{{{{ .subscription.id }}}}"}}
+    output: checked
+output:
+  subscription_id: "{{{{ .checked.id }}}}"
+"""
+
 
 class DecidingBilling(billing.Billing):
     def __init__(self, after_deciding: AfterDeciding) -> None:

@@ -16,7 +16,7 @@ from demo_services import billing, mailer
 
 from maestro_client import EventType, ExecutionState, MaestroClient, NotFoundError
 from tests.api.conftest import INPUT, maestro_serve, onboarding_yaml
-from tests.api.deciding_billing import deciding_billing
+from tests.api.deciding_billing import SUBSCRIBE_THEN_CHECK, deciding_billing
 from tests.postgres import empty_tables
 
 SEED = 20261125
@@ -117,30 +117,6 @@ async def test_sigkill_at_random_moments_loses_nothing(
     cancelled_users = {s.user_id for s in subscriptions if s.status == "CANCELLED"}
     assert compensated_users == cancelled_users
     assert len(compensated_users) == len([n for n in range(EXECUTIONS) if n % 3 == 0])
-
-
-SUBSCRIBE_THEN_CHECK = """\
-name: decided_before_the_crash
-services:
-  billing: {{type: grpc, endpoint: "{billing}", timeout: 60s}}
-steps:
-  - id: subscribe
-    service: billing
-    method: CreateSubscription
-    input: {{user_id: ada, plan: pro}}
-    output: subscription
-    retry: {{max_attempts: 1}}
-    compensate:
-      method: CancelSubscription
-      input: {{subscription_id: "{{{{ .subscription.id }}}}"}}
-  - id: check
-    service: billing
-    method: GetSubscription
-    input: {{subscription_id: "{{{{ .subscription.id }}}}"}}
-    output: checked
-output:
-  subscription_id: "{{{{ .checked.id }}}}"
-"""
 
 
 @pytest.mark.parametrize("store", ["sqlite", "postgres"])
