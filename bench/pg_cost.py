@@ -190,9 +190,10 @@ class PgMeter:
         how many of those transactions committed."""
         if not self.walinspect:
             return None, None
-        # A transaction in the bench database, between phases: the next phase starts with a
-        # settled reading, taken after this connection closed (a backend flushes on exit).
-        self.own += 1
+        # Two transactions in the bench database (a backend's start-up is one), between phases:
+        # the next phase starts with a settled reading, taken after this connection closed (a
+        # backend flushes its counts on exit).
+        self.own += 2
         async with await psycopg.AsyncConnection.connect(self.bench_url, autocommit=True) as db:
             query = {"start": start, "end": end, "rel": f"%/{self._oid}/%"}
             row = await (await db.execute(OWN_WAL, query)).fetchone()
