@@ -235,6 +235,7 @@ def summarize(  # noqa: PLR0917 - one call site, every part of the results
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
+    load_before = os.getloadavg()[0]
     with ExitStack() as stack:
         services = stack.enter_context(fleet())
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
@@ -258,6 +259,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        # Other work on the machine skews every figure: the 1-minute load at start and end.
+        "load_average": [load_before, os.getloadavg()[0]],
     }
     return results
 

@@ -120,4 +120,7 @@ def table(results: dict[str, Any]) -> str:
     """Every table the results have, the targets last."""
     lines = systems(results) if "latency" in results else []
     lines += postgres(results) + scale_out(results) + scale(results) + targets(results)
+    load = results.get("machine", {}).get("load_average")
+    if load:
+        lines += ["", f"Load average (1 min) at start and end: {load[0]:.2f}, {load[1]:.2f}."]
     return "\n".join(lines).strip("\n")
