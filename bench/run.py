@@ -31,15 +31,16 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 SERVICES = "examples/onboarding/services"
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / p) for p in ("", SERVICES)]
 
-from demo_services.fleet import fleet  # noqa: E402
+from demo_services.fleet import Fleet, fleet  # noqa: E402
 from measure import effects_by_system, latency, median_of, pct, throughput, workload  # noqa: E402
 from pg_cost import Cost, PgMeter  # noqa: E402
 from processes import ROOT, cpu_seconds, maestro_serve  # noqa: E402
@@ -65,6 +66,8 @@ from tests.postgres import ADMIN_URL as POSTGRES_ADMIN  # noqa: E402
 __all__ = ["Direct", "Embedded", "System", "cpu_seconds", "fleet", "latency", "onboarding_yaml"]
 __all__ += ["workload"]
 
+T = TypeVar("T")
+
 FAIL_EMAIL = {"errors": {"SendTemplate": {"code": "INVALID_ARGUMENT", "rate": 1.0}}}
 
 
@@ -72,8 +75,22 @@ def server_cpu(system: System) -> float:
     return sum(map(cpu_seconds, system.pids))
 
 
+async def with_cost(
+    meter: PgMeter | None, phase: Awaitable[T], workflows: int
+) -> tuple[T, Cost | None]:
+    """The phase's result, and what it cost PostgreSQL when metered (settled readings before
+    and after, so every backend's counts are in)."""
+    if meter is None:
+        return await phase, None
+    before = await meter.settled()
+    started = time.perf_counter()
+    result = await phase
+    elapsed = time.perf_counter() - started
+    return result, await meter.cost(before, await meter.settled(), workflows, elapsed)
+
+
 async def systems_rounds(
-    args: argparse.Namespace, stack: ExitStack, services: Any, sqlite: Path
+    args: argparse.Namespace, stack: ExitStack, services: Fleet, sqlite: Path
 ) -> dict[str, Any]:
     """Scenarios (a) to (e): every system, interleaved round by round."""
     endpoints = services.endpoints
@@ -108,31 +125,29 @@ async def systems_rounds(
         print(f"round {round_ + 1} of {args.rounds}", file=sys.stderr)
         for name, system in systems.items():
             metered = meter if name == "maestro-serve-postgres" else None
-            before = await metered.settled() if metered else None
-            cpu, started = server_cpu(system), time.perf_counter()
-            lat[name] += await latency(system.run, f"{name}@lat", executions)
+            cpu = server_cpu(system)
+            samples, cost = await with_cost(
+                metered, latency(system.run, f"{name}@lat", executions), executions
+            )
+            lat[name] += samples
             lat_cpu[name].append((server_cpu(system) - cpu) / executions * 1000)
-            if metered and before:
-                elapsed = time.perf_counter() - started
-                after = await metered.settled()
-                costs[1].append(await metered.cost(before, after, executions, elapsed))
             for concurrency in (32, 128):
-                before = await metered.settled() if metered and concurrency == 128 else None
-                started = time.perf_counter()
-                thr[concurrency][name].append(
-                    await throughput(
-                        [system.run],
-                        system.pids,
-                        prefix=f"{name}@c{concurrency}",
-                        count=executions,
-                        concurrency=concurrency,
-                        services=services,
-                    )
+                run = throughput(
+                    [system.run],
+                    system.pids,
+                    prefix=f"{name}@c{concurrency}",
+                    count=executions,
+                    concurrency=concurrency,
+                    services=services,
                 )
-                if metered and before:
-                    elapsed = time.perf_counter() - started
-                    after = await metered.settled()
-                    costs[128].append(await metered.cost(before, after, executions, elapsed))
+                figures, cost128 = await with_cost(
+                    metered if concurrency == 128 else None, run, executions
+                )
+                thr[concurrency][name].append(figures)
+                if cost128 is not None:
+                    costs[128].append(cost128)
+            if cost is not None:
+                costs[1].append(cost)
         services.set_faults("email", FAIL_EMAIL)
         for name, system in systems.items():
             comp[name] += await latency(
