@@ -133,10 +133,7 @@ class Direct:
 
 
 class _NoSink:
-    async def append_event(self, event: Any) -> None:
-        pass
-
-    async def save_request(self, execution_id: str, key: str, request: Any) -> None:
+    async def append(self, entries: Any) -> None:
         pass
 
 
