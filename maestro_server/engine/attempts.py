@@ -63,6 +63,9 @@ class AttemptEvents(AttemptListener):
             probe=self.probe,
             element_index=self.element_index,
         )
+        # The call goes out once its start is on disk: after a crash, the log then shows the
+        # attempt in flight (in doubt), to be asked again under its key.
+        await self.recorder.durable()
 
     async def retrying(
         self, attempt: int, error: ErrorInfo, duration: timedelta, delay: timedelta
