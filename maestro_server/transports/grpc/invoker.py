@@ -36,6 +36,7 @@ log = structlog.get_logger("maestro.grpc")
 
 # Codes that say the service is down or overloaded (they trip its circuit breaker).
 _BREAKER_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"})
+_TARGETS_KEPT = 4096  # services remembered; a bound, whatever workflows are sent
 _CHANNEL_OPTIONS = [
     ("grpc.enable_retries", 0),  # the engine's retry policy is the only retry layer
     # Channels with different TLS identities must not share connections to one target.
@@ -53,6 +54,7 @@ class _Method:
     call: Callable[..., Any]
     reflected: bool
     """The schema came from the server's reflection, so it can go stale."""
+    channel: grpc.aio.Channel
 
 
 class _Schema:
@@ -98,10 +100,14 @@ class GrpcInvoker:
         # by a service with another.
         self._methods: dict[tuple[tuple[str, ...], str, grpc.aio.Channel], _Method] = {}
         self._locks: dict[tuple[str, ...], asyncio.Lock] = {}
+        # A service's schema key and channel, by the Service object (workflows are immutable
+        # and outlive their calls): hashing its files and reading its TLS once, not per call.
+        self._targets: dict[int, tuple[Service, tuple[str, ...], grpc.aio.Channel]] = {}
 
     async def close(self) -> None:
         """Close every channel."""
         channels, self._channels = self._channels, {}
+        self._targets = {}
         await asyncio.gather(*(channel.close() for channel in channels.values()))
 
     def channel(self, service: Service) -> grpc.aio.Channel:
@@ -120,6 +126,17 @@ class GrpcInvoker:
                 channel = grpc.aio.secure_channel(service.endpoint, credentials, options=options)
             self._channels[key] = channel
         return channel
+
+    def _target(self, service: Service) -> tuple[tuple[str, ...], grpc.aio.Channel]:
+        """The schema key and the channel of a service."""
+        cached = self._targets.get(id(service))
+        if cached is not None and cached[0] is service:
+            return cached[1], cached[2]
+        key, channel = _schema_key(service), self.channel(service)
+        if len(self._targets) >= _TARGETS_KEPT:
+            self._targets.clear()
+        self._targets[id(service)] = (service, key, channel)
+        return key, channel
 
     async def invoke(self, call: Call) -> Any:
         """Make one unary call; the response comes back as a dict with proto field names."""
@@ -149,7 +166,7 @@ class GrpcInvoker:
                 self._forget(service, method, "the request has a field the schema lacks")
                 refreshed = True
                 continue
-            await _connected(self.channel(service), service, call.timeout)
+            await _connected(method.channel, service, call.timeout)
             try:
                 response = await method.call(message, timeout=call.timeout, metadata=metadata)
             except grpc.aio.AioRpcError as exc:
@@ -170,8 +187,7 @@ class GrpcInvoker:
         return struct_numbers(response.DESCRIPTOR, data, proto_names=True)
 
     async def _method(self, service: Service, method: GrpcMethod, timeout: float) -> _Method:
-        key = _schema_key(service)
-        channel = self.channel(service)
+        key, channel = self._target(service)
         cached = self._methods.get((key, str(method), channel))
         if cached is not None:
             return cached
@@ -192,7 +208,13 @@ class GrpcInvoker:
             response_deserializer=response_class.FromString,
         )
         resolved = _Method(
-            path, request_class, response_class, schema.pool, multicallable, schema.reflected
+            path,
+            request_class,
+            response_class,
+            schema.pool,
+            multicallable,
+            schema.reflected,
+            channel,
         )
         self._methods[(key, str(method), channel)] = resolved
         return resolved
