@@ -18,7 +18,6 @@ import structlog
 from google.protobuf import descriptor, descriptor_pool, json_format, message_factory
 from google.protobuf.message import Message
 
-from maestro_server.json_numbers import struct_numbers
 from maestro_server.model.workflow import GrpcMethod, Service
 from maestro_server.schemas.descriptors import (
     SchemaError,
@@ -29,6 +28,7 @@ from maestro_server.schemas.descriptors import (
 from maestro_server.schemas.methods import MethodNotFoundError, find_method
 from maestro_server.transports.base import Call, CallError
 from maestro_server.transports.grpc import reflection
+from maestro_server.transports.grpc.codec import Codec
 from maestro_server.transports.guard import SYSTEM_GUARD, AddressGuard
 from maestro_server.transports.tls import ClientTls
 
@@ -55,6 +55,7 @@ class _Method:
     reflected: bool
     """The schema came from the server's reflection, so it can go stale."""
     channel: grpc.aio.Channel
+    codec: Codec
 
 
 class _Schema:
@@ -68,6 +69,7 @@ class _Schema:
         reflected: bool,
     ) -> None:
         self.pool = pool
+        self.codec = Codec(pool)
         self.reflected = reflected
         self.services = [service for file in files for service in file.services_by_name.values()]
 
@@ -177,14 +179,7 @@ class GrpcInvoker:
                 refreshed = True
                 continue
             break
-        data = json_format.MessageToDict(
-            response,
-            preserving_proto_field_name=True,
-            always_print_fields_with_no_presence=True,
-            descriptor_pool=method.pool,
-            unquote_int64_if_possible=True,
-        )
-        return struct_numbers(response.DESCRIPTOR, data, proto_names=True)
+        return method.codec.json(response)
 
     async def _method(self, service: Service, method: GrpcMethod, timeout: float) -> _Method:
         key, channel = self._target(service)
@@ -215,6 +210,7 @@ class GrpcInvoker:
             multicallable,
             schema.reflected,
             channel,
+            schema.codec,
         )
         self._methods[(key, str(method), channel)] = resolved
         return resolved
@@ -271,7 +267,7 @@ class GrpcInvoker:
 
 def _request(method: _Method, payload: Any, service: Service) -> Message:
     try:
-        return json_format.ParseDict(payload, method.request(), descriptor_pool=method.pool)
+        return method.codec.message(method.request, payload)
     except (json_format.ParseError, TypeError, ValueError) as exc:
         raise CallError(
             "INVALID_REQUEST",
