@@ -6,9 +6,11 @@ import pytest
 from google.protobuf import (
     descriptor_pb2,
     descriptor_pool,
+    duration_pb2,
     json_format,
     message_factory,
     struct_pb2,
+    timestamp_pb2,
 )
 from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
@@ -37,7 +39,11 @@ def _pool() -> descriptor_pool.DescriptorPool:
         name="codec/v1/codec.proto",
         package="codec.v1",
         syntax="proto3",
-        dependency=["google/protobuf/struct.proto"],
+        dependency=[
+            "google/protobuf/struct.proto",
+            "google/protobuf/timestamp.proto",
+            "google/protobuf/duration.proto",
+        ],
     )
     color = file.enum_type.add(name="Color")
     for number, name in enumerate(["COLOR_UNSPECIFIED", "RED", "GREEN"]):
@@ -78,6 +84,20 @@ def _pool() -> descriptor_pool.DescriptorPool:
     simple.field.add(
         name="maybe", number=46, type=F.TYPE_STRING, oneof_index=1, proto3_optional=True
     )
+    for name, number, value in (("labels", 48, F.TYPE_STRING), ("counts", 49, F.TYPE_INT64)):
+        entry = simple.nested_type.add(name=f"{name.title()}Entry")
+        entry.options.map_entry = True
+        entry.field.add(name="key", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+        entry.field.add(name="value", number=2, type=value, label=F.LABEL_OPTIONAL)
+        simple.field.add(
+            name=name, number=number, type=F.TYPE_MESSAGE, label=F.LABEL_REPEATED,
+            type_name=f".codec.v1.Simple.{name.title()}Entry",
+        )  # fmt: skip
+    for name, number, kind in (("at", 50, "Timestamp"), ("took", 51, "Duration")):
+        simple.field.add(
+            name=name, number=number, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL,
+            type_name=f".google.protobuf.{kind}",
+        )  # fmt: skip
     # Declared last, numbered first: JSON has set fields by number, then unset ones as declared.
     simple.field.add(name="zlast", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
     other = file.message_type.add(name="Other")  # planned: no; json_format's alone
@@ -89,7 +109,8 @@ def _pool() -> descriptor_pool.DescriptorPool:
         label=F.LABEL_OPTIONAL,
     )  # fmt: skip
     pool = descriptor_pool.DescriptorPool()
-    pool.AddSerializedFile(struct_pb2.DESCRIPTOR.serialized_pb)
+    for known in (struct_pb2, timestamp_pb2, duration_pb2):
+        pool.AddSerializedFile(known.DESCRIPTOR.serialized_pb)
     pool.Add(file)
     return pool
 
@@ -107,12 +128,14 @@ json_leaf = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=5),
     st.sampled_from(["RED", "GREEN", "BLUE", "COLOR_UNSPECIFIED", "12", "-3"]),
+    st.sampled_from(["2024-01-01T00:00:00Z", "1970-01-01T00:00:01.500Z", "1.5s", "-2s", "x"]),
 )
 keys = st.sampled_from(
     [
         *SCALARS,
         *(f"many_{name}" for name in SCALARS),
         *("color", "colors", "inner", "inners", "by_name", "by_id", "maybe", "zlast"),
+        *("labels", "counts", "at", "took"),
         *("manyI32", "byName", "unknown", "label", "depth", "child"),  # JSON names, strays
     ]
 )
@@ -180,6 +203,10 @@ def test_json_to_message_and_back_as_json_format_does(value: dict[str, Any]) -> 
             ),
             "by_id": st.integers(min_value=0, max_value=9),
             "maybe": st.just(""),
+            "labels": st.dictionaries(st.text(max_size=3), st.text(max_size=3), max_size=3),
+            "counts": st.dictionaries(st.text(max_size=2), st.integers(0, 2**63 - 1), max_size=2),
+            "at": st.sampled_from(["2024-01-01T00:00:00Z", "1970-01-01T00:00:01.500Z"]),
+            "took": st.sampled_from(["1.500s", "-2s", "0s"]),
         },
     )
 )

@@ -3,10 +3,10 @@
 `json_format.ParseDict` and `MessageToDict` walk every field through generic Python code for
 each call (about 0.1 ms a message on this machine). A `Codec` compiles, once per message type,
 a plan for the common shapes: strings, bools, integers, enums, nested messages and repeated
-fields of those. Anything else (floats, bytes, maps, well-known types such as Struct, JSON
-names instead of field names, nulls, a value of an unexpected type) goes to json_format, so
-the mapping and every error message stay json_format's own; tests/transports/test_codec.py
-compares the two over generated messages.
+fields of those, maps with text keys, and Timestamps and Durations out. Anything else (floats,
+bytes, other well-known types such as Struct, JSON names instead of field names, nulls, a
+value of an unexpected type) goes to json_format, so the mapping and every error message stay
+json_format's own; tests/transports/test_codec.py compares the two over generated messages.
 
 The output mapping is `MessageToDict(preserving_proto_field_name=True,
 always_print_fields_with_no_presence=True, unquote_int64_if_possible=True)`, then whole numbers
@@ -47,6 +47,10 @@ _INT64 = frozenset(
 )
 
 
+# Well-known types whose JSON is their text (as json_format writes them); read by json_format.
+_AS_TEXT = frozenset({"google.protobuf.Timestamp", "google.protobuf.Duration"})
+
+
 class _Slow(Exception):
     """A value the fast path leaves to json_format."""
 
@@ -58,19 +62,33 @@ Decode = Callable[[Any], Any]
 class _Field:
     """One field of a planned message: its JSON value to a constructor argument, and back."""
 
-    __slots__ = ("decode", "default", "encode", "name", "number", "oneof", "presence", "repeated")
+    __slots__ = (
+        "decode",
+        "default",
+        "encode",
+        "map",
+        "name",
+        "number",
+        "oneof",
+        "presence",
+        "repeated",
+    )
 
     def __init__(self, field: FieldDescriptor, encode: Encode, decode: Decode) -> None:
         self.name = field.name
         self.number = field.number
-        self.repeated = field.is_repeated
+        self.map = _is_map(field)
+        """A map with text keys: `encode` and `decode` are its values'."""
+        self.repeated = field.is_repeated and not self.map
         self.presence = field.has_presence
         # A proto3 `optional` field sits alone in a synthetic oneof: harmless to count here.
         oneof = field.containing_oneof
         self.oneof = oneof.name if oneof is not None else None
         self.encode = encode
         self.decode = decode
-        self.default: Any = None if self.repeated or self.presence else field.default_value
+        self.default: Any = (
+            None if self.repeated or self.map or self.presence else field.default_value
+        )
 
 
 class _Plan:
@@ -100,6 +118,10 @@ class _Plan:
                 if type(item) is not list:
                     raise _Slow
                 arguments[key] = [field.encode(element) for element in item]
+            elif field.map:
+                if type(item) is not dict:
+                    raise _Slow
+                arguments[key] = {name: field.encode(entry) for name, entry in item.items()}
             else:
                 arguments[key] = field.encode(item)
         return arguments
@@ -115,6 +137,11 @@ class _Plan:
                     out[field.name] = [field.decode(element) for element in value]
                 else:
                     unset.append(field)
+            elif field.map:
+                if value:
+                    out[field.name] = {str(name): field.decode(value[name]) for name in value}
+                else:
+                    unset.append(field)
             elif field.presence:
                 if message.HasField(field.name):
                     out[field.name] = field.decode(value)
@@ -123,7 +150,12 @@ class _Plan:
             else:
                 unset.append(field)
         for field in self._declared(unset):
-            out[field.name] = [] if field.repeated else field.decode(field.default)
+            if field.repeated:
+                out[field.name] = []
+            elif field.map:
+                out[field.name] = {}
+            else:
+                out[field.name] = field.decode(field.default)
         return out
 
     def _declared(self, unset: list[_Field]) -> list[_Field]:
@@ -204,16 +236,39 @@ def _coders(field: FieldDescriptor, planning: dict[str, _Plan]) -> tuple[Encode,
         return _integer(low, high), (_int64 if kind in _INT64 else _same)
     if kind == FieldDescriptor.TYPE_ENUM:
         return _enum(field)
+    if kind == FieldDescriptor.TYPE_MESSAGE and _is_map(field):
+        entry: Any = field.message_type
+        key, value = entry.fields_by_name["key"], entry.fields_by_name["value"]
+        if key.type != FieldDescriptor.TYPE_STRING or value.type == FieldDescriptor.TYPE_MESSAGE:
+            return None
+        return _coders(value, planning)
+    message: Any = field.message_type
+    if kind == FieldDescriptor.TYPE_MESSAGE and message.full_name in _AS_TEXT:
+        return _never, _as_text
     if kind == FieldDescriptor.TYPE_MESSAGE:
-        plan = _compile(field.message_type, planning)
+        plan = _compile(message, planning)
         if plan is None:
             return None
         return plan.encode, plan.decode
     return None  # float, double, bytes, groups
 
 
+def _is_map(field: FieldDescriptor) -> bool:
+    message: Any = field.message_type
+    return message is not None and bool(message.GetOptions().map_entry)
+
+
 def _same(value: Any) -> Any:
     return value
+
+
+def _never(_: Any) -> Any:
+    raise _Slow
+
+
+def _as_text(value: Any) -> str:
+    text: str = value.ToJsonString()
+    return text
 
 
 def _int64(value: int) -> int | str:
