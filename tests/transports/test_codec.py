@@ -93,10 +93,10 @@ def _pool() -> descriptor_pool.DescriptorPool:
             name=name, number=number, type=F.TYPE_MESSAGE, label=F.LABEL_REPEATED,
             type_name=f".codec.v1.Simple.{name.title()}Entry",
         )  # fmt: skip
-    for name, number, kind in (("at", 50, "Timestamp"), ("took", 51, "Duration")):
+    for name, number, known in (("at", 50, "Timestamp"), ("took", 51, "Duration")):
         simple.field.add(
             name=name, number=number, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL,
-            type_name=f".google.protobuf.{kind}",
+            type_name=f".google.protobuf.{known}",
         )  # fmt: skip
     # Declared last, numbered first: JSON has set fields by number, then unset ones as declared.
     simple.field.add(name="zlast", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
