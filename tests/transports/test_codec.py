@@ -109,8 +109,8 @@ def _pool() -> descriptor_pool.DescriptorPool:
         label=F.LABEL_OPTIONAL,
     )  # fmt: skip
     pool = descriptor_pool.DescriptorPool()
-    for known in (struct_pb2, timestamp_pb2, duration_pb2):
-        pool.AddSerializedFile(known.DESCRIPTOR.serialized_pb)
+    for module in (struct_pb2, timestamp_pb2, duration_pb2):
+        pool.AddSerializedFile(module.DESCRIPTOR.serialized_pb)
     pool.Add(file)
     return pool
 
