@@ -5,6 +5,8 @@ c=1 and CPU per workflow at c=1 and c=32 for the onboarding workflow (4 calls) a
 example services, rounds interleaved, medians reported. `--profile PREFIX` runs each system
 once more under cProfile and writes PREFIX-<system>.prof (read with `python -m pstats`).
 
+`--loop uvloop` runs it all on uvloop (not a dependency: have it importable).
+
 Usage: python bench/embedded.py [--rounds 5] [--executions 300] [--profile /tmp/calls]
 """
 
@@ -104,6 +106,11 @@ if __name__ == "__main__":
     parser.add_argument(
         "--profile", help="write cProfile stats of each system to PREFIX-<system>.prof"
     )
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     args = parser.parse_args()
     configure_logging(level="WARNING")  # as in production: per-attempt debug lines filtered
+    if args.loop == "uvloop":
+        import uvloop  # type: ignore[import-not-found, unused-ignore]  # only when asked for
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     asyncio.run(main(args.rounds, args.executions, args.profile))

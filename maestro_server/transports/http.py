@@ -12,6 +12,7 @@ here), and that URL is what logs and error messages show.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from maestro_server.transports.guard import SYSTEM_GUARD, AddressGuard
 from maestro_server.transports.tls import ClientTls
 
 log = structlog.get_logger("maestro.http")
+_debugging = logging.getLogger("maestro.http").isEnabledFor
 
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 _TIMEOUTS = ("connect", "read", "write", "pool")  # httpx's phases; one deadline for all
@@ -100,7 +102,8 @@ class HttpInvoker:
             body["json"] = payload
         if self._guard is not None:
             await self._guard.check(request.service)
-        log.debug("http request", verb=target.verb, url=url, attempt=call.attempt)
+        if _debugging(logging.DEBUG):  # structlog's own filter costs more than the line is worth
+            log.debug("http request", verb=target.verb, url=url, attempt=call.attempt)
         try:
             tls = ClientTls.of(request.service, self._secrets)
             pool = self._pool_for(tls)
