@@ -36,7 +36,9 @@ log = structlog.get_logger("maestro.grpc")
 
 # Codes that say the service is down or overloaded (they trip its circuit breaker).
 _BREAKER_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"})
-_TARGETS_KEPT = 4096  # services remembered; a bound, whatever workflows are sent
+# Services remembered. Each holds its schema files; `maestro serve` loads a workflow per
+# execution, so this stays small: a running workflow's services, not every one ever sent.
+_TARGETS_KEPT = 64
 _CHANNEL_OPTIONS = [
     ("grpc.enable_retries", 0),  # the engine's retry policy is the only retry layer
     # Channels with different TLS identities must not share connections to one target.
