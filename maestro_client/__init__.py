@@ -32,6 +32,7 @@ from maestro_client._errors import (
     UnavailableError,
 )
 from maestro_client._failures import (
+    TERMINAL_EVENT_TYPES,
     CompensationFailedError,
     ExecutionCancelledError,
     ExecutionCompensatedError,
@@ -58,6 +59,7 @@ from maestro_client._values import plain
 __version__ = "0.1.0"
 
 __all__ = [
+    "TERMINAL_EVENT_TYPES",
     "AbortedError",
     "AlreadyExistsError",
     "CompensationFailedError",

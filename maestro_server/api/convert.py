@@ -172,6 +172,17 @@ def diagnostic_to_proto(diagnostic: Diagnostic) -> pb.Diagnostic:
     )
 
 
+def event_types_from_proto(types: Any) -> frozenset[EventType]:
+    """The event types a stream is limited to (`event_types`); empty for every event."""
+    known = set(pb.EventType.values()) - {pb.EVENT_TYPE_UNSPECIFIED}
+    unknown = sorted(t for t in types if t not in known)
+    if unknown:
+        raise InvalidRequestError(
+            "event_types", f"event_types: {unknown} are not EventType values (1 to {max(known)})"
+        )
+    return frozenset(EventType(pb.EventType.Name(t).removeprefix("EVENT_TYPE_")) for t in types)
+
+
 def states_from_proto(states: Any) -> frozenset[ExecutionState]:
     """ExecutionState filters from their proto values (UNSPECIFIED is ignored)."""
     known = set(pb.ExecutionState.values())

@@ -4,8 +4,9 @@ Each execution has an owner (a replica's id) and a lease that the owner renews w
 the execution. A replica takes over executions whose lease expired (`SELECT … FOR UPDATE SKIP
 LOCKED`, so two replicas never claim the same one), and every append is fenced: it commits only
 if this replica still owns the execution and the event follows the last one (compare-and-set),
-so a replica that lost its lease cannot write. Watchers poll the log briefly, so they follow
-executions run by any replica. The leases are in `postgres_leases`.
+so a replica that lost its lease cannot write. Each append NOTIFYs the other replicas, so their
+watchers follow executions run by any replica at once (`postgres_listen`); they also poll, slowly.
+The leases are in `postgres_leases`.
 """
 
 from __future__ import annotations
@@ -24,21 +25,41 @@ from maestro_server.store.codec import progress_from_json
 from maestro_server.store.dialect import POSTGRES_DIALECT as SQL
 from maestro_server.store.follow import LogFollower, Summaries
 from maestro_server.store.postgres_leases import PostgresLeases
+from maestro_server.store.postgres_listen import CHANNEL, Listener, notice
 
-_POLL_SECONDS = 0.2
+_LISTEN_WAIT = 5.0
+"""Seconds `open` waits for the first LISTEN; past that the listener keeps trying alone."""
 
 
 class PostgresStore(PostgresLeases):
     """Executions and their logs in PostgreSQL, owned by `owner` (this replica) under leases."""
 
-    def __init__(self, url: str, owner: str, lease: timedelta = timedelta(seconds=15)) -> None:
+    def __init__(
+        self,
+        url: str,
+        owner: str,
+        lease: timedelta = timedelta(seconds=15),
+        poll: timedelta = timedelta(seconds=1),
+    ) -> None:
+        """A store of replica `owner`, holding leases for `lease`.
+
+        `poll`: how often watchers read the log besides the announcements of appends (the
+        fallback, should an announcement be lost).
+        """
         super().__init__(url, owner, lease)
-        self._follower = LogFollower(_POLL_SECONDS)
+        self._follower = LogFollower(poll.total_seconds())
+        self.listener = Listener(url, self._follower.announced, self._follower.wake_all)
 
     async def open(self) -> PostgresStore:
-        """Connect, and create or migrate the schema."""
+        """Connect, create or migrate the schema, and listen for other replicas' appends."""
         await self._db.open()
+        await self.listener.start(_LISTEN_WAIT)
         return self
+
+    async def aclose(self) -> None:
+        """Stop listening and close the connections."""
+        await self.listener.aclose()
+        await super().aclose()
 
     # -- workflows ---------------------------------------------------------------------------
 
@@ -133,10 +154,11 @@ class PostgresStore(PostgresLeases):
                 **rows.progress_values(progress, SQL),
                 **rows.event_values(event, SQL),
             }
-            # One round trip for both writes.
-            update = rows.progress_update(SQL)
+            # One round trip for both writes and the announcement (sent at commit).
+            update = rows.progress_update(SQL, " RETURNING pg_notify(%(channel)s, %(notice)s)")
             insert = SQL.insert("events", rows.event_values(event, SQL))
-            await db.execute(f"WITH progress AS ({update}) {insert}", values)
+            notify = {"channel": CHANNEL, "notice": notice(event.execution_id, event.sequence)}
+            await db.execute(f"WITH progress AS ({update}) {insert}", {**values, **notify})
             if event.terminal:  # a finished execution is nobody's: any replica may resume it
                 await db.execute(
                     "UPDATE executions SET owner = NULL, lease_expires_at = NULL "
@@ -171,7 +193,7 @@ class PostgresStore(PostgresLeases):
         return [rows.event_from_row(execution_id, row, SQL) for row in found]
 
     def watch(self, execution_id: str, after_sequence: int) -> AsyncIterator[Event]:
-        """See ExecutionLog.watch: woken by this process's appends, polling for others'."""
+        """See ExecutionLog.watch: woken by this process's appends and others' NOTIFY."""
         log = Summaries(self._listed_execution, self.read_events)
         return self._follower.follow(log, execution_id, after_sequence)
 
