@@ -107,6 +107,7 @@ def read_input(args: argparse.Namespace) -> dict[str, Any]:
 def run_execute(args: argparse.Namespace) -> int:
     """Load, run and report; the exit code follows the execution's final state."""
     configure_logging(level="DEBUG" if args.debug else "WARNING")
+    only = only_types(args.only)
     if args.server:
         if args.endpoint:
             raise InvalidInputError(
@@ -115,7 +116,7 @@ def run_execute(args: argparse.Namespace) -> int:
             )
         if args.no_wait:
             return start_remote(args, read_input(args))
-        printer = ProgressPrinter(jsonl=args.events == "jsonl", only=only_types(args.only))
+        printer = ProgressPrinter(jsonl=args.events == "jsonl", only=only)
         return EXIT_BY_STATE[execute_remote(args, read_input(args), printer)]
     if args.no_wait:
         raise InvalidInputError("--no-wait applies to runs on a server (--server)")
@@ -126,7 +127,7 @@ def run_execute(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"--endpoint: {exc.args[0]}") from None
     data = check_input(read_input(args), "input", workflow)
     execution_id = args.execution_id or str(uuid.uuid4())
-    printer = ProgressPrinter(jsonl=args.events == "jsonl", only=only_types(args.only))
+    printer = ProgressPrinter(jsonl=args.events == "jsonl", only=only)
     secrets = Secrets(args.secrets_dir)
     result = asyncio.run(_run(workflow, execution_id, data, printer, secrets))
     if result.state is ExecutionState.COMPLETED and args.events is None:
