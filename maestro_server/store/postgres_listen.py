@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import psycopg
 import structlog
+from psycopg import pq
 
 log = structlog.get_logger("maestro.store")
 
@@ -95,12 +96,30 @@ class Listener:
             self.backend_pid = connection.info.backend_pid
             self._listened = True
             self.ready.set()
+            # libpq is read straight from the event loop's reader callback: `notifies()` would
+            # set up a wait per notification, which costs several times the handling.
+            pgconn = connection.pgconn
+            lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            loop.add_reader(pgconn.socket, self._readable, pgconn, lost)
             try:
                 self._listening()
-                async for notification in connection.notifies():
-                    execution_id, _, sequence = notification.payload.rpartition(" ")
-                    if sequence.isdigit():  # anything else was not sent by a store
-                        self._announced(execution_id, int(sequence))
+                await lost
             finally:
+                loop.remove_reader(pgconn.socket)
                 self.ready.clear()
                 self.backend_pid = 0
+
+    def _readable(self, pgconn: pq.abc.PGconn, lost: asyncio.Future[None]) -> None:
+        try:
+            pgconn.consume_input()
+        except psycopg.OperationalError as exc:
+            if not lost.done():
+                lost.set_exception(exc)
+            return
+        while (notification := pgconn.notifies()) is not None:
+            execution_id, _, sequence = notification.extra.decode().rpartition(" ")
+            if sequence.isdigit():  # anything else was not sent by a store
+                self._announced(execution_id, int(sequence))
+        if pgconn.status != pq.ConnStatus.OK and not lost.done():
+            lost.set_exception(psycopg.OperationalError("the listening connection was closed"))
