@@ -33,6 +33,7 @@ from maestro_client._errors import (
     UnavailableError,
 )
 from maestro_client._failures import (
+    TERMINAL_EVENT_TYPES,
     CompensationFailedError,
     ExecutionCancelledError,
     ExecutionCompensatedError,
@@ -59,6 +60,7 @@ from maestro_client._values import output, plain
 __version__ = "0.1.0"
 
 __all__ = [
+    "TERMINAL_EVENT_TYPES",
     "AbortedError",
     "AlreadyExistsError",
     "CompensationFailedError",

@@ -34,6 +34,7 @@ def test_client_exports() -> None:
         "StepState",
         "SyncExecutionHandle",
         "SyncMaestroClient",
+        "TERMINAL_EVENT_TYPES",
         "UnauthenticatedError",
         "UnavailableError",
         "Validation",

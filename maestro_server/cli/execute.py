@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from maestro_server.api.convert import check_input_travels
-from maestro_server.cli.progress import EXIT_BY_STATE, ProgressPrinter
+from maestro_server.cli.progress import (
+    EXIT_BY_STATE,
+    ProgressPrinter,
+    add_only_flag,
+    only_types,
+)
 from maestro_server.cli.remote import execute_remote, start_remote
 from maestro_server.cli.serve import add_max_elements_flag, check_max_elements
 from maestro_server.definition import load_workflow_file
@@ -47,6 +52,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--events", choices=("jsonl",), help="print every event as one JSON line on stdout instead"
     )
+    add_only_flag(parser)
     parser.add_argument(
         "--endpoint",
         action="append",
@@ -103,6 +109,7 @@ def read_input(args: argparse.Namespace) -> dict[str, Any]:
 def run_execute(args: argparse.Namespace) -> int:
     """Load, run and report; the exit code follows the execution's final state."""
     configure_logging(level="DEBUG" if args.debug else "WARNING")
+    only = only_types(args.only)
     if args.server:
         if args.endpoint:
             raise InvalidInputError(
@@ -111,7 +118,7 @@ def run_execute(args: argparse.Namespace) -> int:
             )
         if args.no_wait:
             return start_remote(args, read_input(args))
-        printer = ProgressPrinter(jsonl=args.events == "jsonl")
+        printer = ProgressPrinter(jsonl=args.events == "jsonl", only=only)
         return EXIT_BY_STATE[execute_remote(args, read_input(args), printer)]
     if args.no_wait:
         raise InvalidInputError("--no-wait applies to runs on a server (--server)")
@@ -122,7 +129,7 @@ def run_execute(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"--endpoint: {exc.args[0]}") from None
     data = check_input(read_input(args), "input", workflow)
     execution_id = args.execution_id or str(uuid.uuid4())
-    printer = ProgressPrinter(jsonl=args.events == "jsonl")
+    printer = ProgressPrinter(jsonl=args.events == "jsonl", only=only)
     secrets = Secrets(args.secrets_dir)
     check_max_elements(args)
     limit = args.max_for_each_elements

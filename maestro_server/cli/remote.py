@@ -22,11 +22,22 @@ import grpc
 
 import maestro_client
 from maestro_client import SyncMaestroClient, WorkflowRef, WorkflowSource
-from maestro_server.cli.progress import EXIT_BY_STATE, ProgressPrinter
+from maestro_server.cli.progress import (
+    EXIT_BY_STATE,
+    ProgressPrinter,
+    add_only_flag,
+    only_types,
+)
 from maestro_server.definition import load_workflow_file
 from maestro_server.errors import EXIT_OK, InvalidInputError, exit_code_for_status
 from maestro_server.json_numbers import whole_numbers
-from maestro_server.model.execution import ErrorInfo, Event, EventType, ExecutionState
+from maestro_server.model.execution import (
+    TERMINAL_EVENTS,
+    ErrorInfo,
+    Event,
+    EventType,
+    ExecutionState,
+)
 
 _EPOCH = datetime.fromtimestamp(0, UTC)
 """What an unset Timestamp reads as."""
@@ -130,8 +141,25 @@ def execute_remote(
     """
     workflow = _workflow(args.file)
     with _client(args) as client:
-        events = client.execute(workflow, data, execution_id=args.execution_id or "")
+        events = client.execute(
+            workflow,
+            data,
+            execution_id=args.execution_id or "",
+            event_types=_streamed(printer),
+        )
         return _follow(events, printer)
+
+
+def _streamed(printer: ProgressPrinter) -> list[maestro_client.EventType]:
+    """The event types to ask the server for: those shown, and the terminal ones.
+
+    The exit code and the output come from the terminal event, shown or not. Every type
+    (an empty list) when all are shown.
+    """
+    if not printer.only:
+        return []
+    wanted = sorted(printer.only | TERMINAL_EVENTS)
+    return [maestro_client.EventType[t.value] for t in wanted]
 
 
 def start_remote(args: argparse.Namespace, data: dict[str, Any]) -> int:
@@ -194,6 +222,7 @@ def add_parsers(commands: Any) -> None:
         if name == "watch":
             sub.add_argument("--after", type=int, default=0, metavar="SEQUENCE")
             sub.add_argument("--events", choices=("jsonl",))
+            add_only_flag(sub)
         if name == "cancel":
             sub.add_argument("--reason", default="")
         sub.set_defaults(run=_executions)
@@ -231,8 +260,9 @@ def _executions(args: argparse.Namespace) -> int:
         if args.action == "cancel":
             _print(client.cancel(args.execution_id, args.reason))
             return EXIT_OK
-        printer = ProgressPrinter(jsonl=args.events == "jsonl")
-        state = _follow(client.watch(args.execution_id, args.after), printer)
+        printer = ProgressPrinter(jsonl=args.events == "jsonl", only=only_types(args.only))
+        watched = client.watch(args.execution_id, args.after, event_types=_streamed(printer))
+        state = _follow(watched, printer)
         return EXIT_BY_STATE.get(state, EXIT_OK)
 
 

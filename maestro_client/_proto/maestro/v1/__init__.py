@@ -707,6 +707,17 @@ class ExecuteWorkflowRequest(betterproto2.Message):
     The name of the workflow file, used in diagnostics; `workflow.yaml` when empty.
     """
 
+    event_types: "list[EventType]" = betterproto2.field(7, betterproto2.TYPE_ENUM, repeated=True)
+    """
+    Stream only events of these types; every event when empty. A client that wants only the
+    outcome asks for the four terminal types (WORKFLOW_COMPLETED, WORKFLOW_FAILED,
+    WORKFLOW_COMPENSATED, WORKFLOW_CANCELLED). The events keep their sequence numbers in the
+    log, so the filtered stream has gaps; resume it with WatchExecution after the last
+    sequence received and the same `event_types`. The stream still ends where the unfiltered
+    one would, even when that event is filtered out. EVENT_TYPE_UNSPECIFIED is
+    INVALID_ARGUMENT.
+    """
+
 
 default_message_pool.register_message(
     "maestro.v1", "ExecuteWorkflowRequest", ExecuteWorkflowRequest
@@ -1325,6 +1336,13 @@ class WatchExecutionRequest(betterproto2.Message):
     Stream only events whose sequence is greater than this; 0 streams the whole log.
     """
 
+    event_types: "list[EventType]" = betterproto2.field(3, betterproto2.TYPE_ENUM, repeated=True)
+    """
+    Stream only events of these types; every event when empty. As in ExecuteWorkflowRequest:
+    sequence numbers are the log's, so the filtered stream has gaps, and it ends where the
+    unfiltered one would.
+    """
+
 
 default_message_pool.register_message("maestro.v1", "WatchExecutionRequest", WatchExecutionRequest)
 
@@ -1435,8 +1453,9 @@ class WorkflowEvent(betterproto2.Message):
 
     sequence: "int" = betterproto2.field(2, betterproto2.TYPE_INT64)
     """
-    Position in the execution's log: 1, 2, 3 … with no gaps. Resume a stream after it with
-    WatchExecution.
+    Position in the execution's log: 1, 2, 3 … with no gaps (a stream filtered by
+    `event_types` skips the sequences of the events it leaves out). Resume a stream after it
+    with WatchExecution.
     """
 
     time: "datetime.datetime | None" = betterproto2.field(

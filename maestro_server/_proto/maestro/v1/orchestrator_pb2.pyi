@@ -448,8 +448,9 @@ class WorkflowEvent(_message.Message):
     execution_id: _builtins.str
     """The execution this event belongs to."""
     sequence: _builtins.int
-    """Position in the execution's log: 1, 2, 3 … with no gaps. Resume a stream after it with
-    WatchExecution.
+    """Position in the execution's log: 1, 2, 3 … with no gaps (a stream filtered by
+    `event_types` skips the sequences of the events it leaves out). Resume a stream after it
+    with WatchExecution.
     """
     type: Global___EventType.ValueType
     """What happened."""
@@ -950,6 +951,7 @@ class ExecuteWorkflowRequest(_message.Message):
     EXECUTION_ID_FIELD_NUMBER: _builtins.int
     FILES_FIELD_NUMBER: _builtins.int
     WORKFLOW_PATH_FIELD_NUMBER: _builtins.int
+    EVENT_TYPES_FIELD_NUMBER: _builtins.int
     workflow_yaml: _builtins.str
     """A workflow definition as YAML."""
     execution_id: _builtins.str
@@ -977,6 +979,17 @@ class ExecuteWorkflowRequest(_message.Message):
         registered workflow has its files, so `files` beside a `reference` is INVALID_ARGUMENT.
         """
 
+    @_builtins.property
+    def event_types(self) -> _containers.RepeatedScalarFieldContainer[Global___EventType.ValueType]:
+        """Stream only events of these types; every event when empty. A client that wants only the
+        outcome asks for the four terminal types (WORKFLOW_COMPLETED, WORKFLOW_FAILED,
+        WORKFLOW_COMPENSATED, WORKFLOW_CANCELLED). The events keep their sequence numbers in the
+        log, so the filtered stream has gaps; resume it with WatchExecution after the last
+        sequence received and the same `event_types`. The stream still ends where the unfiltered
+        one would, even when that event is filtered out. EVENT_TYPE_UNSPECIFIED is
+        INVALID_ARGUMENT.
+        """
+
     def __init__(
         self,
         *,
@@ -986,10 +999,11 @@ class ExecuteWorkflowRequest(_message.Message):
         execution_id: _builtins.str = ...,
         files: _abc.Mapping[_builtins.str, _builtins.bytes] | None = ...,
         workflow_path: _builtins.str = ...,
+        event_types: _abc.Iterable[Global___EventType.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "reference", b"reference", "workflow", b"workflow", "workflow_yaml", b"workflow_yaml"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id", "files", b"files", "input", b"input", "reference", b"reference", "workflow", b"workflow", "workflow_path", b"workflow_path", "workflow_yaml", b"workflow_yaml"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_types", b"event_types", "execution_id", b"execution_id", "files", b"files", "input", b"input", "reference", b"reference", "workflow", b"workflow", "workflow_path", b"workflow_path", "workflow_yaml", b"workflow_yaml"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_workflow: _TypeAlias = _typing.Literal["workflow_yaml", "reference"]  # noqa: Y015
     _WhichOneofArgType_workflow: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
@@ -1133,19 +1147,28 @@ class WatchExecutionRequest(_message.Message):
 
     EXECUTION_ID_FIELD_NUMBER: _builtins.int
     AFTER_SEQUENCE_FIELD_NUMBER: _builtins.int
+    EVENT_TYPES_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     """The execution to watch; empty is INVALID_ARGUMENT."""
     after_sequence: _builtins.int
     """Stream only events whose sequence is greater than this; 0 streams the whole log."""
+    @_builtins.property
+    def event_types(self) -> _containers.RepeatedScalarFieldContainer[Global___EventType.ValueType]:
+        """Stream only events of these types; every event when empty. As in ExecuteWorkflowRequest:
+        sequence numbers are the log's, so the filtered stream has gaps, and it ends where the
+        unfiltered one would.
+        """
+
     def __init__(
         self,
         *,
         execution_id: _builtins.str = ...,
         after_sequence: _builtins.int = ...,
+        event_types: _abc.Iterable[Global___EventType.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "execution_id", b"execution_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "event_types", b"event_types", "execution_id", b"execution_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
