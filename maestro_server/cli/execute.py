@@ -13,8 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from maestro_server.api.convert import check_input_travels
-from maestro_server.cli.progress import EXIT_BY_STATE, ProgressPrinter
+from maestro_server.cli.progress import (
+    EXIT_BY_STATE,
+    ProgressPrinter,
+    add_only_flag,
+    only_types,
+)
 from maestro_server.cli.remote import execute_remote, start_remote
+from maestro_server.cli.serve import add_max_elements_flag, check_max_elements
 from maestro_server.definition import load_workflow_file
 from maestro_server.definition.endpoint_map import parse_endpoints
 from maestro_server.definition.inputs import check_input, parse_input
@@ -46,6 +52,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--events", choices=("jsonl",), help="print every event as one JSON line on stdout instead"
     )
+    add_only_flag(parser)
     parser.add_argument(
         "--endpoint",
         action="append",
@@ -54,6 +61,7 @@ def add_parser(commands: Any) -> None:
         help="call SERVICE at ADDRESS instead of its endpoint (repeatable)",
     )
     parser.add_argument("--execution-id", help="the execution's id (default: a new UUID)")
+    add_max_elements_flag(parser)
     parser.add_argument(
         "--server", metavar="HOST:PORT", help="run on a Maestro server instead of in this process"
     )
@@ -101,6 +109,7 @@ def read_input(args: argparse.Namespace) -> dict[str, Any]:
 def run_execute(args: argparse.Namespace) -> int:
     """Load, run and report; the exit code follows the execution's final state."""
     configure_logging(level="DEBUG" if args.debug else "WARNING")
+    only = only_types(args.only)
     if args.server:
         if args.endpoint:
             raise InvalidInputError(
@@ -109,7 +118,7 @@ def run_execute(args: argparse.Namespace) -> int:
             )
         if args.no_wait:
             return start_remote(args, read_input(args))
-        printer = ProgressPrinter(jsonl=args.events == "jsonl")
+        printer = ProgressPrinter(jsonl=args.events == "jsonl", only=only)
         return EXIT_BY_STATE[execute_remote(args, read_input(args), printer)]
     if args.no_wait:
         raise InvalidInputError("--no-wait applies to runs on a server (--server)")
@@ -120,9 +129,13 @@ def run_execute(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"--endpoint: {exc.args[0]}") from None
     data = check_input(read_input(args), "input", workflow)
     execution_id = args.execution_id or str(uuid.uuid4())
-    printer = ProgressPrinter(jsonl=args.events == "jsonl")
+    printer = ProgressPrinter(jsonl=args.events == "jsonl", only=only)
     secrets = Secrets(args.secrets_dir)
-    result = asyncio.run(_run(workflow, execution_id, data, printer, secrets))
+    check_max_elements(args)
+    limit = args.max_for_each_elements
+    result = asyncio.run(
+        _run(workflow, execution_id, data, printer, secrets, max_for_each_elements=limit)
+    )
     if result.state is ExecutionState.COMPLETED and args.events is None:
         json.dump(result.output, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -135,6 +148,8 @@ async def _run(
     data: dict[str, Any],
     printer: ProgressPrinter,
     secrets: Secrets,
+    *,
+    max_for_each_elements: int,
 ) -> ExecutionResult:
     clock = SystemClock()
     async with Transports(secrets) as transports:
@@ -148,6 +163,7 @@ async def _run(
                 breakers=BreakerRegistry(clock),
                 clock=clock,
                 secrets=secrets,
+                max_for_each_elements=max_for_each_elements,
             ),
         )
         loop = asyncio.get_running_loop()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from collections.abc import Iterable
+from typing import Any, TextIO
 
 from maestro_server.api.convert import event_to_json_line
-from maestro_server.errors import EXIT_COMPENSATION_FAILED, EXIT_FAILED, EXIT_OK
+from maestro_server.errors import EXIT_COMPENSATION_FAILED, EXIT_FAILED, EXIT_OK, InvalidInputError
 from maestro_server.logs import colour_wanted
-from maestro_server.model.execution import Event, EventType, ExecutionState
+from maestro_server.model.execution import TERMINAL_EVENTS, Event, EventType, ExecutionState
 from maestro_server.store.base import LogEntries
 
 EXIT_BY_STATE = {
@@ -36,11 +37,53 @@ _MARKS = {
 }
 
 
-class ProgressPrinter:
-    """A line per event on stderr (coloured: see logs.colour_wanted), or JSON lines on stdout."""
+_TERMINAL_WORD = "terminal"
 
-    def __init__(self, *, jsonl: bool, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
+
+def add_only_flag(parser: Any) -> None:
+    """The `--only` flag of the commands that show events."""
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="TYPE[,TYPE...]",
+        help="show only events of these types (repeatable): "
+        f"{', '.join(t.value.lower() for t in EventType)}, or {_TERMINAL_WORD} for the "
+        "events that end the execution",
+    )
+
+
+def only_types(values: Iterable[str]) -> frozenset[EventType]:
+    """The event types `--only` names; empty (every type) when it is not given."""
+    names = [name.strip().lower() for value in values for name in value.split(",")]
+    types: set[EventType] = set()
+    for name in names:
+        if name == _TERMINAL_WORD:
+            types |= TERMINAL_EVENTS
+        elif name.upper() in EventType.__members__:
+            types.add(EventType[name.upper()])
+        else:
+            known = ", ".join([*(t.value.lower() for t in EventType), _TERMINAL_WORD])
+            raise InvalidInputError(f"--only: {name!r} is not an event type ({known})")
+    return frozenset(types)
+
+
+class ProgressPrinter:
+    """A line per event on stderr (coloured: see logs.colour_wanted), or JSON lines on stdout.
+
+    With `only`, events of other types are not shown.
+    """
+
+    def __init__(
+        self,
+        *,
+        jsonl: bool,
+        out: TextIO = sys.stdout,
+        err: TextIO = sys.stderr,
+        only: frozenset[EventType] = frozenset(),
+    ) -> None:
         self.jsonl = jsonl
+        self.only = only
         self._out = out
         self._err = err
         self._colour = colour_wanted(err)
@@ -54,7 +97,9 @@ class ProgressPrinter:
             self.show(event)
 
     def show(self, event: Event) -> None:
-        """Print one event."""
+        """Print one event (unless `only` leaves it out)."""
+        if self.only and event.type not in self.only:
+            return
         if self.jsonl:
             self._out.write(event_to_json_line(event) + "\n")
             self._out.flush()
@@ -63,6 +108,8 @@ class ProgressPrinter:
         text = f"{mark} {event.type.value.lower().replace('_', ' ')}"
         if event.step_id:
             text += f" {event.step_id}"
+        if event.element_index is not None:
+            text += f"[{event.element_index}]"
         details = ["asked again"] if event.probe else []
         if event.attempt and event.type is not EventType.STEP_SKIPPED:
             details.append(f"attempt {event.attempt}")

@@ -23,6 +23,9 @@ class EventSink(Protocol):
         ...
 
 
+DEFAULT_MAX_FOR_EACH_ELEMENTS = 1000
+
+
 def utc_now() -> datetime:
     """The wall-clock time of events."""
     return datetime.now(UTC)
@@ -40,3 +43,5 @@ class Dependencies:
     now: Callable[[], datetime] = utc_now
     secrets: Mapping[str, str] = field(default_factory=dict)
     metrics: Metrics | None = None
+    max_for_each_elements: int = DEFAULT_MAX_FOR_EACH_ELEMENTS
+    """The longest list a `for_each` step may run over; a longer one fails the step."""

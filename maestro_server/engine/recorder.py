@@ -164,3 +164,18 @@ class Recorder:
         self._requests[request.idempotency_key] = record
         self._saved_requests[request.idempotency_key] = record
         return request
+
+    async def journaled_value(self, key: str, render: Callable[[], Any]) -> Any:
+        """A value kept under `key` the first time it is rendered, the kept one after that.
+
+        A for_each step's list is kept so: a restart runs the same elements under the same keys
+        even if what the list was rendered from would render differently now. Written with the
+        next batch, as a journaled request is: before any element's call goes out.
+        """
+        saved = self._saved_requests.get(key)
+        if saved is not None:
+            return saved["payload"]
+        record = {"payload": render(), "path": None}
+        self._requests[key] = record
+        self._saved_requests[key] = record
+        return record["payload"]

@@ -4,8 +4,9 @@ Each execution has an owner (a replica's id) and a lease that the owner renews w
 the execution. A replica takes over executions whose lease expired (`SELECT … FOR UPDATE SKIP
 LOCKED`, so two replicas never claim the same one), and every append is fenced: it commits only
 if this replica still owns the execution and the event follows the last one (compare-and-set),
-so a replica that lost its lease cannot write. Watchers poll the log briefly, so they follow
-executions run by any replica. The leases are in `postgres_leases`.
+so a replica that lost its lease cannot write. Each append NOTIFYs the other replicas, so their
+watchers follow executions run by any replica at once (`postgres_listen`); they also poll, slowly.
+The leases are in `postgres_leases`.
 """
 
 from __future__ import annotations
@@ -24,15 +25,17 @@ from maestro_server.store.dialect import POSTGRES_DIALECT as SQL
 from maestro_server.store.follow import LogFollower, Summaries
 from maestro_server.store.postgres_commits import GroupCommit
 from maestro_server.store.postgres_leases import PostgresLeases
+from maestro_server.store.postgres_listen import CHANNEL, Listener, notice
 
-_POLL_SECONDS = 0.2
+_LISTEN_WAIT = 5.0
+"""Seconds `open` waits for the first LISTEN; past that the listener keeps trying alone."""
 _APPEND = """
 WITH progress AS (
     UPDATE executions SET progress = %(progress)s, state = %(state)s, ended_at = %(ended_at)s,
         last_sequence = %(last_sequence)s{release}
     WHERE execution_id = %(execution_id)s AND last_sequence = %(previous)s
         AND owner = %(owner)s
-    RETURNING execution_id
+    RETURNING execution_id, pg_notify(%(channel)s, %(notice)s)
 ), logged AS (
     INSERT INTO events (execution_id, sequence, payload)
     SELECT progress.execution_id, e.sequence, e.payload::jsonb
@@ -46,25 +49,39 @@ WITH progress AS (
 SELECT count(*) AS written FROM progress
 """
 """Events, journaled requests and the progress they lead to, in one statement: written only
-if the fence (owner and last sequence) holds."""
+if the fence (owner and last sequence) holds, and announced to every replica at commit."""
 
 
 class PostgresStore(PostgresLeases):
     """Executions and their logs in PostgreSQL, owned by `owner` (this replica) under leases."""
 
-    def __init__(self, url: str, owner: str, lease: timedelta = timedelta(seconds=15)) -> None:
+    def __init__(
+        self,
+        url: str,
+        owner: str,
+        lease: timedelta = timedelta(seconds=15),
+        poll: timedelta = timedelta(seconds=1),
+    ) -> None:
+        """A store of replica `owner`, holding leases for `lease`.
+
+        `poll`: how often watchers read the log besides the announcements of appends (the
+        fallback, should an announcement be lost).
+        """
         super().__init__(url, owner, lease)
-        self._follower = LogFollower(_POLL_SECONDS)
+        self._follower = LogFollower(poll.total_seconds())
+        self.listener = Listener(url, self._follower.announced, self._follower.wake_all)
         self._commits = GroupCommit(self._db)
 
     async def open(self) -> PostgresStore:
-        """Connect, and create or migrate the schema."""
+        """Connect, create or migrate the schema, and listen for other replicas' appends."""
         await self._db.open()
+        await self.listener.start(_LISTEN_WAIT)
         return self
 
     async def aclose(self) -> None:
-        """Close the connections, once the queued appends are committed."""
+        """Stop listening and close the connections, once the queued appends are committed."""
         await self._commits.drained()
+        await self.listener.aclose()
         await super().aclose()
 
     # -- workflows ---------------------------------------------------------------------------
@@ -159,6 +176,8 @@ class PostgresStore(PostgresLeases):
                 "payloads": [json.dumps(event_to_json(event)) for event in entries.events],
                 "keys": list(entries.requests),
                 "requests": [json.dumps(request) for request in entries.requests.values()],
+                "channel": CHANNEL,
+                "notice": notice(entries.execution_id, progress.last_sequence),
             },
         )
         if written is None or written["written"] != 1:
@@ -206,7 +225,7 @@ class PostgresStore(PostgresLeases):
         return [rows.event_from_row(execution_id, row, SQL) for row in found]
 
     def watch(self, execution_id: str, after_sequence: int) -> AsyncIterator[Event]:
-        """See ExecutionLog.watch: woken by this process's appends, polling for others'."""
+        """See ExecutionLog.watch: woken by this process's appends and others' NOTIFY."""
         log = Summaries(self._listed_execution, self.read_events)
         return self._follower.follow(log, execution_id, after_sequence)
 
