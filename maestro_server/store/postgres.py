@@ -68,7 +68,9 @@ class PostgresStore(PostgresLeases):
         """
         super().__init__(url, owner, lease)
         self._follower = LogFollower(poll.total_seconds())
-        self.listener = Listener(url, self._follower.announced, self._follower.wake_all)
+        self.listener = Listener(
+            url, self._follower.announced, self._follower.wake_all, writer=owner
+        )
 
     async def open(self) -> PostgresStore:
         """Connect, create or migrate the schema, and listen for other replicas' appends."""
@@ -174,7 +176,7 @@ class PostgresStore(PostgresLeases):
                 "keys": list(entries.requests),
                 "requests": [json.dumps(request) for request in entries.requests.values()],
                 "channel": CHANNEL,
-                "notice": notice(entries.execution_id, progress.last_sequence),
+                "notice": notice(entries.execution_id, progress.last_sequence, self.owner),
             },
         )
         if written is None or written["written"] != 1:
