@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from maestro_server.model.workflow import Step, Workflow
+from maestro_server.durations import format_duration
+from maestro_server.model.workflow import Sleep, Step, WaitForSignal, Workflow
 
 
 def _label(text: str) -> str:
@@ -13,14 +14,29 @@ def _node_id(step: Step) -> str:
     return "step_" + step.id.replace("-", "_")
 
 
+# A wait for a signal is a hexagon, a sleep a parallelogram; a call a rectangle.
+_SHAPES = {WaitForSignal: ("{{", "}}"), Sleep: ("[/", "/]")}
+
+
+def _what(step: Step) -> str:
+    pause = step.pause
+    if isinstance(pause, WaitForSignal):
+        timeout = f" (timeout {format_duration(pause.timeout)})" if pause.timeout else ""
+        return f"wait for signal {pause.signal}{timeout}"
+    if isinstance(pause, Sleep):
+        return f"sleep {pause}" if pause.duration is not None else f"sleep until {pause}"
+    return f"{step.service}: {step.method}"
+
+
 def to_mermaid(workflow: Workflow) -> str:
     """Render the workflow's step graph as Mermaid `flowchart TD` source."""
     lines = ["flowchart TD"]
     for step in workflow.steps:
-        label = f"{step.id}<br/>{step.service}: {step.method}"
+        label = f"{step.id}<br/>{_what(step)}"
         if step.when is not None:
             label += f"<br/>when {step.when.source}"
-        lines.append(f'    {_node_id(step)}["{_label(label)}"]')
+        opening, closing = _SHAPES.get(type(step.pause), ("[", "]"))
+        lines.append(f'    {_node_id(step)}{opening}"{_label(label)}"{closing}')
     for step in workflow.steps:
         for dependency in step.depends_on:
             lines.append(f"    {_node_id(workflow.step(dependency))} --> {_node_id(step)}")

@@ -117,6 +117,15 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     """
     EVENT_TYPE_WORKFLOW_CANCELLED: _EventType.ValueType  # 13
     """Terminal: the execution was cancelled (and compensated)."""
+    EVENT_TYPE_STEP_WAITING: _EventType.ValueType  # 14
+    """A `wait` step started waiting for the signal `signal_name`, or a `sleep` step for its time;
+    `deadline` is when the sleep ends or the wait times out (unset: it waits for ever). The
+    execution stays RUNNING; a restart keeps the deadline.
+    """
+    EVENT_TYPE_SIGNAL_RECEIVED: _EventType.ValueType  # 15
+    """A waiting step took the signal `signal_name` with id `signal_id`; STEP_SUCCEEDED follows,
+    with the signal's payload as the step's output.
+    """
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
     """What a WorkflowEvent records."""
@@ -158,6 +167,15 @@ step that failed.
 """
 EVENT_TYPE_WORKFLOW_CANCELLED: EventType.ValueType  # 13
 """Terminal: the execution was cancelled (and compensated)."""
+EVENT_TYPE_STEP_WAITING: EventType.ValueType  # 14
+"""A `wait` step started waiting for the signal `signal_name`, or a `sleep` step for its time;
+`deadline` is when the sleep ends or the wait times out (unset: it waits for ever). The
+execution stays RUNNING; a restart keeps the deadline.
+"""
+EVENT_TYPE_SIGNAL_RECEIVED: EventType.ValueType  # 15
+"""A waiting step took the signal `signal_name` with id `signal_id`; STEP_SUCCEEDED follows,
+with the signal's payload as the step's output.
+"""
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 class _StepState:
@@ -184,6 +202,8 @@ class _StepStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StepState.V
     """Its compensation succeeded."""
     STEP_STATE_COMPENSATION_FAILED: _StepState.ValueType  # 8
     """Its compensation failed for good."""
+    STEP_STATE_WAITING: _StepState.ValueType  # 9
+    """A `wait` step waits for its signal, or a `sleep` step for its time."""
 
 class StepState(_StepState, metaclass=_StepStateEnumTypeWrapper):
     """The state of one step inside an execution."""
@@ -206,6 +226,8 @@ STEP_STATE_COMPENSATED: StepState.ValueType  # 7
 """Its compensation succeeded."""
 STEP_STATE_COMPENSATION_FAILED: StepState.ValueType  # 8
 """Its compensation failed for good."""
+STEP_STATE_WAITING: StepState.ValueType  # 9
+"""A `wait` step waits for its signal, or a `sleep` step for its time."""
 Global___StepState: _TypeAlias = StepState  # noqa: Y015
 
 class _DiagnosticSeverity:
@@ -443,6 +465,9 @@ class WorkflowEvent(_message.Message):
     RETRY_DELAY_FIELD_NUMBER: _builtins.int
     IN_DOUBT_FIELD_NUMBER: _builtins.int
     PROBE_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
+    SIGNAL_NAME_FIELD_NUMBER: _builtins.int
+    SIGNAL_ID_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     """The execution this event belongs to."""
     sequence: _builtins.int
@@ -466,6 +491,10 @@ class WorkflowEvent(_message.Message):
     whose outcome was in doubt (with its compensation's patience), before deciding to undo it.
     A STEP_SUCCEEDED that follows tells the step had its effect, and its output.
     """
+    signal_name: _builtins.str
+    """On STEP_WAITING of a `wait` step and on SIGNAL_RECEIVED: the signal's name."""
+    signal_id: _builtins.str
+    """On SIGNAL_RECEIVED: the id of the signal the step took."""
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When the event was recorded."""
@@ -486,6 +515,12 @@ class WorkflowEvent(_message.Message):
     def retry_delay(self) -> _duration_pb2.Duration:
         """On STEP_RETRYING: how long until the next attempt."""
 
+    @_builtins.property
+    def deadline(self) -> _timestamp_pb2.Timestamp:
+        """(Fields 20 and up: waits and timers.) On STEP_WAITING: when the sleep ends or the wait
+        times out; unset when the wait has no timeout.
+        """
+
     def __init__(
         self,
         *,
@@ -502,10 +537,13 @@ class WorkflowEvent(_message.Message):
         retry_delay: _duration_pb2.Duration | None = ...,
         in_doubt: _builtins.bool = ...,
         probe: _builtins.bool = ...,
+        deadline: _timestamp_pb2.Timestamp | None = ...,
+        signal_name: _builtins.str = ...,
+        signal_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "error", b"error", "output", b"output", "retry_delay", b"retry_delay", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "duration", b"duration", "error", b"error", "output", b"output", "retry_delay", b"retry_delay", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "duration", b"duration", "error", b"error", "execution_id", b"execution_id", "in_doubt", b"in_doubt", "output", b"output", "probe", b"probe", "retry_delay", b"retry_delay", "sequence", b"sequence", "state", b"state", "step_id", b"step_id", "time", b"time", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "deadline", b"deadline", "duration", b"duration", "error", b"error", "execution_id", b"execution_id", "in_doubt", b"in_doubt", "output", b"output", "probe", b"probe", "retry_delay", b"retry_delay", "sequence", b"sequence", "signal_id", b"signal_id", "signal_name", b"signal_name", "state", b"state", "step_id", b"step_id", "time", b"time", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -526,12 +564,16 @@ class StepExecution(_message.Message):
     END_TIME_FIELD_NUMBER: _builtins.int
     INPUT_FIELD_NUMBER: _builtins.int
     COMPENSATION_INPUT_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
+    SIGNAL_ID_FIELD_NUMBER: _builtins.int
     step_id: _builtins.str
     """The step's `id`."""
     state: Global___StepState.ValueType
     """Where the step stands."""
     attempts: _builtins.int
     """How many attempts have started."""
+    signal_id: _builtins.str
+    """A `wait` step that took its signal: the signal's id."""
     @_builtins.property
     def output(self) -> _struct_pb2.Struct:
         """The step's output once it succeeded."""
@@ -559,6 +601,12 @@ class StepExecution(_message.Message):
     def compensation_input(self) -> _struct_pb2.Struct:
         """The request of the step's compensation as first rendered, once the compensation started."""
 
+    @_builtins.property
+    def deadline(self) -> _timestamp_pb2.Timestamp:
+        """(Fields 20 and up: waits and timers.) A WAITING step: when its sleep ends or its wait times
+        out, as recorded when it started waiting; unset when the wait has no timeout.
+        """
+
     def __init__(
         self,
         *,
@@ -571,10 +619,12 @@ class StepExecution(_message.Message):
         end_time: _timestamp_pb2.Timestamp | None = ...,
         input: _struct_pb2.Struct | None = ...,
         compensation_input: _struct_pb2.Struct | None = ...,
+        deadline: _timestamp_pb2.Timestamp | None = ...,
+        signal_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["compensation_input", b"compensation_input", "end_time", b"end_time", "error", b"error", "input", b"input", "output", b"output", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["compensation_input", b"compensation_input", "deadline", b"deadline", "end_time", b"end_time", "error", b"error", "input", b"input", "output", b"output", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "compensation_input", b"compensation_input", "end_time", b"end_time", "error", b"error", "input", b"input", "output", b"output", "start_time", b"start_time", "state", b"state", "step_id", b"step_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "compensation_input", b"compensation_input", "deadline", b"deadline", "end_time", b"end_time", "error", b"error", "input", b"input", "output", b"output", "signal_id", b"signal_id", "start_time", b"start_time", "state", b"state", "step_id", b"step_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -768,6 +818,9 @@ class WorkflowStep(_message.Message):
     DEPENDS_ON_FIELD_NUMBER: _builtins.int
     WHEN_FIELD_NUMBER: _builtins.int
     COMPENSATION_FIELD_NUMBER: _builtins.int
+    WAIT_SIGNAL_FIELD_NUMBER: _builtins.int
+    WAIT_TIMEOUT_FIELD_NUMBER: _builtins.int
+    SLEEP_FIELD_NUMBER: _builtins.int
     step_id: _builtins.str
     """The step's `id`."""
     service: _builtins.str
@@ -776,6 +829,12 @@ class WorkflowStep(_message.Message):
     """The method it calls: a gRPC method name, or an HTTP verb and path."""
     when: _builtins.str
     """The step's `when` condition, as written; empty when the step always runs."""
+    wait_signal: _builtins.str
+    """(Fields 20 and up: waits and timers.) A `wait` step: the signal it waits for (`service` and
+    `method` are then empty).
+    """
+    sleep: _builtins.str
+    """A `sleep` step: how long (`30s`), or until when (the `until` value as written)."""
     @_builtins.property
     def depends_on(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The ids of the steps that must finish before this one starts."""
@@ -783,6 +842,10 @@ class WorkflowStep(_message.Message):
     @_builtins.property
     def compensation(self) -> Global___WorkflowCompensation:
         """What undoes the step, when it has a `compensate`."""
+
+    @_builtins.property
+    def wait_timeout(self) -> _duration_pb2.Duration:
+        """A `wait` step's timeout; unset when it waits for ever."""
 
     def __init__(
         self,
@@ -793,10 +856,13 @@ class WorkflowStep(_message.Message):
         depends_on: _abc.Iterable[_builtins.str] | None = ...,
         when: _builtins.str = ...,
         compensation: Global___WorkflowCompensation | None = ...,
+        wait_signal: _builtins.str = ...,
+        wait_timeout: _duration_pb2.Duration | None = ...,
+        sleep: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["compensation", b"compensation"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["compensation", b"compensation", "wait_timeout", b"wait_timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["compensation", b"compensation", "depends_on", b"depends_on", "method", b"method", "service", b"service", "step_id", b"step_id", "when", b"when"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["compensation", b"compensation", "depends_on", b"depends_on", "method", b"method", "service", b"service", "sleep", b"sleep", "step_id", b"step_id", "wait_signal", b"wait_signal", "wait_timeout", b"wait_timeout", "when", b"when"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1341,6 +1407,73 @@ class ResumeExecutionResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResumeExecutionResponse: _TypeAlias = ResumeExecutionResponse  # noqa: Y015
+
+@_typing.final
+class SignalExecutionRequest(_message.Message):
+    """Request of SignalExecution."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    PAYLOAD_FIELD_NUMBER: _builtins.int
+    SIGNAL_ID_FIELD_NUMBER: _builtins.int
+    execution_id: _builtins.str
+    """The execution to signal; empty is INVALID_ARGUMENT."""
+    name: _builtins.str
+    """The signal's name, as a `wait` step names it (`payment_confirmed`): a letter, then letters,
+    digits, `_`, `-` and `.`, at most 128.
+    """
+    signal_id: _builtins.str
+    """The sender's id for this signal (at most 200 printable ASCII characters): the same id sent
+    again is the same signal, kept once. Empty: the server makes one, and every call is a new
+    signal.
+    """
+    @_builtins.property
+    def payload(self) -> _struct_pb2.Struct:
+        """What the signal carries: the output of the `wait` step that takes it."""
+
+    def __init__(
+        self,
+        *,
+        execution_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        payload: _struct_pb2.Struct | None = ...,
+        signal_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id", "name", b"name", "payload", b"payload", "signal_id", b"signal_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignalExecutionRequest: _TypeAlias = SignalExecutionRequest  # noqa: Y015
+
+@_typing.final
+class SignalExecutionResponse(_message.Message):
+    """Response of SignalExecution."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SIGNAL_ID_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    signal_id: _builtins.str
+    """The signal's id (the one given, or the one the server made)."""
+    created: _builtins.bool
+    """False when a signal with this id had been received already (nothing changed)."""
+    def __init__(
+        self,
+        *,
+        signal_id: _builtins.str = ...,
+        created: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "signal_id", b"signal_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignalExecutionResponse: _TypeAlias = SignalExecutionResponse  # noqa: Y015
 
 @_typing.final
 class ValidateWorkflowRequest(_message.Message):
