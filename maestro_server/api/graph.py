@@ -35,4 +35,3 @@ def _pause(message: pb.WorkflowStep, step: Step) -> None:
             message.wait_timeout.FromTimedelta(step.pause.timeout)
     elif isinstance(step.pause, Sleep):
         message.sleep = str(step.pause)
-
