@@ -206,6 +206,12 @@ class ErrorReason(betterproto2.Enum):
     [INTERNAL] A bug in the server; its log says more.
     """
 
+    EXECUTION_FINISHED = 30
+    """
+    [FAILED_PRECONDITION] (30 and up: waits and timers.) The execution has finished: it takes no
+    more signals.
+    """
+
     @classmethod
     def betterproto_value_to_renamed_proto_names(cls) -> dict[int, str]:
         return {
@@ -228,6 +234,7 @@ class ErrorReason(betterproto2.Enum):
             16: "ERROR_REASON_TOKEN_INVALID",
             17: "ERROR_REASON_TOKEN_READ_ONLY",
             18: "ERROR_REASON_INTERNAL",
+            30: "ERROR_REASON_EXECUTION_FINISHED",
         }
 
     @classmethod
@@ -252,6 +259,7 @@ class ErrorReason(betterproto2.Enum):
             "ERROR_REASON_TOKEN_INVALID": 16,
             "ERROR_REASON_TOKEN_READ_ONLY": 17,
             "ERROR_REASON_INTERNAL": 18,
+            "ERROR_REASON_EXECUTION_FINISHED": 30,
         }
 
 

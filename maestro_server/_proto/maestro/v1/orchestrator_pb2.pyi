@@ -316,6 +316,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """[PERMISSION_DENIED] The token may only read (get, list, watch, validate)."""
     ERROR_REASON_INTERNAL: _ErrorReason.ValueType  # 18
     """[INTERNAL] A bug in the server; its log says more."""
+    ERROR_REASON_EXECUTION_FINISHED: _ErrorReason.ValueType  # 30
+    """[FAILED_PRECONDITION] (30 and up: waits and timers.) The execution has finished: it takes no
+    more signals.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed: the `reason` of the `google.rpc.ErrorInfo` (domain `maestro.dev`) that
@@ -381,6 +385,10 @@ ERROR_REASON_TOKEN_READ_ONLY: ErrorReason.ValueType  # 17
 """[PERMISSION_DENIED] The token may only read (get, list, watch, validate)."""
 ERROR_REASON_INTERNAL: ErrorReason.ValueType  # 18
 """[INTERNAL] A bug in the server; its log says more."""
+ERROR_REASON_EXECUTION_FINISHED: ErrorReason.ValueType  # 30
+"""[FAILED_PRECONDITION] (30 and up: waits and timers.) The execution has finished: it takes no
+more signals.
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 @_typing.final
