@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
+from maestro_server.durations import format_duration
 from maestro_server.model.workflow import Sleep, Step, WaitForSignal, Workflow
+from maestro_server.templating.values import Template
 
 
 def workflow_graph(workflow: Workflow) -> list[pb.WorkflowStep]:
@@ -34,4 +36,12 @@ def _pause(message: pb.WorkflowStep, step: Step) -> None:
         if step.pause.timeout is not None:
             message.wait_timeout.FromTimedelta(step.pause.timeout)
     elif isinstance(step.pause, Sleep):
-        message.sleep = str(step.pause)
+        message.sleep = sleep_text(step.pause)
+
+
+def sleep_text(sleep: Sleep) -> str:
+    """A sleep as written: its duration (`30s`), or `until` (a template's source, or the time)."""
+    if sleep.duration is not None:
+        return format_duration(sleep.duration)
+    until = sleep.until
+    return until.source if isinstance(until, Template) else str(getattr(until, "value", ""))

@@ -15,6 +15,7 @@ from typing import Any
 from maestro_server.api.convert import check_input_travels
 from maestro_server.cli.progress import EXIT_BY_STATE, ProgressPrinter
 from maestro_server.cli.remote import execute_remote, start_remote
+from maestro_server.cli.signals import add_signal_flag, parse_signals
 from maestro_server.definition import load_workflow_file
 from maestro_server.definition.endpoint_map import parse_endpoints
 from maestro_server.definition.inputs import check_input, parse_input
@@ -25,6 +26,7 @@ from maestro_server.errors import (
 )
 from maestro_server.logs import configure_logging
 from maestro_server.model.execution import ExecutionResult, ExecutionState
+from maestro_server.model.signals import Signal
 from maestro_server.resilience.breaker import BreakerRegistry
 from maestro_server.resilience.clock import SystemClock
 from maestro_server.secret_values import Secrets
@@ -54,6 +56,7 @@ def add_parser(commands: Any) -> None:
         help="call SERVICE at ADDRESS instead of its endpoint (repeatable)",
     )
     parser.add_argument("--execution-id", help="the execution's id (default: a new UUID)")
+    add_signal_flag(parser)
     parser.add_argument(
         "--server", metavar="HOST:PORT", help="run on a Maestro server instead of in this process"
     )
@@ -102,6 +105,11 @@ def run_execute(args: argparse.Namespace) -> int:
     """Load, run and report; the exit code follows the execution's final state."""
     configure_logging(level="DEBUG" if args.debug else "WARNING")
     if args.server:
+        if args.signal:
+            raise InvalidInputError(
+                "--signal applies to runs in this process; send signals to a server's "
+                "executions with `maestro executions signal ID NAME`"
+            )
         if args.endpoint:
             raise InvalidInputError(
                 "--endpoint applies to runs in this process; a server maps services with "
@@ -120,9 +128,10 @@ def run_execute(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"--endpoint: {exc.args[0]}") from None
     data = check_input(read_input(args), "input", workflow)
     execution_id = args.execution_id or str(uuid.uuid4())
+    signals = parse_signals(args.signal, execution_id)
     printer = ProgressPrinter(jsonl=args.events == "jsonl")
     secrets = Secrets(args.secrets_dir)
-    result = asyncio.run(_run(workflow, execution_id, data, printer, secrets))
+    result = asyncio.run(_run(workflow, execution_id, data, printer, secrets, signals=signals))
     if result.state is ExecutionState.COMPLETED and args.events is None:
         json.dump(result.output, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -135,6 +144,8 @@ async def _run(
     data: dict[str, Any],
     printer: ProgressPrinter,
     secrets: Secrets,
+    *,
+    signals: list[Signal],
 ) -> ExecutionResult:
     clock = SystemClock()
     async with Transports(secrets) as transports:
@@ -150,6 +161,7 @@ async def _run(
                 secrets=secrets,
             ),
         )
+        runner.deliver(signals)
         loop = asyncio.get_running_loop()
 
         def interrupt() -> None:

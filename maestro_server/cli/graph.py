@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from maestro_server.api.graph import sleep_text
 from maestro_server.durations import format_duration
 from maestro_server.model.workflow import Sleep, Step, WaitForSignal, Workflow
 
@@ -24,7 +25,8 @@ def _what(step: Step) -> str:
         timeout = f" (timeout {format_duration(pause.timeout)})" if pause.timeout else ""
         return f"wait for signal {pause.signal}{timeout}"
     if isinstance(pause, Sleep):
-        return f"sleep {pause}" if pause.duration is not None else f"sleep until {pause}"
+        until = "" if pause.duration is not None else "until "
+        return f"sleep {until}{sleep_text(pause)}"
     return f"{step.service}: {step.method}"
 
 

@@ -14,7 +14,6 @@ from datetime import timedelta
 from typing import Any
 
 from maestro_server.diagnostics import SourceLocation
-from maestro_server.durations import format_duration
 from maestro_server.templating.path import HttpPath
 from maestro_server.templating.values import CompiledValue, Template
 
@@ -202,13 +201,6 @@ class Sleep:
     duration: timedelta | None = None
     until: CompiledValue | None = None
     """Renders to an RFC 3339 time with its zone, when the step starts."""
-
-    def __str__(self) -> str:
-        """As written: the duration (`30s`), or `until` (a template's source, or the time)."""
-        if self.duration is not None:
-            return format_duration(self.duration)
-        until = self.until
-        return until.source if isinstance(until, Template) else str(getattr(until, "value", ""))
 
 
 Pause = WaitForSignal | Sleep

@@ -2,6 +2,7 @@
 and executions that wait across a SIGKILL of the server."""
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from maestro_client import (
     plain,
 )
 from tests.api.conftest import ServerProcess, maestro_serve
+from tests.conftest import maestro
 from tests.postgres import empty_tables
 
 # Waits and sleeps call nothing; the service is there because a workflow names one at least.
@@ -164,6 +166,7 @@ async def test_waiting_executions_survive_sigkill(tmp_path: Path) -> None:
         assert len(waited) == len(set(waited)), f"{execution_id} waited again: {waited}"
     assert plain(logs["waits"][-1].output) == {"form": {"n": 1}, "by": "after the crash"}
     nap_ended = next(e for e in logs["naps"] if e.type == EventType.STEP_SUCCEEDED)
+    assert nap_ended.time is not None and deadline is not None
     assert nap_ended.time >= deadline
 
 
@@ -188,3 +191,48 @@ async def test_a_signal_reaches_the_replica_that_runs_the_execution(
             log = await ended(b, execution_id)
     assert plain(log[-1].output) == {"form": {"via": "b"}, "by": "b"}
     assert not any(e["event"] == "executions resumed" for e in other.log)
+
+
+@pytest.mark.timeout(600)  # seven runs of the CLI, each a Python start on a shared machine
+async def test_the_cli_sends_signals_locally_and_to_a_server(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    """`execute --signal NAME=JSON` feeds an embedded run; `executions signal` a server's."""
+    workflow = tmp_path / "approval.yaml"
+    workflow.write_text(APPROVAL)
+    local = maestro(
+        "execute", workflow, "--signal", 'approved={"by": "cli"}', "--signal", 'submitted={"n": 2}'
+    )
+    assert local.returncode == 0, local.stderr
+    assert json.loads(local.stdout) == {"form": {"n": 2}, "by": "cli"}
+    assert "✉ signal received submitted (signal submitted, id cli-2)" in local.stderr
+    started = maestro("execute", workflow, "--server", server.address, "--no-wait")
+    execution_id = started.stdout.strip()
+    payload = tmp_path / "form.json"
+    payload.write_text('{"n": 3}')
+    sends = [
+        ("submitted", "--data-file", str(payload)),
+        ("approved", "--data", '{"by": "remote"}'),
+    ]
+    for name, flag, value in sends:
+        sent = maestro(
+            "executions",
+            "signal",
+            execution_id,
+            name,
+            flag,
+            value,
+            "--signal-id",
+            name,
+            "--server",
+            server.address,
+        )
+        assert sent.returncode == 0, sent.stderr
+        assert sent.stdout == f"signal {name!r} ({name}): sent\n"
+    async with MaestroClient(server.address) as client:
+        log = await ended(client, execution_id)
+    assert plain(log[-1].output) == {"form": {"n": 3}, "by": "remote"}
+    refused = maestro("executions", "signal", execution_id, "approved", "--server", server.address)
+    assert refused.returncode == 1 and "FAILED_PRECONDITION" in refused.stderr, refused.stderr
+    mixed = maestro("execute", workflow, "--server", server.address, "--signal", "a={}")
+    assert mixed.returncode == 1 and "--signal applies to runs in this process" in mixed.stderr
