@@ -6,6 +6,8 @@ import { bare, parseDuration } from "./ui.js";
 const STEP_OF_EVENT = {
   STEP_STARTED: "RUNNING",
   STEP_RETRYING: "RUNNING",
+  STEP_WAITING: "WAITING",
+  SIGNAL_RECEIVED: "WAITING",
   STEP_SUCCEEDED: "SUCCEEDED",
   STEP_SKIPPED: "SKIPPED",
   STEP_FAILED: "FAILED",
@@ -45,14 +47,14 @@ export class Progress {
       const step = this.step(id);
       const compensating = step.state === "COMPENSATING";
       step.state = type === "STEP_RETRYING" && compensating ? "COMPENSATING" : STEP_OF_EVENT[type];
-      if (type === "STEP_STARTED") {
+      if (type === "STEP_STARTED" || type === "STEP_WAITING") {
         step.attempts = Math.max(step.attempts, event.attempt || 0);
         step.start = step.start || event.time;
       }
       if (type === "STEP_SUCCEEDED") step.output = event.output ?? null;
       if (event.error) step.error = event.error;
       if (type === "COMPENSATION_STARTED" && !this.undoOrder.includes(id)) this.undoOrder.push(id);
-      if (!["RUNNING", "COMPENSATING"].includes(step.state)) step.end = event.time;
+      if (!["RUNNING", "WAITING", "COMPENSATING"].includes(step.state)) step.end = event.time;
     }
     this.timeline(type, event, id);
   }
@@ -73,6 +75,9 @@ export class Progress {
     switch (type) {
       case "STEP_STARTED":
         this.open.set(id, this.entry("forward", id, event));
+        break;
+      case "STEP_WAITING":  // a wait or a sleep: one entry from the first WAITING to its end
+        if (!this.open.has(id)) this.open.set(id, this.entry("forward", id, event));
         break;
       case "COMPENSATION_STARTED":
         this.open.set(id, this.entry("compensation", id, event));

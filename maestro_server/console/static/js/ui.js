@@ -40,6 +40,7 @@ const EXECUTION_STATES = {
 const STEP_STATES = {
   PENDING: ["pending", "○"],
   RUNNING: ["running", "▶"],
+  WAITING: ["waiting", "⏸"],
   SUCCEEDED: ["succeeded", "✓"],
   SKIPPED: ["skipped", "↷"],
   FAILED: ["failed", "✕"],
