@@ -89,6 +89,11 @@ class ExecutionManager:
         """How many executions are in flight."""
         return len(self._running)
 
+    @property
+    def waiting(self) -> int:
+        """How many of them have a step waiting for a signal."""
+        return sum(runner.waiting_for_signal for runner, _ in self._running.values())
+
     async def start(
         self,
         workflow: Workflow,
