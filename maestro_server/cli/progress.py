@@ -9,6 +9,7 @@ from maestro_server.api.convert import event_to_json_line
 from maestro_server.errors import EXIT_COMPENSATION_FAILED, EXIT_FAILED, EXIT_OK
 from maestro_server.logs import colour_wanted
 from maestro_server.model.execution import Event, EventType, ExecutionState
+from maestro_server.store.base import LogEntries
 
 EXIT_BY_STATE = {
     ExecutionState.COMPLETED: EXIT_OK,
@@ -46,12 +47,13 @@ class ProgressPrinter:
         self._err = err
         self._colour = colour_wanted(err)
 
-    async def append_event(self, event: Event) -> None:
-        """Print one event (the engine's event sink)."""
-        self.show(event)
+    async def append(self, entries: LogEntries) -> None:
+        """Print events (the engine's event sink).
 
-    async def save_request(self, execution_id: str, key: str, request: object) -> None:
-        """Nothing to keep: a run in this process does not outlive it."""
+        Requests are not kept: a run in this process does not outlive it.
+        """
+        for event in entries.events:
+            self.show(event)
 
     def show(self, event: Event) -> None:
         """Print one event."""

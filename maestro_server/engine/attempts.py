@@ -55,6 +55,9 @@ class AttemptEvents(AttemptListener):
         )
         kind = EventType.COMPENSATION_STARTED if self.compensation else EventType.STEP_STARTED
         await self.recorder.emit(kind, step_id=self.step_id, attempt=attempt, probe=self.probe)
+        # The call goes out once its start is on disk: after a crash, the log then shows the
+        # attempt in flight (in doubt), to be asked again under its key.
+        await self.recorder.durable()
 
     async def retrying(
         self, attempt: int, error: ErrorInfo, duration: timedelta, delay: timedelta

@@ -143,7 +143,10 @@ class Runner:
     async def run(self) -> ExecutionResult:
         """Run the execution to its end and return how it ended."""
         with tracing.execution_span(self.workflow.name, self.execution_id, self._trace_parent):
-            return await self._run()
+            try:
+                return await self._run()
+            finally:
+                await self._recorder.close()
 
     async def _run(self) -> ExecutionResult:
         structlog.contextvars.bind_contextvars(

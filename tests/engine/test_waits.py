@@ -6,6 +6,7 @@ no test waits for real time and none races it.
 
 import asyncio
 import random
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -112,12 +113,15 @@ def runner_for(
 
 
 async def until(condition: Callable[[], bool]) -> None:
-    """Let the loop run until `condition` holds (a bounded number of turns)."""
-    for _ in range(1000):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("the condition never held")
+    """Poll `condition` until it holds, for at most 10 s.
+
+    Events reach the sink in batches, a few milliseconds after they are emitted (see the
+    recorder), so this polls the loop rather than counting its turns.
+    """
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        await asyncio.sleep(0.001)
 
 
 def waiting(sink: ListSink, step_id: str) -> Callable[[], bool]:
