@@ -49,6 +49,13 @@ const STEP_STATES = {
   COMPENSATION_FAILED: ["compensation failed", "⚠"],
 };
 
+/** What a step does, in a line: "svc: Method", or what a `wait` or `sleep` step waits for. */
+export function calls(step) {
+  if (step.waitSignal) return `wait for signal ${step.waitSignal}`;
+  if (step.sleep) return `sleep ${step.sleep}`;
+  return `${step.service}: ${step.method}`;
+}
+
 /** "EXECUTION_STATE_RUNNING" → "RUNNING". */
 export function bare(value, prefix) {
   return (value || `${prefix}UNSPECIFIED`).replace(prefix, "");
