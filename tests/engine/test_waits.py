@@ -5,6 +5,7 @@ no test waits for real time and none races it.
 """
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -17,7 +18,8 @@ from maestro_server.engine.runner import Resumption, Runner
 from maestro_server.model.execution import Event, EventType, ExecutionState, StepState
 from maestro_server.model.signals import Signal
 from maestro_server.resilience.breaker import BreakerRegistry
-from tests.engine.fakes import ListSink, ScriptedInvoker
+from tests.engine.fakes import FakeClock, ListSink, ScriptedInvoker
+from tests.engine.test_recovery import CrashingSink
 
 START = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
 
@@ -352,3 +354,54 @@ async def test_a_sleep_until_a_past_time_ends_at_once_and_a_bad_time_fails() -> 
     assert result.state is ExecutionState.FAILED
     assert result.error is not None and result.error.code == "TEMPLATE_ERROR"
     assert "'sleep.until' must render to an RFC 3339 time" in result.error.message
+
+
+CRASHABLE = """
+name: crashable
+services:
+  billing: {type: grpc, endpoint: "billing:50051"}
+steps:
+  - id: reserve
+    service: billing
+    method: Reserve
+  - id: first
+    wait: {signal: paid, timeout: 1h}
+    output: one
+  - id: pause
+    sleep: 1s
+  - id: second
+    wait: {signal: paid}
+    output: two
+output: {one: "{{ .one.n }}", two: "{{ .two.n }}"}
+"""
+
+
+async def test_a_crash_at_any_point_takes_each_signal_once_in_order() -> None:
+    """Whatever prefix of the log a crash leaves, the resumed run takes signal a for the first
+    wait and b for the second, each SIGNAL_RECEIVED once, and waits each step once."""
+    sent = [signal("paid", "a", 1, n=1), signal("paid", "b", 2, n=2)]
+
+    def runner(sink: Any, resumption: Resumption | None = None) -> Runner:
+        clock = FakeClock()  # sleeps end at once; the signals are there before any timer
+        deps = Dependencies(
+            invoker=ScriptedInvoker(), sink=sink, breakers=BreakerRegistry(clock), clock=clock
+        )
+        run = Runner(load_workflow(CRASHABLE), "ex-1", {}, deps, resumption=resumption)
+        run.deliver(sent)
+        return run
+
+    whole = ListSink()
+    await runner(whole).run()
+    assert len(whole.events) == 12
+    for keep in range(1, len(whole.events)):
+        crashing = CrashingSink(keep)
+        with contextlib.suppress(BaseException):  # the crash surfaces where it happens
+            await runner(crashing).run()
+        resumed = ListSink(events=list(crashing.events))
+        result = await runner(resumed, Resumption(history=crashing.events)).run()
+        assert result.output == {"one": 1, "two": 2}, keep
+        received = [(e.step_id, e.signal_id) for e in of(resumed, EventType.SIGNAL_RECEIVED)]
+        assert received == [("first", "a"), ("second", "b")], keep
+        waited = [e.step_id for e in of(resumed, EventType.STEP_WAITING)]
+        assert waited == ["first", "pause", "second"], keep
+        assert [e.sequence for e in resumed.events] == list(range(1, len(resumed.events) + 1))
