@@ -123,7 +123,7 @@ class Pauses:
                 arrival.cancel()
                 if timer is not None and not timer.done():
                     timer.cancel()
-            if not arrival.done() or arrival.cancelled():
+            if arrival.cancelled():  # the deadline came first (cancelled above, never set)
                 if (signal := self._mailbox.claim(wait.signal)) is not None:
                     break  # it came with the deadline: a signal in hand is not thrown away
                 assert wait.timeout is not None
