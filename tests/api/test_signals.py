@@ -119,17 +119,21 @@ async def test_signal_over_http_json() -> None:
         url = f"http://127.0.0.1:{serving['http_port']}/maestro.v1.Orchestrator/"
         async with MaestroClient(server.address) as client:
             started = await client.start(APPROVAL, {})
-            body = {"executionId": started.execution_id, "signalId": "s-1"}
             async with httpx.AsyncClient() as http:
                 for name in ("submitted", "approved"):
                     sent = await http.post(
                         f"{url}SignalExecution",
-                        json={**body, "name": name, "signalId": name, "payload": {"by": "http"}},
+                        json={
+                            "executionId": started.execution_id,
+                            "name": name,
+                            "signalId": name,
+                            "payload": {"by": "http"},
+                        },
                     )
                     assert sent.status_code == 200, sent.text
                     assert sent.json() == {"signalId": name, "created": True}
                 missing = await http.post(
-                    f"{url}SignalExecution", json={**body, "name": "x"} | {"executionId": "ghost"}
+                    f"{url}SignalExecution", json={"executionId": "ghost", "name": "x"}
                 )
             assert missing.status_code == 404
             log = await ended(client, started.execution_id)
