@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
@@ -17,6 +18,7 @@ from maestro_server.model.workflow import RetryPolicy, Step, Workflow
 from maestro_server.transports.base import Request
 
 log = structlog.get_logger("maestro.engine")
+_debugging = logging.getLogger("maestro.engine").isEnabledFor
 
 STEP_CANCELLED = "STEP_CANCELLED"
 """The code of a step Maestro stopped (a sibling failed, a cancel, the timeout), as opposed to
@@ -50,9 +52,13 @@ class AttemptEvents(AttemptListener):
         """See AttemptListener.started."""
         self.attempts.append(attempt)
         structlog.contextvars.bind_contextvars(step_id=self.step_id, attempt=attempt)
-        log.debug(
-            "attempt started", step_id=self.step_id, attempt=attempt, compensation=self.compensation
-        )
+        if _debugging(logging.DEBUG):  # structlog's own filter costs more than the line is worth
+            log.debug(
+                "attempt started",
+                step_id=self.step_id,
+                attempt=attempt,
+                compensation=self.compensation,
+            )
         kind = EventType.COMPENSATION_STARTED if self.compensation else EventType.STEP_STARTED
         await self.recorder.emit(kind, step_id=self.step_id, attempt=attempt, probe=self.probe)
         # The call goes out once its start is on disk: after a crash, the log then shows the
