@@ -21,6 +21,7 @@ from maestro_server.cli.progress import (
 )
 from maestro_server.cli.remote import execute_remote, start_remote
 from maestro_server.cli.serve import add_max_elements_flag, check_max_elements
+from maestro_server.cli.signals import add_signal_flag, parse_signals
 from maestro_server.definition import load_workflow_file
 from maestro_server.definition.endpoint_map import parse_endpoints
 from maestro_server.definition.inputs import check_input, parse_input
@@ -31,6 +32,7 @@ from maestro_server.errors import (
 )
 from maestro_server.logs import configure_logging
 from maestro_server.model.execution import ExecutionResult, ExecutionState
+from maestro_server.model.signals import Signal
 from maestro_server.resilience.breaker import BreakerRegistry
 from maestro_server.resilience.clock import SystemClock
 from maestro_server.secret_values import Secrets
@@ -62,6 +64,7 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--execution-id", help="the execution's id (default: a new UUID)")
     add_max_elements_flag(parser)
+    add_signal_flag(parser)
     parser.add_argument(
         "--server", metavar="HOST:PORT", help="run on a Maestro server instead of in this process"
     )
@@ -111,6 +114,11 @@ def run_execute(args: argparse.Namespace) -> int:
     configure_logging(level="DEBUG" if args.debug else "WARNING")
     only = only_types(args.only)
     if args.server:
+        if args.signal:
+            raise InvalidInputError(
+                "--signal applies to runs in this process; send signals to a server's "
+                "executions with `maestro executions signal ID NAME`"
+            )
         if args.endpoint:
             raise InvalidInputError(
                 "--endpoint applies to runs in this process; a server maps services with "
@@ -129,12 +137,21 @@ def run_execute(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"--endpoint: {exc.args[0]}") from None
     data = check_input(read_input(args), "input", workflow)
     execution_id = args.execution_id or str(uuid.uuid4())
+    signals = parse_signals(args.signal, execution_id)
     printer = ProgressPrinter(jsonl=args.events == "jsonl", only=only)
     secrets = Secrets(args.secrets_dir)
     check_max_elements(args)
     limit = args.max_for_each_elements
     result = asyncio.run(
-        _run(workflow, execution_id, data, printer, secrets, max_for_each_elements=limit)
+        _run(
+            workflow,
+            execution_id,
+            data,
+            printer,
+            secrets,
+            max_for_each_elements=limit,
+            signals=signals,
+        )
     )
     if result.state is ExecutionState.COMPLETED and args.events is None:
         json.dump(result.output, sys.stdout, indent=2)
@@ -150,6 +167,7 @@ async def _run(
     secrets: Secrets,
     *,
     max_for_each_elements: int,
+    signals: list[Signal],
 ) -> ExecutionResult:
     clock = SystemClock()
     async with Transports(secrets) as transports:
@@ -166,6 +184,7 @@ async def _run(
                 max_for_each_elements=max_for_each_elements,
             ),
         )
+        runner.deliver(signals)
         loop = asyncio.get_running_loop()
 
         def interrupt() -> None:

@@ -34,6 +34,8 @@ _MARKS = {
     EventType.WORKFLOW_FAILED: ("■", "31;1"),
     EventType.WORKFLOW_COMPENSATED: ("■", "33;1"),
     EventType.WORKFLOW_CANCELLED: ("■", "33;1"),
+    EventType.STEP_WAITING: ("⏸", "36"),
+    EventType.SIGNAL_RECEIVED: ("✉", "36"),
 }
 
 
@@ -117,6 +119,12 @@ class ProgressPrinter:
             details.append(_ms(event.duration.total_seconds()))
         if event.retry_delay is not None:
             details.append(f"retry in {_ms(event.retry_delay.total_seconds())}")
+        if event.signal_name:
+            details.append(f"signal {event.signal_name}")
+        if event.signal_id:
+            details.append(f"id {event.signal_id}")
+        if event.deadline is not None:
+            details.append(f"until {event.deadline.isoformat(timespec='seconds')}")
         if details:
             text += f" ({', '.join(details)})"
         if event.error is not None:

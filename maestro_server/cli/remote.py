@@ -28,6 +28,7 @@ from maestro_server.cli.progress import (
     add_only_flag,
     only_types,
 )
+from maestro_server.cli.signals import add_signal_command, read_payload
 from maestro_server.definition import load_workflow_file
 from maestro_server.errors import EXIT_OK, InvalidInputError, exit_code_for_status
 from maestro_server.json_numbers import whole_numbers
@@ -226,6 +227,9 @@ def add_parsers(commands: Any) -> None:
         if name == "cancel":
             sub.add_argument("--reason", default="")
         sub.set_defaults(run=_executions)
+    signal = add_signal_command(executions_commands)
+    _connection_flags(signal)
+    signal.set_defaults(run=_executions)
 
     workflows = commands.add_parser("workflows", help="workflow definitions on a server")
     workflows_commands = workflows.add_subparsers(dest="action", required=True)
@@ -259,6 +263,13 @@ def _executions(args: argparse.Namespace) -> int:
             return EXIT_OK
         if args.action == "cancel":
             _print(client.cancel(args.execution_id, args.reason))
+            return EXIT_OK
+        if args.action == "signal":
+            sent = client.signal_execution(
+                args.execution_id, args.name, read_payload(args), signal_id=args.signal_id
+            )
+            verb = "sent" if sent.created else "already received"
+            print(f"signal {args.name!r} ({sent.signal_id}): {verb}")
             return EXIT_OK
         printer = ProgressPrinter(jsonl=args.events == "jsonl", only=only_types(args.only))
         watched = client.watch(args.execution_id, args.after, event_types=_streamed(printer))
