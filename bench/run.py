@@ -48,6 +48,8 @@ sys.path.insert(0, str(SERVICES))
 sys.path.insert(0, str(ROOT / "examples" / "onboarding" / "protos"))
 
 from demo_services.fleet import Fleet, fleet  # noqa: E402
+from startup import measure as measure_startup  # noqa: E402
+from startup import rows as startup_rows  # noqa: E402
 
 from maestro_client import EventType, ExecutionState, MaestroClient  # noqa: E402
 from maestro_server.definition import load_workflow  # noqa: E402
@@ -460,7 +462,9 @@ async def main(rounds: int, executions: int, scale_executions: int) -> dict[str,
         effects = effects_by_system(services, names)
         print("scale", file=sys.stderr)
         scaled = await scale(services, scale_executions, f"sqlite:///{sqlite}.scale")
-    return summarize(names, lat, comp, thr, growth, effects, scaled)
+        print("start-up", file=sys.stderr)
+        startup = measure_startup(endpoints)
+    return summarize(names, lat, comp, thr, growth, effects, scaled) | {"startup": startup}
 
 
 def median_of(samples: list[dict[str, float]]) -> dict[str, float]:
@@ -580,6 +584,8 @@ def table(results: dict[str, Any]) -> str:
     lines += ["", "| target | measured | result |", "|---|---|---|"]
     for name, target in results["targets"].items():
         lines.append(f"| {name} | {target['value']:.3f} | {'PASS' if target['pass'] else 'FAIL'} |")
+    for name, wall, cpu, result in startup_rows(results["startup"]):  # bench/startup.py
+        lines.append(f"| {name} | {wall} (CPU {cpu}) | {result} |")
     return "\n".join(lines)
 
 
