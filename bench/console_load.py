@@ -29,7 +29,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "examples" / "onboarding" / "services")]
 
 from maestro_server.definition import load_workflow_file  # noqa: E402
 from maestro_server.model.execution import ErrorInfo, Event, EventType, ExecutionState  # noqa: E402
-from maestro_server.store.base import ExecutionRecord, ExecutionSource  # noqa: E402
+from maestro_server.store.base import ExecutionRecord, ExecutionSource, append_event  # noqa: E402
 from maestro_server.store.sqlite import SqliteStore  # noqa: E402
 from tests.api.conftest import maestro_serve  # noqa: E402
 
@@ -77,7 +77,8 @@ async def fill(path: Path, count: int) -> None:
             )
             events += [(*end, last, error)]
         for sequence, (kind, state, step, err) in enumerate(events, start=1):
-            await store.append_event(
+            await append_event(
+                store,
                 Event(
                     execution_id,
                     sequence,
@@ -87,7 +88,7 @@ async def fill(path: Path, count: int) -> None:
                     step_id=step,
                     attempt=1 if step else 0,
                     error=err,
-                )
+                ),
             )
     await store.aclose()
 

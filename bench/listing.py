@@ -28,7 +28,12 @@ from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
 from maestro_server._proto.maestro.v1 import orchestrator_pb2_grpc as rpc
 from maestro_server.api.server import OrchestratorServer, ServerSettings
 from maestro_server.model.execution import Event, EventType, ExecutionState
-from maestro_server.store.base import ExecutionRecord, ExecutionSource, Store
+from maestro_server.store.base import (
+    ExecutionRecord,
+    ExecutionSource,
+    Store,
+    append_event,
+)
 from maestro_server.store.open import close_store, open_store
 from tests.postgres import fresh_database
 
@@ -61,7 +66,8 @@ async def fill(store: Store, first: int, count: int) -> None:
         ]
         for sequence, (kind, step) in enumerate(events, 1):
             output = {"id": n, "note": "x" * 200} if kind is EventType.STEP_SUCCEEDED else None
-            await store.append_event(
+            await append_event(
+                store,
                 Event(
                     execution_id,
                     sequence,
@@ -71,7 +77,7 @@ async def fill(store: Store, first: int, count: int) -> None:
                     step,
                     attempt=1 if step else 0,
                     output=output,
-                )
+                ),
             )
 
     for start in range(first, first + count, 200):

@@ -12,7 +12,8 @@
             print(event.sequence, event.type.name, event.step_id)
 
 Events, executions and definitions are the generated `maestro.v1` message dataclasses;
-`plain()` turns their Struct outputs into plain Python values with whole numbers as ints.
+`output()` gives the output an event, execution or step carries as plain Python values (a
+`for_each` step's list as a list), and `plain()` turns any Struct into them, whole numbers as ints.
 Errors of calls are `MaestroError`s (with the server's `reason`); how an execution ended,
 when not completed, is an `ExecutionFailureError`.
 """
@@ -32,6 +33,7 @@ from maestro_client._errors import (
     UnavailableError,
 )
 from maestro_client._failures import (
+    TERMINAL_EVENT_TYPES,
     CompensationFailedError,
     ExecutionCancelledError,
     ExecutionCompensatedError,
@@ -53,11 +55,12 @@ from maestro_client._proto.maestro.v1 import (
     WorkflowEvent,
 )
 from maestro_client._sync import SyncMaestroClient
-from maestro_client._values import plain
+from maestro_client._values import output, plain
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "TERMINAL_EVENT_TYPES",
     "AbortedError",
     "AlreadyExistsError",
     "CompensationFailedError",
@@ -92,5 +95,6 @@ __all__ = [
     "WorkflowRef",
     "WorkflowSource",
     "__version__",
+    "output",
     "plain",
 ]

@@ -25,6 +25,7 @@ from maestro_client._proto.maestro.v1 import (
     CancelExecutionRequest,
     CancelExecutionResponse,
     Diagnostic,
+    EventType,
     ExecuteWorkflowRequest,
     Execution,
     ExecutionState,
@@ -152,12 +153,19 @@ def _definition_request(cls: Any, workflow: Workflow) -> Any:
 
 
 def execute(
-    workflow: Workflow, input: Mapping[str, Any] | None, execution_id: str
+    workflow: Workflow,
+    input: Mapping[str, Any] | None,
+    execution_id: str,
+    event_types: Sequence[EventType] = (),
 ) -> ExecuteWorkflowRequest:
-    """The request that starts an execution and streams its events (with its id made)."""
+    """The request that starts an execution and streams its events (with its id made).
+
+    Only events of `event_types` when given.
+    """
     request: ExecuteWorkflowRequest = _run_request(
         ExecuteWorkflowRequest, workflow, input, execution_id
     )
+    request.event_types = list(event_types)
     return request
 
 

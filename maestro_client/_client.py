@@ -9,7 +9,7 @@ sends and means lives in `_calls`, when to resume a stream in `_resume`; the cli
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import betterproto2
@@ -27,6 +27,7 @@ from maestro_client._calls import (
 from maestro_client._errors import from_rpc_error
 from maestro_client._handle import ExecutionHandle
 from maestro_client._proto.maestro.v1 import (
+    EventType,
     ExecuteWorkflowRequest,
     ExecuteWorkflowResponse,
     Execution,
@@ -158,14 +159,18 @@ class MaestroClient:
         input: Mapping[str, Any] | None = None,
         *,
         execution_id: str = "",
+        event_types: Iterable[EventType] = (),
     ) -> AsyncIterator[WorkflowEvent]:
         """Start an execution and yield its events to the end.
 
         The id is made here when not given, so a dropped stream is opened again without
-        starting a second execution, and goes on after the last event seen.
+        starting a second execution, and goes on after the last event seen. With
+        `event_types`, only events of those types come (`TERMINAL_EVENT_TYPES`: the outcome
+        alone); they keep their sequence numbers in the log, so these have gaps.
         """
-        request = calls.execute(workflow, input, execution_id)
-        return self._follow(Follow(request.execution_id, 0, self._backoff()), request)
+        types = tuple(event_types)
+        request = calls.execute(workflow, input, execution_id, types)
+        return self._follow(Follow(request.execution_id, 0, self._backoff(), types), request)
 
     async def start(
         self,
@@ -200,14 +205,22 @@ class MaestroClient:
         handle = await self.start(workflow, input, execution_id=execution_id)
         return await handle.result()
 
-    def watch(self, execution_id: str, after_sequence: int = 0) -> AsyncIterator[WorkflowEvent]:
+    def watch(
+        self,
+        execution_id: str,
+        after_sequence: int = 0,
+        *,
+        event_types: Iterable[EventType] = (),
+    ) -> AsyncIterator[WorkflowEvent]:
         """Yield the events after `after_sequence`, then live ones, to the end of the log.
 
         The stream ends when the execution can go no further; the last event is its final
         state (a resumed execution's log goes on past its earlier terminal event). A dropped
         connection is resumed after the last event seen, so no event is missed or repeated.
+        With `event_types`, only events of those types come (as in `execute`).
         """
-        return self._follow(Follow(execution_id, after_sequence, self._backoff()))
+        follow = Follow(execution_id, after_sequence, self._backoff(), tuple(event_types))
+        return self._follow(follow)
 
     async def get(self, execution_id: str) -> Execution:
         """One execution, with its steps."""

@@ -16,9 +16,9 @@ from typing import Any
 
 from maestro_client._errors import MaestroError
 from maestro_client._proto.maestro.v1 import Error, EventType, ExecutionState, WorkflowEvent
-from maestro_client._values import plain
+from maestro_client._values import output
 
-TERMINAL_EVENTS = frozenset(
+TERMINAL_EVENT_TYPES = frozenset(
     {
         EventType.WORKFLOW_COMPLETED,
         EventType.WORKFLOW_FAILED,
@@ -26,6 +26,8 @@ TERMINAL_EVENTS = frozenset(
         EventType.WORKFLOW_CANCELLED,
     }
 )
+"""The types of the events that end an execution: pass them as `event_types` to stream the
+outcome alone."""
 
 
 class ExecutionFailureError(Exception):
@@ -74,8 +76,8 @@ _BY_STATE: dict[ExecutionState, type[ExecutionFailureError]] = {
 
 def outcome(execution_id: str, last: WorkflowEvent | None) -> Any:
     """The output of an execution whose stream ended with `last`, or its failure, raised."""
-    if last is None or last.type not in TERMINAL_EVENTS:
+    if last is None or last.type not in TERMINAL_EVENT_TYPES:
         raise MaestroError(f"the events of execution {execution_id!r} ended before it did")
     if last.state == ExecutionState.COMPLETED:
-        return plain(last.output)
+        return output(last)
     raise _BY_STATE[last.state](execution_id, last.state, last.step_id, last.error)

@@ -7,12 +7,12 @@ decided once, in `_failures.outcome`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from maestro_client._failures import outcome
-from maestro_client._proto.maestro.v1 import Execution, WorkflowEvent
+from maestro_client._failures import TERMINAL_EVENT_TYPES, outcome
+from maestro_client._proto.maestro.v1 import EventType, Execution, WorkflowEvent
 
 if TYPE_CHECKING:
     from maestro_client._client import MaestroClient
@@ -38,19 +38,20 @@ class ExecutionHandle:
 
         Otherwise raises how it ended (an ExecutionFailureError: ExecutionFailedError,
         ExecutionCompensatedError, CompensationFailedError or ExecutionCancelledError, with
-        the failing step and the error). The events are followed to the end of the log,
-        reconnecting after dropped connections; once an operator resumed a COMPENSATION_FAILED
-        execution, this says how the resumed run ended.
+        the failing step and the error). Only the terminal events are streamed, to the end
+        of the log, reconnecting after dropped connections; once an operator resumed a
+        COMPENSATION_FAILED execution, this says how the resumed run ended.
         """
-        execution = await self.describe()
         last: WorkflowEvent | None = None
-        async for event in self.events(max(execution.last_sequence - 1, 0)):
+        async for event in self.events(event_types=TERMINAL_EVENT_TYPES):
             last = event
         return outcome(self.execution_id, last)
 
-    def events(self, after_sequence: int = 0) -> AsyncIterator[WorkflowEvent]:
+    def events(
+        self, after_sequence: int = 0, *, event_types: Iterable[EventType] = ()
+    ) -> AsyncIterator[WorkflowEvent]:
         """The events after `after_sequence`, then live ones, to the end (as client.watch)."""
-        return self.client.watch(self.execution_id, after_sequence)
+        return self.client.watch(self.execution_id, after_sequence, event_types=event_types)
 
     async def describe(self) -> Execution:
         """Where the execution stands now, with its steps."""
@@ -80,15 +81,16 @@ class SyncExecutionHandle:
 
     def result(self) -> Any:
         """Wait for the end; as ExecutionHandle.result."""
-        execution = self.describe()
         last: WorkflowEvent | None = None
-        for event in self.events(max(execution.last_sequence - 1, 0)):
+        for event in self.events(event_types=TERMINAL_EVENT_TYPES):
             last = event
         return outcome(self.execution_id, last)
 
-    def events(self, after_sequence: int = 0) -> Iterator[WorkflowEvent]:
-        """The events after `after_sequence`, then live ones, to the end."""
-        return self.client.watch(self.execution_id, after_sequence)
+    def events(
+        self, after_sequence: int = 0, *, event_types: Iterable[EventType] = ()
+    ) -> Iterator[WorkflowEvent]:
+        """The events after `after_sequence`, then live ones, to the end (as client.watch)."""
+        return self.client.watch(self.execution_id, after_sequence, event_types=event_types)
 
     def describe(self) -> Execution:
         """Where the execution stands now, with its steps."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from maestro_client._errors import MaestroError, UnavailableError
-from maestro_client._proto.maestro.v1 import WatchExecutionRequest, WorkflowEvent
+from maestro_client._proto.maestro.v1 import EventType, WatchExecutionRequest, WorkflowEvent
 
 _FIRST_DELAY = 0.1
 _MAX_DELAY = 5.0
@@ -53,13 +53,19 @@ class Follow:
     execution_id: str
     after_sequence: int
     backoff: Backoff
+    event_types: tuple[EventType, ...] = ()
+    """Only events of these types (all when empty). Their sequences are the log's, with gaps
+    where other events were left out; a reconnection goes on after the last one received."""
     last: WorkflowEvent | None = None
-    """The last event seen; once the stream is over, the execution's final state."""
+    """The last event seen; once the stream is over, the execution's final state (when the
+    terminal events are among `event_types`)."""
 
     def watch_request(self) -> WatchExecutionRequest:
         """The request that goes on after the last event seen."""
         return WatchExecutionRequest(
-            execution_id=self.execution_id, after_sequence=self.after_sequence
+            execution_id=self.execution_id,
+            after_sequence=self.after_sequence,
+            event_types=list(self.event_types),
         )
 
     def seen(self, event: WorkflowEvent) -> WorkflowEvent:

@@ -7,7 +7,7 @@ It runs the same `_calls` over a grpcio channel and resumes dropped streams by t
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import betterproto2
@@ -25,6 +25,7 @@ from maestro_client._calls import (
 from maestro_client._errors import from_rpc_error
 from maestro_client._handle import SyncExecutionHandle
 from maestro_client._proto.maestro.v1 import (
+    EventType,
     ExecuteWorkflowRequest,
     ExecuteWorkflowResponse,
     Execution,
@@ -152,10 +153,12 @@ class SyncMaestroClient:
         input: Mapping[str, Any] | None = None,
         *,
         execution_id: str = "",
+        event_types: Iterable[EventType] = (),
     ) -> Iterator[WorkflowEvent]:
         """Start an execution and yield its events to the end; as MaestroClient.execute."""
-        request = calls.execute(workflow, input, execution_id)
-        return self._follow(Follow(request.execution_id, 0, self._backoff()), request)
+        types = tuple(event_types)
+        request = calls.execute(workflow, input, execution_id, types)
+        return self._follow(Follow(request.execution_id, 0, self._backoff(), types), request)
 
     def start(
         self,
@@ -182,12 +185,20 @@ class SyncMaestroClient:
         """Start an execution and wait for its output; as MaestroClient.run."""
         return self.start(workflow, input, execution_id=execution_id).result()
 
-    def watch(self, execution_id: str, after_sequence: int = 0) -> Iterator[WorkflowEvent]:
+    def watch(
+        self,
+        execution_id: str,
+        after_sequence: int = 0,
+        *,
+        event_types: Iterable[EventType] = (),
+    ) -> Iterator[WorkflowEvent]:
         """Yield the events after `after_sequence`, then live ones, to the end of the log.
 
-        As MaestroClient.watch: a dropped connection is resumed after the last event seen.
+        As MaestroClient.watch: a dropped connection is resumed after the last event seen;
+        only events of `event_types` when given.
         """
-        return self._follow(Follow(execution_id, after_sequence, self._backoff()))
+        follow = Follow(execution_id, after_sequence, self._backoff(), tuple(event_types))
+        return self._follow(follow)
 
     def get(self, execution_id: str) -> Execution:
         """One execution, with its steps."""

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from maestro_client._errors import invalid_input
-from maestro_client._proto.google.protobuf import Struct
+from maestro_client._proto.google.protobuf import Struct, Value
 
 EXACT_LIMIT = 2**53
 """The largest magnitude a double holds every integer up to."""
@@ -33,6 +33,19 @@ def plain(struct: Struct | None) -> Any:
     if struct is None:
         return None
     return _whole(struct.to_dict())
+
+
+def output(message: Any) -> Any:
+    """The output an event, execution or step carries, as plain Python values.
+
+    A `for_each` step's output is a list, and a workflow's output may be any JSON value; those
+    travel in `output_value` (a Struct holds only objects). Whatever the output is, this
+    returns it as it is: a list as a list, an object as a dict, None when there is none.
+    """
+    value: Value | None = message.output_value
+    if value is not None:
+        return _whole(value.to_dict())
+    return plain(message.output)
 
 
 def _check_exact(value: Any, field: str) -> None:

@@ -95,3 +95,12 @@ def test_validate_with_an_input_schema_still_checks_it() -> None:
     )
     assert done.returncode == 1
     assert "'input_schema' is not a valid JSON Schema" in done.stderr
+
+
+def test_the_flags_defaults_are_the_engines() -> None:
+    """serve's and execute's --max-for-each-elements default, written out to keep the engine
+    out of `--help`, is the engine's own."""
+    from maestro_server.cli.serve import DEFAULT_MAX_FOR_EACH_ELEMENTS
+    from maestro_server.engine import dependencies
+
+    assert DEFAULT_MAX_FOR_EACH_ELEMENTS == dependencies.DEFAULT_MAX_FOR_EACH_ELEMENTS

@@ -34,6 +34,7 @@ def test_client_exports() -> None:
         "StepState",
         "SyncExecutionHandle",
         "SyncMaestroClient",
+        "TERMINAL_EVENT_TYPES",
         "UnauthenticatedError",
         "UnavailableError",
         "Validation",
@@ -42,6 +43,7 @@ def test_client_exports() -> None:
         "WorkflowRef",
         "WorkflowSource",
         "__version__",
+        "output",
         "plain",
     ]
     for name in maestro_client.__all__:

@@ -25,6 +25,24 @@ def to_struct(value: Any) -> struct_pb2.Struct:
     return message
 
 
+def set_output(message: Any, value: Any) -> None:
+    """Fill a message's `output` (a Struct), and its `output_value` for a non-object.
+
+    A Struct holds only objects: a for_each step's list goes into `output` under the key
+    `value` (as any non-object always has), and into `output_value` as it is.
+    """
+    message.output.CopyFrom(to_struct(value))
+    if not isinstance(value, dict):
+        json_format.ParseDict(value, message.output_value)
+
+
+def output_of(message: Any) -> Any:
+    """The output a message carries: its `output_value` when set, else its `output` Struct."""
+    if message.HasField("output_value"):
+        return whole_numbers(json_format.MessageToDict(message.output_value))
+    return struct_to_dict(message.output) if message.HasField("output") else None
+
+
 def check_input_travels(data: dict[str, Any], source: str) -> None:
     """Refuse an input that a server would refuse as a request's Struct.
 
@@ -54,21 +72,32 @@ def error_to_proto(error: ErrorInfo) -> pb.Error:
     )
 
 
+# Every streamed event is converted: its enums by lookup, its time without a time tuple
+# (`Timestamp.FromDatetime` costs more than the rest of an event without an output).
+_EVENT_TYPES = {t: pb.EventType.Value(f"EVENT_TYPE_{t.value}") for t in EventType}
+_STATES = {s: pb.ExecutionState.Value(f"EXECUTION_STATE_{s.value}") for s in ExecutionState}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def event_to_proto(event: Event) -> pb.WorkflowEvent:
     """The proto form of an event."""
     message = pb.WorkflowEvent(
         execution_id=event.execution_id,
         sequence=event.sequence,
-        type=pb.EventType.Value(f"EVENT_TYPE_{event.type.value}"),
-        state=pb.ExecutionState.Value(f"EXECUTION_STATE_{event.state.value}"),
+        type=_EVENT_TYPES[event.type],
+        state=_STATES[event.state],
         step_id=event.step_id,
         attempt=event.attempt,
         in_doubt=event.in_doubt,
         probe=event.probe,
+        element_index=event.element_index,
     )
-    message.time.FromDatetime(event.time)
+    time = event.time if event.time.tzinfo is not None else event.time.replace(tzinfo=UTC)
+    since = time - _EPOCH
+    message.time.seconds = since.days * 86400 + since.seconds
+    message.time.nanos = since.microseconds * 1000
     if event.output is not None:
-        message.output.CopyFrom(to_struct(event.output))
+        set_output(message, event.output)
     if event.error is not None:
         message.error.CopyFrom(error_to_proto(event.error))
     if event.duration is not None:
@@ -118,7 +147,7 @@ def execution_to_proto(record: ExecutionRecord, *, with_steps: bool = True) -> p
     )
     message.input.CopyFrom(to_struct(record.input))
     if progress.output is not None:
-        message.output.CopyFrom(to_struct(progress.output))
+        set_output(message, progress.output)
     if progress.error is not None:
         message.error.CopyFrom(error_to_proto(progress.error))
     _timestamp(message.create_time, record.created_at)
@@ -134,7 +163,7 @@ def execution_to_proto(record: ExecutionRecord, *, with_steps: bool = True) -> p
                 attempts=summary.attempts,
             )
             if summary.output is not None:
-                step.output.CopyFrom(to_struct(summary.output))
+                set_output(step, summary.output)
             if summary.error is not None:
                 step.error.CopyFrom(error_to_proto(summary.error))
             _timestamp(step.start_time, summary.started_at)
@@ -172,6 +201,17 @@ def diagnostic_to_proto(diagnostic: Diagnostic) -> pb.Diagnostic:
     )
 
 
+def event_types_from_proto(types: Any) -> frozenset[EventType]:
+    """The event types a stream is limited to (`event_types`); empty for every event."""
+    known = set(pb.EventType.values()) - {pb.EVENT_TYPE_UNSPECIFIED}
+    unknown = sorted(t for t in types if t not in known)
+    if unknown:
+        raise InvalidRequestError(
+            "event_types", f"event_types: {unknown} are not EventType values (1 to {max(known)})"
+        )
+    return frozenset(EventType(pb.EventType.Name(t).removeprefix("EVENT_TYPE_")) for t in types)
+
+
 def states_from_proto(states: Any) -> frozenset[ExecutionState]:
     """ExecutionState filters from their proto values (UNSPECIFIED is ignored)."""
     known = set(pb.ExecutionState.values())
@@ -199,7 +239,7 @@ def event_from_proto(message: pb.WorkflowEvent) -> Event:
         ),
         step_id=message.step_id,
         attempt=message.attempt,
-        output=struct_to_dict(message.output) if message.HasField("output") else None,
+        output=output_of(message),
         error=ErrorInfo(error.code, error.message, error.service, error.retryable)
         if message.HasField("error")
         else None,
@@ -207,4 +247,5 @@ def event_from_proto(message: pb.WorkflowEvent) -> Event:
         retry_delay=_duration(message, "retry_delay"),
         in_doubt=message.in_doubt,
         probe=message.probe,
+        element_index=message.element_index if message.HasField("element_index") else None,
     )

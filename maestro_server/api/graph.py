@@ -17,6 +17,10 @@ def workflow_graph(workflow: Workflow) -> list[pb.WorkflowStep]:
             depends_on=list(step.depends_on),
             when=step.when.source if step.when is not None else "",
         )
+        if step.for_each is not None:
+            message.for_each = step.for_each.source
+            message.for_each_as = step.for_each.name
+            message.for_each_concurrency = step.for_each.concurrency
         if step.compensate is not None:
             message.compensation.CopyFrom(
                 pb.WorkflowCompensation(

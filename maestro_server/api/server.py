@@ -24,6 +24,7 @@ from maestro_server.definition import load_workflow_file
 from maestro_server.definition.admission import AdmissionPolicy
 from maestro_server.definition.inputs import MAX_REQUEST_BYTES
 from maestro_server.diagnostics import Diagnostic
+from maestro_server.engine.dependencies import DEFAULT_MAX_FOR_EACH_ELEMENTS
 from maestro_server.engine.manager import ExecutionManager
 from maestro_server.errors import InvalidWorkflowError
 from maestro_server.metrics import Metrics
@@ -51,6 +52,8 @@ class ServerSettings:
     """The address to bind; loopback unless the operator says otherwise (see cli/serve.py)."""
     port: int = 8080
     max_concurrent_executions: int = 1000
+    max_for_each_elements: int = DEFAULT_MAX_FOR_EACH_ELEMENTS
+    """The longest list a for_each step may run over (`--max-for-each-elements`)."""
     shutdown_grace: float = 30.0
     workflows_dir: Path | None = None
     max_message_bytes: int = MAX_REQUEST_BYTES
@@ -130,6 +133,7 @@ class OrchestratorServer:
             store,
             self.transports,
             max_concurrent=settings.max_concurrent_executions,
+            max_for_each_elements=settings.max_for_each_elements,
             secrets=secrets,
             metrics=self.metrics,
         )

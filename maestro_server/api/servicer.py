@@ -23,6 +23,7 @@ from maestro_server.api.context import CallContext
 from maestro_server.api.convert import (
     diagnostic_to_proto,
     event_to_proto,
+    event_types_from_proto,
     execution_to_proto,
     states_from_proto,
     struct_to_dict,
@@ -36,7 +37,7 @@ from maestro_server.definition.admission import AdmissionPolicy
 from maestro_server.definition.endpoint_map import point_services
 from maestro_server.engine.manager import ExecutionManager, StartOutcome
 from maestro_server.errors import InvalidRequestError, InvalidWorkflowError, MaestroError
-from maestro_server.model.execution import Event
+from maestro_server.model.execution import Event, EventType
 from maestro_server.model.workflow import Workflow
 from maestro_server.schemas.descriptors import FileProtos
 from maestro_server.store.base import Store, stored_workflow
@@ -252,16 +253,28 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
     async def ExecuteWorkflow(
         self, request: pb.ExecuteWorkflowRequest, context: Context
     ) -> AsyncIterator[pb.ExecuteWorkflowResponse]:
-        """Start (or find, for a repeated execution_id) and stream every event to the end."""
+        """Start (or find, for a repeated execution_id) and stream its events to the end.
+
+        Only those of `event_types`, when given: a bad filter is refused before the start.
+        """
+        wanted = event_types_from_proto(request.event_types)
         started = await self._start(request, context)
-        async for event in self._follow(started.record.execution_id, 0):
+        async for event in self._follow(started.record.execution_id, 0, wanted):
             yield pb.ExecuteWorkflowResponse(event=event_to_proto(event))
 
-    async def _follow(self, execution_id: str, after_sequence: int) -> AsyncIterator[Event]:
+    async def _follow(
+        self, execution_id: str, after_sequence: int, wanted: frozenset[EventType]
+    ) -> AsyncIterator[Event]:
+        """The log's events (of the `wanted` types, or all) to the end of the stream.
+
+        The store's watch ends the stream (after the terminal event that is the last of its
+        log) whether or not that event is wanted; the sequences stay the log's.
+        """
         self.subscribers += 1
         try:
             async for event in self._store.watch(execution_id, after_sequence):
-                yield event
+                if not wanted or event.type in wanted:
+                    yield event
         finally:
             self.subscribers -= 1
 
@@ -282,8 +295,10 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         """Replay after `after_sequence`, then follow live to the terminal event."""
         if request.after_sequence < 0:
             raise InvalidRequestError("after_sequence", "after_sequence must not be negative")
-        await self._store.get_execution(_execution_id(request))  # NOT_FOUND before streaming
-        async for event in self._follow(request.execution_id, request.after_sequence):
+        wanted = event_types_from_proto(request.event_types)
+        # An unknown execution is NOT_FOUND before the first event: the watch looks it up.
+        watched = self._follow(_execution_id(request), request.after_sequence, wanted)
+        async for event in watched:
             yield pb.WatchExecutionResponse(event=event_to_proto(event))
 
     @_unary

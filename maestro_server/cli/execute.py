@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from maestro_server.cli.progress import add_only_flag, only_types
+from maestro_server.cli.serve import add_max_elements_flag, check_max_elements
 from maestro_server.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -36,6 +38,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--events", choices=("jsonl",), help="print every event as one JSON line on stdout instead"
     )
+    add_only_flag(parser)
     parser.add_argument(
         "--endpoint",
         action="append",
@@ -44,6 +47,7 @@ def add_parser(commands: Any) -> None:
         help="call SERVICE at ADDRESS instead of its endpoint (repeatable)",
     )
     parser.add_argument("--execution-id", help="the execution's id (default: a new UUID)")
+    add_max_elements_flag(parser)
     parser.add_argument(
         "--server", metavar="HOST:PORT", help="run on a Maestro server instead of in this process"
     )
@@ -100,6 +104,7 @@ def run_execute(args: argparse.Namespace) -> int:
     from maestro_server.model.execution import ExecutionState
 
     configure_logging(level="DEBUG" if args.debug else "WARNING")
+    only = only_types(args.only)
     if args.server:
         if args.endpoint:
             raise InvalidInputError(
@@ -110,7 +115,7 @@ def run_execute(args: argparse.Namespace) -> int:
 
         if args.no_wait:
             return start_remote(args, read_input(args))
-        printer = ProgressPrinter(jsonl=args.events == "jsonl")
+        printer = ProgressPrinter(jsonl=args.events == "jsonl", only=only)
         return EXIT_BY_STATE[execute_remote(args, read_input(args), printer)]
     if args.no_wait:
         raise InvalidInputError("--no-wait applies to runs on a server (--server)")
@@ -128,9 +133,13 @@ def run_execute(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"--endpoint: {exc.args[0]}") from None
     data = check_input(read_input(args), "input", workflow)
     execution_id = args.execution_id or str(uuid.uuid4())
-    printer = ProgressPrinter(jsonl=args.events == "jsonl")
+    printer = ProgressPrinter(jsonl=args.events == "jsonl", only=only)
     secrets = Secrets(args.secrets_dir)
-    result = asyncio.run(_run(workflow, execution_id, data, printer, secrets))
+    check_max_elements(args)
+    limit = args.max_for_each_elements
+    result = asyncio.run(
+        _run(workflow, execution_id, data, printer, secrets, max_for_each_elements=limit)
+    )
     if result.state is ExecutionState.COMPLETED and args.events is None:
         json.dump(result.output, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -143,6 +152,8 @@ async def _run(
     data: dict[str, Any],
     printer: ProgressPrinter,
     secrets: Secrets,
+    *,
+    max_for_each_elements: int,
 ) -> ExecutionResult:
     import asyncio
     import signal
@@ -165,6 +176,7 @@ async def _run(
                 breakers=BreakerRegistry(clock),
                 clock=clock,
                 secrets=secrets,
+                max_for_each_elements=max_for_each_elements,
             ),
         )
         loop = asyncio.get_running_loop()

@@ -19,7 +19,7 @@ from maestro_server.definition.fields import describe, field_slot, item_slot, sc
 from maestro_server.definition.reader import did_you_mean
 from maestro_server.definition.schemas import ServiceSchema, schema_of
 from maestro_server.errors import InvalidInputError, TemplateError
-from maestro_server.model.workflow import GrpcMethod, HttpMethod, Step, Workflow
+from maestro_server.model.workflow import ELEMENT_INDEX, GrpcMethod, HttpMethod, Step, Workflow
 from maestro_server.schemas.descriptors import FileProtos, SchemaError
 from maestro_server.schemas.methods import find_method
 
@@ -45,6 +45,8 @@ def explain(
     schemas = {name: _schema(s, reflected.get(name)) for name, s in workflow.services.items()}
     context = _context(workflow, step, data, schemas)
     lines = [f"step {step.id}: service {service.name} ({service.type} {service.endpoint})"]
+    if step.for_each is not None:
+        lines.append(_bind_element(step, context))
     request = None
     if isinstance(step.method, GrpcMethod) and schemas.get(step.service) is not None:
         schema = schemas[step.service]
@@ -64,6 +66,22 @@ def explain(
         lines.extend(_message_text(request))
         lines.append(_fits(rendered, request))
     return "\n".join(lines) + "\n"
+
+
+def _bind_element(step: Step, context: dict[str, Any]) -> str:
+    """Bind a for_each step's first element (or a stand-in) and `.index`; say which."""
+    assert step.for_each is not None
+    name = step.for_each.name
+    items = _render(step.for_each.items, context)
+    context[ELEMENT_INDEX] = 0
+    head = f"for each {name} in {step.for_each.source}"
+    if isinstance(items, list) and items:
+        context[name] = items[0]
+        count = f"{len(items)} element{'s' if len(items) != 1 else ''}"
+        return f"{head}: {count}; shown for element 0 (index 0)"
+    context[name] = _Stand(name)
+    why = "an empty list" if isinstance(items, list) else "a list not known here"
+    return f"{head}: {why}; shown with a stand-in element (index 0)"
 
 
 def _schema(service: Any, reflected: FileProtos | None) -> ServiceSchema | None:
@@ -96,6 +114,8 @@ def _context(
                 output = _sample(found.output_type, other.output or other.id, 0)
             except SchemaError:
                 pass
+        if other.for_each is not None:
+            output = [output]  # a list of the elements' outputs
         values["steps"][other.id] = {"output": output}
         if other.output is not None and other.id != step.id:
             values[other.output] = output

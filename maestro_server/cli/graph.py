@@ -18,9 +18,15 @@ def to_mermaid(workflow: Workflow) -> str:
     lines = ["flowchart TD"]
     for step in workflow.steps:
         label = f"{step.id}<br/>{step.service}: {step.method}"
+        for_each = step.for_each
+        if for_each is not None:
+            at_once = f", {for_each.concurrency} at a time" if for_each.concurrency > 1 else ""
+            label += f"<br/>for each {for_each.name} in {for_each.source}{at_once}"
         if step.when is not None:
             label += f"<br/>when {step.when.source}"
-        lines.append(f'    {_node_id(step)}["{_label(label)}"]')
+        # A for_each step is drawn as a subroutine box: it runs once per element.
+        shape = ("[[", "]]") if for_each is not None else ("[", "]")
+        lines.append(f'    {_node_id(step)}{shape[0]}"{_label(label)}"{shape[1]}')
     for step in workflow.steps:
         for dependency in step.depends_on:
             lines.append(f"    {_node_id(workflow.step(dependency))} --> {_node_id(step)}")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, TextIO
 
-from maestro_server.api.convert import event_to_json_line
-from maestro_server.errors import EXIT_COMPENSATION_FAILED, EXIT_FAILED, EXIT_OK
-from maestro_server.logs import colour_wanted
-from maestro_server.model.execution import Event, EventType, ExecutionState
+from maestro_server.errors import EXIT_COMPENSATION_FAILED, EXIT_FAILED, EXIT_OK, InvalidInputError
+from maestro_server.model.execution import TERMINAL_EVENTS, Event, EventType, ExecutionState
+
+if TYPE_CHECKING:
+    from maestro_server.store.base import LogEntries
 
 EXIT_BY_STATE = {
     ExecutionState.COMPLETED: EXIT_OK,
@@ -35,25 +37,74 @@ _MARKS = {
 }
 
 
-class ProgressPrinter:
-    """A line per event on stderr (coloured: see logs.colour_wanted), or JSON lines on stdout."""
+_TERMINAL_WORD = "terminal"
 
-    def __init__(self, *, jsonl: bool, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
+
+def add_only_flag(parser: Any) -> None:
+    """The `--only` flag of the commands that show events."""
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="TYPE[,TYPE...]",
+        help="show only events of these types (repeatable): "
+        f"{', '.join(t.value.lower() for t in EventType)}, or {_TERMINAL_WORD} for the "
+        "events that end the execution",
+    )
+
+
+def only_types(values: Iterable[str]) -> frozenset[EventType]:
+    """The event types `--only` names; empty (every type) when it is not given."""
+    names = [name.strip().lower() for value in values for name in value.split(",")]
+    types: set[EventType] = set()
+    for name in names:
+        if name == _TERMINAL_WORD:
+            types |= TERMINAL_EVENTS
+        elif name.upper() in EventType.__members__:
+            types.add(EventType[name.upper()])
+        else:
+            known = ", ".join([*(t.value.lower() for t in EventType), _TERMINAL_WORD])
+            raise InvalidInputError(f"--only: {name!r} is not an event type ({known})")
+    return frozenset(types)
+
+
+class ProgressPrinter:
+    """A line per event on stderr (coloured: see logs.colour_wanted), or JSON lines on stdout.
+
+    With `only`, events of other types are not shown.
+    """
+
+    def __init__(
+        self,
+        *,
+        jsonl: bool,
+        out: TextIO = sys.stdout,
+        err: TextIO = sys.stderr,
+        only: frozenset[EventType] = frozenset(),
+    ) -> None:
         self.jsonl = jsonl
+        self.only = only
         self._out = out
         self._err = err
+        from maestro_server.logs import colour_wanted  # structlog: when events are shown
+
         self._colour = colour_wanted(err)
 
-    async def append_event(self, event: Event) -> None:
-        """Print one event (the engine's event sink)."""
-        self.show(event)
+    async def append(self, entries: LogEntries) -> None:
+        """Print events (the engine's event sink).
 
-    async def save_request(self, execution_id: str, key: str, request: object) -> None:
-        """Nothing to keep: a run in this process does not outlive it."""
+        Requests are not kept: a run in this process does not outlive it.
+        """
+        for event in entries.events:
+            self.show(event)
 
     def show(self, event: Event) -> None:
-        """Print one event."""
+        """Print one event (unless `only` leaves it out)."""
+        if self.only and event.type not in self.only:
+            return
         if self.jsonl:
+            from maestro_server.api.convert import event_to_json_line  # protobuf: only here
+
             self._out.write(event_to_json_line(event) + "\n")
             self._out.flush()
             return
@@ -61,6 +112,8 @@ class ProgressPrinter:
         text = f"{mark} {event.type.value.lower().replace('_', ' ')}"
         if event.step_id:
             text += f" {event.step_id}"
+        if event.element_index is not None:
+            text += f"[{event.element_index}]"
         details = ["asked again"] if event.probe else []
         if event.attempt and event.type is not EventType.STEP_SKIPPED:
             details.append(f"attempt {event.attempt}")

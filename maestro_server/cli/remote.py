@@ -18,8 +18,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from maestro_server.cli.progress import add_only_flag, only_types
 from maestro_server.errors import EXIT_OK, InvalidInputError, exit_code_for_status
-from maestro_server.model.execution import ErrorInfo, Event, EventType, ExecutionState
+from maestro_server.model.execution import (
+    TERMINAL_EVENTS,
+    ErrorInfo,
+    Event,
+    EventType,
+    ExecutionState,
+)
 
 if TYPE_CHECKING:
     import betterproto2
@@ -85,11 +92,9 @@ def message_text(message: betterproto2.Message) -> str:
 
 def event_from_message(message: maestro_client.WorkflowEvent) -> Event:
     """The domain form of a streamed event, which the progress printer shows."""
-    from google.protobuf import struct_pb2
+    import maestro_client
 
-    from maestro_server.api.convert import struct_to_dict
-
-    output, error = message.output, message.error
+    error = message.error
     return Event(
         execution_id=message.execution_id,
         sequence=message.sequence,
@@ -98,9 +103,7 @@ def event_from_message(message: maestro_client.WorkflowEvent) -> Event:
         state=ExecutionState(message.state.name),
         step_id=message.step_id,
         attempt=message.attempt,
-        output=None
-        if output is None
-        else struct_to_dict(struct_pb2.Struct.FromString(bytes(output))),
+        output=maestro_client.output(message),
         error=None
         if error is None
         else ErrorInfo(error.code, error.message, error.service, error.retryable),
@@ -108,6 +111,7 @@ def event_from_message(message: maestro_client.WorkflowEvent) -> Event:
         retry_delay=message.retry_delay,
         in_doubt=message.in_doubt,
         probe=message.probe,
+        element_index=message.element_index,
     )
 
 
@@ -151,8 +155,25 @@ def execute_remote(
     """
     workflow = _workflow(args.file)
     with _client(args) as client:
-        events = client.execute(workflow, data, execution_id=args.execution_id or "")
+        events = client.execute(
+            workflow,
+            data,
+            execution_id=args.execution_id or "",
+            event_types=_streamed(printer),
+        )
         return _follow(events, printer)
+
+
+def _streamed(printer: ProgressPrinter) -> list[maestro_client.EventType]:
+    """The event types to ask the server for: those shown, and the terminal ones.
+
+    The exit code and the output come from the terminal event, shown or not. Every type
+    (an empty list) when all are shown.
+    """
+    if not printer.only:
+        return []
+    wanted = sorted(printer.only | TERMINAL_EVENTS)
+    return [maestro_client.EventType[t.value] for t in wanted]
 
 
 def start_remote(args: argparse.Namespace, data: dict[str, Any]) -> int:
@@ -215,6 +236,7 @@ def add_parsers(commands: Any) -> None:
         if name == "watch":
             sub.add_argument("--after", type=int, default=0, metavar="SEQUENCE")
             sub.add_argument("--events", choices=("jsonl",))
+            add_only_flag(sub)
         if name == "cancel":
             sub.add_argument("--reason", default="")
         sub.set_defaults(run=_executions)
@@ -255,8 +277,9 @@ def _executions(args: argparse.Namespace) -> int:
         if args.action == "cancel":
             _print(client.cancel(args.execution_id, args.reason))
             return EXIT_OK
-        printer = ProgressPrinter(jsonl=args.events == "jsonl")
-        state = _follow(client.watch(args.execution_id, args.after), printer)
+        printer = ProgressPrinter(jsonl=args.events == "jsonl", only=only_types(args.only))
+        watched = client.watch(args.execution_id, args.after, event_types=_streamed(printer))
+        state = _follow(watched, printer)
         return EXIT_BY_STATE.get(state, EXIT_OK)
 
 

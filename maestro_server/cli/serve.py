@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from maestro_server.api.server import ServerSettings
 
 DEFAULT_SERVER_STORE = "sqlite:///maestro.db"
+DEFAULT_MAX_FOR_EACH_ELEMENTS = 1000
+"""The engine's default (engine.dependencies), written out: importing the engine to read it
+would cost `maestro --help` the engine's imports. tests/test_cli_startup.py keeps them equal."""
 
 
 def add_parser(commands: Any) -> None:
@@ -49,6 +52,7 @@ def add_parser(commands: Any) -> None:
         default=1000,
         help="start no more executions than this at once (RESOURCE_EXHAUSTED)",
     )
+    add_max_elements_flag(parser)
     parser.add_argument(
         "--shutdown-grace",
         default="30s",
@@ -136,6 +140,24 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(run=run_serve)
 
 
+def add_max_elements_flag(parser: argparse.ArgumentParser) -> None:
+    """`--max-for-each-elements`, shared by `serve` and `execute`."""
+    parser.add_argument(
+        "--max-for-each-elements",
+        type=int,
+        default=DEFAULT_MAX_FOR_EACH_ELEMENTS,
+        metavar="N",
+        help="the longest list a for_each step may run over; a longer one fails the step "
+        f"before any call (default {DEFAULT_MAX_FOR_EACH_ELEMENTS})",
+    )
+
+
+def check_max_elements(args: argparse.Namespace) -> None:
+    """Refuse a `--max-for-each-elements` below 1."""
+    if args.max_for_each_elements < 1:
+        raise InvalidInputError("--max-for-each-elements must be at least 1")
+
+
 def _seconds(text: str, flag: str) -> float:
     try:
         return parse_duration(text).total_seconds()
@@ -187,6 +209,7 @@ def run_serve(args: argparse.Namespace) -> int:
         raise InvalidInputError("--tls-client-ca needs --tls-cert and --tls-key")
     if args.max_concurrent_executions < 1:
         raise InvalidInputError("--max-concurrent-executions must be at least 1")
+    check_max_elements(args)
     warning = exposure_warning(args)
     if warning is not None:
         structlog.get_logger("maestro.server").warning(warning)
@@ -194,6 +217,7 @@ def run_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         max_concurrent_executions=args.max_concurrent_executions,
+        max_for_each_elements=args.max_for_each_elements,
         shutdown_grace=_seconds(args.shutdown_grace, "--shutdown-grace"),
         workflows_dir=args.workflows,
         policy=AdmissionPolicy(tuple(args.allow_endpoint)),

@@ -250,7 +250,18 @@ class CallCheck:
         method = self.responses.get(step_id)
         if method is None:
             return None
+        if self._runs_per_element(step_id):
+            # A list of responses, but in the step's own compensation, where it is the
+            # element's response: a position reads an element, any other key the element's
+            # field; the list as a whole has no message type to check against.
+            if not keys:
+                return None
+            if isinstance(keys[0], int):
+                keys = keys[1:]
         return walk_response(method.output_type, keys)
+
+    def _runs_per_element(self, step_id: str) -> bool:
+        return any(step.id == step_id and step.for_each is not None for step, _ in self.steps)
 
 
 def _hint(source: str, slot: Slot, kind: str) -> str:

@@ -18,11 +18,14 @@ from maestro_server.model.workflow import InputRead
 
 def input_reads(check: CallCheck) -> tuple[InputRead, ...]:
     """Every needed `.input` path, with who reads it and the type a field wants of it."""
-    unconditional = {step.id for step, _ in check.steps if step.when is None}
-    called = {step.service for step, _ in check.steps if step.when is None}
+    # A for_each step renders its input per element: an empty list renders none of it.
+    always = [step for step, _ in check.steps if step.when is None and step.for_each is None]
+    unconditional = {step.id for step in always}
+    called = {step.service for step in always}
+    per_element = {step.id for step, _ in check.steps if step.for_each is not None}
     found: list[InputRead] = []
     for site in check.sites:
-        if not _always_rendered(site, unconditional, called):
+        if not _always_rendered(site, unconditional, called, per_element):
             continue
         analysis = check.analyses.get(id(site.template))
         if analysis is None:
@@ -38,9 +41,13 @@ def input_reads(check: CallCheck) -> tuple[InputRead, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def _always_rendered(site: TemplateSite, unconditional: set[str], called: set[str]) -> bool:
-    if site.scope is Scope.WORKFLOW_OUTPUT:
+def _always_rendered(
+    site: TemplateSite, unconditional: set[str], called: set[str], per_element: set[str]
+) -> bool:
+    if site.scope in (Scope.WORKFLOW_OUTPUT, Scope.FOR_EACH):
         return True
+    if site.step_id in per_element:
+        return False
     if site.scope is Scope.SERVICE:
         return site.path.split(".")[1] in called
     if site.scope is Scope.STEP:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from yaml.nodes import Node
 
+from maestro_server.definition.for_each import FOR_EACH_KEYS, read_for_each
 from maestro_server.definition.http_paths import read_http_path
 from maestro_server.definition.policies import read_retry
 from maestro_server.definition.reader import IDENTIFIER, Reader, did_you_mean
@@ -38,6 +39,7 @@ STEP_KEYS = (
     "when",
     "depends_on",
     "continue_on_error",
+    *FOR_EACH_KEYS,
 )
 COMPENSATE_KEYS = ("service", "method", "input", "retry", "timeout")
 HTTP_VERBS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -125,6 +127,7 @@ class StepReader:
             step_input = self.values.value(
                 pairs["input"][1], f"{path}.input", step_id, Scope.STEP, "input"
             )
+        for_each = read_for_each(r, self.values, pairs, path, step_id)
         base_retry = service.retry if service else DEFAULT_RETRY
         continue_on_error = r.get(
             pairs, "continue_on_error", r.boolean, f"{path}.continue_on_error"
@@ -144,6 +147,7 @@ class StepReader:
             when=when,
             depends_on=depends_on,
             continue_on_error=bool(continue_on_error),
+            for_each=for_each,
         )
 
     def _compensation(

@@ -3,7 +3,9 @@
 A template may read `.input`, `.execution`, `.workflow`, and the outputs of the steps that finish
 before it by dependency (`depends_on`, or the previous step by default): a step's `input`,
 `method` and `when` see its ancestors; its compensation also sees the step itself; the
-workflow's `output` sees every step; service `headers` see no step at all.
+workflow's `output` sees every step; service `headers` see no step at all. Inside a `for_each`
+step's `input`, `when` and `compensate` (not its `for_each` list), its element (`as`, default
+`item`) and `.index` are bound too; nowhere else.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from yaml.nodes import Node
 
 from maestro_server.definition.reader import Reader, did_you_mean, find_node
-from maestro_server.model.workflow import RESERVED_NAMES, Service, Step
+from maestro_server.model.workflow import ELEMENT_INDEX, RESERVED_NAMES, Service, Step
 from maestro_server.templating.environment import ENVIRONMENT
 from maestro_server.templating.values import Template
 
@@ -28,6 +30,8 @@ class Scope(enum.Enum):
     """Which part of the workflow a template sits in, deciding what it may read."""
 
     STEP = "step"
+    FOR_EACH = "for_each"
+    """The list of a `for_each` step: sees what the step's input sees, but no element."""
     COMPENSATION = "compensation"
     WORKFLOW_OUTPUT = "output"
     SERVICE = "service"
@@ -74,7 +78,10 @@ def validate(
     producers = _outputs(reader, steps)
     _dependencies(reader, steps, by_id)
     ancestors = {step_id: _ancestors(step_id, by_id) for step_id in by_id}
+    element_names = _element_names(reader, steps, producers)
     for site in sites:
+        if _element_reads(reader, site, by_id, element_names):
+            continue
         _references(reader, site, by_id, producers, ancestors)
 
 
@@ -111,6 +118,59 @@ def _outputs(reader: Reader, steps: Sequence[tuple[Step, Node]]) -> dict[str, st
         else:
             producers[name] = step.id
     return producers
+
+
+def _element_names(
+    reader: Reader, steps: Sequence[tuple[Step, Node]], producers: Mapping[str, str]
+) -> dict[str, str]:
+    """Names bound inside some for_each step (its `as` and `index`) → the first such step.
+
+    An output of the same name would be hidden inside that step: refused at the output.
+    """
+    names: dict[str, str] = {}
+    for step, _ in steps:
+        if step.for_each is not None:
+            names.setdefault(step.for_each.name, step.id)
+            names.setdefault(ELEMENT_INDEX, step.id)
+    for index, (step, node) in enumerate(steps):
+        if step.output is not None and step.output in names:
+            reader.error(
+                find_node(node, ["output"]),
+                f"steps[{index}].output",
+                "reserved-name",
+                f"output name '{step.output}' is bound to the element inside for_each step "
+                f"'{names[step.output]}': choose another name",
+            )
+    return {name: step_id for name, step_id in names.items() if name not in producers}
+
+
+def _element_reads(
+    reader: Reader,
+    site: TemplateSite,
+    by_id: Mapping[str, tuple[Step, Node]],
+    element_names: Mapping[str, str],
+) -> bool:
+    """Report reads of an element where none is bound; True when there were any."""
+    found = by_id.get(site.step_id or "")
+    step = found[0] if found is not None else None
+    for_each = step.for_each if step is not None else None
+    bound: frozenset[str] = frozenset()
+    if for_each is not None and site.scope in (Scope.STEP, Scope.COMPENSATION):
+        bound = frozenset({for_each.name, ELEMENT_INDEX})
+    reads = {ref.name for ref in site.template.references if ref.name in element_names}
+    for name in sorted(reads - bound):
+        if site.scope is Scope.FOR_EACH:
+            where = (
+                f"the for_each list of step '{site.step_id}' cannot read .{name}: "
+                "it makes the elements"
+            )
+        else:
+            where = (
+                f"template reads .{name}, which is bound only inside a for_each step (its "
+                f"input, when and compensate; e.g. step '{element_names[name]}')"
+            )
+        reader.error(site.node, site.path, "element-outside-for-each", where)
+    return bool(reads - bound)  # one error per template is enough
 
 
 def _dependencies(
@@ -180,6 +240,11 @@ def _references(
     producers: Mapping[str, str],
     ancestors: Mapping[str, frozenset[str]],
 ) -> None:
+    bound: frozenset[str] = frozenset()
+    found = by_id.get(site.step_id or "")
+    step = found[0] if found is not None else None
+    if step is not None and step.for_each is not None and site.scope is not Scope.FOR_EACH:
+        bound = frozenset({step.for_each.name, ELEMENT_INDEX})
     if site.scope is Scope.WORKFLOW_OUTPUT:
         visible = frozenset(by_id)
     elif site.scope is Scope.SERVICE or site.step_id is None or site.step_id not in ancestors:
@@ -190,7 +255,7 @@ def _references(
         visible = ancestors[site.step_id]
     visible_outputs = {name for name, producer in producers.items() if producer in visible}
     for ref in sorted(site.template.references, key=lambda r: (r.name, r.step or "")):
-        if ref.name in _BUILTINS:
+        if ref.name in _BUILTINS or ref.name in bound:
             continue
         if ref.name == "secrets":
             if site.scope is not Scope.SERVICE:
@@ -233,6 +298,8 @@ def _references(
                 f"template reads .{ref.name}, which is not defined here "
                 f"(known: {', '.join(known)}){did_you_mean(ref.name, known)}"
             )
+            if ref.name in ("item", ELEMENT_INDEX):
+                message += f"; .{ref.name} is bound only inside a for_each step"
         reader.error(site.node, site.path, "unknown-reference", message)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
@@ -17,6 +18,7 @@ from maestro_server.model.workflow import RetryPolicy, Step, Workflow
 from maestro_server.transports.base import Request
 
 log = structlog.get_logger("maestro.engine")
+_debugging = logging.getLogger("maestro.engine").isEnabledFor
 
 STEP_CANCELLED = "STEP_CANCELLED"
 """The code of a step Maestro stopped (a sibling failed, a cancel, the timeout), as opposed to
@@ -45,16 +47,31 @@ class AttemptEvents(AttemptListener):
     probe: bool = False
     """The attempts ask again about a step whose outcome is in doubt."""
     attempts: list[int] = field(default_factory=list)
+    element_index: int | None = None
+    """The element of a for_each step these attempts are for."""
 
     async def started(self, attempt: int) -> None:
         """See AttemptListener.started."""
         self.attempts.append(attempt)
         structlog.contextvars.bind_contextvars(step_id=self.step_id, attempt=attempt)
-        log.debug(
-            "attempt started", step_id=self.step_id, attempt=attempt, compensation=self.compensation
-        )
+        if _debugging(logging.DEBUG):  # structlog's own filter costs more than the line is worth
+            log.debug(
+                "attempt started",
+                step_id=self.step_id,
+                attempt=attempt,
+                compensation=self.compensation,
+            )
         kind = EventType.COMPENSATION_STARTED if self.compensation else EventType.STEP_STARTED
-        await self.recorder.emit(kind, step_id=self.step_id, attempt=attempt, probe=self.probe)
+        await self.recorder.emit(
+            kind,
+            step_id=self.step_id,
+            attempt=attempt,
+            probe=self.probe,
+            element_index=self.element_index,
+        )
+        # The call goes out once its start is on disk: after a crash, the log then shows the
+        # attempt in flight (in doubt), to be asked again under its key.
+        await self.recorder.durable()
 
     async def retrying(
         self, attempt: int, error: ErrorInfo, duration: timedelta, delay: timedelta
@@ -76,6 +93,7 @@ class AttemptEvents(AttemptListener):
             duration=duration,
             retry_delay=delay,
             probe=self.probe,
+            element_index=self.element_index,
         )
 
 
@@ -164,7 +182,7 @@ class StepAttempts:
         """
         return await self._caller.call(
             request,
-            replace(_patience(step), max_attempts=_asking_budget(step)),
+            replace(_patience(step), max_attempts=asking_budget(step)),
             step.timeout,
             listener,
             in_flight=flight.mark if flight is not None else None,
@@ -185,7 +203,7 @@ class StepAttempts:
             return  # it was never sent either
         listener = AttemptEvents(self._recorder, step.id, compensation=False, probe=True)
         attempts = self._recorder.progress.step(step.id).attempts
-        if attempts >= _asking_budget(step):
+        if attempts >= asking_budget(step):
             return  # asked as often as it may be (the run that asked was stopped)
         outcome = await self.ask_again(step, request, attempts, listener)
         if outcome.ok:
@@ -219,7 +237,7 @@ class StepAttempts:
         """
         for step in self._workflow.steps:
             progress = self._recorder.progress.step(step.id)
-            if progress.state is StepState.RUNNING:
+            if progress.state is StepState.RUNNING and step.for_each is None:  # see elements.py
                 error = ErrorInfo(STEP_CANCELLED, "in flight when the server stopped", step.service)
                 await self._failed(
                     step, error, progress.attempts, in_doubt=True, cause=Cause.SERVER_STOPPED
@@ -258,7 +276,7 @@ def _patience(step: Step) -> RetryPolicy:
     return step.compensate.retry
 
 
-def _asking_budget(step: Step) -> int:
+def asking_budget(step: Step) -> int:
     """The last attempt number a step may reach: its own attempts, then asking again."""
     return step.retry.max_attempts + _patience(step).max_attempts
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from maestro_server.definition.headers import checked_value
 from maestro_server.errors import TemplateError
 from maestro_server.model.workflow import (
+    ELEMENT_INDEX,
     Compensation,
     HttpMethod,
     Service,
@@ -38,12 +40,34 @@ class ExecutionContext:
             "workflow": {"name": workflow.name, "version": workflow.version},
             "steps": {},
         }
+        self._key_suffix = ""
+        """`[<index>]` in an element's view: its calls' idempotency keys name the element."""
 
     def record(self, step: Step, output: Any) -> None:
         """Make a step's output visible to later templates (None for skipped or failed steps)."""
         self.values["steps"][step.id] = {"output": output}
         if step.output is not None:
             self.values[step.output] = output
+
+    def element(self, step: Step, index: int, item: Any) -> ExecutionContext:
+        """What one element of a for_each step sees: the element and `.index` bound.
+
+        Its requests carry `<execution_id>:<step_id>[<index>]` (and `…:compensate`).
+        """
+        assert step.for_each is not None
+        view = copy.copy(self)
+        view.values = {**self.values, step.for_each.name: item, ELEMENT_INDEX: index}
+        view._key_suffix = f"[{index}]"
+        return view
+
+    def undoing(self, step: Step, output: Any) -> ExecutionContext:
+        """An element's view for its compensation: the step's output is that element's."""
+        view = copy.copy(self)
+        steps = {**self.values["steps"], step.id: {"output": output}}
+        view.values = {**self.values, "steps": steps}
+        if step.output is not None:
+            view.values[step.output] = output
+        return view
 
     def render(self, value: CompiledValue | HttpPath | None, *, step: str | None) -> Any:
         """Render a value tree; TemplateError names the step."""
@@ -59,7 +83,11 @@ class ExecutionContext:
     def step_request(self, step: Step, service: Service) -> Request:
         """The request of a step, rendered once for all its attempts."""
         return self._request(
-            step.id, service, step.method, step.input, f"{self.execution_id}:{step.id}"
+            step.id,
+            service,
+            step.method,
+            step.input,
+            f"{self.execution_id}:{step.id}{self._key_suffix}",
         )
 
     def compensation_request(
@@ -71,7 +99,7 @@ class ExecutionContext:
             service,
             compensation.method,
             compensation.input,
-            f"{self.execution_id}:{step.id}:compensate",
+            f"{self.execution_id}:{step.id}{self._key_suffix}:compensate",
         )
 
     def _request(

@@ -6,25 +6,24 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from maestro_server.metrics import Metrics
-from maestro_server.model.execution import Event
 from maestro_server.resilience.breaker import BreakerRegistry
 from maestro_server.resilience.clock import Clock, SystemClock
+from maestro_server.store.base import LogEntries
 from maestro_server.transports.base import Invoker
 
 
 class EventSink(Protocol):
     """Where an execution's events go, in order; the execution's durable log."""
 
-    async def append_event(self, event: Event) -> None:
-        """Record one event."""
+    async def append(self, entries: LogEntries) -> None:
+        """Record events and the requests journaled among them, together (see ExecutionLog)."""
         ...
 
-    async def save_request(self, execution_id: str, key: str, request: Any) -> None:
-        """Keep a rendered request before its first attempt (a no-op where nothing is kept)."""
-        ...
+
+DEFAULT_MAX_FOR_EACH_ELEMENTS = 1000
 
 
 def utc_now() -> datetime:
@@ -44,3 +43,5 @@ class Dependencies:
     now: Callable[[], datetime] = utc_now
     secrets: Mapping[str, str] = field(default_factory=dict)
     metrics: Metrics | None = None
+    max_for_each_elements: int = DEFAULT_MAX_FOR_EACH_ELEMENTS
+    """The longest list a `for_each` step may run over; a longer one fails the step."""

@@ -15,7 +15,11 @@ import structlog
 
 from maestro_server.definition import load_workflow
 from maestro_server.definition.inputs import check_input
-from maestro_server.engine.dependencies import Dependencies, EventSink
+from maestro_server.engine.dependencies import (
+    DEFAULT_MAX_FOR_EACH_ELEMENTS,
+    Dependencies,
+    EventSink,
+)
 from maestro_server.engine.runner import Resumption, Runner
 from maestro_server.engine.sinks import FirstAppend
 from maestro_server.errors import (
@@ -61,6 +65,7 @@ class ExecutionManager:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         secrets: Mapping[str, str] | None = None,
         metrics: Metrics | None = None,
+        max_for_each_elements: int = DEFAULT_MAX_FOR_EACH_ELEMENTS,
     ) -> None:
         self._store = store
         self._max_concurrent = max_concurrent
@@ -76,6 +81,7 @@ class ExecutionManager:
             now,
             secrets or {},
             metrics,
+            max_for_each_elements,
         )
         self._running: dict[str, tuple[Runner, asyncio.Task[Any]]] = {}
         self._draining = False

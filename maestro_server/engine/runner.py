@@ -25,6 +25,8 @@ from maestro_server.engine.attempts import SERVER_STOPPING, StepAttempts, Stoppi
 from maestro_server.engine.calls import Caller
 from maestro_server.engine.context import ExecutionContext
 from maestro_server.engine.dependencies import Dependencies
+from maestro_server.engine.element_undo import ElementUndo
+from maestro_server.engine.elements import Elements
 from maestro_server.engine.observe import Observer
 from maestro_server.engine.recorder import Recorder
 from maestro_server.engine.replay import restore
@@ -89,8 +91,22 @@ class Runner:
         )
         caller = Caller(deps.invoker, deps.breakers, deps.clock, deps.rng, deps.metrics)
         self._steps = StepAttempts(workflow, self._recorder, self._context, caller)
+        self._elements = Elements(
+            workflow,
+            self._recorder,
+            self._context,
+            caller,
+            self._steps,
+            max_elements=deps.max_for_each_elements,
+        )
         self._saga = Saga(
-            workflow, self._recorder, self._context, caller, self._steps, elapsed=self._elapsed
+            workflow,
+            self._recorder,
+            self._context,
+            caller,
+            self._steps,
+            elapsed=self._elapsed,
+            elements=ElementUndo(workflow, self._recorder, self._context, caller, self._steps),
         )
         self._clock = deps.clock
         self._now = deps.now
@@ -122,7 +138,10 @@ class Runner:
     async def run(self) -> ExecutionResult:
         """Run the execution to its end and return how it ended."""
         with tracing.execution_span(self.workflow.name, self.execution_id, self._trace_parent):
-            return await self._run()
+            try:
+                return await self._run()
+            finally:
+                await self._recorder.close()
 
     async def _run(self) -> ExecutionResult:
         structlog.contextvars.bind_contextvars(
@@ -140,6 +159,7 @@ class Runner:
         stop = progress.stop
         if stop is not None:
             await self._steps.settle_in_flight()
+            await self._elements.settle_in_flight()
         else:
             stop = await self._forward()
         if stop is None:
@@ -175,9 +195,9 @@ class Runner:
         try:
             while not scheduler.done:
                 for step_id in scheduler.ready():
-                    task = asyncio.create_task(
-                        self._steps.run(self.workflow.step(step_id), stopping)
-                    )
+                    step = self.workflow.step(step_id)
+                    steps = self._steps if step.for_each is None else self._elements
+                    task = asyncio.create_task(steps.run(step, stopping))
                     running[task] = step_id
                 if not running:
                     return _blocked(self._recorder.progress, scheduler)

@@ -8,6 +8,7 @@ from datetime import timedelta
 from maestro_server.engine.attempts import AttemptEvents, StepAttempts
 from maestro_server.engine.calls import Attempted, Caller
 from maestro_server.engine.context import ExecutionContext
+from maestro_server.engine.element_undo import ElementUndo
 from maestro_server.engine.recorder import Recorder
 from maestro_server.errors import TemplateError
 from maestro_server.model.execution import (
@@ -17,7 +18,7 @@ from maestro_server.model.execution import (
     ExecutionResult,
     StepState,
 )
-from maestro_server.model.progress import StepProgress, Stop
+from maestro_server.model.progress import StepProgress, Stop, entry_parts
 from maestro_server.model.workflow import Step, Workflow
 
 
@@ -33,6 +34,7 @@ class Saga:
         steps: StepAttempts,
         *,
         elapsed: Callable[[], timedelta],
+        elements: ElementUndo,
     ) -> None:
         self._workflow = workflow
         self._recorder = recorder
@@ -40,17 +42,26 @@ class Saga:
         self._caller = caller
         self._steps = steps
         self._elapsed = elapsed
+        self._elements = elements
 
     async def run(self, stop: Stop) -> ExecutionResult:
         """Undo, one by one in reverse order of completion, then write the terminal event."""
         recorder = self._recorder
-        to_undo = [
-            step
-            for step in map(self._workflow.step, reversed(recorder.progress.completed))
-            if step.compensate is not None
-        ]
+        to_undo = []
+        for entry in reversed(recorder.progress.completed):
+            step_id, index = entry_parts(entry)
+            step = self._workflow.step(step_id)
+            # A for_each step is undone element by element; the elements have entries of
+            # their own, in the order they completed.
+            if step.compensate is not None and (index is not None or step.for_each is None):
+                to_undo.append((entry, step, index))
         failed: dict[str, ErrorInfo] = {}
-        for step in to_undo:
+        for entry, step, index in to_undo:
+            if index is not None:
+                element_error = await self._elements.undo(step, index)
+                if element_error is not None:
+                    failed[entry] = element_error
+                continue
             progress = recorder.progress.step(step.id)
             if progress.state is StepState.COMPENSATED:
                 continue  # done before a restart
@@ -77,8 +88,9 @@ class Saga:
                 error=error,
                 duration=self._elapsed(),
             )
+            steps = tuple(dict.fromkeys(entry_parts(entry)[0] for entry in failed))
             return ExecutionResult(
-                execution_id, event.state, error=error, failed_compensations=tuple(failed)
+                execution_id, event.state, error=error, failed_compensations=steps
             )
         if stop.cause is Cause.CANCELLED:
             kind = EventType.WORKFLOW_CANCELLED

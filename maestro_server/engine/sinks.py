@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from maestro_server.engine.dependencies import EventSink
-from maestro_server.model.execution import Event
+from maestro_server.store.base import LogEntries
 
 
 class FirstAppend:
@@ -20,12 +19,8 @@ class FirstAppend:
         self._sink = sink
         self.appended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-    async def append_event(self, event: Event) -> None:
-        """See EventSink.append_event."""
-        await self._sink.append_event(event)
+    async def append(self, entries: LogEntries) -> None:
+        """See EventSink.append."""
+        await self._sink.append(entries)
         if not self.appended.done():
             self.appended.set_result(None)
-
-    async def save_request(self, execution_id: str, key: str, request: Any) -> None:
-        """See EventSink.save_request."""
-        await self._sink.save_request(execution_id, key, request)

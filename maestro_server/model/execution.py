@@ -121,6 +121,8 @@ class Event:
     """Why the execution is stopping, on the events that stop it (see Cause)."""
     probe: bool = False
     """On step events: an attempt that asked again about a step whose outcome was in doubt."""
+    element_index: int | None = None
+    """On the step and compensation events of one element of a `for_each` step: its index."""
 
     @property
     def terminal(self) -> bool:

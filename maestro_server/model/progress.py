@@ -39,6 +39,12 @@ class StepProgress:
     compensation_attempts: int = 0
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    elements: Mapping[int, StepProgress] = field(default_factory=dict)
+    """A `for_each` step's elements that have events, by index; each stands as a step would."""
+
+    def element(self, index: int) -> StepProgress:
+        """One element's progress (pending when it has no events)."""
+        return self.elements.get(index, PENDING_STEP)
 
     @property
     def ended_forward(self) -> bool:
@@ -68,7 +74,10 @@ class Progress:
     steps: Mapping[str, StepProgress] = field(default_factory=dict)
     """The steps that have events; every other step is pending."""
     completed: tuple[str, ...] = ()
-    """Steps that succeeded, or failed in doubt, in order: the saga undoes them in reverse."""
+    """Steps that succeeded, or failed in doubt, in order: the saga undoes them in reverse.
+
+    An element of a `for_each` step is there on its own, as `step_id[index]` (element_entry).
+    """
     stop: Stop | None = None
     output: Any = None
     """The workflow's output, once completed."""
@@ -116,6 +125,20 @@ OUTPUT_FAILED = Stop(
 )
 
 
+def element_entry(step_id: str, index: int) -> str:
+    """How an element of a `for_each` step is named in `Progress.completed`: `reserve[2]`."""
+    return f"{step_id}[{index}]"
+
+
+def entry_parts(entry: str) -> tuple[str, int | None]:
+    """A `completed` entry's step id and element index (None for a whole step).
+
+    Step ids hold only letters, digits, `_` and `-`, so a `[` starts an element's index.
+    """
+    step_id, bracket, rest = entry.partition("[")
+    return (step_id, int(rest.rstrip("]"))) if bracket else (step_id, None)
+
+
 def apply(progress: Progress, event: Event) -> Progress:
     """The progress after `event`; ValueError when it does not follow the last one."""
     if event.sequence != progress.last_sequence + 1:
@@ -127,13 +150,18 @@ def apply(progress: Progress, event: Event) -> Progress:
         progress = reopen(progress)
     steps, completed, stop = progress.steps, progress.completed, progress.stop
     if event.step_id and event.type in _STEP_STATES:
-        step = _step(progress.step(event.step_id), event)
+        if event.element_index is None:
+            step = _step(progress.step(event.step_id), event)
+            entry = event.step_id
+        else:
+            step = _element(progress.step(event.step_id), event)
+            entry = element_entry(event.step_id, event.element_index)
         steps = {**steps, event.step_id: step}
         done = event.type is EventType.STEP_SUCCEEDED or (
             event.type is EventType.STEP_FAILED and event.in_doubt
         )
-        if done and event.step_id not in completed:  # asked again: it keeps its place
-            completed = (*completed, event.step_id)
+        if done and entry not in completed:  # asked again: it keeps its place
+            completed = (*completed, entry)
         if stop is None and event.cause in _STOPPING and event.error is not None:
             stop = _stop(event.cause, event.error, event.step_id)
     state = _state(progress, event, steps)
@@ -160,12 +188,7 @@ def reopen(progress: Progress) -> Progress:
     """
     if progress.state is not ExecutionState.COMPENSATION_FAILED:
         raise ValueError(f"a {progress.state.value} execution cannot be resumed")
-    steps = {
-        step_id: replace(step, state=StepState.COMPENSATING, compensation_attempts=0)
-        if step.state is StepState.COMPENSATION_FAILED
-        else step
-        for step_id, step in progress.steps.items()
-    }
+    steps = {step_id: _reopened(step) for step_id, step in progress.steps.items()}
     stop = progress.stop
     if stop is None or stop == OUTPUT_FAILED:  # the log lacks the cause; the end names it
         error = progress.error or ErrorInfo("COMPENSATION_FAILED", "compensation failed")
@@ -178,6 +201,13 @@ def reopen(progress: Progress) -> Progress:
         error=None,
         ended_at=None,
     )
+
+
+def _reopened(step: StepProgress) -> StepProgress:
+    if step.state is not StepState.COMPENSATION_FAILED:
+        return step
+    elements = {index: _reopened(element) for index, element in step.elements.items()}
+    return replace(step, state=StepState.COMPENSATING, compensation_attempts=0, elements=elements)
 
 
 def replay(events: Any) -> Progress:
@@ -209,6 +239,38 @@ def _step(step: StepProgress, event: Event) -> StepProgress:
         changes["error"] = event.error
     if state not in (StepState.RUNNING, StepState.COMPENSATING):
         changes["ended_at"] = event.time
+    return replace(step, **changes)
+
+
+def _element(step: StepProgress, event: Event) -> StepProgress:
+    """A `for_each` step after an event of one of its elements.
+
+    Going forward, the step runs while its elements do (the step's own STEP_SUCCEEDED or
+    STEP_FAILED ends it); an element asked again during the saga leaves the step as it is.
+    Compensating, it stands as its elements do: COMPENSATION_FAILED once any of them is.
+    """
+    assert event.element_index is not None
+    elements = {
+        **step.elements,
+        event.element_index: _step(step.element(event.element_index), event),
+    }
+    changes: dict[str, Any] = {"elements": elements}
+    if event.type in _COMPENSATION_EVENTS:
+        if event.type is EventType.COMPENSATION_STARTED:
+            changes["state"] = StepState.COMPENSATING
+        elif any(e.state is StepState.COMPENSATION_FAILED for e in elements.values()):
+            changes["state"] = StepState.COMPENSATION_FAILED
+        else:
+            changes["state"] = StepState.COMPENSATED
+        if event.type is not EventType.COMPENSATION_STARTED:
+            changes["ended_at"] = event.time
+        if event.type is EventType.COMPENSATION_FAILED:
+            changes["error"] = event.error
+    elif not step.ended_forward:
+        changes["state"] = StepState.RUNNING
+        changes["started_at"] = step.started_at or event.time
+    if event.type is EventType.STEP_STARTED:
+        changes["attempts"] = max(step.attempts, event.attempt)
     return replace(step, **changes)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from maestro_server.diagnostics import SourceLocation
 from maestro_server.templating.path import HttpPath
-from maestro_server.templating.values import CompiledValue, Template
+from maestro_server.templating.values import CompiledValue, Literal, SequenceValue, Template
 
 GRPC_STATUS_NAMES = frozenset(
     {
@@ -185,6 +185,41 @@ class Compensation:
     timeout: timedelta = DEFAULT_TIMEOUT
 
 
+MAX_CONCURRENCY = 64
+"""The most elements of a `for_each` step that may run at once."""
+
+
+@dataclass(frozen=True, slots=True)
+class ForEach:
+    """A step run once per element of a list (`for_each`, `as`, `concurrency`).
+
+    Inside the step's `input`, `when` and `compensate`, the element is bound to `name` and its
+    position (from 0) to `index`; in `compensate`, the step's output name means that element's
+    output. The step's output is the list of the elements' outputs, in the list's order.
+    """
+
+    items: CompiledValue
+    """Renders to the list (a template, or a literal list)."""
+    name: str = "item"
+    concurrency: int = 1
+    """How many elements run at once; 1 runs them in order."""
+
+    @property
+    def source(self) -> str:
+        """The list as written, for graphs: the template, or how many elements it has."""
+        if isinstance(self.items, Template):
+            return self.items.source
+        if isinstance(self.items, Literal) and isinstance(self.items.value, list):
+            return f"a list of {len(self.items.value)}"
+        if isinstance(self.items, SequenceValue):
+            return f"a list of {len(self.items.items)}"
+        return "a list"
+
+
+ELEMENT_INDEX = "index"
+"""The name an element's position is bound to inside a `for_each` step."""
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     """One call of the workflow."""
@@ -206,6 +241,8 @@ class Step:
     """Ids of the steps that must finish first (the previous step when the YAML names none)."""
     continue_on_error: bool = False
     """Record a failure and go on instead of compensating."""
+    for_each: ForEach | None = None
+    """Run the step once per element of a list."""
 
 
 @dataclass(frozen=True, slots=True)

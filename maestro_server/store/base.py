@@ -1,8 +1,9 @@
 """The store's roles, as Protocols, and the records they keep.
 
-The event log is the execution's truth: `append_event` records an event and applies it to the
-execution's progress (`model.progress.apply`) in one step, and `watch` replays the log from a
-sequence number and then follows it live. A stream to a client is only ever a view of the log.
+The event log is the execution's truth: `append` records events with the execution's progress
+after them (their fold, `model.progress.apply`) in one transaction, and `watch` replays the log
+from a sequence number and then follows it live. A stream to a client is only ever a view of the
+log.
 
 A store plays three roles: `WorkflowStore` (definitions), `ExecutionLog` (executions and their
 logs) and `Leases` (which process runs which execution); `Store` is all three.
@@ -16,8 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
+from maestro_server.errors import FailedPreconditionError
 from maestro_server.model.execution import ErrorInfo, Event, ExecutionState
-from maestro_server.model.progress import Progress, StepProgress
+from maestro_server.model.progress import Progress, StepProgress, apply
 from maestro_server.model.workflow import Workflow
 
 
@@ -117,6 +119,30 @@ class ExecutionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class LogEntries:
+    """Consecutive events of one execution, written together in one transaction.
+
+    `progress` is their fold onto the log as it stood before the first (the writer folds; the
+    store checks that the log still stands there, so a writer that fell behind cannot commit).
+    `requests` are the rendered requests journaled among them, by idempotency key.
+    """
+
+    events: tuple[Event, ...]
+    progress: Progress
+    requests: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def execution_id(self) -> str:
+        """The execution the events belong to."""
+        return self.events[0].execution_id
+
+    @property
+    def after(self) -> int:
+        """The sequence the log must stand at: the one before the first event."""
+        return self.events[0].sequence - 1
+
+
+@dataclass(frozen=True, slots=True)
 class Claim:
     """An execution this process took over; its definition is read only when it resumes."""
 
@@ -187,8 +213,13 @@ class ExecutionLog(Closable, Protocol):
         """Executions that are not in a terminal state, oldest first (as listed)."""
         ...
 
-    async def append_event(self, event: Event) -> None:
-        """Append the next event of an execution (its sequence must be last + 1)."""
+    async def append(self, entries: LogEntries) -> None:
+        """Append events and journaled requests in one transaction, durable when it returns.
+
+        FailedPreconditionError when the log no longer stands at `entries.after` (another
+        writer got there first) or, with leases, this process no longer owns the execution;
+        NotFoundError for an unknown execution. A request already kept under its key stays.
+        """
         ...
 
     async def request_cancel(self, execution_id: str, reason: str) -> ExecutionRecord:
@@ -210,10 +241,6 @@ class ExecutionLog(Closable, Protocol):
 
     async def read_events(self, execution_id: str, after_sequence: int = 0) -> list[Event]:
         """The log of an execution after `after_sequence`, in order."""
-        ...
-
-    async def save_request(self, execution_id: str, key: str, request: Any) -> None:
-        """Keep a step's rendered request before its first attempt (by idempotency key)."""
         ...
 
     async def saved_requests(self, execution_id: str) -> dict[str, Any]:
@@ -257,6 +284,21 @@ class Leases(Closable, Protocol):
 
 class Store(WorkflowStore, ExecutionLog, Leases, Protocol):
     """Workflow definitions, executions and event logs, and leases: every role."""
+
+
+async def append_event(log: ExecutionLog, event: Event) -> None:
+    """Append one event, folded onto the stored progress: for tools and tests, not the engine.
+
+    FailedPreconditionError when it does not follow the log's last event.
+    """
+    record = await log.get_execution(event.execution_id)
+    try:
+        progress = apply(record.progress, event)
+    except ValueError as exc:
+        raise FailedPreconditionError(
+            str(exc), metadata={"executionId": event.execution_id}
+        ) from None
+    await log.append(LogEntries((event,), progress))
 
 
 class SingleProcessLeases(ABC):

@@ -58,6 +58,7 @@ def event_to_json(event: Event) -> dict[str, Any]:
         "in_doubt": event.in_doubt,
         "probe": event.probe,
         "cause": event.cause.value if event.cause is not None else None,
+        "element_index": event.element_index,
     }
 
 
@@ -79,6 +80,7 @@ def event_from_json(execution_id: str, sequence: int, value: Mapping[str, Any]) 
         in_doubt=value.get("in_doubt", False),
         probe=value.get("probe", False),
         cause=Cause(value["cause"]) if value.get("cause") else _legacy_cause(value),
+        element_index=value.get("element_index"),  # rows from before for_each have none
     )
 
 
@@ -154,7 +156,7 @@ def progress_from_json(value: Mapping[str, Any]) -> Progress:
 
 
 def _step_to_json(step: StepProgress) -> dict[str, Any]:
-    return {
+    value = {
         "state": step.state.value,
         "attempts": step.attempts,
         "output": step.output,
@@ -165,6 +167,9 @@ def _step_to_json(step: StepProgress) -> dict[str, Any]:
         "started_at": _time(step.started_at),
         "ended_at": _time(step.ended_at),
     }
+    if step.elements:  # JSON keys are text; only for_each steps have any
+        value["elements"] = {str(i): _step_to_json(e) for i, e in step.elements.items()}
+    return value
 
 
 def _step_from_json(value: Mapping[str, Any]) -> StepProgress:
@@ -178,6 +183,7 @@ def _step_from_json(value: Mapping[str, Any]) -> StepProgress:
         compensation_attempts=value["compensation_attempts"],
         started_at=_parse_time(value["started_at"]),
         ended_at=_parse_time(value["ended_at"]),
+        elements={int(i): _step_from_json(e) for i, e in value.get("elements", {}).items()},
     )
 
 

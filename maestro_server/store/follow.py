@@ -34,24 +34,42 @@ _RECENT_KEPT = 256
 class _Watch:
     """Watchers of one execution.
 
-    It keeps the events this process appended while they watch, a version that every append
-    bumps, and a condition to wait on.
+    It keeps the events this process appended while they watch (consecutive, in order); a
+    count of announcements that another process appended (each watcher reads the log when it
+    changed); a version that every change bumps, and an `asyncio.Event` that is set, and
+    replaced, at each bump (cheaper than a Condition: waking takes no lock).
     """
 
-    __slots__ = ("changed", "recent", "version")
+    __slots__ = ("announced", "followers", "outside", "recent", "version", "woken")
 
     def __init__(self) -> None:
-        self.changed = asyncio.Condition()
         self.recent: list[Event] = []
+        self.outside = 0
+        self.announced = 0
+        """The highest sequence announced, so a repeated announcement wakes nobody."""
         self.version = 0
+        self.woken = asyncio.Event()
+        self.followers = 0
+
+    def bump(self) -> None:
+        self.version += 1
+        self.woken.set()
+        self.woken = asyncio.Event()
+
+    def after(self, position: int) -> list[Event]:
+        """The recent events after `position`: a slice, as their sequences are consecutive."""
+        if not self.recent or self.recent[-1].sequence <= position:
+            return []
+        return self.recent[max(position + 1 - self.recent[0].sequence, 0) :]
 
 
 class LogFollower:
     """Watchers of a log kept outside this process.
 
     This process's appends wake them at once and are handed over from memory (they are
-    durable already); every `poll` seconds, and whenever the sequence has a gap, they read the
-    log for what other processes wrote.
+    durable already). Another process's appends wake them when announced (PostgreSQL's
+    NOTIFY), and they read those from the log; besides, they read it every `poll` seconds,
+    in case an announcement was lost.
     """
 
     def __init__(self, poll: float) -> None:
@@ -59,40 +77,67 @@ class LogFollower:
         self._watches: dict[str, _Watch] = {}
 
     async def appended(self, event: Event) -> None:
-        """Wake the watchers of an execution.
+        """Hand an event this process appended (and committed) to its watchers, and wake them."""
+        watch = self._watches.get(event.execution_id)
+        if watch is None:
+            return
+        recent = watch.recent
+        if recent and recent[-1].sequence + 1 != event.sequence:
+            recent.clear()  # not consecutive (another process appended between): read the log
+        recent.append(event)
+        if len(recent) > _RECENT_KEPT:  # a watcher this far behind reads the log
+            del recent[: _RECENT_KEPT // 2]
+        watch.bump()
 
-        A finished execution's condition is dropped: its watchers hold their own reference.
-        """
-        execution_id = event.execution_id
-        watch = (
-            self._watches.pop(execution_id, None)
-            if event.terminal
-            else self._watches.get(execution_id)
-        )
-        if watch is not None:
-            watch.recent.append(event)
-            if len(watch.recent) > _RECENT_KEPT:  # a watcher this far behind reads the log
-                del watch.recent[: _RECENT_KEPT // 2]
-            watch.version += 1
-            async with watch.changed:
-                watch.changed.notify_all()
+    def announced(self, execution_id: str, sequence: int) -> None:
+        """Another process appended to a log, up to `sequence`: its watchers read the log."""
+        watch = self._watches.get(execution_id)
+        if watch is None or sequence <= watch.announced:
+            return
+        watch.announced = sequence
+        if watch.recent and watch.recent[-1].sequence >= sequence:
+            return  # this process's own append, handed over already
+        watch.outside += 1
+        watch.bump()
+
+    def wake_all(self) -> None:
+        """Every watcher reads its log now (announcements may have been lost)."""
+        for watch in self._watches.values():
+            watch.outside += 1
+            watch.bump()
 
     async def follow(
         self, log: _Log, execution_id: str, after_sequence: int
     ) -> AsyncIterator[Event]:
         """Events after `after_sequence`, then live ones, to the terminal event."""
         await log.get_execution(execution_id)
-        watch = self._watches.setdefault(execution_id, _Watch())
+        watch = self._watches.get(execution_id)
+        if watch is None:
+            watch = self._watches[execution_id] = _Watch()
+        watch.followers += 1
+        try:
+            async for event in self._follow(watch, log, execution_id, after_sequence):
+                yield event
+        finally:
+            watch.followers -= 1
+            if watch.followers == 0 and self._watches.get(execution_id) is watch:
+                del self._watches[execution_id]
+
+    async def _follow(
+        self, watch: _Watch, log: _Log, execution_id: str, after_sequence: int
+    ) -> AsyncIterator[Event]:
         position = after_sequence
         look_in_log = True  # at first, and after each poll: other processes may have written
+        outside_read = watch.outside
         while True:
             # An append while the events are handed over bumps the version: then the loop goes
             # round at once rather than waiting (a wake-up before the wait is not lost).
-            seen = watch.version
-            fresh = [e for e in watch.recent if e.sequence > position]
-            if fresh and fresh[0].sequence == position + 1:
+            seen, woken, outside = watch.version, watch.woken, watch.outside
+            fresh = watch.after(position)
+            if fresh and fresh[0].sequence == position + 1 and outside == outside_read:
                 events = fresh
-            elif fresh or look_in_log:
+            elif fresh or look_in_log or outside != outside_read:
+                outside_read = outside
                 events = await log.read_events(execution_id, position)
             else:
                 events = []
@@ -105,12 +150,10 @@ class LogFollower:
                 record = await log.get_execution(execution_id)
                 if record.state.terminal and record.last_sequence <= position:
                     return
-            async with watch.changed:
+            look_in_log = False
+            if watch.version == seen:
                 try:
-                    await asyncio.wait_for(
-                        watch.changed.wait_for(lambda: watch.version != seen),  # noqa: B023
-                        timeout=self._poll,
-                    )
-                    look_in_log = False
+                    async with asyncio.timeout(self._poll):
+                        await woken.wait()
                 except TimeoutError:
                     look_in_log = True

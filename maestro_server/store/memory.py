@@ -13,6 +13,7 @@ from maestro_server.model.execution import Event, ExecutionState
 from maestro_server.store import paging, rules
 from maestro_server.store.base import (
     ExecutionRecord,
+    LogEntries,
     Page,
     SingleProcessLeases,
     StoredWorkflow,
@@ -105,11 +106,15 @@ class MemoryStore(SingleProcessLeases):
         unfinished = [log.record for log in self._logs.values() if not log.record.state.terminal]
         return sorted(unfinished, key=paging.execution_key)
 
-    async def append_event(self, event: Event) -> None:
-        """See ExecutionLog.append_event."""
-        log = self._log(event.execution_id)
-        log.record = replace(log.record, progress=rules.applied(log.record.progress, event))
-        log.events.append(event)
+    async def append(self, entries: LogEntries) -> None:
+        """See ExecutionLog.append."""
+        log = self._log(entries.execution_id)
+        if log.record.last_sequence != entries.after:
+            raise rules.fell_behind(entries)
+        log.record = replace(log.record, progress=entries.progress)
+        log.events.extend(entries.events)
+        for key, request in entries.requests.items():
+            log.requests.setdefault(key, request)
         async with log.changed:
             log.changed.notify_all()
 
@@ -160,10 +165,6 @@ class MemoryStore(SingleProcessLeases):
         for execution_id in old:
             del self._logs[execution_id]
         return len(old)
-
-    async def save_request(self, execution_id: str, key: str, request: Any) -> None:
-        """See ExecutionLog.save_request."""
-        self._log(execution_id).requests.setdefault(key, request)
 
     async def saved_requests(self, execution_id: str) -> dict[str, Any]:
         """See ExecutionLog.saved_requests."""

@@ -4,41 +4,82 @@ Each execution has an owner (a replica's id) and a lease that the owner renews w
 the execution. A replica takes over executions whose lease expired (`SELECT … FOR UPDATE SKIP
 LOCKED`, so two replicas never claim the same one), and every append is fenced: it commits only
 if this replica still owns the execution and the event follows the last one (compare-and-set),
-so a replica that lost its lease cannot write. Watchers poll the log briefly, so they follow
-executions run by any replica. The leases are in `postgres_leases`.
+so a replica that lost its lease cannot write. Each append NOTIFYs the other replicas, so their
+watchers follow executions run by any replica at once (`postgres_listen`); they also poll, slowly.
+The leases are in `postgres_leases`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
 from maestro_server.errors import FailedPreconditionError
 from maestro_server.model.execution import Event, ExecutionState
 from maestro_server.store import paging, queries, rows, rules
-from maestro_server.store.base import ExecutionRecord, Page, StoredWorkflow
-from maestro_server.store.codec import progress_from_json
+from maestro_server.store.base import ExecutionRecord, LogEntries, Page, StoredWorkflow
+from maestro_server.store.codec import event_to_json
 from maestro_server.store.dialect import POSTGRES_DIALECT as SQL
 from maestro_server.store.follow import LogFollower, Summaries
 from maestro_server.store.postgres_leases import PostgresLeases
+from maestro_server.store.postgres_listen import CHANNEL, Listener, notice
 
-_POLL_SECONDS = 0.2
+_LISTEN_WAIT = 5.0
+"""Seconds `open` waits for the first LISTEN; past that the listener keeps trying alone."""
+_APPEND = """
+WITH progress AS (
+    UPDATE executions SET progress = %(progress)s, state = %(state)s, ended_at = %(ended_at)s,
+        last_sequence = %(last_sequence)s{release}
+    WHERE execution_id = %(execution_id)s AND last_sequence = %(previous)s
+        AND owner = %(owner)s
+    RETURNING execution_id, pg_notify(%(channel)s, %(notice)s)
+), logged AS (
+    INSERT INTO events (execution_id, sequence, payload)
+    SELECT progress.execution_id, e.sequence, e.payload::jsonb
+    FROM progress, unnest(%(sequences)s::integer[], %(payloads)s::text[]) AS e(sequence, payload)
+), journaled AS (
+    INSERT INTO requests (execution_id, key, request)
+    SELECT progress.execution_id, r.key, r.request::jsonb
+    FROM progress, unnest(%(keys)s::text[], %(requests)s::text[]) AS r(key, request)
+    ON CONFLICT DO NOTHING
+)
+SELECT count(*) AS written FROM progress
+"""
+"""Events, journaled requests and the progress they lead to, in one statement: written only
+if the fence (owner and last sequence) holds, and announced to every replica at commit."""
 
 
 class PostgresStore(PostgresLeases):
     """Executions and their logs in PostgreSQL, owned by `owner` (this replica) under leases."""
 
-    def __init__(self, url: str, owner: str, lease: timedelta = timedelta(seconds=15)) -> None:
+    def __init__(
+        self,
+        url: str,
+        owner: str,
+        lease: timedelta = timedelta(seconds=15),
+        poll: timedelta = timedelta(seconds=1),
+    ) -> None:
+        """A store of replica `owner`, holding leases for `lease`.
+
+        `poll`: how often watchers read the log besides the announcements of appends (the
+        fallback, should an announcement be lost).
+        """
         super().__init__(url, owner, lease)
-        self._follower = LogFollower(_POLL_SECONDS)
+        self._follower = LogFollower(poll.total_seconds())
+        self.listener = Listener(url, self._follower.announced, self._follower.wake_all)
 
     async def open(self) -> PostgresStore:
-        """Connect, and create or migrate the schema."""
+        """Connect, create or migrate the schema, and listen for other replicas' appends."""
         await self._db.open()
+        await self.listener.start(_LISTEN_WAIT)
         return self
+
+    async def aclose(self) -> None:
+        """Stop listening and close the connections."""
+        await self.listener.aclose()
+        await super().aclose()
 
     # -- workflows ---------------------------------------------------------------------------
 
@@ -113,37 +154,47 @@ class PostgresStore(PostgresLeases):
 
     # -- events ------------------------------------------------------------------------------
 
-    async def append_event(self, event: Event) -> None:
-        """See ExecutionLog.append_event: one transaction, fenced by owner and last sequence."""
-        async with self._db.connection() as db, db.transaction():
-            row = await (
-                await db.execute(
-                    "SELECT owner, progress FROM executions WHERE execution_id = %(id)s FOR UPDATE",
-                    {"id": event.execution_id},
-                )
-            ).fetchone()
-            if row is None:
-                raise rules.execution_not_found(event.execution_id)
-            if row["owner"] != self.owner:
-                raise FailedPreconditionError(
-                    f"execution {event.execution_id!r} is owned by another replica"
-                )
-            progress = rules.applied(progress_from_json(row["progress"]), event)
-            values = {
+    async def append(self, entries: LogEntries) -> None:
+        """See ExecutionLog.append: one statement, so one transaction and one round trip.
+
+        Fenced by owner and last sequence: events and requests are written only if it holds.
+        """
+        progress = entries.progress
+        # A finished execution is nobody's: any replica may resume it.
+        release = ", owner = NULL, lease_expires_at = NULL" if progress.state.terminal else ""
+        written = await self._db.one(
+            _APPEND.format(release=release),
+            {
                 **rows.progress_values(progress, SQL),
-                **rows.event_values(event, SQL),
-            }
-            # One round trip for both writes.
-            update = rows.progress_update(SQL)
-            insert = SQL.insert("events", rows.event_values(event, SQL))
-            await db.execute(f"WITH progress AS ({update}) {insert}", values)
-            if event.terminal:  # a finished execution is nobody's: any replica may resume it
-                await db.execute(
-                    "UPDATE executions SET owner = NULL, lease_expires_at = NULL "
-                    "WHERE execution_id = %(id)s",
-                    {"id": event.execution_id},
-                )
-        await self._follower.appended(event)
+                "execution_id": entries.execution_id,
+                "previous": entries.after,
+                "owner": self.owner,
+                "sequences": [event.sequence for event in entries.events],
+                "payloads": [json.dumps(event_to_json(event)) for event in entries.events],
+                "keys": list(entries.requests),
+                "requests": [json.dumps(request) for request in entries.requests.values()],
+                "channel": CHANNEL,
+                "notice": notice(entries.execution_id, progress.last_sequence),
+            },
+        )
+        if written is None or written["written"] != 1:
+            raise await self._refusal(entries)
+        for event in entries.events:
+            await self._follower.appended(event)
+
+    async def _refusal(self, entries: LogEntries) -> Exception:
+        """Why an append's fence did not hold."""
+        row = await self._db.one(
+            "SELECT owner FROM executions WHERE execution_id = %(id)s",
+            {"id": entries.execution_id},
+        )
+        if row is None:
+            return rules.execution_not_found(entries.execution_id)
+        if row["owner"] != self.owner:
+            return FailedPreconditionError(
+                f"execution {entries.execution_id!r} is owned by another replica"
+            )
+        return rules.fell_behind(entries)
 
     async def request_cancel(self, execution_id: str, reason: str) -> ExecutionRecord:
         """See ExecutionLog.request_cancel: the owner sees it at its next lease renewal."""
@@ -171,7 +222,7 @@ class PostgresStore(PostgresLeases):
         return [rows.event_from_row(execution_id, row, SQL) for row in found]
 
     def watch(self, execution_id: str, after_sequence: int) -> AsyncIterator[Event]:
-        """See ExecutionLog.watch: woken by this process's appends, polling for others'."""
+        """See ExecutionLog.watch: woken by this process's appends and others' NOTIFY."""
         log = Summaries(self._listed_execution, self.read_events)
         return self._follower.follow(log, execution_id, after_sequence)
 
@@ -186,13 +237,6 @@ class PostgresStore(PostgresLeases):
         return await self._db.run(
             "DELETE FROM executions WHERE ended_at IS NOT NULL AND ended_at < %(cutoff)s",
             {"cutoff": cutoff},
-        )
-
-    async def save_request(self, execution_id: str, key: str, request: Any) -> None:
-        """See ExecutionLog.save_request."""
-        await self._db.run(
-            "INSERT INTO requests VALUES (%(id)s, %(key)s, %(request)s) ON CONFLICT DO NOTHING",
-            {"id": execution_id, "key": key, "request": Jsonb(request)},
         )
 
     async def saved_requests(self, execution_id: str) -> dict[str, Any]:

@@ -12,9 +12,8 @@ from maestro_server.errors import (
     NotFoundError,
     Reason,
 )
-from maestro_server.model.execution import Event, ExecutionState
-from maestro_server.model.progress import Progress, apply
-from maestro_server.store.base import ExecutionRecord, StoredWorkflow
+from maestro_server.model.execution import ExecutionState
+from maestro_server.store.base import ExecutionRecord, LogEntries, StoredWorkflow
 
 CANCELLABLE = frozenset({ExecutionState.PENDING, ExecutionState.RUNNING})
 """States in which a cancel is recorded; in any other the execution is stopping or ended."""
@@ -63,14 +62,11 @@ def execution_not_found(execution_id: str) -> NotFoundError:
     )
 
 
-def applied(progress: Progress, event: Event) -> Progress:
-    """The progress after `event`; FailedPreconditionError when it does not follow the last.
-
-    Every store appends this way, so the summary it keeps is `model.progress` itself.
-    """
-    try:
-        return apply(progress, event)
-    except ValueError as exc:
-        raise FailedPreconditionError(
-            str(exc), metadata={"executionId": event.execution_id}
-        ) from None
+def fell_behind(entries: LogEntries) -> FailedPreconditionError:
+    """The error for events that do not follow the log's last one: another writer got there."""
+    first = entries.events[0]
+    return FailedPreconditionError(
+        f"event {first.sequence} of {first.execution_id} does not follow the log's last "
+        f"event: another writer got there first",
+        metadata={"executionId": first.execution_id},
+    )

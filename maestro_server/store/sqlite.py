@@ -15,16 +15,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from maestro_server.errors import FailedPreconditionError
 from maestro_server.model.execution import Event, ExecutionState
 from maestro_server.store import paging, queries, rows, rules
 from maestro_server.store.base import (
     ExecutionRecord,
+    LogEntries,
     Page,
     SingleProcessLeases,
     StoredWorkflow,
 )
-from maestro_server.store.codec import progress_from_json
 from maestro_server.store.dialect import SQLITE_DIALECT as SQL
 from maestro_server.store.follow import LogFollower, Summaries
 from maestro_server.store.sqlite_db import SqliteDatabase
@@ -100,10 +99,11 @@ class SqliteStore(SingleProcessLeases):
 
     # -- events ------------------------------------------------------------------------------
 
-    async def append_event(self, event: Event) -> None:
-        """See ExecutionLog.append_event: guarded by the last sequence, durable when it returns."""
-        await self._db.write(functools.partial(_append, event))
-        await self._follower.appended(event)
+    async def append(self, entries: LogEntries) -> None:
+        """See ExecutionLog.append: guarded by the last sequence, durable when it returns."""
+        await self._db.write(functools.partial(_append, entries))
+        for event in entries.events:
+            await self._follower.appended(event)
 
     async def request_cancel(self, execution_id: str, reason: str) -> ExecutionRecord:
         """See ExecutionLog.request_cancel."""
@@ -147,12 +147,6 @@ class SqliteStore(SingleProcessLeases):
         args = (SQL.encode_time(cutoff),)
         return await self._db.write(lambda db: db.execute(query, args).rowcount)
 
-    async def save_request(self, execution_id: str, key: str, request: Any) -> None:
-        """See ExecutionLog.save_request."""
-        query = "INSERT OR IGNORE INTO requests VALUES (?, ?, ?)"
-        args = (execution_id, key, json.dumps(request))
-        await self._db.write(lambda db: db.execute(query, args))
-
     async def saved_requests(self, execution_id: str) -> dict[str, Any]:
         """See ExecutionLog.saved_requests."""
         query = "SELECT key, request FROM requests WHERE execution_id = ?"
@@ -175,10 +169,7 @@ def _put_workflow(workflow: StoredWorkflow, db: sqlite3.Connection) -> tuple[Sto
 def _create_execution(
     record: ExecutionRecord, db: sqlite3.Connection
 ) -> tuple[ExecutionRecord, bool]:
-    found = db.execute(
-        "SELECT 1 FROM executions WHERE execution_id = ?", (record.execution_id,)
-    ).fetchone()
-    if found is not None:
+    if _exists(record.execution_id, db):
         return rules.execution_again(_get_execution(record.execution_id, db), record)
     values = rows.execution_values(record, SQL)
     db.execute(SQL.insert("executions", values), values)
@@ -195,18 +186,20 @@ def _get_execution(execution_id: str, db: sqlite3.Connection) -> ExecutionRecord
     return rows.execution_from_row(row, SQL)
 
 
-def _append(event: Event, db: sqlite3.Connection) -> None:
-    row = db.execute(
-        "SELECT progress FROM executions WHERE execution_id = ?", (event.execution_id,)
-    ).fetchone()
-    if row is None:
-        raise rules.execution_not_found(event.execution_id)
-    progress = rules.applied(progress_from_json(json.loads(row["progress"])), event)
-    values = {"execution_id": event.execution_id, **rows.progress_values(progress, SQL)}
+def _append(entries: LogEntries, db: sqlite3.Connection) -> None:
+    execution_id = entries.execution_id
+    values = {"execution_id": execution_id, **rows.progress_values(entries.progress, SQL)}
     update = rows.progress_update(SQL, " AND last_sequence = :previous")
-    if db.execute(update, {**values, "previous": event.sequence - 1}).rowcount != 1:
-        raise FailedPreconditionError(
-            f"event {event.sequence} of {event.execution_id} lost a race with another writer"
-        )
-    values = rows.event_values(event, SQL)
-    db.execute(SQL.insert("events", values), values)
+    if db.execute(update, {**values, "previous": entries.after}).rowcount != 1:
+        if _exists(execution_id, db):
+            raise rules.fell_behind(entries)
+        raise rules.execution_not_found(execution_id)
+    events = [rows.event_values(event, SQL) for event in entries.events]
+    db.executemany(SQL.insert("events", events[0]), events)
+    requests = [(execution_id, key, json.dumps(r)) for key, r in entries.requests.items()]
+    db.executemany("INSERT OR IGNORE INTO requests VALUES (?, ?, ?)", requests)
+
+
+def _exists(execution_id: str, db: sqlite3.Connection) -> bool:
+    query = "SELECT 1 FROM executions WHERE execution_id = ?"
+    return db.execute(query, (execution_id,)).fetchone() is not None

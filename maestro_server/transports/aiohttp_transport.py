@@ -83,7 +83,7 @@ class ExactUrlTransport(httpx.AsyncBaseTransport):
                 .request(
                     method=request.method,
                     url=URL(str(request.url), encoded=True),
-                    headers=request.headers,
+                    headers=request.headers.multi_items(),
                     data=content,
                     allow_redirects=False,
                     auto_decompress=False,

@@ -10,6 +10,7 @@ so for gRPC the check is made on the same answer the system resolver gives at ca
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -56,12 +57,19 @@ class AddressGuard:
         self.resolver: Resolver = resolver or SystemResolver()
         self._clock = clock
         self._checked: dict[tuple[str, int], tuple[float, Sequence[str]]] = {}
+        # Endpoints that passed, until when: a literal address for good, a name as long as its
+        # answer is cached. Saves parsing the endpoint and its addresses on every call.
+        self._passed: dict[tuple[str, str], float] = {}
 
     async def check(self, service: Service) -> None:
         """Raise CallError (ENDPOINT_NOT_ALLOWED, nothing sent) for a forbidden endpoint.
 
         A name that does not resolve passes: the transport then fails to connect as usual.
         """
+        key = (service.type, service.endpoint)
+        until = self._passed.get(key)
+        if until is not None and until > self._clock():
+            return
         target = endpoint_host(service.endpoint, service.type)
         if target is None:
             return
@@ -75,6 +83,16 @@ class AddressGuard:
             ) from None
         except OSError:
             return
+        host, port = target
+        until = math.inf  # a literal address is what it is
+        if literal_address(host) is None:
+            cached = self._checked.get((host.lower(), port))
+            if cached is None:
+                return
+            until = cached[0]  # a name: checked again once its answer is
+        if len(self._passed) >= _CACHE_ENTRIES:
+            self._passed.clear()
+        self._passed[key] = until
 
     async def addresses(self, host: str, port: int) -> Sequence[str]:
         """The checked addresses of `host`; ForbiddenAddressError, or OSError if unresolved."""

@@ -1,14 +1,18 @@
 """HttpInvoker: JSON over httpx, one pooled client for every HTTP service.
 
-httpx is the API; under it runs aiohttp (aiohttp_transport.py), whose HTTP/1.1 keep-alive pool
-costs a fraction of httpx's own transport in CPU per request (measured in `make bench`). The URL
-goes out exactly as rendered (the path arrives percent-encoded; the query is encoded here), and
-that URL is what logs and error messages show.
+httpx's request and response types are the API; under them runs aiohttp (aiohttp_transport.py),
+whose HTTP/1.1 keep-alive pool costs a fraction of httpx's own transport in CPU per request
+(measured in `make bench`). Requests go to the transport directly, not through an
+`httpx.AsyncClient`: its layers (auth, redirects, a cookie jar, event hooks, proxies from the
+environment) are all unused here and cost more CPU than the request itself (bench/embedded.py).
+The URL goes out exactly as rendered (the path arrives percent-encoded; the query is encoded
+here), and that URL is what logs and error messages show.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -26,10 +30,19 @@ from maestro_server.transports.guard import SYSTEM_GUARD, AddressGuard
 from maestro_server.transports.tls import ClientTls
 
 log = structlog.get_logger("maestro.http")
+_debugging = logging.getLogger("maestro.http").isEnabledFor
 
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+_TIMEOUTS = ("connect", "read", "write", "pool")  # httpx's phases; one deadline for all
 _QUERY_VERBS = frozenset({"GET", "DELETE", "HEAD", "OPTIONS"})
 _IMPLEMENTATION_GAPS = frozenset({501})  # a 5xx that means "not implemented", not "down"
+# What an httpx client sends with every request; kept, so that services see the same requests.
+_CLIENT_HEADERS = {
+    "Accept": "*/*",
+    "Accept-Encoding": "gzip, deflate",
+    "Connection": "keep-alive",
+    "User-Agent": f"python-httpx/{httpx.__version__}",
+}
 
 
 class HttpInvoker:
@@ -50,28 +63,24 @@ class HttpInvoker:
         self._secrets: Mapping[str, str] = secrets or {}
         self._guard = guard
         self._transport = transport
-        # One pooled client per TLS setting (None: the system's CAs, no client certificate).
-        self._clients: dict[ClientTls | None, httpx.AsyncClient] = {}
+        # One connection pool per TLS setting (None: the system's CAs, no client certificate).
+        self._pools: dict[ClientTls | None, httpx.AsyncBaseTransport] = {}
 
-    def _client_for(self, tls: ClientTls | None) -> httpx.AsyncClient:
-        client = self._clients.get(tls)
-        if client is None:
-            transport = self._transport or ExactUrlTransport(
+    def _pool_for(self, tls: ClientTls | None) -> httpx.AsyncBaseTransport:
+        pool = self._pools.get(tls)
+        if pool is None:
+            pool = self._pools[tls] = self._transport or ExactUrlTransport(
                 limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
                 verify=tls.ssl_context() if tls is not None else True,
                 resolver=GuardedResolver() if self._guard is not None else None,
             )
-            client = self._clients[tls] = httpx.AsyncClient(
-                transport=transport,
-                follow_redirects=False,  # a redirect to another host is not the service's answer
-            )
-        return client
+        return pool
 
     async def close(self) -> None:
         """Close the pooled connections."""
-        clients, self._clients = self._clients, {}
-        for client in clients.values():
-            await client.aclose()
+        pools, self._pools = self._pools, {}
+        for pool in pools.values():
+            await pool.aclose()
 
     async def invoke(self, call: Call) -> Any:
         """Make one request; 2xx JSON objects are returned as is, anything else is wrapped."""
@@ -81,6 +90,7 @@ class HttpInvoker:
         assert isinstance(target, HttpTarget)
         url = _url(request.service.endpoint, target, request.payload)
         headers = {
+            **_CLIENT_HEADERS,
             **request.headers,
             **call.trace_headers,
             "Idempotency-Key": request.idempotency_key,
@@ -92,21 +102,20 @@ class HttpInvoker:
             body["json"] = payload
         if self._guard is not None:
             await self._guard.check(request.service)
-        log.debug("http request", verb=target.verb, url=url, attempt=call.attempt)
+        if _debugging(logging.DEBUG):  # structlog's own filter costs more than the line is worth
+            log.debug("http request", verb=target.verb, url=url, attempt=call.attempt)
         try:
             tls = ClientTls.of(request.service, self._secrets)
-            client = self._client_for(tls)
-            extensions = {"sni_hostname": tls.server_name} if tls and tls.server_name else None
-            outgoing = client.build_request(
-                target.verb,
-                url,
-                headers=headers,
-                timeout=call.timeout,
-                **body,
-                extensions=extensions,
+            pool = self._pool_for(tls)
+            extensions: dict[str, Any] = {"timeout": dict.fromkeys(_TIMEOUTS, call.timeout)}
+            if tls and tls.server_name:
+                extensions["sni_hostname"] = tls.server_name
+            outgoing = httpx.Request(
+                target.verb, url, headers=headers, **body, extensions=extensions
             )
             with _lost_connections_are_read_errors():
-                response = await client.send(outgoing, stream=True)
+                response = await pool.handle_async_request(outgoing)
+                response.request = outgoing
                 try:
                     content = await _read_capped(response)
                 finally:

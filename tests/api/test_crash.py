@@ -1,6 +1,7 @@
 """Crash recovery: `maestro serve` on SQLite is killed with SIGKILL at random moments while
 executions run forward and compensate; after restarts every execution ends, nothing is lost,
-logs are gap-free, and no downstream effect happened twice."""
+logs are gap-free, and no downstream effect happened twice. And killed at one chosen moment, on
+SQLite and PostgreSQL: while a call is in flight whose reply the service has already decided."""
 
 import asyncio
 import random
@@ -15,6 +16,8 @@ from demo_services import billing, mailer
 
 from maestro_client import EventType, ExecutionState, MaestroClient, NotFoundError
 from tests.api.conftest import INPUT, maestro_serve, onboarding_yaml
+from tests.api.deciding_billing import SUBSCRIBE_THEN_CHECK, deciding_billing
+from tests.postgres import empty_tables
 
 SEED = 20261125
 EXECUTIONS = 12
@@ -114,3 +117,63 @@ async def test_sigkill_at_random_moments_loses_nothing(
     cancelled_users = {s.user_id for s in subscriptions if s.status == "CANCELLED"}
     assert compensated_users == cancelled_users
     assert len(compensated_users) == len([n for n in range(EXECUTIONS) if n % 3 == 0])
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+async def test_sigkill_while_a_decided_call_is_in_flight_goes_forward_with_one_effect(
+    store: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The service has acted on `subscribe` and kept its reply under the key, and holds the
+    answer back; the server is killed then. Restarted on the same store, it sends the call
+    again under the same key (although the step allows one attempt: only a reply can tell),
+    gets the kept reply, and goes forward with the output it learnt: COMPLETED, one
+    subscription, never cancelled."""
+    if store == "sqlite":
+        flags = [f"--store=sqlite:///{tmp_path / 'maestro.db'}"]
+    else:
+        url = request.getfixturevalue("postgres_url")
+        empty_tables(url)  # what other tests left unfinished is not resumed here
+        flags = [f"--store={url}", "--lease", "1s"]
+    decided: asyncio.Queue[int] = asyncio.Queue()
+    gate = asyncio.Event()
+
+    async def hold_the_answer(call: int) -> None:
+        decided.put_nowait(call)
+        await gate.wait()
+
+    async with deciding_billing(hold_the_answer) as (address, service):
+        yaml = SUBSCRIBE_THEN_CHECK.format(billing=address)
+        with maestro_serve(*flags) as first:
+            async with MaestroClient(first.address) as client:
+                await client.start(yaml, {}, execution_id="decided")
+            assert await asyncio.wait_for(decided.get(), 30) == 1
+            first.process.kill()
+            first.process.wait(timeout=10)
+        with maestro_serve(*flags) as second:
+            # Asked again by the restarted server, and held too: the call is in flight again.
+            assert await asyncio.wait_for(decided.get(), 60) == 2
+            gate.set()
+            async with MaestroClient(second.address) as client:
+                output = await asyncio.wait_for(client.get_handle("decided").result(), 60)
+                state = (await client.get("decided")).state
+                events = [e async for e in client.watch("decided")]
+
+    assert state is ExecutionState.COMPLETED
+    (subscription,) = service.subscriptions.values()
+    assert output == {"subscription_id": subscription.id}
+    assert subscription.status == "ACTIVE", "never compensated"
+    effects = service.effects("CreateSubscription")
+    assert list(effects.values()) == [1], "one effect under one key"
+    (key,) = effects
+    assert service.deliveries("CreateSubscription") == [(key, "1"), (key, "2")]
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+    subscribe = [(e.type, e.attempt) for e in events if e.step_id == "subscribe"]
+    assert subscribe == [
+        (EventType.STEP_STARTED, 1),
+        (EventType.STEP_STARTED, 2),
+        (EventType.STEP_SUCCEEDED, 2),
+    ], subscribe
+    assert not [
+        e for e in events if e.type == EventType.STEP_FAILED or "COMPENSATION" in e.type.name
+    ]
+    assert events[-1].type == EventType.WORKFLOW_COMPLETED

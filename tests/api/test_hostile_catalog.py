@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,13 @@ from grpc_status import rpc_status
 from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
 from maestro_server._proto.maestro.v1 import orchestrator_pb2_grpc as rpc
 from tests.api.conftest import maestro_serve
-from tests.conftest import ROOT
+from tests.api.deciding_billing import SUBSCRIBE_THEN_CHECK, deciding_billing
+from tests.api.proxy import cuttable_proxy
+from tests.conftest import ROOT, maestro
 from tests.transports.http_server import ScriptedHttp, scripted_http
-from tests.transports.servers import echo_server
+from tests.transports.servers import PROTOS, echo_server
+from tests.transports.test_not_sent import UNRESOLVABLE, reflection_down
+from tests.transports.test_tls import server_credentials
 
 INVALID = sorted((ROOT / "tests" / "definition" / "invalid").glob("*.yaml"))
 OK_YAML = """\
@@ -119,7 +124,7 @@ def stored_workflows(stub: rpc.OrchestratorStub) -> int:
     return len(stub.ListWorkflows(pb.ListWorkflowsRequest(page_size=1000), timeout=30).workflows)
 
 
-# -- the workflow language, through the API (47 cases) ---------------------------------------
+# -- the workflow language, through the API (50 cases) ---------------------------------------
 
 
 @pytest.mark.parametrize("path", INVALID, ids=[p.stem for p in INVALID])
@@ -144,7 +149,7 @@ def test_invalid_workflow_is_refused_with_every_diagnostic(
     assert (stored_executions(stub), stored_workflows(stub)) == (executions, workflows)
 
 
-# -- API requests: missing, contradictory, oversized (17 cases) ------------------------------
+# -- API requests: missing, contradictory, oversized (31 cases) ------------------------------
 
 
 def start(yaml: str | None = OK_YAML, execution_id: str = "", **input: Any) -> Any:
@@ -450,7 +455,7 @@ def test_finished_executions_cannot_be_cancelled_or_resumed(stub: rpc.Orchestrat
     )
 
 
-# -- the command line (4 cases) ----------------------------------------------------------------
+# -- the command line (10 cases) ---------------------------------------------------------------
 
 
 def validate(path: Path) -> subprocess.CompletedProcess[str]:
@@ -546,7 +551,7 @@ def test_cli_validate_names_the_place(tmp_path: Path, content: bytes, fragment: 
     assert f"{path}{fragment}" in result.stderr
 
 
-# -- running against hostile services (9 cases) ----------------------------------------------
+# -- running against hostile services (11 cases) ---------------------------------------------
 
 
 @pytest.fixture
@@ -561,8 +566,10 @@ def http() -> Iterator[ScriptedHttp]:
         yield server
 
 
-def run_to_end(stub: rpc.OrchestratorStub, yaml: str, **input: Any) -> list[Any]:
-    request = pb.ExecuteWorkflowRequest(workflow_yaml=yaml, input=struct(input))
+def run_to_end(
+    stub: rpc.OrchestratorStub, yaml: str, files: dict[str, bytes] | None = None, **input: Any
+) -> list[Any]:
+    request = pb.ExecuteWorkflowRequest(workflow_yaml=yaml, input=struct(input), files=files)
     return [r.event for r in stub.ExecuteWorkflow(request, timeout=120)]
 
 
@@ -698,7 +705,7 @@ def test_client_error_status_is_not_retried(stub: rpc.OrchestratorStub, http: Sc
     assert len(http.received) == 1
 
 
-# -- values and endpoints that try to leave their place (7 cases) ------------------------------
+# -- values and endpoints that try to leave their place (6 cases) ------------------------------
 
 
 METADATA_ENDPOINTS = [
@@ -776,3 +783,159 @@ def test_header_value_with_a_line_break_is_not_sent(
     assert "holds a CR character" in step_failed.error.message
     assert not step_failed.in_doubt
     assert http.received == []
+
+
+# -- requests that never left, and a reply lost after the request did (13 cases) --------------
+#
+# Whether a request left is decided from what the transport knows (tests/transports/
+# test_not_sent.py): the schema could not be fetched, or the channel never connected. Such a
+# step failed without doubt and has nothing to undo: FAILED, and `maestro execute` exits 2
+# (not 3). Each is tried with the schema fetched by reflection (which fails first) and, where
+# the service has one, given by `protos:` (so the call itself is what cannot connect). A reply
+# lost after the request left is the opposite: the step is in doubt, and asked again.
+
+
+@asynccontextmanager
+async def never_reached(kind: str) -> AsyncIterator[str]:
+    """An endpoint a request never leaves for: a name that does not resolve (looked up from
+    a DNS server address on loopback where nothing listens), a port that refuses connections,
+    a server that speaks only TLS to a plaintext channel, a server whose reflection fails."""
+    if kind == "unresolvable":
+        yield UNRESOLVABLE
+    elif kind == "refused":
+        async with echo_server() as (endpoint, _):
+            pass  # gone: its port refuses connections
+        yield endpoint
+    elif kind == "tls-handshake":
+        async with echo_server(credentials=server_credentials(False)) as (endpoint, _):
+            yield endpoint
+    else:
+        async with reflection_down() as endpoint:
+            yield endpoint
+
+
+SCHEMA_FILE = "schema/testing/v1/echo.proto"
+NOT_SENT_MESSAGE = (
+    "(the name did not resolve, the connection was refused or the TLS handshake failed); "
+    "the request was not sent"
+)
+CANNOT_REFLECT = "server reflection failed: failed to connect to all addresses"
+NEVER_SENT = [
+    ("reflection", "unresolvable", "server reflection failed: errors resolving nowhere.invalid"),
+    ("reflection", "refused", CANNOT_REFLECT),
+    ("reflection", "tls-handshake", CANNOT_REFLECT),
+    ("reflection", "reflection-fails", "server reflection failed: reflection is down"),
+    ("protos", "unresolvable", f"cannot connect to {UNRESOLVABLE} {NOT_SENT_MESSAGE}"),
+    ("protos", "refused", NOT_SENT_MESSAGE),
+    ("protos", "tls-handshake", NOT_SENT_MESSAGE),
+]
+
+
+def never_sent_workflow(endpoint: str, schema: str) -> str:
+    protos = f", protos: [{SCHEMA_FILE}], import_paths: [schema]" if schema == "protos" else ""
+    return one_step(
+        f'{{type: grpc, endpoint: "{endpoint}"{protos}}}',
+        "testing.v1.EchoService/Echo",
+        "{text: hi}",
+        extra="    compensate: {method: testing.v1.EchoService/Echo, input: {text: undo}}\n",
+    )
+
+
+def schema_files(schema: str) -> dict[str, bytes]:
+    """The files that travel with the workflow: the service's proto, for `protos`."""
+    if schema != "protos":
+        return {}
+    return {SCHEMA_FILE: (PROTOS / "testing/v1/echo.proto").read_bytes()}
+
+
+SERVED = [case for case in NEVER_SENT if case[1] != "unresolvable"]
+
+
+@pytest.mark.parametrize(
+    ("schema", "kind", "fragment"), SERVED, ids=[f"{s}-{k}" for s, k, _ in SERVED]
+)
+async def test_a_request_that_never_left_fails_without_doubt(
+    stub: rpc.OrchestratorStub, schema: str, kind: str, fragment: str
+) -> None:
+    """STEP_FAILED with UNAVAILABLE naming why, not in doubt, no compensation, the execution
+    FAILED. (A server takes a workflow's endpoints as host:port, so the unresolvable name,
+    which needs a DNS server on loopback, is run by `maestro execute` alone, below.)"""
+    async with never_reached(kind) as endpoint:
+        yaml = never_sent_workflow(endpoint, schema)
+        events = await asyncio.to_thread(run_to_end, stub, yaml, schema_files(schema))
+    failed = failure(events)
+    assert (failed.error.code, failed.in_doubt) == ("UNAVAILABLE", False), failed.error.message
+    assert fragment in failed.error.message
+    assert not [e for e in events if e.type == pb.EVENT_TYPE_COMPENSATION_STARTED]
+    assert (events[-1].type, events[-1].state) == (
+        pb.EVENT_TYPE_WORKFLOW_FAILED,
+        pb.EXECUTION_STATE_FAILED,
+    )
+
+
+@pytest.mark.parametrize(
+    ("schema", "kind", "fragment"), NEVER_SENT, ids=[f"{s}-{k}" for s, k, _ in NEVER_SENT]
+)
+async def test_cli_exits_two_for_a_request_that_never_left(
+    tmp_path: Path, schema: str, kind: str, fragment: str
+) -> None:
+    """`maestro execute`, the service pointed there by --endpoint: exit 2 (failed, nothing to
+    undo; not 3), the step failed not in doubt, no compensation started."""
+    for name, content in schema_files(schema).items():
+        (tmp_path / name).parent.mkdir(parents=True)
+        (tmp_path / name).write_bytes(content)
+    path = tmp_path / "workflow.yaml"
+    path.write_text(never_sent_workflow("127.0.0.1:1", schema))
+    async with never_reached(kind) as endpoint:
+        result = await asyncio.to_thread(
+            maestro,
+            *("execute", path, "--input", "{}", "--events", "jsonl"),
+            *("--endpoint", f"svc={endpoint}"),
+        )
+    assert result.returncode == 2, result.stderr
+    printed = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [e["type"].removeprefix("EVENT_TYPE_") for e in printed] == [
+        "WORKFLOW_STARTED",
+        "STEP_STARTED",
+        "STEP_FAILED",
+        "WORKFLOW_FAILED",
+    ]
+    assert printed[2]["error"]["code"] == "UNAVAILABLE"
+    assert fragment in printed[2]["error"]["message"]
+    assert "inDoubt" not in printed[2], "JSON leaves out a false in_doubt"
+
+
+async def test_a_reply_lost_after_the_request_left_is_asked_again(
+    stub: rpc.OrchestratorStub,
+) -> None:
+    """The service acted on the request and its reply is lost (the connection is cut before
+    the reply): the step is in doubt, so it is asked again under its key (probe attempts),
+    the kept reply settles it, and the execution goes forward: COMPLETED, one effect."""
+
+    async def lose_the_first_reply(call: int) -> None:
+        if call == 1:
+            proxy.cut()
+
+    async with (
+        deciding_billing(lose_the_first_reply) as (address, service),
+        cuttable_proxy(address) as (through, proxy),
+    ):
+        yaml = SUBSCRIBE_THEN_CHECK.format(billing=through)
+        events = await asyncio.to_thread(run_to_end, stub, yaml)
+    subscribe = [e for e in events if e.step_id == "subscribe"]
+    assert (subscribe[0].type, subscribe[0].attempt, subscribe[0].probe) == (
+        pb.EVENT_TYPE_STEP_STARTED,
+        1,
+        False,
+    )
+    assert all(e.probe for e in subscribe[1:]), "asked again, marked as such"
+    assert subscribe[-1].type == pb.EVENT_TYPE_STEP_SUCCEEDED
+    assert not [e for e in events if e.type == pb.EVENT_TYPE_STEP_FAILED]
+    (subscription,) = service.subscriptions.values()
+    assert subscription.status == "ACTIVE", "never compensated"
+    assert events[-1].type == pb.EVENT_TYPE_WORKFLOW_COMPLETED
+    assert json_format.MessageToDict(events[-1].output) == {"subscription_id": subscription.id}
+    effects = service.effects("CreateSubscription")
+    assert list(effects.values()) == [1], "one effect under one key"
+    deliveries = service.deliveries("CreateSubscription")
+    assert len(deliveries) >= 2 and {key for key, _ in deliveries} == set(effects)

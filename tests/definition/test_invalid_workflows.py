@@ -58,6 +58,8 @@ def test_every_rule_has_a_case() -> None:
         "duplicate-output",
         "bad-duration",
         "out-of-range",
+        "element-outside-for-each",
+        "for-each-only",
         "missing-key",
         "bad-endpoint",
         "alias-bomb",

@@ -12,6 +12,7 @@ from typing import Any
 
 from maestro_server.model.execution import Event
 from maestro_server.resilience.breaker import BreakerState, CircuitBreaker
+from maestro_server.store.base import LogEntries
 from maestro_server.transports.base import Call, CallError
 
 
@@ -36,11 +37,10 @@ class ListSink:
     events: list[Event] = field(default_factory=list)
     requests: dict[str, Any] = field(default_factory=dict)
 
-    async def append_event(self, event: Event) -> None:
-        self.events.append(event)
-
-    async def save_request(self, execution_id: str, key: str, request: Any) -> None:
-        self.requests.setdefault(key, request)
+    async def append(self, entries: LogEntries) -> None:
+        self.events.extend(entries.events)
+        for key, request in entries.requests.items():
+            self.requests.setdefault(key, request)
 
     def types(self) -> list[tuple[str, str]]:
         return [(e.type.value, e.step_id) for e in self.events]

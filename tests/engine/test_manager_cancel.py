@@ -12,7 +12,7 @@ from typing import Any
 from maestro_server.definition import load_workflow
 from maestro_server.engine.manager import ExecutionManager
 from maestro_server.model.execution import Event, EventType, ExecutionState
-from maestro_server.store.base import ExecutionRecord, ExecutionSource
+from maestro_server.store.base import ExecutionRecord, ExecutionSource, append_event
 from maestro_server.store.memory import MemoryStore
 from tests.engine.fakes import ScriptedInvoker
 
@@ -81,7 +81,7 @@ async def test_a_cancel_recorded_before_a_restart_is_acted_on_at_recovery() -> N
     )
     await store.create_execution(record)
     started = Event("e1", 1, datetime.now(UTC), EventType.WORKFLOW_STARTED, ExecutionState.RUNNING)
-    await store.append_event(started)
+    await append_event(store, started)
     await store.request_cancel("e1", "before the crash")
     gate = asyncio.Event()
     manager = ExecutionManager(store, blocking_invoker(gate))

@@ -7,7 +7,12 @@ from typing import Any
 from maestro_server.definition import load_workflow
 from maestro_server.engine.manager import ExecutionManager
 from maestro_server.model.execution import Event, EventType, ExecutionState
-from maestro_server.store.base import Claim, ExecutionRecord, ExecutionSource
+from maestro_server.store.base import (
+    Claim,
+    ExecutionRecord,
+    ExecutionSource,
+    append_event,
+)
 from maestro_server.store.memory import MemoryStore
 from tests.engine.fakes import ScriptedInvoker
 
@@ -77,14 +82,15 @@ async def test_one_execution_that_cannot_resume_does_not_block_the_others() -> N
             ExecutionSource(yaml, "w.yaml", {}),
         )
         await store.create_execution(record)
-        await store.append_event(
+        await append_event(
+            store,
             Event(
                 execution_id,
                 1,
                 datetime.now(UTC),
                 EventType.WORKFLOW_STARTED,
                 ExecutionState.RUNNING,
-            )
+            ),
         )
     assert await manager.recover() == 1
     async with asyncio.timeout(10):

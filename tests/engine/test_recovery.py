@@ -15,6 +15,7 @@ from maestro_server.engine.dependencies import Dependencies
 from maestro_server.engine.runner import Resumption, Runner
 from maestro_server.model.execution import Event, EventType, ExecutionState
 from maestro_server.resilience.breaker import BreakerRegistry
+from maestro_server.store.base import LogEntries
 from tests.definition.test_load import SEED
 from tests.engine.fakes import FakeClock, ListSink, ScriptedInvoker, fail
 from tests.engine.test_runner import INPUT, seed_invoker
@@ -33,15 +34,15 @@ class CrashingSink:
     events: list[Event] = field(default_factory=list)
     requests: dict[str, Any] = field(default_factory=dict)
 
-    async def append_event(self, event: Event) -> None:
-        if len(self.events) >= self.keep:
+    async def append(self, entries: LogEntries) -> None:
+        # Keeps a prefix of a batch too: every prefix of the log is a state some crash leaves.
+        room = self.keep - len(self.events)
+        if room > 0:
+            self.events.extend(entries.events[:room])
+            for key, request in entries.requests.items():
+                self.requests.setdefault(key, request)
+        if len(entries.events) > room:
             raise Crash
-        self.events.append(event)
-
-    async def save_request(self, execution_id: str, key: str, request: Any) -> None:
-        if len(self.events) >= self.keep:
-            raise Crash
-        self.requests.setdefault(key, request)
 
 
 async def crash_then_resume(

@@ -10,6 +10,7 @@ import pytest
 
 from maestro_server.errors import FailedPreconditionError
 from maestro_server.model.execution import EventType, ExecutionState
+from maestro_server.store.base import append_event
 from maestro_server.store.postgres import PostgresStore
 from tests.postgres import empty_tables
 from tests.store.test_store_contract import RUN, execution
@@ -33,7 +34,7 @@ async def test_takeover_after_the_lease_lapses_and_the_old_owner_is_fenced(
     are refused from then on."""
     a, b = replicas
     await a.create_execution(execution())
-    await a.append_event(RUN[0])
+    await append_event(a, RUN[0])
     assert await b.claim_executions() == []
     assert await a.renew_leases(["e1"]) == {"e1"}
     deadline = time.monotonic() + 10
@@ -42,9 +43,9 @@ async def test_takeover_after_the_lease_lapses_and_the_old_owner_is_fenced(
         await asyncio.sleep(0.05)
     assert [r.execution_id for r in claimed] == ["e1"]
     with pytest.raises(FailedPreconditionError, match="owned by another replica"):
-        await a.append_event(RUN[1])
+        await append_event(a, RUN[1])
     assert await a.renew_leases(["e1"]) == set()
-    await b.append_event(RUN[1])
+    await append_event(b, RUN[1])
     assert (await b.get_execution("e1")).last_sequence == 2
 
 
@@ -86,7 +87,7 @@ async def test_a_live_owner_keeps_its_executions(
         await asyncio.sleep(0.1)
         assert await a.renew_leases(["e1"]) == {"e1"}
         assert await b.claim_executions() == []
-        await a.append_event(item)
+        await append_event(a, item)
     record = await a.get_execution("e1")
     assert record.state is ExecutionState.COMPENSATED
     assert (await a.read_events("e1"))[-1].type is EventType.WORKFLOW_COMPENSATED

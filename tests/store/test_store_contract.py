@@ -17,7 +17,15 @@ from maestro_server.errors import (
     NotFoundError,
 )
 from maestro_server.model.execution import ErrorInfo, Event, EventType, ExecutionState, StepState
-from maestro_server.store.base import ExecutionRecord, ExecutionSource, Store, StoredWorkflow
+from maestro_server.model.progress import replay
+from maestro_server.store.base import (
+    ExecutionRecord,
+    ExecutionSource,
+    LogEntries,
+    Store,
+    StoredWorkflow,
+    append_event,
+)
 from maestro_server.store.memory import MemoryStore
 from maestro_server.store.postgres import PostgresStore
 from maestro_server.store.schema import SCHEMA_VERSION
@@ -146,7 +154,7 @@ async def test_events_fold_into_the_execution(store: Store) -> None:
     """Appending the log brings the execution and its steps up to date."""
     await store.create_execution(execution())
     for item in RUN:
-        await store.append_event(item)
+        await append_event(store, item)
     record = await store.get_execution("e1")
     assert (record.state, record.last_sequence, record.ended_at) == (
         ExecutionState.COMPENSATED,
@@ -164,11 +172,11 @@ async def test_events_fold_into_the_execution(store: Store) -> None:
 async def test_a_stale_writer_cannot_append(store: Store) -> None:
     """An event must follow the last one: a gap or a repeat is refused, nothing changes."""
     await store.create_execution(execution())
-    await store.append_event(RUN[0])
+    await append_event(store, RUN[0])
     with pytest.raises((FailedPreconditionError, ValueError)):
-        await store.append_event(RUN[2])
+        await append_event(store, RUN[2])
     with pytest.raises((FailedPreconditionError, ValueError, sqlite3.IntegrityError)):
-        await store.append_event(RUN[0])
+        await append_event(store, RUN[0])
     assert [e.sequence for e in await store.read_events("e1")] == [1]
     assert (await store.get_execution("e1")).last_sequence == 1
 
@@ -182,7 +190,7 @@ async def test_concurrent_writes_land_and_a_refused_one_takes_nothing_with_it(
     await asyncio.gather(*(store.create_execution(execution(i)) for i in ids))
     starts = [replace(RUN[0], execution_id=i) for i in ids]
     outcomes = await asyncio.gather(
-        *(store.append_event(e) for e in [*starts, starts[0]]), return_exceptions=True
+        *(append_event(store, e) for e in [*starts, starts[0]]), return_exceptions=True
     )
     assert outcomes[:-1] == [None] * len(ids)
     assert isinstance(outcomes[-1], (FailedPreconditionError, ValueError, sqlite3.IntegrityError))
@@ -195,7 +203,7 @@ async def test_watchers_replay_then_follow_live(store: Store) -> None:
     """Two watchers, one from the start and one after sequence 3, see the same log."""
     await store.create_execution(execution())
     for item in RUN[:4]:
-        await store.append_event(item)
+        await append_event(store, item)
 
     async def collect(after: int) -> list[int]:
         return [e.sequence async for e in store.watch("e1", after)]
@@ -203,7 +211,7 @@ async def test_watchers_replay_then_follow_live(store: Store) -> None:
     watchers = [asyncio.create_task(collect(0)), asyncio.create_task(collect(3))]
     await asyncio.sleep(0)
     for item in RUN[4:]:
-        await store.append_event(item)
+        await append_event(store, item)
     first, second = await asyncio.wait_for(asyncio.gather(*watchers), timeout=10)
     assert first == [1, 2, 3, 4, 5, 6, 7]
     assert second == [4, 5, 6, 7]
@@ -215,7 +223,7 @@ async def test_listing_and_unfinished(store: Store) -> None:
     await store.create_execution(execution("e1", minutes=0))
     await store.create_execution(execution("e2", minutes=1))
     for item in RUN:
-        await store.append_event(item)
+        await append_event(store, item)
     page = await store.list_executions("", frozenset(), 0, "")
     assert [r.execution_id for r in page.items] == ["e2", "e1"]
     done = await store.list_executions("w", frozenset({ExecutionState.COMPENSATED}), 0, "")
@@ -270,11 +278,31 @@ async def test_workflow_pages_walk_every_version_once(store: Store) -> None:
 
 
 async def test_rendered_requests_are_kept(store: Store) -> None:
-    """A step's rendered request is kept once, by idempotency key."""
+    """A step's rendered request is kept once, by idempotency key, with the events it came with."""
     await store.create_execution(execution())
-    await store.save_request("e1", "e1:a", {"payload": {"x": 1}})
-    await store.save_request("e1", "e1:a", {"payload": {"x": 2}})  # the first one stays
-    assert await store.saved_requests("e1") == {"e1:a": {"payload": {"x": 1}}}
+    first = {"e1:a": {"payload": {"x": 1}}}
+    await store.append(LogEntries(tuple(RUN[:2]), replay(RUN[:2]), first))
+    again = {"e1:a": {"payload": {"x": 2}}, "e1:b": {"payload": {}}}
+    await store.append(LogEntries(tuple(RUN[2:4]), replay(RUN[:4]), again))
+    assert await store.saved_requests("e1") == {
+        "e1:a": {"payload": {"x": 1}},
+        "e1:b": {"payload": {}},
+    }
+
+
+async def test_events_written_together_land_together_or_not_at_all(store: Store) -> None:
+    """A batch that does not follow the log's last event is refused whole: none of its events
+    and none of its requests are written, and the execution's progress stays."""
+    await store.create_execution(execution())
+    await store.append(LogEntries(tuple(RUN[:3]), replay(RUN[:3])))
+    stale = LogEntries(tuple(RUN[2:5]), replay(RUN[:5]), {"e1:late": {"payload": {}}})
+    with pytest.raises(FailedPreconditionError):
+        await store.append(stale)
+    assert await store.read_events("e1") == RUN[:3]
+    assert await store.saved_requests("e1") == {}
+    assert (await store.get_execution("e1")).progress == replay(RUN[:3])
+    with pytest.raises(NotFoundError):
+        await store.append(LogEntries((replace(RUN[0], execution_id="nope"),), replay(RUN[:1])))
 
 
 async def test_sqlite_survives_reopening(tmp_path: Path) -> None:
@@ -283,7 +311,7 @@ async def test_sqlite_survives_reopening(tmp_path: Path) -> None:
     first = await SqliteStore(path).open()
     await first.create_execution(execution())
     for item in RUN[:3]:
-        await first.append_event(item)
+        await append_event(first, item)
     await first.aclose()
     second = await SqliteStore(path).open()
     try:
@@ -309,7 +337,7 @@ async def test_retention_removes_old_finished_executions(store: Store) -> None:
     await store.create_execution(execution("e1"))
     await store.create_execution(execution("e2", minutes=1))
     for item in RUN:
-        await store.append_event(item)  # e1 ends at T0 + 7s
+        await append_event(store, item)  # e1 ends at T0 + 7s
     assert await store.delete_finished_before(T0) == 0
     assert await store.delete_finished_before(T0 + timedelta(minutes=5)) == 1
     with pytest.raises(NotFoundError):
@@ -323,7 +351,7 @@ async def test_a_cancel_is_recorded_once_for_a_running_execution(store: Store) -
     await store.create_execution(execution("e1"))
     await store.create_execution(execution("e2", minutes=1))
     for item in RUN[:2]:
-        await store.append_event(item)
+        await append_event(store, item)
     first = await store.request_cancel("e1", "changed my mind")
     again = await store.request_cancel("e1", "twice")
     assert (first.cancel_reason, again.cancel_reason) == ("changed my mind", "changed my mind")
@@ -331,7 +359,7 @@ async def test_a_cancel_is_recorded_once_for_a_running_execution(store: Store) -
     assert await store.cancel_requests(["e1", "e2", "ghost"]) == {"e1": "changed my mind"}
     assert await store.cancel_requests([]) == {}
     for item in RUN[2:]:
-        await store.append_event(item)
+        await append_event(store, item)
     await store.request_cancel("e2", "pending is cancellable")
     assert (await store.get_execution("e2")).cancel_reason == "pending is cancellable"
     with pytest.raises(NotFoundError):
@@ -341,7 +369,7 @@ async def test_a_cancel_is_recorded_once_for_a_running_execution(store: Store) -
 async def test_an_ended_execution_is_left_alone_by_a_cancel(store: Store) -> None:
     await store.create_execution(execution("e1"))
     for item in RUN:
-        await store.append_event(item)
+        await append_event(store, item)
     ended = await store.request_cancel("e1", "too late")
     assert (ended.state, ended.cancel_reason) == (ExecutionState.COMPENSATED, None)
     assert await store.cancel_requests(["e1"]) == {}

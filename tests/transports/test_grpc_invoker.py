@@ -253,8 +253,9 @@ async def test_pushback_is_read_from_trailing_metadata(
 
 @pytest.mark.parametrize("versions", [("v1alpha",), ("v1",), ()], ids=["v1alpha", "v1", "none"])
 async def test_reflection_answer_does_not_depend_on_a_race(versions: tuple[str, ...]) -> None:
-    """grpcio sometimes reports a refused stream as INTERNAL instead of UNIMPLEMENTED; fifty
-    fresh fetches all give the same, right answer."""
+    """grpcio sometimes reports a stream the server refused as a bare INTERNAL instead of
+    UNIMPLEMENTED, so whether a version is offered is asked with a unary call; fifty fresh
+    fetches all give the same, right answer."""
     async with echo_server(versions) as (endpoint, _):
         outcomes = set()
         for _ in range(50):

@@ -6,6 +6,8 @@ unresolvable name is looked up from a DNS server address on loopback where nothi
 (a gRPC target URI, given as an endpoint override, since workflows name plain host:port).
 """
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,9 +80,9 @@ async def test_a_tls_handshake_that_fails() -> None:
     assert echo.max_in_flight == 0
 
 
-async def test_a_reflection_failure() -> None:
-    """The schema could not be fetched (reflection answers UNAVAILABLE): the method was never
-    called, whatever the status says."""
+@asynccontextmanager
+async def reflection_down() -> AsyncIterator[str]:
+    """A gRPC server whose reflection answers UNAVAILABLE to every request; yields its address."""
 
     async def unavailable(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         await context.abort(grpc.StatusCode.UNAVAILABLE, "reflection is down")
@@ -97,9 +99,16 @@ async def test_a_reflection_failure() -> None:
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
-        state, events = await run(f"127.0.0.1:{port}")
+        yield f"127.0.0.1:{port}"
     finally:
         await server.stop(None)
+
+
+async def test_a_reflection_failure() -> None:
+    """The schema could not be fetched (reflection answers UNAVAILABLE): the method was never
+    called, whatever the status says."""
+    async with reflection_down() as endpoint:
+        state, events = await run(endpoint)
     assert_failed_without_doubt(state, events, "server reflection failed: reflection is down")
 
 

@@ -101,26 +101,58 @@ def _unary(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[An
     return call
 
 
+class OpenStreams:
+    """The streams served now, so a drain ends them at once, each with UNAVAILABLE.
+
+    A stream's task is cancelled only while it waits for its next reply (and turns that
+    cancellation into the error); one busy elsewhere stops before asking for the next. So a
+    reply costs no task of its own.
+    """
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self._waiting: set[asyncio.Task[Any]] = set()
+        self._cancelled: set[asyncio.Task[Any]] = set()
+
+    def stop(self) -> None:
+        """End every stream: those waiting now at once, the others before their next reply."""
+        self.stopping = True
+        for task in self._waiting:
+            task.cancel()
+            self._cancelled.add(task)
+
+    async def next_reply(self, replies: AsyncIterator[Any]) -> Any:
+        """The stream's next reply; StopAsyncIteration at its end."""
+        task = asyncio.current_task()
+        assert task is not None
+        if self.stopping:
+            raise ConnectError(Code.UNAVAILABLE, SHUTTING_DOWN)
+        self._waiting.add(task)
+        try:
+            return await anext(replies)
+        except asyncio.CancelledError:
+            if task not in self._cancelled:
+                raise
+            self._cancelled.discard(task)
+            task.uncancel()  # a stream that outlives the drain ends, resumable
+            raise ConnectError(Code.UNAVAILABLE, SHUTTING_DOWN) from None
+        finally:
+            self._waiting.discard(task)
+
+
 def _streaming(
-    handler: Callable[..., AsyncIterator[Any]], stopping: asyncio.Event
+    handler: Callable[..., AsyncIterator[Any]], streams: OpenStreams
 ) -> Callable[..., AsyncIterator[Any]]:
     async def call(request: Any, ctx: RequestContext[Any, Any]) -> AsyncIterator[Any]:
         replies = handler(request, ConnectCall(ctx))
-        stop = asyncio.ensure_future(stopping.wait())
         try:
             while True:
-                reply = asyncio.ensure_future(anext(replies))
-                await asyncio.wait({reply, stop}, return_when=asyncio.FIRST_COMPLETED)
-                if not reply.done():  # a stream that outlives the drain ends, resumable
-                    reply.cancel()
-                    await asyncio.wait({reply})  # the generator unwinds before it is closed
-                    raise ConnectError(Code.UNAVAILABLE, SHUTTING_DOWN)
                 try:
-                    yield reply.result()
+                    reply = await streams.next_reply(replies)
                 except StopAsyncIteration:
                     return
+                yield reply
         finally:
-            stop.cancel()
             await replies.aclose()  # type: ignore[attr-defined]
 
     return call
@@ -149,21 +181,21 @@ class TokenInterceptor:
 
 def connect_app(
     servicer: Any,
-    stopping: asyncio.Event,
+    streams: OpenStreams,
     *,
     tokens: dict[str, str] | None,
     max_message_bytes: int,
 ) -> orchestrator_connect.OrchestratorASGIApplication:
     """The ASGI application serving every RPC of the servicer over Connect (and gRPC-Web).
 
-    Streams end with UNAVAILABLE once `stopping` is set. JSON requests with unknown fields are
+    Streams end with UNAVAILABLE once `streams` stop. JSON requests with unknown fields are
     refused (INVALID_ARGUMENT), so a misspelt field is not silently ignored.
     """
     methods: dict[str, Any] = {}
     for method in SERVICE.methods:
         handler = getattr(servicer, method.name)
         methods[_snake(method.name)] = (
-            _streaming(handler, stopping) if method.server_streaming else _unary(handler)
+            _streaming(handler, streams) if method.server_streaming else _unary(handler)
         )
     interceptors = [TokenInterceptor(TokenCheck(tokens))] if tokens else []
     return orchestrator_connect.OrchestratorASGIApplication(

@@ -14,7 +14,7 @@ import structlog
 import uvicorn
 
 from maestro_server.api.http.app import HttpApp
-from maestro_server.api.http.connect import connect_app
+from maestro_server.api.http.connect import OpenStreams, connect_app
 
 log = structlog.get_logger("maestro.http")
 _GRACE_SECONDS = 5
@@ -59,9 +59,9 @@ class HttpFace:
         max_message_bytes: int,
         tls: tuple[Path, Path, Path | None] | None = None,
     ) -> None:
-        self._stopping = asyncio.Event()
+        self._streams = OpenStreams()
         api = connect_app(
-            servicer, self._stopping, tokens=tokens, max_message_bytes=max_message_bytes
+            servicer, self._streams, tokens=tokens, max_message_bytes=max_message_bytes
         )
         self._host, self._port, self._tls = host, port, tls
         self.app = HttpApp(api, ready, tokens)
@@ -90,7 +90,7 @@ class HttpFace:
 
     async def stop(self) -> None:
         """End open streams (UNAVAILABLE, resumable), then stop serving."""
-        self._stopping.set()
+        self._streams.stop()
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
             await self._task

@@ -18,7 +18,6 @@ import structlog
 from google.protobuf import descriptor, descriptor_pool, json_format, message_factory
 from google.protobuf.message import Message
 
-from maestro_server.json_numbers import struct_numbers
 from maestro_server.model.workflow import GrpcMethod, Service
 from maestro_server.schemas.descriptors import (
     SchemaError,
@@ -29,6 +28,7 @@ from maestro_server.schemas.descriptors import (
 from maestro_server.schemas.methods import MethodNotFoundError, find_method
 from maestro_server.transports.base import Call, CallError
 from maestro_server.transports.grpc import reflection
+from maestro_server.transports.grpc.codec import Codec
 from maestro_server.transports.guard import SYSTEM_GUARD, AddressGuard
 from maestro_server.transports.tls import ClientTls
 
@@ -36,6 +36,9 @@ log = structlog.get_logger("maestro.grpc")
 
 # Codes that say the service is down or overloaded (they trip its circuit breaker).
 _BREAKER_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"})
+# Services remembered. Each holds its schema files; `maestro serve` loads a workflow per
+# execution, so this stays small: a running workflow's services, not every one ever sent.
+_TARGETS_KEPT = 64
 _CHANNEL_OPTIONS = [
     ("grpc.enable_retries", 0),  # the engine's retry policy is the only retry layer
     # Channels with different TLS identities must not share connections to one target.
@@ -53,6 +56,8 @@ class _Method:
     call: Callable[..., Any]
     reflected: bool
     """The schema came from the server's reflection, so it can go stale."""
+    channel: grpc.aio.Channel
+    codec: Codec
 
 
 class _Schema:
@@ -66,6 +71,7 @@ class _Schema:
         reflected: bool,
     ) -> None:
         self.pool = pool
+        self.codec = Codec(pool)
         self.reflected = reflected
         self.services = [service for file in files for service in file.services_by_name.values()]
 
@@ -98,10 +104,14 @@ class GrpcInvoker:
         # by a service with another.
         self._methods: dict[tuple[tuple[str, ...], str, grpc.aio.Channel], _Method] = {}
         self._locks: dict[tuple[str, ...], asyncio.Lock] = {}
+        # A service's schema key and channel, by the Service object (workflows are immutable
+        # and outlive their calls): hashing its files and reading its TLS once, not per call.
+        self._targets: dict[int, tuple[Service, tuple[str, ...], grpc.aio.Channel]] = {}
 
     async def close(self) -> None:
         """Close every channel."""
         channels, self._channels = self._channels, {}
+        self._targets = {}
         await asyncio.gather(*(channel.close() for channel in channels.values()))
 
     def channel(self, service: Service) -> grpc.aio.Channel:
@@ -120,6 +130,17 @@ class GrpcInvoker:
                 channel = grpc.aio.secure_channel(service.endpoint, credentials, options=options)
             self._channels[key] = channel
         return channel
+
+    def _target(self, service: Service) -> tuple[tuple[str, ...], grpc.aio.Channel]:
+        """The schema key and the channel of a service."""
+        cached = self._targets.get(id(service))
+        if cached is not None and cached[0] is service:
+            return cached[1], cached[2]
+        key, channel = _schema_key(service), self.channel(service)
+        if len(self._targets) >= _TARGETS_KEPT:
+            self._targets.clear()
+        self._targets[id(service)] = (service, key, channel)
+        return key, channel
 
     async def invoke(self, call: Call) -> Any:
         """Make one unary call; the response comes back as a dict with proto field names."""
@@ -149,7 +170,7 @@ class GrpcInvoker:
                 self._forget(service, method, "the request has a field the schema lacks")
                 refreshed = True
                 continue
-            await _connected(self.channel(service), service, call.timeout)
+            await _connected(method.channel, service, call.timeout)
             try:
                 response = await method.call(message, timeout=call.timeout, metadata=metadata)
             except grpc.aio.AioRpcError as exc:
@@ -160,18 +181,10 @@ class GrpcInvoker:
                 refreshed = True
                 continue
             break
-        data = json_format.MessageToDict(
-            response,
-            preserving_proto_field_name=True,
-            always_print_fields_with_no_presence=True,
-            descriptor_pool=method.pool,
-            unquote_int64_if_possible=True,
-        )
-        return struct_numbers(response.DESCRIPTOR, data, proto_names=True)
+        return method.codec.json(response)
 
     async def _method(self, service: Service, method: GrpcMethod, timeout: float) -> _Method:
-        key = _schema_key(service)
-        channel = self.channel(service)
+        key, channel = self._target(service)
         cached = self._methods.get((key, str(method), channel))
         if cached is not None:
             return cached
@@ -192,7 +205,14 @@ class GrpcInvoker:
             response_deserializer=response_class.FromString,
         )
         resolved = _Method(
-            path, request_class, response_class, schema.pool, multicallable, schema.reflected
+            path,
+            request_class,
+            response_class,
+            schema.pool,
+            multicallable,
+            schema.reflected,
+            channel,
+            schema.codec,
         )
         self._methods[(key, str(method), channel)] = resolved
         return resolved
@@ -249,7 +269,7 @@ class GrpcInvoker:
 
 def _request(method: _Method, payload: Any, service: Service) -> Message:
     try:
-        return json_format.ParseDict(payload, method.request(), descriptor_pool=method.pool)
+        return method.codec.message(method.request, payload)
     except (json_format.ParseError, TypeError, ValueError) as exc:
         raise CallError(
             "INVALID_REQUEST",

@@ -22,7 +22,7 @@ _PATHS = (
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
 )
 _MAX_ROUNDS = 16
-_MAX_TRIES = 8
+_LIST_SERVICES = reflection_pb2.ServerReflectionRequest(list_services="")
 
 
 class NoReflectionError(SchemaError):
@@ -32,9 +32,8 @@ class NoReflectionError(SchemaError):
 class _Session:
     """One reflection stream: ask, read the answer, repeat.
 
-    Requests are fed through a queue to the call's request iterator rather than written with
-    `call.write()`: a write racing a server that ends the stream at once (UNIMPLEMENTED)
-    fails with a bare INTERNAL, hiding the status that matters.
+    Opened only once a unary call has shown the server offers this version (see fetch_files);
+    requests are fed through a queue to the call's request iterator.
     """
 
     def __init__(
@@ -59,50 +58,52 @@ class _Session:
         response = await self.call.read()
         if response is grpc.aio.EOF:
             raise SchemaError("the reflection stream ended early")
-        assert isinstance(response, reflection_pb2.ServerReflectionResponse)
-        if response.HasField("error_response"):
-            error = response.error_response
-            raise SchemaError(f"reflection error {error.error_code}: {error.error_message}")
-        return response
+        return _answer(response)
+
+
+def _answer(response: Any) -> reflection_pb2.ServerReflectionResponse:
+    assert isinstance(response, reflection_pb2.ServerReflectionResponse)
+    if response.HasField("error_response"):
+        error = response.error_response
+        raise SchemaError(f"reflection error {error.error_code}: {error.error_message}")
+    return response
 
 
 async def fetch_files(channel: grpc.aio.Channel, timeout: float) -> FileProtos:
     """Every file describing the server's services, with dependencies repaired.
 
-    A server without a reflection version ends the stream with UNIMPLEMENTED, but grpcio
-    sometimes reports that as a bare INTERNAL (the request raced the stream's end); such a
-    version is asked again in a later round, so the answer does not depend on the race.
+    Whether the server offers a reflection version is asked first with a unary call (the
+    service list), which sends its request with the call itself: a server without that version
+    answers UNIMPLEMENTED. Asked on a stream, grpcio may write the request after such a server
+    has ended the stream, and then reports its failed write, a bare INTERNAL, in place of the
+    server's status.
     """
-    unsupported: set[str] = set()
-    last: grpc.aio.AioRpcError | None = None
-    for _ in range(_MAX_TRIES):
-        for path in _PATHS:
-            if path in unsupported:
+    for path in _PATHS:
+        listing = channel.unary_unary(
+            path,
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+        )
+        try:
+            listed = _answer(await listing(_LIST_SERVICES, timeout=timeout))
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
                 continue
-            method = channel.stream_stream(
-                path,
-                request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
-                response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
-            )
-            session = _Session(method, timeout)
-            try:
-                return await _fetch(session)
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
-                    unsupported.add(path)
-                elif exc.code() != grpc.StatusCode.INTERNAL:
-                    raise
-                last = exc
-            finally:
-                session.close()
-        if len(unsupported) == len(_PATHS):
-            raise NoReflectionError("the server does not offer server reflection")
-    assert last is not None
-    raise last
+            raise
+        method = channel.stream_stream(
+            path,
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+        )
+        session = _Session(method, timeout)
+        try:
+            return await _fetch(session, listed)
+        finally:
+            session.close()
+    raise NoReflectionError("the server does not offer server reflection")
 
 
-async def _fetch(session: _Session) -> FileProtos:
-    listed = await session.ask(reflection_pb2.ServerReflectionRequest(list_services=""))
+async def _fetch(session: _Session, listed: reflection_pb2.ServerReflectionResponse) -> FileProtos:
     services = [
         s.name
         for s in listed.list_services_response.service

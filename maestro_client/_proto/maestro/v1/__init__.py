@@ -707,6 +707,17 @@ class ExecuteWorkflowRequest(betterproto2.Message):
     The name of the workflow file, used in diagnostics; `workflow.yaml` when empty.
     """
 
+    event_types: "list[EventType]" = betterproto2.field(7, betterproto2.TYPE_ENUM, repeated=True)
+    """
+    Stream only events of these types; every event when empty. A client that wants only the
+    outcome asks for the four terminal types (WORKFLOW_COMPLETED, WORKFLOW_FAILED,
+    WORKFLOW_COMPENSATED, WORKFLOW_CANCELLED). The events keep their sequence numbers in the
+    log, so the filtered stream has gaps; resume it with WatchExecution after the last
+    sequence received and the same `event_types`. The stream still ends where the unfiltered
+    one would, even when that event is filtered out. EVENT_TYPE_UNSPECIFIED is
+    INVALID_ARGUMENT.
+    """
+
 
 default_message_pool.register_message(
     "maestro.v1", "ExecuteWorkflowRequest", ExecuteWorkflowRequest
@@ -822,6 +833,14 @@ class Execution(betterproto2.Message):
     """
     The step that failed for good and stopped the execution (FAILED, COMPENSATING, COMPENSATED
     or COMPENSATION_FAILED); empty otherwise.
+    """
+
+    output_value: "__google__protobuf__.Value | None" = betterproto2.field(
+        16, betterproto2.TYPE_MESSAGE, optional=True
+    )
+    """
+    The workflow's output when it is not an object (a list, say), as it is; `output` then
+    holds it under the key `value`.
     """
 
 
@@ -1229,6 +1248,14 @@ class StepExecution(betterproto2.Message):
     The request of the step's compensation as first rendered, once the compensation started.
     """
 
+    output_value: "__google__protobuf__.Value | None" = betterproto2.field(
+        10, betterproto2.TYPE_MESSAGE, optional=True
+    )
+    """
+    The output when it is not an object, as it is: a `for_each` step's list of its elements'
+    outputs (`output` then holds it under the key `value`).
+    """
+
 
 default_message_pool.register_message("maestro.v1", "StepExecution", StepExecution)
 
@@ -1307,6 +1334,13 @@ class WatchExecutionRequest(betterproto2.Message):
     after_sequence: "int" = betterproto2.field(2, betterproto2.TYPE_INT64)
     """
     Stream only events whose sequence is greater than this; 0 streams the whole log.
+    """
+
+    event_types: "list[EventType]" = betterproto2.field(3, betterproto2.TYPE_ENUM, repeated=True)
+    """
+    Stream only events of these types; every event when empty. As in ExecuteWorkflowRequest:
+    sequence numbers are the log's, so the filtered stream has gaps, and it ends where the
+    unfiltered one would.
     """
 
 
@@ -1419,8 +1453,9 @@ class WorkflowEvent(betterproto2.Message):
 
     sequence: "int" = betterproto2.field(2, betterproto2.TYPE_INT64)
     """
-    Position in the execution's log: 1, 2, 3 … with no gaps. Resume a stream after it with
-    WatchExecution.
+    Position in the execution's log: 1, 2, 3 … with no gaps (a stream filtered by
+    `event_types` skips the sequences of the events it leaves out). Resume a stream after it
+    with WatchExecution.
     """
 
     time: "datetime.datetime | None" = betterproto2.field(
@@ -1493,6 +1528,20 @@ class WorkflowEvent(betterproto2.Message):
     A STEP_SUCCEEDED that follows tells the step had its effect, and its output.
     """
 
+    output_value: "__google__protobuf__.Value | None" = betterproto2.field(
+        14, betterproto2.TYPE_MESSAGE, optional=True
+    )
+    """
+    The output when it is not an object, as it is: a `for_each` step's STEP_SUCCEEDED carries
+    the list of its elements' outputs here (`output` then holds it under the key `value`).
+    """
+
+    element_index: "int | None" = betterproto2.field(15, betterproto2.TYPE_INT32, optional=True)
+    """
+    On the step and compensation events of one element of a `for_each` step: its index (from
+    0). Unset on the step's own events (its STEP_SUCCEEDED with the list, its STEP_FAILED).
+    """
+
 
 default_message_pool.register_message("maestro.v1", "WorkflowEvent", WorkflowEvent)
 
@@ -1554,6 +1603,21 @@ class WorkflowStep(betterproto2.Message):
     )
     """
     What undoes the step, when it has a `compensate`.
+    """
+
+    for_each: "str" = betterproto2.field(7, betterproto2.TYPE_STRING)
+    """
+    A `for_each` step's list as written (its template); empty for a step that runs once.
+    """
+
+    for_each_as: "str" = betterproto2.field(8, betterproto2.TYPE_STRING)
+    """
+    The name a `for_each` step binds each element to (`as`, default `item`).
+    """
+
+    for_each_concurrency: "int" = betterproto2.field(9, betterproto2.TYPE_INT32)
+    """
+    How many elements of a `for_each` step run at once.
     """
 
 

@@ -443,11 +443,14 @@ class WorkflowEvent(_message.Message):
     RETRY_DELAY_FIELD_NUMBER: _builtins.int
     IN_DOUBT_FIELD_NUMBER: _builtins.int
     PROBE_FIELD_NUMBER: _builtins.int
+    OUTPUT_VALUE_FIELD_NUMBER: _builtins.int
+    ELEMENT_INDEX_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     """The execution this event belongs to."""
     sequence: _builtins.int
-    """Position in the execution's log: 1, 2, 3 … with no gaps. Resume a stream after it with
-    WatchExecution.
+    """Position in the execution's log: 1, 2, 3 … with no gaps (a stream filtered by
+    `event_types` skips the sequences of the events it leaves out). Resume a stream after it
+    with WatchExecution.
     """
     type: Global___EventType.ValueType
     """What happened."""
@@ -465,6 +468,10 @@ class WorkflowEvent(_message.Message):
     """On step events: the attempt asked again, under the step's idempotency key, about a step
     whose outcome was in doubt (with its compensation's patience), before deciding to undo it.
     A STEP_SUCCEEDED that follows tells the step had its effect, and its output.
+    """
+    element_index: _builtins.int
+    """On the step and compensation events of one element of a `for_each` step: its index (from
+    0). Unset on the step's own events (its STEP_SUCCEEDED with the list, its STEP_FAILED).
     """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
@@ -486,6 +493,12 @@ class WorkflowEvent(_message.Message):
     def retry_delay(self) -> _duration_pb2.Duration:
         """On STEP_RETRYING: how long until the next attempt."""
 
+    @_builtins.property
+    def output_value(self) -> _struct_pb2.Value:
+        """The output when it is not an object, as it is: a `for_each` step's STEP_SUCCEEDED carries
+        the list of its elements' outputs here (`output` then holds it under the key `value`).
+        """
+
     def __init__(
         self,
         *,
@@ -502,12 +515,16 @@ class WorkflowEvent(_message.Message):
         retry_delay: _duration_pb2.Duration | None = ...,
         in_doubt: _builtins.bool = ...,
         probe: _builtins.bool = ...,
+        output_value: _struct_pb2.Value | None = ...,
+        element_index: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "error", b"error", "output", b"output", "retry_delay", b"retry_delay", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_element_index", b"_element_index", "duration", b"duration", "element_index", b"element_index", "error", b"error", "output", b"output", "output_value", b"output_value", "retry_delay", b"retry_delay", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "duration", b"duration", "error", b"error", "execution_id", b"execution_id", "in_doubt", b"in_doubt", "output", b"output", "probe", b"probe", "retry_delay", b"retry_delay", "sequence", b"sequence", "state", b"state", "step_id", b"step_id", "time", b"time", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_element_index", b"_element_index", "attempt", b"attempt", "duration", b"duration", "element_index", b"element_index", "error", b"error", "execution_id", b"execution_id", "in_doubt", b"in_doubt", "output", b"output", "output_value", b"output_value", "probe", b"probe", "retry_delay", b"retry_delay", "sequence", b"sequence", "state", b"state", "step_id", b"step_id", "time", b"time", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__element_index: _TypeAlias = _typing.Literal["element_index"]  # noqa: Y015
+    _WhichOneofArgType__element_index: _TypeAlias = _typing.Literal["_element_index", b"_element_index"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__element_index) -> _WhichOneofReturnType__element_index | None: ...
 
 Global___WorkflowEvent: _TypeAlias = WorkflowEvent  # noqa: Y015
 
@@ -526,6 +543,7 @@ class StepExecution(_message.Message):
     END_TIME_FIELD_NUMBER: _builtins.int
     INPUT_FIELD_NUMBER: _builtins.int
     COMPENSATION_INPUT_FIELD_NUMBER: _builtins.int
+    OUTPUT_VALUE_FIELD_NUMBER: _builtins.int
     step_id: _builtins.str
     """The step's `id`."""
     state: Global___StepState.ValueType
@@ -559,6 +577,12 @@ class StepExecution(_message.Message):
     def compensation_input(self) -> _struct_pb2.Struct:
         """The request of the step's compensation as first rendered, once the compensation started."""
 
+    @_builtins.property
+    def output_value(self) -> _struct_pb2.Value:
+        """The output when it is not an object, as it is: a `for_each` step's list of its elements'
+        outputs (`output` then holds it under the key `value`).
+        """
+
     def __init__(
         self,
         *,
@@ -571,10 +595,11 @@ class StepExecution(_message.Message):
         end_time: _timestamp_pb2.Timestamp | None = ...,
         input: _struct_pb2.Struct | None = ...,
         compensation_input: _struct_pb2.Struct | None = ...,
+        output_value: _struct_pb2.Value | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["compensation_input", b"compensation_input", "end_time", b"end_time", "error", b"error", "input", b"input", "output", b"output", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["compensation_input", b"compensation_input", "end_time", b"end_time", "error", b"error", "input", b"input", "output", b"output", "output_value", b"output_value", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "compensation_input", b"compensation_input", "end_time", b"end_time", "error", b"error", "input", b"input", "output", b"output", "start_time", b"start_time", "state", b"state", "step_id", b"step_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "compensation_input", b"compensation_input", "end_time", b"end_time", "error", b"error", "input", b"input", "output", b"output", "output_value", b"output_value", "start_time", b"start_time", "state", b"state", "step_id", b"step_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -601,6 +626,7 @@ class Execution(_message.Message):
     WORKFLOW_YAML_FIELD_NUMBER: _builtins.int
     GRAPH_FIELD_NUMBER: _builtins.int
     FAILED_STEP_ID_FIELD_NUMBER: _builtins.int
+    OUTPUT_VALUE_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     """The execution's id: client-chosen (1 to 200 printable ASCII characters, no spaces) or a
     UUID made by the server.
@@ -651,6 +677,12 @@ class Execution(_message.Message):
     def graph(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkflowStep]:
         """The workflow's steps as a graph, in definition order. Left empty in ListExecutions."""
 
+    @_builtins.property
+    def output_value(self) -> _struct_pb2.Value:
+        """The workflow's output when it is not an object (a list, say), as it is; `output` then
+        holds it under the key `value`.
+        """
+
     def __init__(
         self,
         *,
@@ -669,10 +701,11 @@ class Execution(_message.Message):
         workflow_yaml: _builtins.str = ...,
         graph: _abc.Iterable[Global___WorkflowStep] | None = ...,
         failed_step_id: _builtins.str = ...,
+        output_value: _struct_pb2.Value | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "error", b"error", "input", b"input", "output", b"output"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "error", b"error", "input", b"input", "output", b"output", "output_value", b"output_value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "error", b"error", "execution_id", b"execution_id", "failed_step_id", b"failed_step_id", "graph", b"graph", "input", b"input", "last_sequence", b"last_sequence", "output", b"output", "state", b"state", "steps", b"steps", "workflow_hash", b"workflow_hash", "workflow_name", b"workflow_name", "workflow_version", b"workflow_version", "workflow_yaml", b"workflow_yaml"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "error", b"error", "execution_id", b"execution_id", "failed_step_id", b"failed_step_id", "graph", b"graph", "input", b"input", "last_sequence", b"last_sequence", "output", b"output", "output_value", b"output_value", "state", b"state", "steps", b"steps", "workflow_hash", b"workflow_hash", "workflow_name", b"workflow_name", "workflow_version", b"workflow_version", "workflow_yaml", b"workflow_yaml"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -768,6 +801,9 @@ class WorkflowStep(_message.Message):
     DEPENDS_ON_FIELD_NUMBER: _builtins.int
     WHEN_FIELD_NUMBER: _builtins.int
     COMPENSATION_FIELD_NUMBER: _builtins.int
+    FOR_EACH_FIELD_NUMBER: _builtins.int
+    FOR_EACH_AS_FIELD_NUMBER: _builtins.int
+    FOR_EACH_CONCURRENCY_FIELD_NUMBER: _builtins.int
     step_id: _builtins.str
     """The step's `id`."""
     service: _builtins.str
@@ -776,6 +812,12 @@ class WorkflowStep(_message.Message):
     """The method it calls: a gRPC method name, or an HTTP verb and path."""
     when: _builtins.str
     """The step's `when` condition, as written; empty when the step always runs."""
+    for_each: _builtins.str
+    """A `for_each` step's list as written (its template); empty for a step that runs once."""
+    for_each_as: _builtins.str
+    """The name a `for_each` step binds each element to (`as`, default `item`)."""
+    for_each_concurrency: _builtins.int
+    """How many elements of a `for_each` step run at once."""
     @_builtins.property
     def depends_on(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The ids of the steps that must finish before this one starts."""
@@ -793,10 +835,13 @@ class WorkflowStep(_message.Message):
         depends_on: _abc.Iterable[_builtins.str] | None = ...,
         when: _builtins.str = ...,
         compensation: Global___WorkflowCompensation | None = ...,
+        for_each: _builtins.str = ...,
+        for_each_as: _builtins.str = ...,
+        for_each_concurrency: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["compensation", b"compensation"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["compensation", b"compensation", "depends_on", b"depends_on", "method", b"method", "service", b"service", "step_id", b"step_id", "when", b"when"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["compensation", b"compensation", "depends_on", b"depends_on", "for_each", b"for_each", "for_each_as", b"for_each_as", "for_each_concurrency", b"for_each_concurrency", "method", b"method", "service", b"service", "step_id", b"step_id", "when", b"when"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -906,6 +951,7 @@ class ExecuteWorkflowRequest(_message.Message):
     EXECUTION_ID_FIELD_NUMBER: _builtins.int
     FILES_FIELD_NUMBER: _builtins.int
     WORKFLOW_PATH_FIELD_NUMBER: _builtins.int
+    EVENT_TYPES_FIELD_NUMBER: _builtins.int
     workflow_yaml: _builtins.str
     """A workflow definition as YAML."""
     execution_id: _builtins.str
@@ -933,6 +979,17 @@ class ExecuteWorkflowRequest(_message.Message):
         registered workflow has its files, so `files` beside a `reference` is INVALID_ARGUMENT.
         """
 
+    @_builtins.property
+    def event_types(self) -> _containers.RepeatedScalarFieldContainer[Global___EventType.ValueType]:
+        """Stream only events of these types; every event when empty. A client that wants only the
+        outcome asks for the four terminal types (WORKFLOW_COMPLETED, WORKFLOW_FAILED,
+        WORKFLOW_COMPENSATED, WORKFLOW_CANCELLED). The events keep their sequence numbers in the
+        log, so the filtered stream has gaps; resume it with WatchExecution after the last
+        sequence received and the same `event_types`. The stream still ends where the unfiltered
+        one would, even when that event is filtered out. EVENT_TYPE_UNSPECIFIED is
+        INVALID_ARGUMENT.
+        """
+
     def __init__(
         self,
         *,
@@ -942,10 +999,11 @@ class ExecuteWorkflowRequest(_message.Message):
         execution_id: _builtins.str = ...,
         files: _abc.Mapping[_builtins.str, _builtins.bytes] | None = ...,
         workflow_path: _builtins.str = ...,
+        event_types: _abc.Iterable[Global___EventType.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "reference", b"reference", "workflow", b"workflow", "workflow_yaml", b"workflow_yaml"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id", "files", b"files", "input", b"input", "reference", b"reference", "workflow", b"workflow", "workflow_path", b"workflow_path", "workflow_yaml", b"workflow_yaml"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_types", b"event_types", "execution_id", b"execution_id", "files", b"files", "input", b"input", "reference", b"reference", "workflow", b"workflow", "workflow_path", b"workflow_path", "workflow_yaml", b"workflow_yaml"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_workflow: _TypeAlias = _typing.Literal["workflow_yaml", "reference"]  # noqa: Y015
     _WhichOneofArgType_workflow: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
@@ -1089,19 +1147,28 @@ class WatchExecutionRequest(_message.Message):
 
     EXECUTION_ID_FIELD_NUMBER: _builtins.int
     AFTER_SEQUENCE_FIELD_NUMBER: _builtins.int
+    EVENT_TYPES_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     """The execution to watch; empty is INVALID_ARGUMENT."""
     after_sequence: _builtins.int
     """Stream only events whose sequence is greater than this; 0 streams the whole log."""
+    @_builtins.property
+    def event_types(self) -> _containers.RepeatedScalarFieldContainer[Global___EventType.ValueType]:
+        """Stream only events of these types; every event when empty. As in ExecuteWorkflowRequest:
+        sequence numbers are the log's, so the filtered stream has gaps, and it ends where the
+        unfiltered one would.
+        """
+
     def __init__(
         self,
         *,
         execution_id: _builtins.str = ...,
         after_sequence: _builtins.int = ...,
+        event_types: _abc.Iterable[Global___EventType.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "execution_id", b"execution_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "event_types", b"event_types", "execution_id", b"execution_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -36,7 +36,8 @@ function eventDetail(event) {
   if (event.inDoubt) parts.push("in doubt");
   if (event.retryDelay) parts.push(`retry in ${duration(parseFloat(event.retryDelay) * 1000)}`);
   if (event.duration) parts.push(`took ${duration(parseFloat(event.duration) * 1000)}`);
-  if (event.output !== undefined) parts.push(`output ${JSON.stringify(event.output)}`);
+  if (event.elementIndex !== undefined) parts.push(`element ${event.elementIndex}`);
+  if (event.output !== undefined) parts.push(`output ${JSON.stringify(event.outputValue ?? event.output)}`);
   return parts.join(" · ");
 }
 
@@ -129,7 +130,7 @@ export function executionPage(view, ctx, executionId) {
         failing ? h("button", { type: "button", class: "link", onclick: () => select(failing) }, `show step ${failing}`) : null) : null,
       progress.gap ? errorBanner({ code: "GAP", message: progress.gap }) : null,
       h("details", {}, h("summary", {}, "Input"), json(execution.input || {})),
-      execution.output || state === "COMPLETED" ? h("details", {}, h("summary", {}, "Output"), json(terminal && terminal.output ? terminal.output : execution.output || null)) : null,
+      execution.output || state === "COMPLETED" ? h("details", {}, h("summary", {}, "Output"), json(terminal && terminal.output ? terminal.outputValue ?? terminal.output : execution.outputValue ?? execution.output ?? null)) : null,
       ctx.canAct ? actions : null);
     renderActions(state);
   }

@@ -41,20 +41,26 @@ export class Progress {
     const executionState = bare(event.state, "EXECUTION_STATE_");
     this.state = executionState;
     const id = event.stepId;
+    // An element of a for_each step: its step runs while its elements do, and stays
+    // COMPENSATION_FAILED once one of them is (as model/progress.py folds it).
+    const element = event.elementIndex !== undefined && event.elementIndex !== null;
     if (id && STEP_OF_EVENT[type]) {
       const step = this.step(id);
       const compensating = step.state === "COMPENSATING";
+      const before = step.state;
       step.state = type === "STEP_RETRYING" && compensating ? "COMPENSATING" : STEP_OF_EVENT[type];
+      if (element && !type.startsWith("COMPENSATION")) step.state = ["PENDING", "RUNNING"].includes(before) ? "RUNNING" : before;
+      if (element && type === "COMPENSATION_SUCCEEDED" && before === "COMPENSATION_FAILED") step.state = before;
       if (type === "STEP_STARTED") {
         step.attempts = Math.max(step.attempts, event.attempt || 0);
         step.start = step.start || event.time;
       }
-      if (type === "STEP_SUCCEEDED") step.output = event.output ?? null;
+      if (type === "STEP_SUCCEEDED" && !element) step.output = event.outputValue ?? event.output ?? null;
       if (event.error) step.error = event.error;
       if (type === "COMPENSATION_STARTED" && !this.undoOrder.includes(id)) this.undoOrder.push(id);
       if (!["RUNNING", "COMPENSATING"].includes(step.state)) step.end = event.time;
     }
-    this.timeline(type, event, id);
+    this.timeline(type, event, element ? `${id}[${event.elementIndex}]` : id);
   }
 
   timeline(type, event, id) {
