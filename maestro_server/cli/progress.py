@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from maestro_server.api.convert import event_to_json_line
 from maestro_server.errors import EXIT_COMPENSATION_FAILED, EXIT_FAILED, EXIT_OK, InvalidInputError
-from maestro_server.logs import colour_wanted
 from maestro_server.model.execution import TERMINAL_EVENTS, Event, EventType, ExecutionState
-from maestro_server.store.base import LogEntries
+
+if TYPE_CHECKING:
+    from maestro_server.store.base import LogEntries
 
 EXIT_BY_STATE = {
     ExecutionState.COMPLETED: EXIT_OK,
@@ -88,6 +88,8 @@ class ProgressPrinter:
         self.only = only
         self._out = out
         self._err = err
+        from maestro_server.logs import colour_wanted  # structlog: when events are shown
+
         self._colour = colour_wanted(err)
 
     async def append(self, entries: LogEntries) -> None:
@@ -103,6 +105,8 @@ class ProgressPrinter:
         if self.only and event.type not in self.only:
             return
         if self.jsonl:
+            from maestro_server.api.convert import event_to_json_line  # protobuf: only here
+
             self._out.write(event_to_json_line(event) + "\n")
             self._out.flush()
             return

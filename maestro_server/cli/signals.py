@@ -8,8 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from maestro_server.api.convert import check_input_travels
-from maestro_server.definition.inputs import parse_input
 from maestro_server.errors import InvalidInputError
 from maestro_server.model.signals import SIGNAL_NAME, Signal
 
@@ -53,9 +51,7 @@ def read_payload(args: argparse.Namespace) -> dict[str, Any]:
             raise InvalidInputError(f"{path}: cannot read the payload: {exc.strerror}") from None
     else:
         return {}
-    payload = parse_input(text, source)
-    check_input_travels(payload, source)
-    return payload
+    return _payload(text, source)
 
 
 def parse_signals(values: Sequence[str], execution_id: str) -> list[Signal]:
@@ -69,8 +65,18 @@ def parse_signals(values: Sequence[str], execution_id: str) -> list[Signal]:
                 f"digits, '_', '-', '.'), not {value[:60]!r}"
             )
         source = f"--signal {name}"
-        payload = parse_input(text or "{}", source)
-        check_input_travels(payload, source)
+        payload = _payload(text or "{}", source)
         now = datetime.now(UTC)
         signals.append(Signal(execution_id, name, f"cli-{position}", payload, now, position))
     return signals
+
+
+def _payload(text: str, source: str) -> dict[str, Any]:
+    """A payload as JSON text, checked as an input is: it must travel in a request."""
+    # Imported here: a command's --help loads neither the API's messages nor the definitions.
+    from maestro_server.api.convert import check_input_travels
+    from maestro_server.definition.inputs import parse_input
+
+    payload: dict[str, Any] = parse_input(text, source)
+    check_input_travels(payload, source)
+    return payload
