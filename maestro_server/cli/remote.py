@@ -171,6 +171,8 @@ def _streamed(printer: ProgressPrinter) -> list[maestro_client.EventType]:
     The exit code and the output come from the terminal event, shown or not. Every type
     (an empty list) when all are shown.
     """
+    import maestro_client
+
     if not printer.only:
         return []
     wanted = sorted(printer.only | TERMINAL_EVENTS)
