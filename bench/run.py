@@ -46,6 +46,7 @@ from pg_cost import Cost, PgMeter  # noqa: E402
 from processes import ROOT, cpu_seconds, maestro_serve  # noqa: E402
 from scale import scale  # noqa: E402
 from scale_out import scale_out  # noqa: E402
+from startup import measure as measure_startup  # noqa: E402
 from systems import (  # noqa: E402
     STEPS,
     Direct,
@@ -262,8 +263,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 out = await scale_out(services, yaml, args.executions, 128)
                 if out is not None:
                     results["scale_out"] = out
-        # Item 7 (CLI start-up) plugs in here: bench/startup.py's figures go under
-        # results["startup"] (see targets.startup for their shape).
+            print("start-up", file=sys.stderr)  # item 7, against the services above
+            results["startup"] = measure_startup(services.endpoints)
         if args.scale:
             print(f"scale: {args.scale} executions", file=sys.stderr)
             results["scale"] = await scale(

@@ -18,7 +18,7 @@ Errors of calls are `MaestroError`s (with the server's `reason`); how an executi
 when not completed, is an `ExecutionFailureError`.
 """
 
-from maestro_client._calls import Registered, Validation
+from maestro_client._calls import Registered, Signalled, Validation
 from maestro_client._client import MaestroClient
 from maestro_client._errors import (
     AbortedError,
@@ -83,6 +83,7 @@ __all__ = [
     "PermissionDeniedError",
     "Registered",
     "ResourceExhaustedError",
+    "Signalled",
     "StepExecution",
     "StepState",
     "SyncExecutionHandle",

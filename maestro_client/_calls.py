@@ -41,6 +41,8 @@ from maestro_client._proto.maestro.v1 import (
     RegisterWorkflowResponse,
     ResumeExecutionRequest,
     ResumeExecutionResponse,
+    SignalExecutionRequest,
+    SignalExecutionResponse,
     StartWorkflowRequest,
     StartWorkflowResponse,
     ValidateWorkflowRequest,
@@ -64,6 +66,17 @@ class Started:
     """The answer to `start`: the execution's id, and whether this call created it."""
 
     execution_id: str
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Signalled:
+    """The answer to `signal_execution`: the signal's id, and whether this call stored it.
+
+    `created` is false when a signal with this id had reached the execution already.
+    """
+
+    signal_id: str
     created: bool
 
 
@@ -227,6 +240,23 @@ def resume(execution_id: str) -> Unary[ResumeExecutionResponse, Execution]:
         lambda response: present(response.execution),
         # Sent again after it took effect, it would find the execution compensating.
         repeatable=False,
+    )
+
+
+def signal(
+    execution_id: str, name: str, payload: Mapping[str, Any] | None, signal_id: str
+) -> Unary[SignalExecutionResponse, Signalled]:
+    """Send a signal; without an id, one is made here so that sending it again is harmless."""
+    return Unary(
+        "SignalExecution",
+        SignalExecutionRequest(
+            execution_id=execution_id,
+            name=name,
+            payload=to_struct(dict(payload or {})),
+            signal_id=signal_id or str(uuid.uuid4()),
+        ),
+        SignalExecutionResponse,
+        lambda response: Signalled(response.signal_id, response.created),
     )
 
 

@@ -19,6 +19,7 @@ from maestro_client import _calls as calls
 from maestro_client._calls import (
     SERVICE,
     Registered,
+    Signalled,
     Validation,
     Workflow,
     auth_metadata,
@@ -239,6 +240,22 @@ class MaestroClient:
     async def resume(self, execution_id: str) -> Execution:
         """Retry the failed compensations of a COMPENSATION_FAILED execution."""
         return await self._call(calls.resume(execution_id))
+
+    async def signal_execution(
+        self,
+        execution_id: str,
+        name: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        signal_id: str = "",
+    ) -> Signalled:
+        """Send the signal `name` to an execution; a `wait` step for it takes `payload`.
+
+        Returns once the server stored it, before any step takes it. The same `signal_id`
+        again is the same signal (kept once); without one, one is made for this call.
+        NotFoundError for an unknown execution, FailedPreconditionError for a finished one.
+        """
+        return await self._call(calls.signal(execution_id, name, payload, signal_id))
 
     async def validate(self, workflow: Workflow) -> Validation:
         """The server's diagnostics for a workflow."""

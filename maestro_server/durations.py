@@ -33,3 +33,15 @@ def parse_duration(text: str) -> timedelta:
         return sum((UNITS[p["unit"]] * float(p["amount"]) for p in parts), timedelta())
     except OverflowError:
         raise OverflowError(f"duration {text!r} is too long") from None
+
+
+def format_duration(value: timedelta) -> str:
+    """A duration as a workflow writes it: `30s`, `1m30s`, `24h`, `250ms` (whole milliseconds)."""
+    left = round(value / UNITS["ms"])
+    parts = []
+    for unit in ("d", "h", "m", "s", "ms"):
+        size = round(UNITS[unit] / UNITS["ms"])
+        amount, left = divmod(left, size)
+        if amount:
+            parts.append(f"{amount}{unit}")
+    return "".join(parts) or "0s"

@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
-
-import grpc
+from typing import TYPE_CHECKING, ClassVar
 
 from maestro_server.diagnostics import Diagnostic
+
+if TYPE_CHECKING:
+    import grpc
 
 ERROR_DOMAIN = "maestro.dev"
 """The `google.rpc.ErrorInfo` domain of every error the Orchestrator answers."""
@@ -61,6 +62,26 @@ class Reason(enum.StrEnum):
     TOKEN_INVALID = "TOKEN_INVALID"
     TOKEN_READ_ONLY = "TOKEN_READ_ONLY"
     INTERNAL = "INTERNAL"
+    EXECUTION_FINISHED = "EXECUTION_FINISHED"
+
+
+class Status(enum.Enum):
+    """The gRPC status codes of these errors: `grpc.StatusCode`'s names, google.rpc's numbers.
+
+    Not grpc.StatusCode itself: importing grpc costs a command that needs only these errors
+    (`maestro validate`, say) more than the rest of its start-up.
+    """
+
+    INVALID_ARGUMENT = 3
+    NOT_FOUND = 5
+    ALREADY_EXISTS = 6
+    PERMISSION_DENIED = 7
+    RESOURCE_EXHAUSTED = 8
+    FAILED_PRECONDITION = 9
+    ABORTED = 10
+    INTERNAL = 13
+    UNAVAILABLE = 14
+    UNAUTHENTICATED = 16
 
 
 EXIT_OK = 0
@@ -81,7 +102,7 @@ def exit_code_for_status(code: grpc.StatusCode) -> int:
         ResourceExhaustedError,
         UnavailableError,
     ):
-        if cls.grpc_status == code:
+        if cls.grpc_status.name == code.name:
             return cls.exit_code
     return EXIT_ERROR
 
@@ -89,7 +110,7 @@ def exit_code_for_status(code: grpc.StatusCode) -> int:
 class MaestroError(Exception):
     """Base of every error Maestro raises on purpose."""
 
-    grpc_status: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
+    grpc_status: ClassVar[Status] = Status.INTERNAL
     exit_code: ClassVar[int] = EXIT_ERROR
     default_reason: ClassVar[Reason] = Reason.INTERNAL
 
@@ -114,7 +135,7 @@ class MaestroError(Exception):
 class InvalidWorkflowError(MaestroError):
     """The workflow definition is invalid; `diagnostics` lists every problem found."""
 
-    grpc_status = grpc.StatusCode.INVALID_ARGUMENT
+    grpc_status = Status.INVALID_ARGUMENT
     exit_code = EXIT_INVALID
     default_reason = Reason.WORKFLOW_INVALID
 
@@ -147,7 +168,7 @@ class InvalidWorkflowError(MaestroError):
 class InvalidInputError(MaestroError):
     """The execution input is unusable (not an object, too deep, against the input schema)."""
 
-    grpc_status = grpc.StatusCode.INVALID_ARGUMENT
+    grpc_status = Status.INVALID_ARGUMENT
     exit_code = EXIT_INVALID
     default_reason = Reason.INPUT_INVALID
 
@@ -174,7 +195,7 @@ class InvalidRequestError(InvalidInputError):
 class TemplateError(MaestroError):
     """A template failed to render; names the step (or `output`) and the field."""
 
-    grpc_status = grpc.StatusCode.INVALID_ARGUMENT
+    grpc_status = Status.INVALID_ARGUMENT
     exit_code = EXIT_INVALID
     default_reason = Reason.INPUT_INVALID
 
@@ -189,7 +210,7 @@ class TemplateError(MaestroError):
 class NotFoundError(MaestroError):
     """A workflow, execution or file that was asked for does not exist."""
 
-    grpc_status = grpc.StatusCode.NOT_FOUND
+    grpc_status = Status.NOT_FOUND
     exit_code = EXIT_INVALID
     default_reason = Reason.EXECUTION_NOT_FOUND
 
@@ -197,7 +218,7 @@ class NotFoundError(MaestroError):
 class AlreadyExistsError(MaestroError):
     """An id or a workflow version is reused with different content."""
 
-    grpc_status = grpc.StatusCode.ALREADY_EXISTS
+    grpc_status = Status.ALREADY_EXISTS
     exit_code = EXIT_INVALID
     default_reason = Reason.EXECUTION_ALREADY_EXISTS
 
@@ -205,7 +226,7 @@ class AlreadyExistsError(MaestroError):
 class FailedPreconditionError(MaestroError):
     """The operation is not allowed in the current state."""
 
-    grpc_status = grpc.StatusCode.FAILED_PRECONDITION
+    grpc_status = Status.FAILED_PRECONDITION
     exit_code = EXIT_INVALID
     default_reason = Reason.EXECUTION_CONFLICT
 
@@ -213,7 +234,7 @@ class FailedPreconditionError(MaestroError):
 class AbortedError(MaestroError):
     """A concurrent request on the same execution won; this one did nothing."""
 
-    grpc_status = grpc.StatusCode.ABORTED
+    grpc_status = Status.ABORTED
     exit_code = EXIT_INVALID
     default_reason = Reason.EXECUTION_BEING_RESUMED
 
@@ -221,26 +242,26 @@ class AbortedError(MaestroError):
 class ResourceExhaustedError(MaestroError):
     """A limit was reached; retry later."""
 
-    grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED
+    grpc_status = Status.RESOURCE_EXHAUSTED
     default_reason = Reason.TOO_MANY_EXECUTIONS
 
 
 class UnavailableError(MaestroError):
     """The server or a part it needs is not available right now."""
 
-    grpc_status = grpc.StatusCode.UNAVAILABLE
+    grpc_status = Status.UNAVAILABLE
     default_reason = Reason.STORE_UNAVAILABLE
 
 
 class UnauthenticatedError(MaestroError):
     """No bearer token, or one the server does not know."""
 
-    grpc_status = grpc.StatusCode.UNAUTHENTICATED
+    grpc_status = Status.UNAUTHENTICATED
     default_reason = Reason.TOKEN_INVALID
 
 
 class PermissionDeniedError(MaestroError):
     """The caller may not do this (a read-only token)."""
 
-    grpc_status = grpc.StatusCode.PERMISSION_DENIED
+    grpc_status = Status.PERMISSION_DENIED
     default_reason = Reason.TOKEN_READ_ONLY

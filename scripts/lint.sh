@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 ruff check .
 ruff format --check .
-mypy maestro_server maestro_client scripts tests examples/onboarding/services/demo_services
+mypy maestro_server maestro_client scripts tests bench examples/onboarding/services/demo_services
 buf lint
 buf format -d --exit-code
 bash scripts/check-breaking.sh

@@ -40,4 +40,6 @@ def empty_tables(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as db:
         exists = db.execute("SELECT to_regclass('executions') IS NOT NULL").fetchone()
         if exists and exists[0]:
-            db.execute("TRUNCATE workflows, executions, events, requests")
+            signals = db.execute("SELECT to_regclass('signals') IS NOT NULL").fetchone()
+            more = ", signals" if signals and signals[0] else ""  # schema version 4 and up
+            db.execute(f"TRUNCATE workflows, executions, events, requests{more}")

@@ -42,6 +42,7 @@ def test_generated_server_code_imports_and_names_the_service() -> None:
         [
             "ExecuteWorkflow",
             "StartWorkflow",
+            "SignalExecution",
             "WatchExecution",
             "GetExecution",
             "ListExecutions",

@@ -30,6 +30,7 @@ def test_client_exports() -> None:
         "PermissionDeniedError",
         "Registered",
         "ResourceExhaustedError",
+        "Signalled",
         "StepExecution",
         "StepState",
         "SyncExecutionHandle",

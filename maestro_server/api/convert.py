@@ -104,6 +104,9 @@ def event_to_proto(event: Event) -> pb.WorkflowEvent:
         message.duration.FromTimedelta(event.duration)
     if event.retry_delay is not None:
         message.retry_delay.FromTimedelta(event.retry_delay)
+    _timestamp(message.deadline, event.deadline)
+    message.signal_name = event.signal_name
+    message.signal_id = event.signal_id
     return message
 
 
@@ -168,6 +171,8 @@ def execution_to_proto(record: ExecutionRecord, *, with_steps: bool = True) -> p
                 step.error.CopyFrom(error_to_proto(summary.error))
             _timestamp(step.start_time, summary.started_at)
             _timestamp(step.end_time, summary.ended_at)
+            _timestamp(step.deadline, summary.deadline)
+            step.signal_id = summary.signal_id
     return message
 
 
@@ -248,4 +253,7 @@ def event_from_proto(message: pb.WorkflowEvent) -> Event:
         in_doubt=message.in_doubt,
         probe=message.probe,
         element_index=message.element_index if message.HasField("element_index") else None,
+        deadline=message.deadline.ToDatetime(tzinfo=UTC) if message.HasField("deadline") else None,
+        signal_name=message.signal_name,
+        signal_id=message.signal_id,
     )

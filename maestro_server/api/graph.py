@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
-from maestro_server.model.workflow import Workflow
+from maestro_server.durations import format_duration
+from maestro_server.model.workflow import Sleep, Step, WaitForSignal, Workflow
+from maestro_server.templating.values import Template
 
 
 def workflow_graph(workflow: Workflow) -> list[pb.WorkflowStep]:
@@ -13,7 +15,7 @@ def workflow_graph(workflow: Workflow) -> list[pb.WorkflowStep]:
         message = pb.WorkflowStep(
             step_id=step.id,
             service=step.service,
-            method=str(step.method),
+            method=str(step.method) if step.pause is None else "",
             depends_on=list(step.depends_on),
             when=step.when.source if step.when is not None else "",
         )
@@ -27,5 +29,23 @@ def workflow_graph(workflow: Workflow) -> list[pb.WorkflowStep]:
                     service=step.compensate.service, method=str(step.compensate.method)
                 )
             )
+        _pause(message, step)
         steps.append(message)
     return steps
+
+
+def _pause(message: pb.WorkflowStep, step: Step) -> None:
+    if isinstance(step.pause, WaitForSignal):
+        message.wait_signal = step.pause.signal
+        if step.pause.timeout is not None:
+            message.wait_timeout.FromTimedelta(step.pause.timeout)
+    elif isinstance(step.pause, Sleep):
+        message.sleep = sleep_text(step.pause)
+
+
+def sleep_text(sleep: Sleep) -> str:
+    """A sleep as written: its duration (`30s`), or `until` (a template's source, or the time)."""
+    if sleep.duration is not None:
+        return format_duration(sleep.duration)
+    until = sleep.until
+    return until.source if isinstance(until, Template) else str(getattr(until, "value", ""))

@@ -349,6 +349,19 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         record = await self._manager.resume(_execution_id(request))
         return pb.ResumeExecutionResponse(execution=execution_to_proto(record))
 
+    @_unary
+    async def SignalExecution(
+        self, request: pb.SignalExecutionRequest, context: Context
+    ) -> pb.SignalExecutionResponse:
+        """Store a signal for an execution and return at once (an id again changes nothing)."""
+        signal, created = await self._manager.signal(
+            _execution_id(request),
+            request.name,
+            struct_to_dict(request.payload),
+            request.signal_id,
+        )
+        return pb.SignalExecutionResponse(signal_id=signal.signal_id, created=created)
+
 
 def _check_page_size(size: int) -> None:
     if not 0 <= size <= 1000:

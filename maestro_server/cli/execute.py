@@ -1,40 +1,28 @@
-"""`maestro execute`: run a workflow in this process, showing each event as it happens."""
+"""`maestro execute`: run a workflow in this process, showing each event as it happens.
+
+The engine and the transports (or, with `--server`, the SDK) are imported when the command
+runs, not when its flags are registered: `maestro --help` does not pay for them.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
-import signal
 import sys
-import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from maestro_server.api.convert import check_input_travels
-from maestro_server.cli.progress import (
-    EXIT_BY_STATE,
-    ProgressPrinter,
-    add_only_flag,
-    only_types,
-)
-from maestro_server.cli.remote import execute_remote, start_remote
+from maestro_server.cli.progress import add_only_flag, only_types
 from maestro_server.cli.serve import add_max_elements_flag, check_max_elements
-from maestro_server.definition import load_workflow_file
-from maestro_server.definition.endpoint_map import parse_endpoints
-from maestro_server.definition.inputs import check_input, parse_input
-from maestro_server.engine.dependencies import Dependencies
-from maestro_server.engine.runner import Runner
-from maestro_server.errors import (
-    InvalidInputError,
-)
-from maestro_server.logs import configure_logging
-from maestro_server.model.execution import ExecutionResult, ExecutionState
-from maestro_server.resilience.breaker import BreakerRegistry
-from maestro_server.resilience.clock import SystemClock
-from maestro_server.secret_values import Secrets
-from maestro_server.transports.registry import Transports
+from maestro_server.cli.signals import add_signal_flag, parse_signals
+from maestro_server.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from maestro_server.cli.progress import ProgressPrinter
+    from maestro_server.model.execution import ExecutionResult
+    from maestro_server.model.signals import Signal
+    from maestro_server.secret_values import Secrets
 
 
 def add_parser(commands: Any) -> None:
@@ -62,6 +50,7 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--execution-id", help="the execution's id (default: a new UUID)")
     add_max_elements_flag(parser)
+    add_signal_flag(parser)
     parser.add_argument(
         "--server", metavar="HOST:PORT", help="run on a Maestro server instead of in this process"
     )
@@ -91,6 +80,9 @@ def read_input(args: argparse.Namespace) -> dict[str, Any]:
 
     Refused (exit 1) where a server would refuse it, run here or there.
     """
+    from maestro_server.api.convert import check_input_travels
+    from maestro_server.definition.inputs import parse_input
+
     if getattr(args, "input", None) is not None:
         source, text = "--input", args.input
     elif args.input_file is not None:
@@ -108,20 +100,40 @@ def read_input(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_execute(args: argparse.Namespace) -> int:
     """Load, run and report; the exit code follows the execution's final state."""
+    import asyncio
+
+    from maestro_server.cli.progress import EXIT_BY_STATE, ProgressPrinter
+    from maestro_server.logs import configure_logging
+    from maestro_server.model.execution import ExecutionState
+
     configure_logging(level="DEBUG" if args.debug else "WARNING")
     only = only_types(args.only)
     if args.server:
+        if args.signal:
+            raise InvalidInputError(
+                "--signal applies to runs in this process; send signals to a server's "
+                "executions with `maestro executions signal ID NAME`"
+            )
         if args.endpoint:
             raise InvalidInputError(
                 "--endpoint applies to runs in this process; a server maps services with "
                 "its own --endpoint"
             )
+        from maestro_server.cli.remote import execute_remote, start_remote
+
         if args.no_wait:
             return start_remote(args, read_input(args))
         printer = ProgressPrinter(jsonl=args.events == "jsonl", only=only)
         return EXIT_BY_STATE[execute_remote(args, read_input(args), printer)]
     if args.no_wait:
         raise InvalidInputError("--no-wait applies to runs on a server (--server)")
+    import uuid
+
+    from maestro_server.definition import load_workflow_file
+    from maestro_server.definition.endpoint_map import parse_endpoints
+    from maestro_server.definition.inputs import check_input
+    from maestro_server.secret_values import Secrets
+
     workflow = load_workflow_file(args.file)
     try:
         workflow = workflow.with_endpoints(parse_endpoints(args.endpoint))
@@ -129,12 +141,21 @@ def run_execute(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"--endpoint: {exc.args[0]}") from None
     data = check_input(read_input(args), "input", workflow)
     execution_id = args.execution_id or str(uuid.uuid4())
+    signals = parse_signals(args.signal, execution_id)
     printer = ProgressPrinter(jsonl=args.events == "jsonl", only=only)
     secrets = Secrets(args.secrets_dir)
     check_max_elements(args)
     limit = args.max_for_each_elements
     result = asyncio.run(
-        _run(workflow, execution_id, data, printer, secrets, max_for_each_elements=limit)
+        _run(
+            workflow,
+            execution_id,
+            data,
+            printer,
+            secrets,
+            max_for_each_elements=limit,
+            signals=signals,
+        )
     )
     if result.state is ExecutionState.COMPLETED and args.events is None:
         json.dump(result.output, sys.stdout, indent=2)
@@ -150,7 +171,17 @@ async def _run(
     secrets: Secrets,
     *,
     max_for_each_elements: int,
+    signals: list[Signal],
 ) -> ExecutionResult:
+    import asyncio
+    import signal
+
+    from maestro_server.engine.dependencies import Dependencies
+    from maestro_server.engine.runner import Runner
+    from maestro_server.resilience.breaker import BreakerRegistry
+    from maestro_server.resilience.clock import SystemClock
+    from maestro_server.transports.registry import Transports
+
     clock = SystemClock()
     async with Transports(secrets) as transports:
         runner = Runner(
@@ -166,6 +197,7 @@ async def _run(
                 max_for_each_elements=max_for_each_elements,
             ),
         )
+        runner.deliver(signals)
         loop = asyncio.get_running_loop()
 
         def interrupt() -> None:

@@ -18,8 +18,17 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from maestro_server.definition.fields import describe, field_slot, item_slot, scalar_kind
 from maestro_server.definition.reader import did_you_mean
 from maestro_server.definition.schemas import ServiceSchema, schema_of
+from maestro_server.durations import format_duration
 from maestro_server.errors import InvalidInputError, TemplateError
-from maestro_server.model.workflow import ELEMENT_INDEX, GrpcMethod, HttpMethod, Step, Workflow
+from maestro_server.model.workflow import (
+    ELEMENT_INDEX,
+    GrpcMethod,
+    HttpMethod,
+    Sleep,
+    Step,
+    WaitForSignal,
+    Workflow,
+)
 from maestro_server.schemas.descriptors import FileProtos, SchemaError
 from maestro_server.schemas.methods import find_method
 
@@ -41,9 +50,11 @@ def explain(
         raise InvalidInputError(
             f"--explain: no step '{step_id}'{did_you_mean(step_id, ids)} (steps: {', '.join(ids)})"
         ) from None
-    service = workflow.services[step.service]
     schemas = {name: _schema(s, reflected.get(name)) for name, s in workflow.services.items()}
     context = _context(workflow, step, data, schemas)
+    if step.pause is not None:
+        return _pause_text(step, step.pause, context)
+    service = workflow.services[step.service]
     lines = [f"step {step.id}: service {service.name} ({service.type} {service.endpoint})"]
     if step.for_each is not None:
         lines.append(_bind_element(step, context))
@@ -82,6 +93,22 @@ def _bind_element(step: Step, context: dict[str, Any]) -> str:
     context[name] = _Stand(name)
     why = "an empty list" if isinstance(items, list) else "a list not known here"
     return f"{head}: {why}; shown with a stand-in element (index 0)"
+
+
+def _pause_text(step: Step, pause: WaitForSignal | Sleep, context: Mapping[str, Any]) -> str:
+    """What a `wait` or `sleep` step waits for: it sends nothing."""
+    if isinstance(pause, WaitForSignal):
+        timeout = f", for at most {format_duration(pause.timeout)}" if pause.timeout else ""
+        output = f" (read as .{step.output})" if step.output else ""
+        return (
+            f"step {step.id}: sends nothing; waits for the signal '{pause.signal}'{timeout}\n"
+            f"its output is the signal's payload{output}\n"
+        )
+    if pause.duration is not None:
+        return f"step {step.id}: sends nothing; sleeps {format_duration(pause.duration)}\n"
+    until = _render(pause.until, context)
+    rendered = "rendered with the example input"
+    return f"step {step.id}: sends nothing; sleeps until {until} ({rendered})\n"
 
 
 def _schema(service: Any, reflected: FileProtos | None) -> ServiceSchema | None:

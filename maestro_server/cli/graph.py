@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from maestro_server.model.workflow import Step, Workflow
+from maestro_server.api.graph import sleep_text
+from maestro_server.durations import format_duration
+from maestro_server.model.workflow import Sleep, Step, WaitForSignal, Workflow
 
 
 def _label(text: str) -> str:
@@ -13,11 +15,26 @@ def _node_id(step: Step) -> str:
     return "step_" + step.id.replace("-", "_")
 
 
+# A wait for a signal is a hexagon, a sleep a parallelogram; a call a rectangle.
+_SHAPES = {WaitForSignal: ("{{", "}}"), Sleep: ("[/", "/]")}
+
+
+def _what(step: Step) -> str:
+    pause = step.pause
+    if isinstance(pause, WaitForSignal):
+        timeout = f" (timeout {format_duration(pause.timeout)})" if pause.timeout else ""
+        return f"wait for signal {pause.signal}{timeout}"
+    if isinstance(pause, Sleep):
+        until = "" if pause.duration is not None else "until "
+        return f"sleep {until}{sleep_text(pause)}"
+    return f"{step.service}: {step.method}"
+
+
 def to_mermaid(workflow: Workflow) -> str:
     """Render the workflow's step graph as Mermaid `flowchart TD` source."""
     lines = ["flowchart TD"]
     for step in workflow.steps:
-        label = f"{step.id}<br/>{step.service}: {step.method}"
+        label = f"{step.id}<br/>{_what(step)}"
         for_each = step.for_each
         if for_each is not None:
             at_once = f", {for_each.concurrency} at a time" if for_each.concurrency > 1 else ""
@@ -25,8 +42,10 @@ def to_mermaid(workflow: Workflow) -> str:
         if step.when is not None:
             label += f"<br/>when {step.when.source}"
         # A for_each step is drawn as a subroutine box: it runs once per element.
-        shape = ("[[", "]]") if for_each is not None else ("[", "]")
-        lines.append(f'    {_node_id(step)}{shape[0]}"{_label(label)}"{shape[1]}')
+        opening, closing = (
+            ("[[", "]]") if for_each is not None else _SHAPES.get(type(step.pause), ("[", "]"))
+        )
+        lines.append(f'    {_node_id(step)}{opening}"{_label(label)}"{closing}')
     for step in workflow.steps:
         for dependency in step.depends_on:
             lines.append(f"    {_node_id(workflow.step(dependency))} --> {_node_id(step)}")

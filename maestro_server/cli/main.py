@@ -4,6 +4,10 @@ Exit codes: 0 success; 1 invalid workflow or input; 2 the workflow failed or was
 3 a compensation failed; 4 any other error. Diagnostics go to stderr, results to stdout.
 `--debug`, before or after any command, sets the log level to DEBUG and shows the traceback of
 an error; without it an unexpected error is one line, and exit code 4.
+
+A command imports what it runs when it runs it (the workflow language, the engine, grpc, the
+SDK), so `maestro --help` costs the interpreter and argparse, and `maestro validate` no
+transport, store or server; tests/test_cli_startup.py keeps it so.
 """
 
 from __future__ import annotations
@@ -14,16 +18,10 @@ import sys
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maestro_server import __version__
 from maestro_server.cli import execute, remote, serve
-from maestro_server.cli.explain import explain
-from maestro_server.cli.graph import to_mermaid
-from maestro_server.cli.validation import endpoint_flags, load_reflected
-from maestro_server.definition import load_workflow_file
-from maestro_server.definition.endpoints import address_problems
-from maestro_server.definition.inputs import check_input
 from maestro_server.diagnostics import Diagnostic, SourceLocation
 from maestro_server.errors import (
     EXIT_ERROR,
@@ -33,9 +31,10 @@ from maestro_server.errors import (
     InvalidWorkflowError,
     MaestroError,
 )
-from maestro_server.logs import configure_logging
-from maestro_server.model.workflow import Workflow
-from maestro_server.schemas.descriptors import FileProtos
+
+if TYPE_CHECKING:
+    from maestro_server.model.workflow import Workflow
+    from maestro_server.schemas.descriptors import FileProtos
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +47,14 @@ class _Checked:
 
 def _check(file: str, reflect_with: dict[str, str] | None = None) -> _Checked:
     """Load a file; with `reflect_with` (endpoints), check it against reflected schemas too."""
+    from maestro_server.definition import load_workflow_file
+    from maestro_server.definition.endpoints import address_problems
+
     try:
         reflected = None
         if reflect_with is not None:
+            from maestro_server.cli.validation import load_reflected
+
             workflow, reflected = load_reflected(file, reflect_with)
         else:
             workflow = load_workflow_file(file)
@@ -86,6 +90,8 @@ def _diagnostic_json(diagnostic: Diagnostic) -> dict[str, Any]:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from maestro_server.cli.validation import endpoint_flags
+
     if args.explain is not None and len(args.files) != 1:
         raise InvalidInputError("--explain explains a step of one workflow: give one FILE")
     endpoints = endpoint_flags(args.endpoint)
@@ -125,6 +131,11 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _example_input(args: argparse.Namespace, results: list[_Checked]) -> int:
     """With --input-file, check the input as a start would; with --explain, show the step."""
+    if not args.input_file and args.explain is None:
+        return EXIT_OK
+    from maestro_server.cli.explain import explain
+    from maestro_server.definition.inputs import check_input
+
     data = execute.read_input(args) if args.input_file else {}
     for result in results:
         assert result.workflow is not None
@@ -136,6 +147,8 @@ def _example_input(args: argparse.Namespace, results: list[_Checked]) -> int:
 
 
 def _graph(args: argparse.Namespace) -> int:
+    from maestro_server.cli.graph import to_mermaid
+
     result = _check(args.file)
     if result.workflow is None:
         for diagnostic in result.diagnostics:
@@ -216,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line and exit with its code."""
     args = build_parser().parse_args(argv)
     if args.debug:
+        from maestro_server.logs import configure_logging
+
         configure_logging(level="DEBUG")
     try:
         code = args.run(args)

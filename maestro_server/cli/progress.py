@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from maestro_server.api.convert import event_to_json_line
 from maestro_server.errors import EXIT_COMPENSATION_FAILED, EXIT_FAILED, EXIT_OK, InvalidInputError
-from maestro_server.logs import colour_wanted
 from maestro_server.model.execution import TERMINAL_EVENTS, Event, EventType, ExecutionState
-from maestro_server.store.base import LogEntries
+
+if TYPE_CHECKING:
+    from maestro_server.store.base import LogEntries
 
 EXIT_BY_STATE = {
     ExecutionState.COMPLETED: EXIT_OK,
@@ -34,6 +34,8 @@ _MARKS = {
     EventType.WORKFLOW_FAILED: ("■", "31;1"),
     EventType.WORKFLOW_COMPENSATED: ("■", "33;1"),
     EventType.WORKFLOW_CANCELLED: ("■", "33;1"),
+    EventType.STEP_WAITING: ("⏸", "36"),
+    EventType.SIGNAL_RECEIVED: ("✉", "36"),
 }
 
 
@@ -86,6 +88,8 @@ class ProgressPrinter:
         self.only = only
         self._out = out
         self._err = err
+        from maestro_server.logs import colour_wanted  # structlog: when events are shown
+
         self._colour = colour_wanted(err)
 
     async def append(self, entries: LogEntries) -> None:
@@ -101,6 +105,8 @@ class ProgressPrinter:
         if self.only and event.type not in self.only:
             return
         if self.jsonl:
+            from maestro_server.api.convert import event_to_json_line  # protobuf: only here
+
             self._out.write(event_to_json_line(event) + "\n")
             self._out.flush()
             return
@@ -117,6 +123,12 @@ class ProgressPrinter:
             details.append(_ms(event.duration.total_seconds()))
         if event.retry_delay is not None:
             details.append(f"retry in {_ms(event.retry_delay.total_seconds())}")
+        if event.signal_name:
+            details.append(f"signal {event.signal_name}")
+        if event.signal_id:
+            details.append(f"id {event.signal_id}")
+        if event.deadline is not None:
+            details.append(f"until {event.deadline.isoformat(timespec='seconds')}")
         if details:
             text += f" ({', '.join(details)})"
         if event.error is not None:

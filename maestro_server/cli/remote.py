@@ -2,7 +2,8 @@
 
 They run on the SDK's `SyncMaestroClient`: TLS, the bearer token, paging, error decoding and the
 resumption of dropped event streams are the SDK's. This module turns flags into calls and
-answers into the output the commands have always printed.
+answers into the output the commands have always printed. The SDK (grpc, protobuf) is
+imported when one of these commands runs, not when its flags are registered.
 """
 
 from __future__ import annotations
@@ -15,22 +16,11 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import betterproto2
-import grpc
-
-import maestro_client
-from maestro_client import SyncMaestroClient, WorkflowRef, WorkflowSource
-from maestro_server.cli.progress import (
-    EXIT_BY_STATE,
-    ProgressPrinter,
-    add_only_flag,
-    only_types,
-)
-from maestro_server.definition import load_workflow_file
+from maestro_server.cli.progress import add_only_flag, only_types
+from maestro_server.cli.signals import add_signal_command, read_payload
 from maestro_server.errors import EXIT_OK, InvalidInputError, exit_code_for_status
-from maestro_server.json_numbers import whole_numbers
 from maestro_server.model.execution import (
     TERMINAL_EVENTS,
     ErrorInfo,
@@ -38,6 +28,13 @@ from maestro_server.model.execution import (
     EventType,
     ExecutionState,
 )
+
+if TYPE_CHECKING:
+    import betterproto2
+
+    import maestro_client
+    from maestro_client import SyncMaestroClient, WorkflowRef, WorkflowSource
+    from maestro_server.cli.progress import ProgressPrinter
 
 _EPOCH = datetime.fromtimestamp(0, UTC)
 """What an unset Timestamp reads as."""
@@ -47,6 +44,8 @@ class RemoteError(Exception):
     """A server answered with an error; carries the exit code it maps to."""
 
     def __init__(self, error: maestro_client.MaestroError) -> None:
+        import maestro_client
+
         # The SDK has a class per status it expects; for any other it names the status itself.
         if type(error) is maestro_client.MaestroError:
             lines = [f"maestro: {error.message}"]
@@ -61,6 +60,11 @@ class RemoteError(Exception):
 @contextmanager
 def _client(args: argparse.Namespace) -> Iterator[SyncMaestroClient]:
     """A client of the server the flags name; its errors come out as RemoteError."""
+    import grpc
+
+    import maestro_client
+    from maestro_client import SyncMaestroClient
+
     tls_ca: Path | None = getattr(args, "tls_ca", None)
     credentials = grpc.ssl_channel_credentials(tls_ca.read_bytes()) if tls_ca else None
     token = getattr(args, "token", None)
@@ -80,11 +84,17 @@ def message_text(message: betterproto2.Message) -> str:
     Whole numbers are printed as integers: the API has no double fields, so every float here
     came through a Struct, which carries numbers as doubles.
     """
+    import betterproto2
+
+    from maestro_server.json_numbers import whole_numbers
+
     return json.dumps(whole_numbers(message.to_dict(casing=betterproto2.Casing.SNAKE)), indent=2)
 
 
 def event_from_message(message: maestro_client.WorkflowEvent) -> Event:
     """The domain form of a streamed event, which the progress printer shows."""
+    import maestro_client
+
     error = message.error
     return Event(
         execution_id=message.execution_id,
@@ -112,6 +122,9 @@ def _print(message: betterproto2.Message) -> None:
 
 def _source(file: str) -> WorkflowSource:
     """A workflow file checked here first (local diagnostics), with the files it names."""
+    from maestro_client import WorkflowSource
+    from maestro_server.definition import load_workflow_file
+
     try:
         workflow = load_workflow_file(file)
     except OSError as exc:  # the file named on the command line: bad input, exit 1
@@ -125,6 +138,8 @@ def _workflow(argument: str) -> WorkflowSource | WorkflowRef:
     What looks like a file (a `.yaml` or `.yml` name, or a path) is read as one, so a mistyped
     file name is reported as such rather than looked up on the server.
     """
+    from maestro_client import WorkflowRef
+
     path = Path(argument)
     if path.exists() or path.suffix in (".yaml", ".yml") or "/" in argument:
         return _source(argument)
@@ -156,6 +171,8 @@ def _streamed(printer: ProgressPrinter) -> list[maestro_client.EventType]:
     The exit code and the output come from the terminal event, shown or not. Every type
     (an empty list) when all are shown.
     """
+    import maestro_client
+
     if not printer.only:
         return []
     wanted = sorted(printer.only | TERMINAL_EVENTS)
@@ -226,6 +243,9 @@ def add_parsers(commands: Any) -> None:
         if name == "cancel":
             sub.add_argument("--reason", default="")
         sub.set_defaults(run=_executions)
+    signal = add_signal_command(executions_commands)
+    _connection_flags(signal)
+    signal.set_defaults(run=_executions)
 
     workflows = commands.add_parser("workflows", help="workflow definitions on a server")
     workflows_commands = workflows.add_subparsers(dest="action", required=True)
@@ -242,6 +262,9 @@ def add_parsers(commands: Any) -> None:
 
 
 def _executions(args: argparse.Namespace) -> int:
+    import maestro_client
+    from maestro_server.cli.progress import EXIT_BY_STATE, ProgressPrinter
+
     with _client(args) as client:
         if args.action == "list":
             states = [maestro_client.ExecutionState[s.upper()] for s in args.state]
@@ -259,6 +282,13 @@ def _executions(args: argparse.Namespace) -> int:
             return EXIT_OK
         if args.action == "cancel":
             _print(client.cancel(args.execution_id, args.reason))
+            return EXIT_OK
+        if args.action == "signal":
+            sent = client.signal_execution(
+                args.execution_id, args.name, read_payload(args), signal_id=args.signal_id
+            )
+            verb = "sent" if sent.created else "already received"
+            print(f"signal {args.name!r} ({sent.signal_id}): {verb}")
             return EXIT_OK
         printer = ProgressPrinter(jsonl=args.events == "jsonl", only=only_types(args.only))
         watched = client.watch(args.execution_id, args.after, event_types=_streamed(printer))

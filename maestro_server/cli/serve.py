@@ -3,28 +3,28 @@
 Whoever can call the API can make the server call any endpoint a workflow names, so the server
 listens on loopback unless `--host` says otherwise, and will not listen elsewhere without
 `--auth-token-file` (or client certificates, `--tls-client-ca`) unless `--insecure` says so.
+
+The server, its stores and structlog are imported when the command runs, not when its flags
+are registered: `maestro --help` does not pay for them.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import structlog
-
-from maestro_server.api.auth import load_tokens
-from maestro_server.api.server import OrchestratorServer, ServerSettings
-from maestro_server.definition.admission import AdmissionPolicy
-from maestro_server.definition.endpoint_map import parse_endpoints, read_endpoint_file
 from maestro_server.durations import parse_duration
-from maestro_server.engine.dependencies import DEFAULT_MAX_FOR_EACH_ELEMENTS
 from maestro_server.errors import EXIT_OK, InvalidInputError
-from maestro_server.logs import configure_logging
-from maestro_server.model.addresses import is_loopback_host
-from maestro_server.store.open import DEFAULT_SERVER_STORE, close_store, open_store
+
+if TYPE_CHECKING:
+    from maestro_server.api.server import ServerSettings
+
+DEFAULT_SERVER_STORE = "sqlite:///maestro.db"
+DEFAULT_MAX_FOR_EACH_ELEMENTS = 1000
+"""The engine's default (engine.dependencies), written out: importing the engine to read it
+would cost `maestro --help` the engine's imports. tests/test_cli_startup.py keeps them equal."""
 
 
 def add_parser(commands: Any) -> None:
@@ -167,12 +167,16 @@ def _seconds(text: str, flag: str) -> float:
 
 def _endpoints(args: argparse.Namespace) -> dict[str, str]:
     """The --endpoint-file's pairs, then the --endpoint flags' (which win)."""
+    from maestro_server.definition.endpoint_map import parse_endpoints, read_endpoint_file
+
     endpoints = read_endpoint_file(args.endpoint_file) if args.endpoint_file else {}
     return endpoints | parse_endpoints(args.endpoint)
 
 
 def exposure_warning(args: argparse.Namespace) -> str | None:
     """Refuse an open API off loopback; the one-line warning when `--insecure` allows it."""
+    from maestro_server.model.addresses import is_loopback_host
+
     if is_loopback_host(args.host) or args.auth_token_file or args.tls_client_ca:
         return None
     if not args.insecure:
@@ -188,6 +192,15 @@ def exposure_warning(args: argparse.Namespace) -> str | None:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until SIGTERM or SIGINT, then drain."""
+    import asyncio
+
+    import structlog
+
+    from maestro_server.api.auth import load_tokens
+    from maestro_server.api.server import ServerSettings
+    from maestro_server.definition.admission import AdmissionPolicy
+    from maestro_server.logs import configure_logging
+
     level = "DEBUG" if args.debug else args.log_level.upper()
     configure_logging(level=level, json=args.log_format == "json")
     if (args.tls_cert is None) != (args.tls_key is None):
@@ -225,6 +238,9 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: ServerSettings, store_url: str, lease: float) -> None:
+    from maestro_server.api.server import OrchestratorServer
+    from maestro_server.store.open import close_store, open_store
+
     # grpc.aio objects belong to the loop they are made in: make them inside it.
     store = await open_store(store_url, lease=lease)
     try:

@@ -3,12 +3,12 @@
 A workflow is loaded once as it is; its gRPC services that name no `descriptor_set` or `protos`
 are then asked for their schemas by server reflection (nothing else is called), and the
 workflow is loaded again with them. A service that cannot be reflected is an error at the
-service, since the check asked for could not be made.
+service, since the check asked for could not be made. grpc is imported only then: a
+`maestro validate` without `--reflect` runs without it.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -18,8 +18,6 @@ from maestro_server.errors import InvalidInputError, InvalidWorkflowError
 from maestro_server.model.workflow import Workflow
 from maestro_server.schemas.descriptors import FileProtos
 from maestro_server.secret_values import Secrets
-from maestro_server.transports.grpc.invoker import GrpcInvoker
-from maestro_server.transports.grpc.reflected import reflect_schemas, reflected_services
 
 REFLECTION_TIMEOUT = 10.0
 
@@ -31,6 +29,10 @@ def load_reflected(
 
     Raises InvalidWorkflowError.
     """
+    import asyncio
+
+    from maestro_server.transports.grpc.reflected import reflected_services
+
     workflow = load_workflow_file(file)
     try:
         pointed = workflow.with_endpoints(endpoints)
@@ -57,6 +59,9 @@ def load_reflected(
 
 
 async def _reflect(workflow: Workflow) -> tuple[dict[str, FileProtos], dict[str, str]]:
+    from maestro_server.transports.grpc.invoker import GrpcInvoker
+    from maestro_server.transports.grpc.reflected import reflect_schemas, reflected_services
+
     invoker = GrpcInvoker(Secrets())  # MAESTRO_SECRET_… for services that want mTLS
     try:
         return await reflect_schemas(invoker, reflected_services(workflow), REFLECTION_TIMEOUT)

@@ -11,8 +11,6 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import jsonschema
-
 from maestro_server.definition.fields import KIND_WORDS, fits_kind, json_kind
 from maestro_server.errors import InvalidInputError
 from maestro_server.model.workflow import InputRead, Workflow
@@ -61,6 +59,8 @@ def check_input(value: Any, source: str, workflow: Workflow | None = None) -> di
         message = f"{source}: input nests deeper than {MAX_INPUT_DEPTH} levels"
         raise InvalidInputError(message, violations=[("input", message)])
     if workflow is not None and workflow.input_schema is not None:
+        import jsonschema  # noqa: PLC0415 - as the parser: only for an input_schema
+
         validator = jsonschema.validators.validator_for(workflow.input_schema)(
             workflow.input_schema
         )

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 from yaml.nodes import Node
 
 from maestro_server.definition.calls import CallCheck
@@ -163,6 +162,10 @@ class _Parser:
                 node, "input_schema", "wrong-type", "'input_schema' must be a mapping"
             )
             return None
+        # Imported here: jsonschema costs `maestro validate` of a workflow without an
+        # input_schema more than the rest of the language does.
+        import jsonschema  # noqa: PLC0415
+
         try:
             jsonschema.validators.validator_for(schema).check_schema(schema)
         except jsonschema.SchemaError as exc:

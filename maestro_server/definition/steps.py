@@ -9,14 +9,16 @@ from yaml.nodes import Node
 
 from maestro_server.definition.for_each import FOR_EACH_KEYS, read_for_each
 from maestro_server.definition.http_paths import read_http_path
+from maestro_server.definition.pauses import PAUSE_KEYS, read_pause
 from maestro_server.definition.policies import read_retry
-from maestro_server.definition.reader import IDENTIFIER, Reader, did_you_mean
+from maestro_server.definition.reader import IDENTIFIER, Pairs, Reader, did_you_mean
 from maestro_server.definition.validate import Scope, TemplateSite
 from maestro_server.definition.value_compiler import ValueCompiler
 from maestro_server.model.workflow import (
     DEFAULT_COMPENSATION_RETRY,
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
+    PAUSE_METHOD,
     Compensation,
     GrpcMethod,
     HttpMethod,
@@ -40,6 +42,7 @@ STEP_KEYS = (
     "depends_on",
     "continue_on_error",
     *FOR_EACH_KEYS,
+    *PAUSE_KEYS,
 )
 COMPENSATE_KEYS = ("service", "method", "input", "retry", "timeout")
 HTTP_VERBS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -79,7 +82,9 @@ class StepReader:
     ) -> Step | None:
         r = self.reader
         pairs = r.mapping(node, path, "a step", STEP_KEYS)
-        if pairs is None or not r.require(pairs, node, path, "a step", "id", "service", "method"):
+        pauses = pairs is not None and any(key in pairs for key in PAUSE_KEYS)
+        needed = ("id",) if pauses else ("id", "service", "method")
+        if pairs is None or not r.require(pairs, node, path, "a step", *needed):
             return None
         step_id = r.string(pairs["id"][1], f"{path}.id", "'id'")
         if step_id is None:
@@ -92,30 +97,16 @@ class StepReader:
                 f"step id '{step_id}' must start with a letter and hold only letters, digits, "
                 "'_' and '-' (at most 128)",
             )
+        if pauses:
+            return self._pause_step(node, pairs, path, step_id, previous)
         service_name = r.string(pairs["service"][1], f"{path}.service", "'service'") or ""
         service = services.get(service_name)
         method = self._method(pairs["method"][1], f"{path}.method", service, step_id, Scope.STEP)
         output = None
         if "output" in pairs:
             output = r.string(pairs["output"][1], f"{path}.output", "'output'")
-        depends_on: tuple[str, ...] = (previous,) if previous else ()
-        if "depends_on" in pairs:
-            listed = r.string_list(pairs["depends_on"][1], f"{path}.depends_on", "'depends_on'")
-            depends_on = tuple(dict.fromkeys(text for text, _ in listed or []))
-        when = None
-        if "when" in pairs:
-            when_value = self.values.value(
-                pairs["when"][1], f"{path}.when", step_id, Scope.STEP, "when"
-            )
-            if isinstance(when_value, Template):
-                when = when_value
-            elif when_value is not None:
-                r.error(
-                    pairs["when"][1],
-                    f"{path}.when",
-                    "bad-value",
-                    "'when' must be a template such as \"{{ .input.send_email }}\"",
-                )
+        depends_on = self._depends_on(pairs, path, previous)
+        when = self._when(pairs, path, step_id)
         timeout = r.get(pairs, "timeout", r.duration, f"{path}.timeout")
         compensate = None
         if "compensate" in pairs:
@@ -149,6 +140,49 @@ class StepReader:
             continue_on_error=bool(continue_on_error),
             for_each=for_each,
         )
+
+    def _pause_step(
+        self, node: Node, pairs: Pairs, path: str, step_id: str, previous: str | None
+    ) -> Step:
+        """A `wait` or `sleep` step (returned even when its pause is invalid, as above)."""
+        r = self.reader
+        pause = read_pause(r, self.values, pairs, path, step_id)
+        output = r.get(pairs, "output", r.string, f"{path}.output") if "wait" in pairs else None
+        continue_on_error = r.get(
+            pairs, "continue_on_error", r.boolean, f"{path}.continue_on_error"
+        )
+        return Step(
+            id=step_id,
+            service="",
+            method=PAUSE_METHOD,
+            location=r.location(node),
+            output=output,
+            when=self._when(pairs, path, step_id),
+            depends_on=self._depends_on(pairs, path, previous),
+            continue_on_error=bool(continue_on_error),
+            pause=pause,
+        )
+
+    def _depends_on(self, pairs: Pairs, path: str, previous: str | None) -> tuple[str, ...]:
+        if "depends_on" not in pairs:
+            return (previous,) if previous else ()
+        r = self.reader
+        listed = r.string_list(pairs["depends_on"][1], f"{path}.depends_on", "'depends_on'")
+        return tuple(dict.fromkeys(text for text, _ in listed or []))
+
+    def _when(self, pairs: Pairs, path: str, step_id: str) -> Template | None:
+        if "when" not in pairs:
+            return None
+        when = self.values.value(pairs["when"][1], f"{path}.when", step_id, Scope.STEP, "when")
+        if isinstance(when, Template) or when is None:
+            return when
+        self.reader.error(
+            pairs["when"][1],
+            f"{path}.when",
+            "bad-value",
+            "'when' must be a template such as \"{{ .input.send_email }}\"",
+        )
+        return None
 
     def _compensation(
         self,

@@ -21,6 +21,7 @@ from maestro_server.engine.dependencies import (
     EventSink,
 )
 from maestro_server.engine.runner import Resumption, Runner
+from maestro_server.engine.signalling import deliver_new_signals, signal_to_send
 from maestro_server.engine.sinks import FirstAppend
 from maestro_server.errors import (
     AbortedError,
@@ -33,6 +34,7 @@ from maestro_server.errors import (
 from maestro_server.metrics import Metrics
 from maestro_server.model.execution import ExecutionState
 from maestro_server.model.progress import reopen
+from maestro_server.model.signals import Signal
 from maestro_server.model.workflow import Workflow
 from maestro_server.resilience.breaker import BreakerRegistry
 from maestro_server.resilience.clock import Clock, SystemClock
@@ -92,6 +94,11 @@ class ExecutionManager:
     def running(self) -> int:
         """How many executions are in flight."""
         return len(self._running)
+
+    @property
+    def waiting(self) -> int:
+        """How many of them have a step waiting for a signal."""
+        return sum(runner.waiting_for_signal for runner, _ in self._running.values())
 
     async def start(
         self,
@@ -192,6 +199,7 @@ class ExecutionManager:
                 await self._store.read_events(record.execution_id),
                 await self._store.saved_requests(record.execution_id),
                 retry_compensations,
+                await self._store.read_signals(record.execution_id),
             ),
             sink=sink,
             cancel_reason=record.cancel_reason,
@@ -257,6 +265,22 @@ class ExecutionManager:
             running[0].cancel(record.cancel_reason)
         return record
 
+    async def signal(
+        self, execution_id: str, name: str, payload: dict[str, Any], signal_id: str = ""
+    ) -> tuple[Signal, bool]:
+        """Send a signal to an execution; returns (the stored signal, whether it is new).
+
+        Stored first, so it holds wherever the execution runs: here the runner gets it at once;
+        another replica finds it at its next lease renewal. The same `signal_id` again changes
+        nothing. NotFoundError, FailedPreconditionError (finished), InvalidRequestError.
+        """
+        sent = signal_to_send(execution_id, name, payload, signal_id, self._now())
+        stored, created = await self._store.add_signal(sent)
+        running = self._running.get(execution_id)
+        if created and running is not None:
+            running[0].deliver([stored])
+        return stored, created
+
     def _cancel_requested(self, requests: Mapping[str, str]) -> None:
         """Tell the runners here that clients (through any replica) asked to cancel them."""
         for execution_id, reason in requests.items():
@@ -303,8 +327,8 @@ class ExecutionManager:
     async def keep_leases(self, interval: float) -> None:
         """Renew the leases of running executions, forever.
 
-        Executions another process took over are given up. Cancels that clients recorded
-        through other replicas are passed to the runners here. Only when another process's
+        Executions another process took over are given up. Cancels and signals that clients
+        sent through other replicas are passed to the runners here. Only when another process's
         lease has lapsed (it died) are its executions claimed and resumed: a renewal reads
         nothing else, and where one process owns the store there is nothing to take over.
         """
@@ -325,6 +349,8 @@ class ExecutionManager:
                         task.cancel()  # the runner stops without writing
                 if owned:
                     self._cancel_requested(await self._store.cancel_requests(sorted(owned)))
+                runners = {i: r for i, (r, _) in self._running.items() if i in owned}
+                await deliver_new_signals(self._store, runners)
                 if not self._draining and await self._store.lapsed():
                     await self.recover()
             except Exception:  # the store may be down for a while: try again next round

@@ -13,7 +13,7 @@ compensations and the end), `restore` (a log back into progress), `Recorder` (th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -27,11 +27,13 @@ from maestro_server.engine.context import ExecutionContext
 from maestro_server.engine.dependencies import Dependencies
 from maestro_server.engine.element_undo import ElementUndo
 from maestro_server.engine.elements import Elements
+from maestro_server.engine.mailbox import Mailbox
 from maestro_server.engine.observe import Observer
 from maestro_server.engine.recorder import Recorder
 from maestro_server.engine.replay import restore
 from maestro_server.engine.saga import Saga
 from maestro_server.engine.scheduler import Scheduler
+from maestro_server.engine.waits import Pauses
 from maestro_server.errors import TemplateError
 from maestro_server.model.execution import (
     Cause,
@@ -43,7 +45,8 @@ from maestro_server.model.execution import (
     StepState,
 )
 from maestro_server.model.progress import Progress, StepProgress, Stop
-from maestro_server.model.workflow import Workflow
+from maestro_server.model.signals import Signal
+from maestro_server.model.workflow import Step, Workflow
 
 log = structlog.get_logger("maestro.engine")
 
@@ -57,6 +60,8 @@ class Resumption:
     retry_compensations: bool = False
     """An operator's resume of a COMPENSATION_FAILED execution: its failed compensations
     get their full retry policy again."""
+    signals: Sequence[Signal] = ()
+    """The signals sent to the execution so far, in order (taken or not)."""
 
 
 class Runner:
@@ -99,6 +104,8 @@ class Runner:
             self._steps,
             max_elements=deps.max_for_each_elements,
         )
+        self._mailbox = Mailbox(resumption.signals, progress.consumed_signals)
+        self._pauses = Pauses(self._recorder, self._context, self._mailbox, deps.clock, deps.now)
         self._saga = Saga(
             workflow,
             self._recorder,
@@ -134,6 +141,20 @@ class Runner:
         if not self._cancel.done():
             self._cancel.set_result(reason)
         return True
+
+    def deliver(self, signals: Sequence[Signal]) -> None:
+        """Signals sent to the execution (any it knows already are ignored)."""
+        self._mailbox.deliver(signals)
+
+    @property
+    def signal_position(self) -> int:
+        """The position of the last signal delivered; later ones are new to it."""
+        return self._mailbox.position
+
+    @property
+    def waiting_for_signal(self) -> bool:
+        """Whether a `wait` step waits now (only then are new signals looked for)."""
+        return self._mailbox.waiting
 
     async def run(self) -> ExecutionResult:
         """Run the execution to its end and return how it ended."""
@@ -174,6 +195,14 @@ class Runner:
                 return ExecutionResult(self.execution_id, event.state, output=output)
         return await self._saga.run(stop)
 
+    def _step(self, step: Step, stopping: asyncio.Future[Stopping]) -> Coroutine[Any, Any, bool]:
+        """A step's run: a call, a call per element (`for_each`), or a pause (`wait`, `sleep`)."""
+        if step.pause is not None:
+            return self._pauses.run(step, stopping)
+        if step.for_each is not None:
+            return self._elements.run(step, stopping)
+        return self._steps.run(step, stopping)
+
     def _elapsed(self) -> timedelta:
         return timedelta(seconds=self._clock.monotonic() - self._started_at)
 
@@ -195,9 +224,7 @@ class Runner:
         try:
             while not scheduler.done:
                 for step_id in scheduler.ready():
-                    step = self.workflow.step(step_id)
-                    steps = self._steps if step.for_each is None else self._elements
-                    task = asyncio.create_task(steps.run(step, stopping))
+                    task = asyncio.create_task(self._step(self.workflow.step(step_id), stopping))
                     running[task] = step_id
                 if not running:
                     return _blocked(self._recorder.progress, scheduler)

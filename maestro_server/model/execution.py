@@ -42,6 +42,8 @@ class StepState(enum.StrEnum):
 
     PENDING = "PENDING"
     RUNNING = "RUNNING"
+    WAITING = "WAITING"
+    """A `wait` or `sleep` step waiting for its signal or its time; the execution runs on."""
     SUCCEEDED = "SUCCEEDED"
     SKIPPED = "SKIPPED"
     FAILED = "FAILED"
@@ -66,6 +68,8 @@ class EventType(enum.StrEnum):
     WORKFLOW_FAILED = "WORKFLOW_FAILED"
     WORKFLOW_COMPENSATED = "WORKFLOW_COMPENSATED"
     WORKFLOW_CANCELLED = "WORKFLOW_CANCELLED"
+    STEP_WAITING = "STEP_WAITING"
+    SIGNAL_RECEIVED = "SIGNAL_RECEIVED"
 
 
 class Cause(enum.StrEnum):
@@ -123,6 +127,12 @@ class Event:
     """On step events: an attempt that asked again about a step whose outcome was in doubt."""
     element_index: int | None = None
     """On the step and compensation events of one element of a `for_each` step: its index."""
+    deadline: datetime | None = None
+    """On STEP_WAITING: when a sleep ends, or a wait for a signal times out (None: never)."""
+    signal_name: str = ""
+    """On STEP_WAITING of a wait, and on SIGNAL_RECEIVED: the signal's name."""
+    signal_id: str = ""
+    """On SIGNAL_RECEIVED: the id of the signal the step consumed."""
 
     @property
     def terminal(self) -> bool:

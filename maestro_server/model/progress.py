@@ -41,6 +41,12 @@ class StepProgress:
     ended_at: datetime | None = None
     elements: Mapping[int, StepProgress] = field(default_factory=dict)
     """A `for_each` step's elements that have events, by index; each stands as a step would."""
+    waiting_since: datetime | None = None
+    """A `wait` or `sleep` step: when it started waiting (kept across restarts)."""
+    deadline: datetime | None = None
+    """When its sleep ends or its wait times out, as recorded when it started waiting."""
+    signal_id: str = ""
+    """A `wait` step: the signal it consumed (SIGNAL_RECEIVED)."""
 
     def element(self, index: int) -> StepProgress:
         """One element's progress (pending when it has no events)."""
@@ -49,7 +55,7 @@ class StepProgress:
     @property
     def ended_forward(self) -> bool:
         """Whether its forward part is over (its output, or None, is visible to templates)."""
-        return self.state not in (StepState.PENDING, StepState.RUNNING)
+        return self.state not in _UNDERWAY
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +69,7 @@ class Stop:
 
 
 PENDING_STEP = StepProgress()
+_UNDERWAY = frozenset({StepState.PENDING, StepState.RUNNING, StepState.WAITING})
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +98,18 @@ class Progress:
         """One step's progress (pending when it has no events)."""
         return self.steps.get(step_id, PENDING_STEP)
 
+    @property
+    def consumed_signals(self) -> frozenset[str]:
+        """Ids of the signals `wait` steps took: a later wait never takes them again."""
+        return frozenset(s.signal_id for s in self.steps.values() if s.signal_id)
+
 
 # What each step-level event makes of its step.
 _STEP_STATES = {
     EventType.STEP_STARTED: StepState.RUNNING,
     EventType.STEP_RETRYING: StepState.RUNNING,
+    EventType.STEP_WAITING: StepState.WAITING,
+    EventType.SIGNAL_RECEIVED: StepState.WAITING,
     EventType.STEP_SUCCEEDED: StepState.SUCCEEDED,
     EventType.STEP_SKIPPED: StepState.SKIPPED,
     EventType.STEP_FAILED: StepState.FAILED,
@@ -235,9 +249,16 @@ def _step(step: StepProgress, event: Event) -> StepProgress:
         changes["probed"] = event.probe
     elif event.type is EventType.COMPENSATION_STARTED:
         changes["compensation_attempts"] = event.attempt
+    elif event.type is EventType.STEP_WAITING:
+        # The first WAITING of a step decides its clock: a restart does not start it again.
+        changes["started_at"] = step.started_at or event.time
+        changes["waiting_since"] = step.waiting_since or event.time
+        changes["deadline"] = step.deadline if step.waiting_since else event.deadline
+    elif event.type is EventType.SIGNAL_RECEIVED:
+        changes["signal_id"] = event.signal_id
     if event.error is not None:
         changes["error"] = event.error
-    if state not in (StepState.RUNNING, StepState.COMPENSATING):
+    if state not in (StepState.RUNNING, StepState.WAITING, StepState.COMPENSATING):
         changes["ended_at"] = event.time
     return replace(step, **changes)
 

@@ -221,8 +221,33 @@ ELEMENT_INDEX = "index"
 
 
 @dataclass(frozen=True, slots=True)
+class WaitForSignal:
+    """`wait: {signal: NAME, timeout: 24h}`: the step ends when the signal comes."""
+
+    signal: str
+    timeout: timedelta | None = None
+    """From the moment the step starts waiting, across restarts; None waits for ever."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """`sleep: 30s` or `sleep: {until: "…"}`: the step ends at a time (a durable timer)."""
+
+    duration: timedelta | None = None
+    until: CompiledValue | None = None
+    """Renders to an RFC 3339 time with its zone, when the step starts."""
+
+
+Pause = WaitForSignal | Sleep
+"""What a step that calls nothing waits for."""
+
+
+@dataclass(frozen=True, slots=True)
 class Step:
-    """One call of the workflow."""
+    """One step of the workflow: a call, or a pause (`wait` or `sleep`) that calls nothing.
+
+    A pause step has no service (`service` is empty) and a placeholder method.
+    """
 
     id: str
     service: str
@@ -243,6 +268,12 @@ class Step:
     """Record a failure and go on instead of compensating."""
     for_each: ForEach | None = None
     """Run the step once per element of a list."""
+    pause: Pause | None = None
+    """A `wait` or `sleep` step: what it waits for, instead of a call."""
+
+
+PAUSE_METHOD = GrpcMethod("")
+"""The method of a pause step, which calls nothing."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,6 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.message import DecodeError
-from grpc_tools import _protoc_compiler, protoc
 
 FileProtos = list[descriptor_pb2.FileDescriptorProto]
 
@@ -60,6 +59,10 @@ def compile_protos(
     files: Mapping[str, bytes], protos: Iterable[str], import_paths: Iterable[str]
 ) -> FileProtos:
     """Compile .proto files with grpcio-tools' protoc (blocking: run it in a thread)."""
+    # Imported here: a workflow without .proto files (and `maestro validate` of one) does not
+    # load the compiler.
+    from grpc_tools import protoc  # noqa: PLC0415
+
     wkt = importlib.resources.files("grpc_tools") / "_proto"
     try:
         folder = tempfile.TemporaryDirectory(prefix="maestro-protos-")
@@ -97,6 +100,8 @@ def _check_compiles(protos: Iterable[str], includes: list[str], root: Path) -> N
     protoc.main prints its errors on the process's stderr; the compiler's module-level entry
     (the one `grpc.protos()` uses) returns them as values instead.
     """
+    from grpc_tools import _protoc_compiler  # noqa: PLC0415 - as compile_protos
+
     problems: list[ProtoProblem] = []
     for proto in protos:
         # protoc names a file by the first include folder holding it; so must this check.

@@ -20,6 +20,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from maestro_server.errors import FailedPreconditionError
 from maestro_server.model.execution import ErrorInfo, Event, ExecutionState
 from maestro_server.model.progress import Progress, StepProgress, apply
+from maestro_server.model.signals import Signal
 from maestro_server.model.workflow import Workflow
 
 
@@ -233,6 +234,23 @@ class ExecutionLog(Closable, Protocol):
 
     async def cancel_requests(self, execution_ids: list[str]) -> dict[str, str]:
         """The cancellations requested for these executions: id → reason."""
+        ...
+
+    async def add_signal(self, signal: Signal) -> tuple[Signal, bool]:
+        """Keep a signal sent to an execution, at its next position; returns (stored, created).
+
+        The same `signal_id` again returns the stored one, created False, and changes nothing.
+        NotFoundError for an unknown execution; FailedPreconditionError for a finished one.
+        Any process may add one; the one that runs the execution reads it (`new_signals`).
+        """
+        ...
+
+    async def read_signals(self, execution_id: str) -> list[Signal]:
+        """Every signal sent to an execution, in the order received."""
+        ...
+
+    async def new_signals(self, positions: Mapping[str, int]) -> list[Signal]:
+        """The signals of these executions after the position given for each, in order."""
         ...
 
     def watch(self, execution_id: str, after_sequence: int) -> AsyncIterator[Event]:

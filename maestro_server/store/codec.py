@@ -59,7 +59,20 @@ def event_to_json(event: Event) -> dict[str, Any]:
         "probe": event.probe,
         "cause": event.cause.value if event.cause is not None else None,
         "element_index": event.element_index,
+        **_wait_to_json(event),
     }
+
+
+def _wait_to_json(event: Event) -> dict[str, Any]:
+    """The fields of waiting events, written only where set (older readers never see them)."""
+    fields: dict[str, Any] = {}
+    if event.deadline is not None:
+        fields["deadline"] = event.deadline.isoformat()
+    if event.signal_name:
+        fields["signal_name"] = event.signal_name
+    if event.signal_id:
+        fields["signal_id"] = event.signal_id
+    return fields
 
 
 def event_from_json(execution_id: str, sequence: int, value: Mapping[str, Any]) -> Event:
@@ -81,6 +94,9 @@ def event_from_json(execution_id: str, sequence: int, value: Mapping[str, Any]) 
         probe=value.get("probe", False),
         cause=Cause(value["cause"]) if value.get("cause") else _legacy_cause(value),
         element_index=value.get("element_index"),  # rows from before for_each have none
+        deadline=_parse_time(value.get("deadline")),
+        signal_name=value.get("signal_name", ""),
+        signal_id=value.get("signal_id", ""),
     )
 
 
@@ -166,10 +182,22 @@ def _step_to_json(step: StepProgress) -> dict[str, Any]:
         "compensation_attempts": step.compensation_attempts,
         "started_at": _time(step.started_at),
         "ended_at": _time(step.ended_at),
+        **_waiting_to_json(step),
     }
     if step.elements:  # JSON keys are text; only for_each steps have any
         value["elements"] = {str(i): _step_to_json(e) for i, e in step.elements.items()}
     return value
+
+
+def _waiting_to_json(step: StepProgress) -> dict[str, Any]:
+    """A waiting step's fields, written only where set (older readers never see them)."""
+    if step.waiting_since is None and not step.signal_id:
+        return {}
+    return {
+        "waiting_since": _time(step.waiting_since),
+        "deadline": _time(step.deadline),
+        "signal_id": step.signal_id,
+    }
 
 
 def _step_from_json(value: Mapping[str, Any]) -> StepProgress:
@@ -184,6 +212,9 @@ def _step_from_json(value: Mapping[str, Any]) -> StepProgress:
         started_at=_parse_time(value["started_at"]),
         ended_at=_parse_time(value["ended_at"]),
         elements={int(i): _step_from_json(e) for i, e in value.get("elements", {}).items()},
+        waiting_since=_parse_time(value.get("waiting_since")),
+        deadline=_parse_time(value.get("deadline")),
+        signal_id=value.get("signal_id", ""),
     )
 
 

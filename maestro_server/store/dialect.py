@@ -49,7 +49,9 @@ class Dialect:
         if isinstance(step, CreateIndex):
             if not self._has(step.only):
                 return []
-            return [f"CREATE INDEX {step.name} ON {step.table} ({', '.join(step.columns)})"]
+            unique = "UNIQUE " if step.unique else ""
+            indexed = ", ".join(step.columns)
+            return [f"CREATE {unique}INDEX {step.name} ON {step.table} ({indexed})"]
         if isinstance(step, DropIndex):
             return [f"DROP INDEX {step.name}"] if self._has(step.only) else []
         if isinstance(step, AddColumn):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from maestro_server.model.execution import Event, ExecutionState
+from maestro_server.model.signals import Signal
 from maestro_server.store import paging, rules
 from maestro_server.store.base import (
     ExecutionRecord,
@@ -25,6 +26,7 @@ class _Log:
     record: ExecutionRecord
     events: list[Event] = field(default_factory=list)
     requests: dict[str, Any] = field(default_factory=dict)
+    signals: list[Signal] = field(default_factory=list)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
 
@@ -134,6 +136,31 @@ class MemoryStore(SingleProcessLeases):
             for log in found
             if log is not None and log.record.cancel_reason is not None
         }
+
+    async def add_signal(self, signal: Signal) -> tuple[Signal, bool]:
+        """See ExecutionLog.add_signal."""
+        log = self._log(signal.execution_id)
+        for existing in log.signals:
+            if existing.signal_id == signal.signal_id:
+                return rules.signal_again(existing)
+        rules.signal_refused(signal.execution_id, log.record.state)
+        stored = replace(signal, position=len(log.signals) + 1)
+        log.signals.append(stored)
+        return stored, True
+
+    async def read_signals(self, execution_id: str) -> list[Signal]:
+        """See ExecutionLog.read_signals."""
+        return list(self._log(execution_id).signals)
+
+    async def new_signals(self, positions: Mapping[str, int]) -> list[Signal]:
+        """See ExecutionLog.new_signals."""
+        found = (self._logs.get(i) for i in positions)
+        return [
+            signal
+            for log in found
+            if log is not None
+            for signal in log.signals[positions[log.record.execution_id] :]
+        ]
 
     async def watch(self, execution_id: str, after_sequence: int) -> AsyncIterator[Event]:
         """See ExecutionLog.watch."""

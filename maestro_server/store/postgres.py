@@ -12,13 +12,15 @@ The leases are in `postgres_leases`.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from maestro_server.errors import FailedPreconditionError
 from maestro_server.model.execution import Event, ExecutionState
-from maestro_server.store import paging, queries, rows, rules
+from maestro_server.model.signals import Signal
+from maestro_server.store import paging, queries, rows, rules, signal_rows
 from maestro_server.store.base import ExecutionRecord, LogEntries, Page, StoredWorkflow
 from maestro_server.store.codec import event_to_json
 from maestro_server.store.dialect import POSTGRES_DIALECT as SQL
@@ -69,7 +71,9 @@ class PostgresStore(PostgresLeases):
         """
         super().__init__(url, owner, lease)
         self._follower = LogFollower(poll.total_seconds())
-        self.listener = Listener(url, self._follower.announced, self._follower.wake_all)
+        self.listener = Listener(
+            url, self._follower.announced, self._follower.wake_all, writer=owner
+        )
         self._commits = GroupCommit(self._db)
 
     async def open(self) -> PostgresStore:
@@ -177,7 +181,7 @@ class PostgresStore(PostgresLeases):
                 "keys": list(entries.requests),
                 "requests": [json.dumps(request) for request in entries.requests.values()],
                 "channel": CHANNEL,
-                "notice": notice(entries.execution_id, progress.last_sequence),
+                "notice": notice(entries.execution_id, progress.last_sequence, self.owner),
             },
         )
         if written is None or written["written"] != 1:
@@ -214,6 +218,46 @@ class PostgresStore(PostgresLeases):
             {"ids": execution_ids},
         )
         return {row["execution_id"]: row["cancel_reason"] for row in found}
+
+    async def add_signal(self, signal: Signal) -> tuple[Signal, bool]:
+        """See ExecutionLog.add_signal: positions are given under the execution's row lock."""
+        args = {"id": signal.execution_id, "signal_id": signal.signal_id}
+        async with self._db.connection() as db, db.transaction():
+            found = await (
+                await db.execute(
+                    "SELECT state FROM executions WHERE execution_id = %(id)s FOR UPDATE", args
+                )
+            ).fetchone()
+            if found is None:
+                raise rules.execution_not_found(signal.execution_id)
+            row = await (await db.execute(signal_rows.by_id(SQL), args)).fetchone()
+            if row is not None:
+                return rules.signal_again(signal_rows.signal_from_row(row, SQL))
+            rules.signal_refused(signal.execution_id, ExecutionState(found["state"]))
+            next_row = await (await db.execute(signal_rows.next_position(SQL), args)).fetchone()
+            assert next_row is not None
+            position = next_row["position"]
+            values = signal_rows.signal_values(signal, position, SQL)
+            await db.execute(SQL.insert("signals", values), values)
+        return replace(signal, position=position), True
+
+    async def read_signals(self, execution_id: str) -> list[Signal]:
+        """See ExecutionLog.read_signals."""
+        found = await self._db.all(signal_rows.after(SQL), {"id": execution_id, "after": 0})
+        return [signal_rows.signal_from_row(row, SQL) for row in found]
+
+    async def new_signals(self, positions: Mapping[str, int]) -> list[Signal]:
+        """See ExecutionLog.new_signals: one query for every execution asked about."""
+        if not positions:
+            return []
+        found = await self._db.all(
+            f"SELECT {signal_rows.COLUMNS} FROM signals JOIN "
+            "unnest(%(ids)s::text[], %(after)s::int[]) AS seen(id, seen_position) "
+            "ON execution_id = seen.id AND position > seen.seen_position "
+            "ORDER BY execution_id, position",
+            {"ids": list(positions), "after": list(positions.values())},
+        )
+        return [signal_rows.signal_from_row(row, SQL) for row in found]
 
     async def read_events(self, execution_id: str, after_sequence: int = 0) -> list[Event]:
         """See ExecutionLog.read_events."""

@@ -1,6 +1,7 @@
 """Appends announced between replicas that share a PostgreSQL database (LISTEN/NOTIFY).
 
-Every append NOTIFYs `CHANNEL` with `<execution id> <last sequence>` in its own transaction,
+Every append NOTIFYs `CHANNEL` with `<execution id> <last sequence> <writer>` in its own
+transaction,
 so PostgreSQL delivers the announcement to every listener when, and only when, the events are
 committed: a watcher on another replica wakes as soon as it can read them. Each store listens
 on one connection of its own, outside the pool. When that connection drops, the listener
@@ -26,12 +27,12 @@ _MAX_DELAY = 5.0
 _CONNECT_TIMEOUT = 10
 
 
-def notice(execution_id: str, sequence: int) -> str:
-    """The payload that announces an execution's log up to `sequence`.
+def notice(execution_id: str, sequence: int, writer: str) -> str:
+    """The payload that announces an execution's log up to `sequence`, appended by `writer`.
 
-    Execution ids hold no spaces (printable ASCII, see the API); the last space splits anyway.
+    Execution ids hold no spaces (printable ASCII, see the API), so the first two spaces split.
     """
-    return f"{execution_id} {sequence}"
+    return f"{execution_id} {sequence} {writer}"
 
 
 class Listener:
@@ -45,8 +46,10 @@ class Listener:
         url: str,
         announced: Callable[[str, int], None],
         listening: Callable[[], None],
+        writer: str,
     ) -> None:
         self._url = url
+        self._writer = writer  # its own appends reach its watchers from memory, sooner
         self._announced = announced
         self._listening = listening
         self._task: asyncio.Task[None] | None = None
@@ -118,8 +121,8 @@ class Listener:
                 lost.set_exception(exc)
             return
         while (notification := pgconn.notifies()) is not None:
-            execution_id, _, sequence = notification.extra.decode().rpartition(" ")
-            if sequence.isdigit():  # anything else was not sent by a store
+            execution_id, sequence, writer = (*notification.extra.decode().split(" ", 2), "")[:3]
+            if sequence.isdigit() and writer != self._writer:  # else: not another store's
                 self._announced(execution_id, int(sequence))
         if pgconn.status != pq.ConnStatus.OK and not lost.done():
             lost.set_exception(psycopg.OperationalError("the listening connection was closed"))

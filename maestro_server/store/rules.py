@@ -13,6 +13,7 @@ from maestro_server.errors import (
     Reason,
 )
 from maestro_server.model.execution import ExecutionState
+from maestro_server.model.signals import Signal
 from maestro_server.store.base import ExecutionRecord, LogEntries, StoredWorkflow
 
 CANCELLABLE = frozenset({ExecutionState.PENDING, ExecutionState.RUNNING})
@@ -60,6 +61,22 @@ def execution_not_found(execution_id: str) -> NotFoundError:
     return NotFoundError(
         f"execution {execution_id!r} does not exist", metadata={"executionId": execution_id}
     )
+
+
+def signal_again(existing: Signal) -> tuple[Signal, bool]:
+    """The answer to adding a signal whose id the execution has: the stored one, unchanged."""
+    return existing, False
+
+
+def signal_refused(execution_id: str, state: ExecutionState) -> None:
+    """Refuse a signal to a finished execution: nothing could ever take it."""
+    if state.terminal:
+        raise FailedPreconditionError(
+            f"execution {execution_id!r} is {state.value.lower()}; a finished execution takes "
+            "no signals",
+            reason=Reason.EXECUTION_FINISHED,
+            metadata={"executionId": execution_id, "state": state.value},
+        )
 
 
 def fell_behind(entries: LogEntries) -> FailedPreconditionError:

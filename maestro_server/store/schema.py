@@ -54,6 +54,7 @@ class CreateIndex:
     table: str
     columns: tuple[str, ...]
     only: str = ""
+    unique: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +205,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             # A client's cancel, recorded where every replica sees it; the one that runs the
             # execution acts on it (see ExecutionLog.request_cancel).
             AddColumn("executions", Column("cancel_reason", Kind.TEXT, nullable=True)),
+        ),
+    ),
+    Migration(
+        4,
+        (
+            # Signals sent to executions, kept in the order received whether or not a step
+            # waits for them yet (see ExecutionLog.add_signal); an id is kept once.
+            CreateTable(
+                "signals",
+                (
+                    Column("execution_id", Kind.TEXT, references="executions"),
+                    Column("position", Kind.INT),
+                    Column("signal_id", Kind.TEXT),
+                    Column("name", Kind.TEXT),
+                    Column("payload", Kind.JSON),
+                    Column("received_at", Kind.TIME),
+                ),
+                ("execution_id", "position"),
+            ),
+            CreateIndex("signals_by_id", "signals", ("execution_id", "signal_id"), unique=True),
         ),
     ),
 )

@@ -10,13 +10,15 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from maestro_server.model.execution import Event, ExecutionState
-from maestro_server.store import paging, queries, rows, rules
+from maestro_server.model.signals import Signal
+from maestro_server.store import paging, queries, rows, rules, signal_rows
 from maestro_server.store.base import (
     ExecutionRecord,
     LogEntries,
@@ -117,6 +119,27 @@ class SqliteStore(SingleProcessLeases):
         found = await self._db.read(lambda db: db.execute(query, args).fetchall())
         return {row["execution_id"]: row["cancel_reason"] for row in found}
 
+    async def add_signal(self, signal: Signal) -> tuple[Signal, bool]:
+        """See ExecutionLog.add_signal."""
+        return await self._db.write(functools.partial(_add_signal, signal))
+
+    async def read_signals(self, execution_id: str) -> list[Signal]:
+        """See ExecutionLog.read_signals."""
+        return await self.new_signals({execution_id: 0})
+
+    async def new_signals(self, positions: Mapping[str, int]) -> list[Signal]:
+        """See ExecutionLog.new_signals."""
+        query = signal_rows.after(SQL)
+
+        def read(db: sqlite3.Connection) -> list[Signal]:
+            return [
+                signal_rows.signal_from_row(row, SQL)
+                for execution_id, after in positions.items()
+                for row in db.execute(query, {"id": execution_id, "after": after}).fetchall()
+            ]
+
+        return await self._db.read(read)
+
     async def read_events(self, execution_id: str, after_sequence: int = 0) -> list[Event]:
         """See ExecutionLog.read_events."""
         query = (
@@ -184,6 +207,23 @@ def _get_execution(execution_id: str, db: sqlite3.Connection) -> ExecutionRecord
     if row is None:
         raise rules.execution_not_found(execution_id)
     return rows.execution_from_row(row, SQL)
+
+
+def _add_signal(signal: Signal, db: sqlite3.Connection) -> tuple[Signal, bool]:
+    args = {"id": signal.execution_id, "signal_id": signal.signal_id}
+    row = db.execute(signal_rows.by_id(SQL), args).fetchone()
+    if row is not None:
+        return rules.signal_again(signal_rows.signal_from_row(row, SQL))
+    found = db.execute(
+        "SELECT state FROM executions WHERE execution_id = :id", {"id": signal.execution_id}
+    ).fetchone()
+    if found is None:
+        raise rules.execution_not_found(signal.execution_id)
+    rules.signal_refused(signal.execution_id, ExecutionState(found["state"]))
+    position = db.execute(signal_rows.next_position(SQL), args).fetchone()["position"]
+    values = signal_rows.signal_values(signal, position, SQL)
+    db.execute(SQL.insert("signals", values), values)
+    return replace(signal, position=position), True
 
 
 def _append(entries: LogEntries, db: sqlite3.Connection) -> None:

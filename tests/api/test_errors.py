@@ -17,6 +17,7 @@ from maestro_server.errors import (
     NotFoundError,
     Reason,
     ResourceExhaustedError,
+    Status,
     UnavailableError,
 )
 
@@ -107,6 +108,12 @@ def test_every_error_carries_one_error_info_with_its_reason() -> None:
         assert [(i.domain, i.reason, dict(i.metadata)) for i in infos] == [
             ("maestro.dev", reason, error.metadata)
         ]
+
+
+def test_the_statuses_are_grpcs_by_name_and_number() -> None:
+    """errors.Status (kept free of grpc for the CLI's start-up) is a part of grpc.StatusCode."""
+    for status in Status:
+        assert grpc.StatusCode[status.name].value[0] == status.value
 
 
 def test_the_reasons_are_the_ones_the_proto_lists() -> None:

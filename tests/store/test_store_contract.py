@@ -18,6 +18,7 @@ from maestro_server.errors import (
 )
 from maestro_server.model.execution import ErrorInfo, Event, EventType, ExecutionState, StepState
 from maestro_server.model.progress import replay
+from maestro_server.model.signals import Signal
 from maestro_server.store.base import (
     ExecutionRecord,
     ExecutionSource,
@@ -383,3 +384,104 @@ async def test_the_endpoints_an_execution_started_with_are_kept(store: Store) ->
     await store.create_execution(record)
     stored = await store.get_execution("e1")
     assert stored.source is not None and stored.source.endpoints == {"svc": "127.0.0.1:9"}
+
+
+def sent(name: str, signal_id: str, execution_id: str = "e1", **payload: Any) -> Signal:
+    return Signal(execution_id, name, signal_id, payload, T0)
+
+
+async def test_signals_are_kept_in_order_each_id_once(store: Store) -> None:
+    """add_signal numbers each execution's signals 1, 2, 3 …; an id again changes nothing."""
+    await store.create_execution(execution("e1"))
+    await store.create_execution(execution("e2", minutes=1))
+    first, created = await store.add_signal(sent("paid", "s-1", amount=10))
+    assert (first.position, created) == (1, True)
+    again, created = await store.add_signal(sent("paid", "s-1", amount=99))
+    assert (again, created) == (first, False)
+    await store.add_signal(sent("shipped", "s-2"))
+    await store.add_signal(sent("paid", "s-1", "e2", amount=1))  # ids are per execution
+    kept = await store.read_signals("e1")
+    assert [(s.position, s.name, s.signal_id, s.payload) for s in kept] == [
+        (1, "paid", "s-1", {"amount": 10}),
+        (2, "shipped", "s-2", {}),
+    ]
+    assert kept[0].received_at == T0
+    assert await store.read_signals("e2") == [
+        replace(sent("paid", "s-1", "e2", amount=1), position=1)
+    ]
+
+
+async def test_new_signals_are_those_after_each_position(store: Store) -> None:
+    """What a runner has not seen yet, for several executions in one call."""
+    await store.create_execution(execution("e1"))
+    await store.create_execution(execution("e2", minutes=1))
+    for signal_id in ("a", "b", "c"):
+        await store.add_signal(sent("paid", signal_id))
+    await store.add_signal(sent("paid", "z", "e2"))
+    found = await store.new_signals({"e1": 1, "e2": 0, "ghost": 0})
+    assert [(s.execution_id, s.signal_id) for s in found] == [("e1", "b"), ("e1", "c"), ("e2", "z")]
+    assert await store.new_signals({"e1": 3}) == []
+    assert await store.new_signals({}) == []
+
+
+async def test_a_signal_to_an_unknown_or_finished_execution_is_refused(store: Store) -> None:
+    """NOT_FOUND for an unknown execution; FAILED_PRECONDITION once it ended."""
+    with pytest.raises(NotFoundError):
+        await store.add_signal(sent("paid", "s-1", "ghost"))
+    await store.create_execution(execution("e1"))
+    await store.add_signal(sent("paid", "early"))  # pending takes signals
+    for item in RUN:
+        await append_event(store, item)
+    with pytest.raises(FailedPreconditionError, match="takes no signals"):
+        await store.add_signal(sent("paid", "late"))
+    assert (await store.add_signal(sent("paid", "early")))[1] is False  # the same one: OK
+    assert [s.signal_id for s in await store.read_signals("e1")] == ["early"]
+
+
+async def test_signals_go_with_their_execution(store: Store) -> None:
+    """Retention removes a finished execution's signals with it."""
+    await store.create_execution(execution("e1"))
+    await store.add_signal(sent("paid", "s-1"))
+    for item in RUN:
+        await append_event(store, item)
+    assert await store.delete_finished_before(T0 + timedelta(days=1)) == 1
+    await store.create_execution(execution("e1"))
+    assert await store.read_signals("e1") == []
+
+
+async def test_a_waiting_step_keeps_its_deadline_and_its_signal(store: Store) -> None:
+    """STEP_WAITING's deadline and SIGNAL_RECEIVED's signal are in the log and the progress."""
+    await store.create_execution(execution("e1"))
+    deadline = T0 + timedelta(hours=24)
+    waiting = [
+        RUN[0],
+        event(
+            2,
+            EventType.STEP_WAITING,
+            ExecutionState.RUNNING,
+            "a",
+            deadline=deadline,
+            signal_name="paid",
+        ),
+        event(
+            3,
+            EventType.SIGNAL_RECEIVED,
+            ExecutionState.RUNNING,
+            "a",
+            signal_name="paid",
+            signal_id="s-1",
+        ),
+    ]
+    for item in waiting:
+        await append_event(store, item)
+    assert await store.read_events("e1") == waiting
+    record = await store.get_execution("e1")
+    assert record.state is ExecutionState.RUNNING
+    step = record.steps["a"]
+    assert (step.state, step.waiting_since, step.deadline, step.signal_id) == (
+        StepState.WAITING,
+        T0 + timedelta(seconds=2),
+        deadline,
+        "s-1",
+    )
+    assert step.ended_at is None

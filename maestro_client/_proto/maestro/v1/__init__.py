@@ -27,6 +27,8 @@ __all__ = (
     "RegisterWorkflowResponse",
     "ResumeExecutionRequest",
     "ResumeExecutionResponse",
+    "SignalExecutionRequest",
+    "SignalExecutionResponse",
     "StartWorkflowRequest",
     "StartWorkflowResponse",
     "StepExecution",
@@ -204,6 +206,12 @@ class ErrorReason(betterproto2.Enum):
     [INTERNAL] A bug in the server; its log says more.
     """
 
+    EXECUTION_FINISHED = 30
+    """
+    [FAILED_PRECONDITION] (30 and up: waits and timers.) The execution has finished: it takes no
+    more signals.
+    """
+
     @classmethod
     def betterproto_value_to_renamed_proto_names(cls) -> dict[int, str]:
         return {
@@ -226,6 +234,7 @@ class ErrorReason(betterproto2.Enum):
             16: "ERROR_REASON_TOKEN_INVALID",
             17: "ERROR_REASON_TOKEN_READ_ONLY",
             18: "ERROR_REASON_INTERNAL",
+            30: "ERROR_REASON_EXECUTION_FINISHED",
         }
 
     @classmethod
@@ -250,6 +259,7 @@ class ErrorReason(betterproto2.Enum):
             "ERROR_REASON_TOKEN_INVALID": 16,
             "ERROR_REASON_TOKEN_READ_ONLY": 17,
             "ERROR_REASON_INTERNAL": 18,
+            "ERROR_REASON_EXECUTION_FINISHED": 30,
         }
 
 
@@ -333,6 +343,19 @@ class EventType(betterproto2.Enum):
     Terminal: the execution was cancelled (and compensated).
     """
 
+    STEP_WAITING = 14
+    """
+    A `wait` step started waiting for the signal `signal_name`, or a `sleep` step for its time;
+    `deadline` is when the sleep ends or the wait times out (unset: it waits for ever). The
+    execution stays RUNNING; a restart keeps the deadline.
+    """
+
+    SIGNAL_RECEIVED = 15
+    """
+    A waiting step took the signal `signal_name` with id `signal_id`; STEP_SUCCEEDED follows,
+    with the signal's payload as the step's output.
+    """
+
     @classmethod
     def betterproto_value_to_renamed_proto_names(cls) -> dict[int, str]:
         return {
@@ -350,6 +373,8 @@ class EventType(betterproto2.Enum):
             11: "EVENT_TYPE_WORKFLOW_FAILED",
             12: "EVENT_TYPE_WORKFLOW_COMPENSATED",
             13: "EVENT_TYPE_WORKFLOW_CANCELLED",
+            14: "EVENT_TYPE_STEP_WAITING",
+            15: "EVENT_TYPE_SIGNAL_RECEIVED",
         }
 
     @classmethod
@@ -369,6 +394,8 @@ class EventType(betterproto2.Enum):
             "EVENT_TYPE_WORKFLOW_FAILED": 11,
             "EVENT_TYPE_WORKFLOW_COMPENSATED": 12,
             "EVENT_TYPE_WORKFLOW_CANCELLED": 13,
+            "EVENT_TYPE_STEP_WAITING": 14,
+            "EVENT_TYPE_SIGNAL_RECEIVED": 15,
         }
 
 
@@ -502,6 +529,11 @@ class StepState(betterproto2.Enum):
     Its compensation failed for good.
     """
 
+    WAITING = 9
+    """
+    A `wait` step waits for its signal, or a `sleep` step for its time.
+    """
+
     @classmethod
     def betterproto_value_to_renamed_proto_names(cls) -> dict[int, str]:
         return {
@@ -514,6 +546,7 @@ class StepState(betterproto2.Enum):
             6: "STEP_STATE_COMPENSATING",
             7: "STEP_STATE_COMPENSATED",
             8: "STEP_STATE_COMPENSATION_FAILED",
+            9: "STEP_STATE_WAITING",
         }
 
     @classmethod
@@ -528,6 +561,7 @@ class StepState(betterproto2.Enum):
             "STEP_STATE_COMPENSATING": 6,
             "STEP_STATE_COMPENSATED": 7,
             "STEP_STATE_COMPENSATION_FAILED": 8,
+            "STEP_STATE_WAITING": 9,
         }
 
 
@@ -1105,6 +1139,65 @@ default_message_pool.register_message(
 
 
 @dataclass(eq=False, repr=False)
+class SignalExecutionRequest(betterproto2.Message):
+    """
+    Request of SignalExecution.
+    """
+
+    execution_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    The execution to signal; empty is INVALID_ARGUMENT.
+    """
+
+    name: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    The signal's name, as a `wait` step names it (`payment_confirmed`): a letter, then letters,
+    digits, `_`, `-` and `.`, at most 128.
+    """
+
+    payload: "__google__protobuf__.Struct | None" = betterproto2.field(
+        3, betterproto2.TYPE_MESSAGE, optional=True
+    )
+    """
+    What the signal carries: the output of the `wait` step that takes it.
+    """
+
+    signal_id: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
+    """
+    The sender's id for this signal (at most 200 printable ASCII characters): the same id sent
+    again is the same signal, kept once. Empty: the server makes one, and every call is a new
+    signal.
+    """
+
+
+default_message_pool.register_message(
+    "maestro.v1", "SignalExecutionRequest", SignalExecutionRequest
+)
+
+
+@dataclass(eq=False, repr=False)
+class SignalExecutionResponse(betterproto2.Message):
+    """
+    Response of SignalExecution.
+    """
+
+    signal_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    The signal's id (the one given, or the one the server made).
+    """
+
+    created: "bool" = betterproto2.field(2, betterproto2.TYPE_BOOL)
+    """
+    False when a signal with this id had been received already (nothing changed).
+    """
+
+
+default_message_pool.register_message(
+    "maestro.v1", "SignalExecutionResponse", SignalExecutionResponse
+)
+
+
+@dataclass(eq=False, repr=False)
 class StartWorkflowRequest(betterproto2.Message):
     """
     Request of StartWorkflow.
@@ -1254,6 +1347,19 @@ class StepExecution(betterproto2.Message):
     """
     The output when it is not an object, as it is: a `for_each` step's list of its elements'
     outputs (`output` then holds it under the key `value`).
+    """
+
+    deadline: "datetime.datetime | None" = betterproto2.field(
+        20, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
+    )
+    """
+    (Fields 20 and up: waits and timers.) A WAITING step: when its sleep ends or its wait times
+    out, as recorded when it started waiting; unset when the wait has no timeout.
+    """
+
+    signal_id: "str" = betterproto2.field(21, betterproto2.TYPE_STRING)
+    """
+    A `wait` step that took its signal: the signal's id.
     """
 
 
@@ -1542,6 +1648,24 @@ class WorkflowEvent(betterproto2.Message):
     0). Unset on the step's own events (its STEP_SUCCEEDED with the list, its STEP_FAILED).
     """
 
+    deadline: "datetime.datetime | None" = betterproto2.field(
+        20, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
+    )
+    """
+    (Fields 20 and up: waits and timers.) On STEP_WAITING: when the sleep ends or the wait
+    times out; unset when the wait has no timeout.
+    """
+
+    signal_name: "str" = betterproto2.field(21, betterproto2.TYPE_STRING)
+    """
+    On STEP_WAITING of a `wait` step and on SIGNAL_RECEIVED: the signal's name.
+    """
+
+    signal_id: "str" = betterproto2.field(22, betterproto2.TYPE_STRING)
+    """
+    On SIGNAL_RECEIVED: the id of the signal the step took.
+    """
+
 
 default_message_pool.register_message("maestro.v1", "WorkflowEvent", WorkflowEvent)
 
@@ -1618,6 +1742,24 @@ class WorkflowStep(betterproto2.Message):
     for_each_concurrency: "int" = betterproto2.field(9, betterproto2.TYPE_INT32)
     """
     How many elements of a `for_each` step run at once.
+    """
+
+    wait_signal: "str" = betterproto2.field(20, betterproto2.TYPE_STRING)
+    """
+    (Fields 20 and up: waits and timers.) A `wait` step: the signal it waits for (`service` and
+    `method` are then empty).
+    """
+
+    wait_timeout: "datetime.timedelta | None" = betterproto2.field(
+        21, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Duration, optional=True
+    )
+    """
+    A `wait` step's timeout; unset when it waits for ever.
+    """
+
+    sleep: "str" = betterproto2.field(22, betterproto2.TYPE_STRING)
+    """
+    A `sleep` step: how long (`30s`), or until when (the `until` value as written).
     """
 
 

@@ -21,7 +21,7 @@ from connectrpc.protocol import ProtocolType
 from connectrpc.server import ConnectASGIApplication, DEFAULT_READ_MAX_BYTES, Endpoint
 from pyqwest import Client
 
-from .orchestrator_pb2 import CancelExecutionRequest, CancelExecutionResponse, ExecuteWorkflowRequest, ExecuteWorkflowResponse, GetExecutionRequest, GetExecutionResponse, GetWorkflowRequest, GetWorkflowResponse, ListExecutionsRequest, ListExecutionsResponse, ListWorkflowsRequest, ListWorkflowsResponse, RegisterWorkflowRequest, RegisterWorkflowResponse, ResumeExecutionRequest, ResumeExecutionResponse, StartWorkflowRequest, StartWorkflowResponse, ValidateWorkflowRequest, ValidateWorkflowResponse, WatchExecutionRequest, WatchExecutionResponse
+from .orchestrator_pb2 import CancelExecutionRequest, CancelExecutionResponse, ExecuteWorkflowRequest, ExecuteWorkflowResponse, GetExecutionRequest, GetExecutionResponse, GetWorkflowRequest, GetWorkflowResponse, ListExecutionsRequest, ListExecutionsResponse, ListWorkflowsRequest, ListWorkflowsResponse, RegisterWorkflowRequest, RegisterWorkflowResponse, ResumeExecutionRequest, ResumeExecutionResponse, SignalExecutionRequest, SignalExecutionResponse, StartWorkflowRequest, StartWorkflowResponse, ValidateWorkflowRequest, ValidateWorkflowResponse, WatchExecutionRequest, WatchExecutionResponse
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
@@ -110,6 +110,17 @@ class Orchestrator(Protocol):
         after its earlier terminal event, and it ends with a new one. Any replica may receive it. A
         resume that loses a race with another resume of the same execution is ABORTED; resuming an
         execution in any other state than COMPENSATION_FAILED is FAILED_PRECONDITION.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def signal_execution(self, request: SignalExecutionRequest, ctx: RequestContext[SignalExecutionRequest, SignalExecutionResponse], /) -> SignalExecutionResponse:
+        """
+        Sends a signal to an execution and returns at once, once the signal is stored with it. A
+        `wait` step takes the first signal of its name that no earlier step took, so signals sent
+        before the step waits are kept, in order. Any replica may receive it: the one that runs the
+        execution sees it (at its next lease renewal at the latest). A `signal_id` sent again is
+        OK and changes nothing. An unknown execution is NOT_FOUND, a finished one
+        FAILED_PRECONDITION.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -227,6 +238,17 @@ class OrchestratorASGIApplication(ConnectASGIApplication[Orchestrator]):
                         stream_type=StreamType.UNARY,
                     ),
                     function=svc.resume_execution,
+                ),
+                "/maestro.v1.Orchestrator/SignalExecution": Endpoint.unary(
+                    method=MethodInfo(
+                        name="SignalExecution",
+                        service_name="maestro.v1.Orchestrator",
+                        input=SignalExecutionRequest,
+                        output=SignalExecutionResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.signal_execution,
                 ),
                 "/maestro.v1.Orchestrator/ValidateWorkflow": Endpoint.unary(
                     method=MethodInfo(
@@ -498,6 +520,34 @@ class OrchestratorClient(ConnectClient):
                 service_name="maestro.v1.Orchestrator",
                 input=ResumeExecutionRequest,
                 output=ResumeExecutionResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    async def signal_execution(
+        self,
+        request: SignalExecutionRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> SignalExecutionResponse:
+        """
+        Sends a signal to an execution and returns at once, once the signal is stored with it. A
+        `wait` step takes the first signal of its name that no earlier step took, so signals sent
+        before the step waits are kept, in order. Any replica may receive it: the one that runs the
+        execution sees it (at its next lease renewal at the latest). A `signal_id` sent again is
+        OK and changes nothing. An unknown execution is NOT_FOUND, a finished one
+        FAILED_PRECONDITION.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="SignalExecution",
+                service_name="maestro.v1.Orchestrator",
+                input=SignalExecutionRequest,
+                output=SignalExecutionResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
                 stream_type=StreamType.UNARY,
             ),

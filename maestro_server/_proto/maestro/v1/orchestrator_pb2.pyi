@@ -117,6 +117,15 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     """
     EVENT_TYPE_WORKFLOW_CANCELLED: _EventType.ValueType  # 13
     """Terminal: the execution was cancelled (and compensated)."""
+    EVENT_TYPE_STEP_WAITING: _EventType.ValueType  # 14
+    """A `wait` step started waiting for the signal `signal_name`, or a `sleep` step for its time;
+    `deadline` is when the sleep ends or the wait times out (unset: it waits for ever). The
+    execution stays RUNNING; a restart keeps the deadline.
+    """
+    EVENT_TYPE_SIGNAL_RECEIVED: _EventType.ValueType  # 15
+    """A waiting step took the signal `signal_name` with id `signal_id`; STEP_SUCCEEDED follows,
+    with the signal's payload as the step's output.
+    """
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
     """What a WorkflowEvent records."""
@@ -158,6 +167,15 @@ step that failed.
 """
 EVENT_TYPE_WORKFLOW_CANCELLED: EventType.ValueType  # 13
 """Terminal: the execution was cancelled (and compensated)."""
+EVENT_TYPE_STEP_WAITING: EventType.ValueType  # 14
+"""A `wait` step started waiting for the signal `signal_name`, or a `sleep` step for its time;
+`deadline` is when the sleep ends or the wait times out (unset: it waits for ever). The
+execution stays RUNNING; a restart keeps the deadline.
+"""
+EVENT_TYPE_SIGNAL_RECEIVED: EventType.ValueType  # 15
+"""A waiting step took the signal `signal_name` with id `signal_id`; STEP_SUCCEEDED follows,
+with the signal's payload as the step's output.
+"""
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 class _StepState:
@@ -184,6 +202,8 @@ class _StepStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StepState.V
     """Its compensation succeeded."""
     STEP_STATE_COMPENSATION_FAILED: _StepState.ValueType  # 8
     """Its compensation failed for good."""
+    STEP_STATE_WAITING: _StepState.ValueType  # 9
+    """A `wait` step waits for its signal, or a `sleep` step for its time."""
 
 class StepState(_StepState, metaclass=_StepStateEnumTypeWrapper):
     """The state of one step inside an execution."""
@@ -206,6 +226,8 @@ STEP_STATE_COMPENSATED: StepState.ValueType  # 7
 """Its compensation succeeded."""
 STEP_STATE_COMPENSATION_FAILED: StepState.ValueType  # 8
 """Its compensation failed for good."""
+STEP_STATE_WAITING: StepState.ValueType  # 9
+"""A `wait` step waits for its signal, or a `sleep` step for its time."""
 Global___StepState: _TypeAlias = StepState  # noqa: Y015
 
 class _DiagnosticSeverity:
@@ -294,6 +316,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """[PERMISSION_DENIED] The token may only read (get, list, watch, validate)."""
     ERROR_REASON_INTERNAL: _ErrorReason.ValueType  # 18
     """[INTERNAL] A bug in the server; its log says more."""
+    ERROR_REASON_EXECUTION_FINISHED: _ErrorReason.ValueType  # 30
+    """[FAILED_PRECONDITION] (30 and up: waits and timers.) The execution has finished: it takes no
+    more signals.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a call failed: the `reason` of the `google.rpc.ErrorInfo` (domain `maestro.dev`) that
@@ -359,6 +385,10 @@ ERROR_REASON_TOKEN_READ_ONLY: ErrorReason.ValueType  # 17
 """[PERMISSION_DENIED] The token may only read (get, list, watch, validate)."""
 ERROR_REASON_INTERNAL: ErrorReason.ValueType  # 18
 """[INTERNAL] A bug in the server; its log says more."""
+ERROR_REASON_EXECUTION_FINISHED: ErrorReason.ValueType  # 30
+"""[FAILED_PRECONDITION] (30 and up: waits and timers.) The execution has finished: it takes no
+more signals.
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 @_typing.final
@@ -445,6 +475,9 @@ class WorkflowEvent(_message.Message):
     PROBE_FIELD_NUMBER: _builtins.int
     OUTPUT_VALUE_FIELD_NUMBER: _builtins.int
     ELEMENT_INDEX_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
+    SIGNAL_NAME_FIELD_NUMBER: _builtins.int
+    SIGNAL_ID_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     """The execution this event belongs to."""
     sequence: _builtins.int
@@ -473,6 +506,10 @@ class WorkflowEvent(_message.Message):
     """On the step and compensation events of one element of a `for_each` step: its index (from
     0). Unset on the step's own events (its STEP_SUCCEEDED with the list, its STEP_FAILED).
     """
+    signal_name: _builtins.str
+    """On STEP_WAITING of a `wait` step and on SIGNAL_RECEIVED: the signal's name."""
+    signal_id: _builtins.str
+    """On SIGNAL_RECEIVED: the id of the signal the step took."""
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When the event was recorded."""
@@ -499,6 +536,12 @@ class WorkflowEvent(_message.Message):
         the list of its elements' outputs here (`output` then holds it under the key `value`).
         """
 
+    @_builtins.property
+    def deadline(self) -> _timestamp_pb2.Timestamp:
+        """(Fields 20 and up: waits and timers.) On STEP_WAITING: when the sleep ends or the wait
+        times out; unset when the wait has no timeout.
+        """
+
     def __init__(
         self,
         *,
@@ -517,10 +560,13 @@ class WorkflowEvent(_message.Message):
         probe: _builtins.bool = ...,
         output_value: _struct_pb2.Value | None = ...,
         element_index: _builtins.int | None = ...,
+        deadline: _timestamp_pb2.Timestamp | None = ...,
+        signal_name: _builtins.str = ...,
+        signal_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_element_index", b"_element_index", "duration", b"duration", "element_index", b"element_index", "error", b"error", "output", b"output", "output_value", b"output_value", "retry_delay", b"retry_delay", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_element_index", b"_element_index", "deadline", b"deadline", "duration", b"duration", "element_index", b"element_index", "error", b"error", "output", b"output", "output_value", b"output_value", "retry_delay", b"retry_delay", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_element_index", b"_element_index", "attempt", b"attempt", "duration", b"duration", "element_index", b"element_index", "error", b"error", "execution_id", b"execution_id", "in_doubt", b"in_doubt", "output", b"output", "output_value", b"output_value", "probe", b"probe", "retry_delay", b"retry_delay", "sequence", b"sequence", "state", b"state", "step_id", b"step_id", "time", b"time", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_element_index", b"_element_index", "attempt", b"attempt", "deadline", b"deadline", "duration", b"duration", "element_index", b"element_index", "error", b"error", "execution_id", b"execution_id", "in_doubt", b"in_doubt", "output", b"output", "output_value", b"output_value", "probe", b"probe", "retry_delay", b"retry_delay", "sequence", b"sequence", "signal_id", b"signal_id", "signal_name", b"signal_name", "state", b"state", "step_id", b"step_id", "time", b"time", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__element_index: _TypeAlias = _typing.Literal["element_index"]  # noqa: Y015
     _WhichOneofArgType__element_index: _TypeAlias = _typing.Literal["_element_index", b"_element_index"]  # noqa: Y015
@@ -544,12 +590,16 @@ class StepExecution(_message.Message):
     INPUT_FIELD_NUMBER: _builtins.int
     COMPENSATION_INPUT_FIELD_NUMBER: _builtins.int
     OUTPUT_VALUE_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
+    SIGNAL_ID_FIELD_NUMBER: _builtins.int
     step_id: _builtins.str
     """The step's `id`."""
     state: Global___StepState.ValueType
     """Where the step stands."""
     attempts: _builtins.int
     """How many attempts have started."""
+    signal_id: _builtins.str
+    """A `wait` step that took its signal: the signal's id."""
     @_builtins.property
     def output(self) -> _struct_pb2.Struct:
         """The step's output once it succeeded."""
@@ -583,6 +633,12 @@ class StepExecution(_message.Message):
         outputs (`output` then holds it under the key `value`).
         """
 
+    @_builtins.property
+    def deadline(self) -> _timestamp_pb2.Timestamp:
+        """(Fields 20 and up: waits and timers.) A WAITING step: when its sleep ends or its wait times
+        out, as recorded when it started waiting; unset when the wait has no timeout.
+        """
+
     def __init__(
         self,
         *,
@@ -596,10 +652,12 @@ class StepExecution(_message.Message):
         input: _struct_pb2.Struct | None = ...,
         compensation_input: _struct_pb2.Struct | None = ...,
         output_value: _struct_pb2.Value | None = ...,
+        deadline: _timestamp_pb2.Timestamp | None = ...,
+        signal_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["compensation_input", b"compensation_input", "end_time", b"end_time", "error", b"error", "input", b"input", "output", b"output", "output_value", b"output_value", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["compensation_input", b"compensation_input", "deadline", b"deadline", "end_time", b"end_time", "error", b"error", "input", b"input", "output", b"output", "output_value", b"output_value", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "compensation_input", b"compensation_input", "end_time", b"end_time", "error", b"error", "input", b"input", "output", b"output", "output_value", b"output_value", "start_time", b"start_time", "state", b"state", "step_id", b"step_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "compensation_input", b"compensation_input", "deadline", b"deadline", "end_time", b"end_time", "error", b"error", "input", b"input", "output", b"output", "output_value", b"output_value", "signal_id", b"signal_id", "start_time", b"start_time", "state", b"state", "step_id", b"step_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -804,6 +862,9 @@ class WorkflowStep(_message.Message):
     FOR_EACH_FIELD_NUMBER: _builtins.int
     FOR_EACH_AS_FIELD_NUMBER: _builtins.int
     FOR_EACH_CONCURRENCY_FIELD_NUMBER: _builtins.int
+    WAIT_SIGNAL_FIELD_NUMBER: _builtins.int
+    WAIT_TIMEOUT_FIELD_NUMBER: _builtins.int
+    SLEEP_FIELD_NUMBER: _builtins.int
     step_id: _builtins.str
     """The step's `id`."""
     service: _builtins.str
@@ -818,6 +879,12 @@ class WorkflowStep(_message.Message):
     """The name a `for_each` step binds each element to (`as`, default `item`)."""
     for_each_concurrency: _builtins.int
     """How many elements of a `for_each` step run at once."""
+    wait_signal: _builtins.str
+    """(Fields 20 and up: waits and timers.) A `wait` step: the signal it waits for (`service` and
+    `method` are then empty).
+    """
+    sleep: _builtins.str
+    """A `sleep` step: how long (`30s`), or until when (the `until` value as written)."""
     @_builtins.property
     def depends_on(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The ids of the steps that must finish before this one starts."""
@@ -825,6 +892,10 @@ class WorkflowStep(_message.Message):
     @_builtins.property
     def compensation(self) -> Global___WorkflowCompensation:
         """What undoes the step, when it has a `compensate`."""
+
+    @_builtins.property
+    def wait_timeout(self) -> _duration_pb2.Duration:
+        """A `wait` step's timeout; unset when it waits for ever."""
 
     def __init__(
         self,
@@ -838,10 +909,13 @@ class WorkflowStep(_message.Message):
         for_each: _builtins.str = ...,
         for_each_as: _builtins.str = ...,
         for_each_concurrency: _builtins.int = ...,
+        wait_signal: _builtins.str = ...,
+        wait_timeout: _duration_pb2.Duration | None = ...,
+        sleep: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["compensation", b"compensation"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["compensation", b"compensation", "wait_timeout", b"wait_timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["compensation", b"compensation", "depends_on", b"depends_on", "for_each", b"for_each", "for_each_as", b"for_each_as", "for_each_concurrency", b"for_each_concurrency", "method", b"method", "service", b"service", "step_id", b"step_id", "when", b"when"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["compensation", b"compensation", "depends_on", b"depends_on", "for_each", b"for_each", "for_each_as", b"for_each_as", "for_each_concurrency", b"for_each_concurrency", "method", b"method", "service", b"service", "sleep", b"sleep", "step_id", b"step_id", "wait_signal", b"wait_signal", "wait_timeout", b"wait_timeout", "when", b"when"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1408,6 +1482,73 @@ class ResumeExecutionResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResumeExecutionResponse: _TypeAlias = ResumeExecutionResponse  # noqa: Y015
+
+@_typing.final
+class SignalExecutionRequest(_message.Message):
+    """Request of SignalExecution."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    PAYLOAD_FIELD_NUMBER: _builtins.int
+    SIGNAL_ID_FIELD_NUMBER: _builtins.int
+    execution_id: _builtins.str
+    """The execution to signal; empty is INVALID_ARGUMENT."""
+    name: _builtins.str
+    """The signal's name, as a `wait` step names it (`payment_confirmed`): a letter, then letters,
+    digits, `_`, `-` and `.`, at most 128.
+    """
+    signal_id: _builtins.str
+    """The sender's id for this signal (at most 200 printable ASCII characters): the same id sent
+    again is the same signal, kept once. Empty: the server makes one, and every call is a new
+    signal.
+    """
+    @_builtins.property
+    def payload(self) -> _struct_pb2.Struct:
+        """What the signal carries: the output of the `wait` step that takes it."""
+
+    def __init__(
+        self,
+        *,
+        execution_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        payload: _struct_pb2.Struct | None = ...,
+        signal_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id", "name", b"name", "payload", b"payload", "signal_id", b"signal_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignalExecutionRequest: _TypeAlias = SignalExecutionRequest  # noqa: Y015
+
+@_typing.final
+class SignalExecutionResponse(_message.Message):
+    """Response of SignalExecution."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SIGNAL_ID_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    signal_id: _builtins.str
+    """The signal's id (the one given, or the one the server made)."""
+    created: _builtins.bool
+    """False when a signal with this id had been received already (nothing changed)."""
+    def __init__(
+        self,
+        *,
+        signal_id: _builtins.str = ...,
+        created: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "signal_id", b"signal_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignalExecutionResponse: _TypeAlias = SignalExecutionResponse  # noqa: Y015
 
 @_typing.final
 class ValidateWorkflowRequest(_message.Message):

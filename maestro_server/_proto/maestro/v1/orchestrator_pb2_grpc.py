@@ -88,6 +88,11 @@ class OrchestratorStub:
                 request_serializer=maestro_dot_v1_dot_orchestrator__pb2.ResumeExecutionRequest.SerializeToString,
                 response_deserializer=maestro_dot_v1_dot_orchestrator__pb2.ResumeExecutionResponse.FromString,
                 _registered_method=True)
+        self.SignalExecution = channel.unary_unary(
+                '/maestro.v1.Orchestrator/SignalExecution',
+                request_serializer=maestro_dot_v1_dot_orchestrator__pb2.SignalExecutionRequest.SerializeToString,
+                response_deserializer=maestro_dot_v1_dot_orchestrator__pb2.SignalExecutionResponse.FromString,
+                _registered_method=True)
         self.ValidateWorkflow = channel.unary_unary(
                 '/maestro.v1.Orchestrator/ValidateWorkflow',
                 request_serializer=maestro_dot_v1_dot_orchestrator__pb2.ValidateWorkflowRequest.SerializeToString,
@@ -193,6 +198,18 @@ class OrchestratorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SignalExecution(self, request, context):
+        """Sends a signal to an execution and returns at once, once the signal is stored with it. A
+        `wait` step takes the first signal of its name that no earlier step took, so signals sent
+        before the step waits are kept, in order. Any replica may receive it: the one that runs the
+        execution sees it (at its next lease renewal at the latest). A `signal_id` sent again is
+        OK and changes nothing. An unknown execution is NOT_FOUND, a finished one
+        FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ValidateWorkflow(self, request, context):
         """Checks a workflow without running it and returns every problem found.
         """
@@ -258,6 +275,11 @@ def add_OrchestratorServicer_to_server(servicer, server):
                     servicer.ResumeExecution,
                     request_deserializer=maestro_dot_v1_dot_orchestrator__pb2.ResumeExecutionRequest.FromString,
                     response_serializer=maestro_dot_v1_dot_orchestrator__pb2.ResumeExecutionResponse.SerializeToString,
+            ),
+            'SignalExecution': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignalExecution,
+                    request_deserializer=maestro_dot_v1_dot_orchestrator__pb2.SignalExecutionRequest.FromString,
+                    response_serializer=maestro_dot_v1_dot_orchestrator__pb2.SignalExecutionResponse.SerializeToString,
             ),
             'ValidateWorkflow': grpc.unary_unary_rpc_method_handler(
                     servicer.ValidateWorkflow,
@@ -488,6 +510,33 @@ class Orchestrator:
             '/maestro.v1.Orchestrator/ResumeExecution',
             maestro_dot_v1_dot_orchestrator__pb2.ResumeExecutionRequest.SerializeToString,
             maestro_dot_v1_dot_orchestrator__pb2.ResumeExecutionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignalExecution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/maestro.v1.Orchestrator/SignalExecution',
+            maestro_dot_v1_dot_orchestrator__pb2.SignalExecutionRequest.SerializeToString,
+            maestro_dot_v1_dot_orchestrator__pb2.SignalExecutionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -82,6 +82,14 @@ class OrchestratorStub:
     resume that loses a race with another resume of the same execution is ABORTED; resuming an
     execution in any other state than COMPENSATION_FAILED is FAILED_PRECONDITION.
     """
+    SignalExecution: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.SignalExecutionRequest, _orchestrator_pb2.SignalExecutionResponse]
+    """Sends a signal to an execution and returns at once, once the signal is stored with it. A
+    `wait` step takes the first signal of its name that no earlier step took, so signals sent
+    before the step waits are kept, in order. Any replica may receive it: the one that runs the
+    execution sees it (at its next lease renewal at the latest). A `signal_id` sent again is
+    OK and changes nothing. An unknown execution is NOT_FOUND, a finished one
+    FAILED_PRECONDITION.
+    """
     ValidateWorkflow: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ValidateWorkflowRequest, _orchestrator_pb2.ValidateWorkflowResponse]
     """Checks a workflow without running it and returns every problem found."""
     RegisterWorkflow: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.RegisterWorkflowRequest, _orchestrator_pb2.RegisterWorkflowResponse]
@@ -144,6 +152,14 @@ class OrchestratorAsyncStub(OrchestratorStub):
     after its earlier terminal event, and it ends with a new one. Any replica may receive it. A
     resume that loses a race with another resume of the same execution is ABORTED; resuming an
     execution in any other state than COMPENSATION_FAILED is FAILED_PRECONDITION.
+    """
+    SignalExecution: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.SignalExecutionRequest, _orchestrator_pb2.SignalExecutionResponse]  # type: ignore[assignment]
+    """Sends a signal to an execution and returns at once, once the signal is stored with it. A
+    `wait` step takes the first signal of its name that no earlier step took, so signals sent
+    before the step waits are kept, in order. Any replica may receive it: the one that runs the
+    execution sees it (at its next lease renewal at the latest). A `signal_id` sent again is
+    OK and changes nothing. An unknown execution is NOT_FOUND, a finished one
+    FAILED_PRECONDITION.
     """
     ValidateWorkflow: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ValidateWorkflowRequest, _orchestrator_pb2.ValidateWorkflowResponse]  # type: ignore[assignment]
     """Checks a workflow without running it and returns every problem found."""
@@ -246,6 +262,20 @@ class OrchestratorServicer(metaclass=_abc_1.ABCMeta):
         after its earlier terminal event, and it ends with a new one. Any replica may receive it. A
         resume that loses a race with another resume of the same execution is ABORTED; resuming an
         execution in any other state than COMPENSATION_FAILED is FAILED_PRECONDITION.
+        """
+
+    @_abc_1.abstractmethod
+    def SignalExecution(
+        self,
+        request: _orchestrator_pb2.SignalExecutionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.SignalExecutionResponse, _abc.Awaitable[_orchestrator_pb2.SignalExecutionResponse]]:
+        """Sends a signal to an execution and returns at once, once the signal is stored with it. A
+        `wait` step takes the first signal of its name that no earlier step took, so signals sent
+        before the step waits are kept, in order. Any replica may receive it: the one that runs the
+        execution sees it (at its next lease renewal at the latest). A `signal_id` sent again is
+        OK and changes nothing. An unknown execution is NOT_FOUND, a finished one
+        FAILED_PRECONDITION.
         """
 
     @_abc_1.abstractmethod

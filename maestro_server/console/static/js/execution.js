@@ -5,7 +5,7 @@ import { ConnectError, serverStream, unary } from "./connect.js";
 import { renderGraph } from "./graph.js";
 import { Progress } from "./progress.js";
 import { renderTimeline } from "./timeline.js";
-import { TERMINAL, badge, bare, duration, errorBanner, h, json, numbered, span, stateWords, time, fill } from "./ui.js";
+import { TERMINAL, badge, bare, calls, duration, errorBanner, h, json, numbered, span, stateWords, time, fill } from "./ui.js";
 import { confirmAction } from "./dialog.js";
 
 const RECONNECT_MS = [500, 1000, 2000, 5000];
@@ -17,7 +17,7 @@ function stepDetails(step, progress, requests) {
   return h("details", { "data-testid": `step-detail-${step.stepId}`, id: `step-${step.stepId}`, class: "step-detail" },
     h("summary", {}, h("span", { class: "mono" }, step.stepId), " ", badge(state.state, "step"), undo ? h("span", { class: "muted" }, ` · undo: ${undo.words}`) : null),
     h("dl", {},
-      h("dt", {}, "Calls"), h("dd", {}, `${step.service}: ${step.method}`),
+      h("dt", {}, "Calls"), h("dd", {}, calls(step)),
       h("dt", {}, "Waits for"), h("dd", {}, (step.dependsOn || []).join(", ") || "nothing"),
       step.when ? [h("dt", {}, "When"), h("dd", { class: "mono" }, step.when)] : null,
       h("dt", {}, "Attempts"), h("dd", {}, String(state.attempts)),

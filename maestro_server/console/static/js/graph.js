@@ -2,7 +2,7 @@
 // below each step that has one its compensation, with dashed reverse edges between them.
 // Every node is a focusable button whose accessible name says its state in words.
 
-import { h, s, stateWords } from "./ui.js";
+import { calls, h, s, stateWords } from "./ui.js";
 
 const W = 204, H = 56, GAP_X = 56, GAP_Y = 22, PAD = 16, UNDO_GAP = 60;
 
@@ -96,8 +96,8 @@ export function renderGraph(graph, progress, onselect = () => {}) {
     const state = progress ? progress.step(step.stepId).state : "DEFINED";
     const undo = progress ? progress.undo(step.stepId) : null;
     const stepWords = progress ? stateWords(state, "step") : "";
-    const label = `Step ${step.stepId}: ${progress ? stepWords : step.method}` + (step.compensation ? `; compensation: ${undo ? undo.words : "defined"}` : "; no compensation");
-    nodes.append(node({ x: at.x, y: at.y, testid: `step-node-${step.stepId}`, state, title: step.stepId, line: `${step.service}: ${step.method}`,
+    const label = `Step ${step.stepId}: ${progress ? stepWords : calls(step)}` + (step.compensation ? `; compensation: ${undo ? undo.words : "defined"}` : "; no compensation");
+    nodes.append(node({ x: at.x, y: at.y, testid: `step-node-${step.stepId}`, state, title: step.stepId, line: calls(step),
       words: progress ? `${stepWords}${step.when ? " · when" : ""}` : (step.when ? `when ${step.when}` : ""), label, onselect: () => onselect(step.stepId) }));
     if (!step.compensation) continue;
     const undoAt = { x: at.x, y: undoY };

@@ -6,6 +6,8 @@ import { bare, parseDuration } from "./ui.js";
 const STEP_OF_EVENT = {
   STEP_STARTED: "RUNNING",
   STEP_RETRYING: "RUNNING",
+  STEP_WAITING: "WAITING",
+  SIGNAL_RECEIVED: "WAITING",
   STEP_SUCCEEDED: "SUCCEEDED",
   STEP_SKIPPED: "SKIPPED",
   STEP_FAILED: "FAILED",
@@ -51,14 +53,14 @@ export class Progress {
       step.state = type === "STEP_RETRYING" && compensating ? "COMPENSATING" : STEP_OF_EVENT[type];
       if (element && !type.startsWith("COMPENSATION")) step.state = ["PENDING", "RUNNING"].includes(before) ? "RUNNING" : before;
       if (element && type === "COMPENSATION_SUCCEEDED" && before === "COMPENSATION_FAILED") step.state = before;
-      if (type === "STEP_STARTED") {
+      if (type === "STEP_STARTED" || type === "STEP_WAITING") {
         step.attempts = Math.max(step.attempts, event.attempt || 0);
         step.start = step.start || event.time;
       }
       if (type === "STEP_SUCCEEDED" && !element) step.output = event.outputValue ?? event.output ?? null;
       if (event.error) step.error = event.error;
       if (type === "COMPENSATION_STARTED" && !this.undoOrder.includes(id)) this.undoOrder.push(id);
-      if (!["RUNNING", "COMPENSATING"].includes(step.state)) step.end = event.time;
+      if (!["RUNNING", "WAITING", "COMPENSATING"].includes(step.state)) step.end = event.time;
     }
     this.timeline(type, event, element ? `${id}[${event.elementIndex}]` : id);
   }
@@ -79,6 +81,9 @@ export class Progress {
     switch (type) {
       case "STEP_STARTED":
         this.open.set(id, this.entry("forward", id, event));
+        break;
+      case "STEP_WAITING":  // a wait or a sleep: one entry from the first WAITING to its end
+        if (!this.open.has(id)) this.open.set(id, this.entry("forward", id, event));
         break;
       case "COMPENSATION_STARTED":
         this.open.set(id, this.entry("compensation", id, event));

@@ -40,6 +40,7 @@ const EXECUTION_STATES = {
 const STEP_STATES = {
   PENDING: ["pending", "○"],
   RUNNING: ["running", "▶"],
+  WAITING: ["waiting", "⏸"],
   SUCCEEDED: ["succeeded", "✓"],
   SKIPPED: ["skipped", "↷"],
   FAILED: ["failed", "✕"],
@@ -47,6 +48,13 @@ const STEP_STATES = {
   COMPENSATED: ["compensated", "↩"],
   COMPENSATION_FAILED: ["compensation failed", "⚠"],
 };
+
+/** What a step does, in a line: "svc: Method", or what a `wait` or `sleep` step waits for. */
+export function calls(step) {
+  if (step.waitSignal) return `wait for signal ${step.waitSignal}`;
+  if (step.sleep) return `sleep ${step.sleep}`;
+  return `${step.service}: ${step.method}`;
+}
 
 /** "EXECUTION_STATE_RUNNING" → "RUNNING". */
 export function bare(value, prefix) {

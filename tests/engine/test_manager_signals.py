@@ -1,0 +1,91 @@
+"""Signals reach the runner of their execution, sent here or stored by another process.
+
+The memory store stands in for a shared one: a signal added through the store is what a
+replica that does not run the execution stores, and this manager must find it. The
+two-replica path over PostgreSQL is in tests/api/test_signals.py.
+"""
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from maestro_server.definition import load_workflow
+from maestro_server.engine.manager import ExecutionManager
+from maestro_server.errors import FailedPreconditionError, InvalidRequestError, NotFoundError
+from maestro_server.model.execution import Event, EventType
+from maestro_server.model.signals import Signal
+from maestro_server.store.memory import MemoryStore
+from tests.engine.fakes import ScriptedInvoker
+
+WORKFLOW = load_workflow("""\
+name: w
+services:
+  svc: {type: grpc, endpoint: "127.0.0.1:1"}
+steps:
+  - id: approved
+    wait: {signal: approved}
+    output: approval
+output: "{{ .approval }}"
+""")
+
+
+async def until_waiting(store: MemoryStore, manager: ExecutionManager, execution_id: str) -> None:
+    async with asyncio.timeout(10):
+        async for event in store.watch(execution_id, 0):
+            if event.type is EventType.STEP_WAITING:
+                break
+        while not manager._running[execution_id][0].waiting_for_signal:
+            await asyncio.sleep(0)
+
+
+async def ended(store: MemoryStore, execution_id: str) -> list[Event]:
+    async with asyncio.timeout(10):
+        return [e async for e in store.watch(execution_id, 0)]
+
+
+async def test_a_signal_sent_here_wakes_the_runner_at_once() -> None:
+    """No renewal needed: the manager hands the stored signal to its runner."""
+    store = MemoryStore()
+    manager = ExecutionManager(store, ScriptedInvoker())
+    await manager.start(WORKFLOW, {}, "e1")
+    await until_waiting(store, manager, "e1")
+    signal, created = await manager.signal("e1", "approved", {"by": "ada"}, "s-1")
+    assert (signal.position, created) == (1, True)
+    events = await ended(store, "e1")
+    assert events[-1].output == {"by": "ada"}
+    again = await manager.signal("e1", "approved", {"by": "eve"}, "s-1")
+    assert again == (signal, False)  # an id again is OK, even once the execution ended
+    with pytest.raises(FailedPreconditionError):
+        await manager.signal("e1", "approved", {}, "s-2")
+
+
+async def test_the_owner_finds_a_signal_another_process_stored() -> None:
+    """Stored through the store while the step waits: found at the next lease renewal."""
+    store = MemoryStore()
+    manager = ExecutionManager(store, ScriptedInvoker())
+    await manager.start(WORKFLOW, {}, "e1")
+    await until_waiting(store, manager, "e1")
+    await store.add_signal(Signal("e1", "approved", "s-1", {"by": "b"}, datetime.now(UTC)))
+    upkeep = asyncio.create_task(manager.keep_leases(0))
+    try:
+        events = await ended(store, "e1")
+    finally:
+        upkeep.cancel()
+    assert events[-1].output == {"by": "b"}
+
+
+async def test_bad_signals_are_refused_before_anything_is_stored() -> None:
+    store = MemoryStore()
+    manager = ExecutionManager(store, ScriptedInvoker())
+    with pytest.raises(NotFoundError):
+        await manager.signal("ghost", "approved", {})
+    await manager.start(WORKFLOW, {}, "e1")
+    with pytest.raises(InvalidRequestError, match="name must start with a letter"):
+        await manager.signal("e1", "no spaces", {})
+    with pytest.raises(InvalidRequestError, match="signal_id must be"):
+        await manager.signal("e1", "approved", {}, "with space")
+    assert await store.read_signals("e1") == []
+    made, _ = await manager.signal("e1", "approved", {})
+    assert made.signal_id  # a new id when none is given
+    await manager.drain(10)
