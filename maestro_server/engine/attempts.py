@@ -127,20 +127,9 @@ class StepAttempts:
             error = ErrorInfo("TEMPLATE_ERROR", exc.message, step.service)
             return await self._failed(step, error, attempts=0)
         listener = AttemptEvents(self._recorder, step.id, compensation=False)
-        flight = _Flight()
+        flight = Flight()
         try:
-            outcome = await self._caller.call(
-                request,
-                step.retry,
-                step.timeout,
-                listener,
-                in_flight=flight.mark,
-                first_attempt=before + 1,
-                in_doubt=before > 0,  # started before a restart: it may have acted
-            )
-            if not outcome.ok and outcome.in_doubt and step.compensate is not None:
-                listener.probe = True
-                outcome = await self.ask_again(step, request, outcome.attempts, listener, flight)
+            outcome = await self.call(step, request, listener, flight, before)
         except asyncio.CancelledError:
             why = stopping.result() if stopping.done() else SERVER_STOPPING
             if why.cause is None:
@@ -165,13 +154,35 @@ class StepAttempts:
             probe=listener.probe,
         )
 
+    async def call(
+        self, step: Step, request: Request, listener: AttemptEvents, flight: Flight, before: int
+    ) -> Attempted:
+        """Call with the step's retry policy; an outcome left in doubt is asked again.
+
+        `before`: attempts made before a restart (then the first attempt may repeat one that
+        acted).
+        """
+        outcome = await self._caller.call(
+            request,
+            step.retry,
+            step.timeout,
+            listener,
+            in_flight=flight.mark,
+            first_attempt=before + 1,
+            in_doubt=before > 0,  # started before a restart: it may have acted
+        )
+        if not outcome.ok and outcome.in_doubt and step.compensate is not None:
+            listener.probe = True
+            outcome = await self.ask_again(step, request, outcome.attempts, listener, flight)
+        return outcome
+
     async def ask_again(
         self,
         step: Step,
         request: Request,
         attempts: int,
         listener: AttemptEvents,
-        flight: _Flight | None = None,
+        flight: Flight | None = None,
     ) -> Attempted:
         """Send a step whose outcome is in doubt again, under its idempotency key.
 
@@ -285,10 +296,11 @@ def asking_budget(step: Step) -> int:
 
 
 @dataclass(slots=True)
-class _Flight:
+class Flight:
     """Whether a request is out: a cancellation then leaves its outcome in doubt."""
 
     sending: bool = False
 
     def mark(self, sending: bool) -> None:
+        """Told by the caller when a request goes out and when its answer is back."""
         self.sending = sending

@@ -26,10 +26,10 @@ from maestro_server.engine.attempts import (
     SERVER_STOPPING,
     STEP_CANCELLED,
     AttemptEvents,
+    Flight,
     StepAttempts,
     Stopping,
 )
-from maestro_server.engine.calls import Caller
 from maestro_server.engine.context import ExecutionContext
 from maestro_server.engine.recorder import Recorder
 from maestro_server.errors import TemplateError
@@ -59,7 +59,6 @@ class Elements:
         workflow: Workflow,
         recorder: Recorder,
         context: ExecutionContext,
-        caller: Caller,
         steps: StepAttempts,
         *,
         max_elements: int,
@@ -67,7 +66,6 @@ class Elements:
         self._workflow = workflow
         self._recorder = recorder
         self._context = context
-        self._caller = caller
         self._steps = steps
         self._max_elements = max_elements
 
@@ -165,20 +163,9 @@ class Elements:
             await self._emit(EventType.STEP_FAILED, step, index, error=error)
             return _Ended(error=error)
         listener = AttemptEvents(self._recorder, step.id, compensation=False, element_index=index)
-        sending = _Sending()
+        flight = Flight()
         try:
-            outcome = await self._caller.call(
-                request,
-                step.retry,
-                step.timeout,
-                listener,
-                in_flight=sending.mark,
-                first_attempt=before + 1,
-                in_doubt=before > 0,  # started before a restart: it may have acted
-            )
-            if not outcome.ok and outcome.in_doubt and step.compensate is not None:
-                listener.probe = True
-                outcome = await self._steps.ask_again(step, request, outcome.attempts, listener)
+            outcome = await self._steps.call(step, request, listener, flight, before)
         except asyncio.CancelledError:
             if stopping.done():
                 why = stopping.result()  # the execution stops: a cancel, its timeout, a step
@@ -194,7 +181,7 @@ class Elements:
                 index,
                 attempt=listener.attempts[-1] if listener.attempts else before,
                 error=ErrorInfo(STEP_CANCELLED, why.message, step.service),
-                in_doubt=sending.out or listener.probe or before > 0,
+                in_doubt=flight.sending or listener.probe or before > 0,
                 cause=why.cause if stopping.done() else None,  # the step's event says why
             )
             raise
@@ -291,13 +278,3 @@ def _failure(progress: StepProgress, count: int) -> ErrorInfo | None:
         if element.state is StepState.FAILED and error and error.code != STEP_CANCELLED:
             return error
     return None
-
-
-@dataclass(slots=True)
-class _Sending:
-    """Whether a request is out: a cancellation then leaves its outcome in doubt."""
-
-    out: bool = False
-
-    def mark(self, sending: bool) -> None:
-        self.out = sending

@@ -100,7 +100,6 @@ class Runner:
             workflow,
             self._recorder,
             self._context,
-            caller,
             self._steps,
             max_elements=deps.max_for_each_elements,
         )
