@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from maestro_server.cli.json_args import read_object
 from maestro_server.cli.progress import add_only_flag, only_types
 from maestro_server.cli.serve import add_max_elements_flag, check_max_elements
 from maestro_server.cli.signals import add_signal_flag, parse_signals
@@ -80,22 +81,7 @@ def read_input(args: argparse.Namespace) -> dict[str, Any]:
 
     Refused (exit 1) where a server would refuse it, run here or there.
     """
-    from maestro_server.api.convert import check_input_travels
-    from maestro_server.definition.inputs import parse_input
-
-    if getattr(args, "input", None) is not None:
-        source, text = "--input", args.input
-    elif args.input_file is not None:
-        path = Path(args.input_file)
-        try:
-            source, text = str(path), path.read_text()
-        except OSError as exc:
-            raise InvalidInputError(f"{path}: cannot read the input: {exc.strerror}") from None
-    else:
-        return {}
-    data = parse_input(text, source)
-    check_input_travels(data, source)
-    return data
+    return read_object(getattr(args, "input", None), "--input", args.input_file, "input")
 
 
 def run_execute(args: argparse.Namespace) -> int:

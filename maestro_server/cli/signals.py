@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+from maestro_server.cli.json_args import parse_object, read_object
 from maestro_server.errors import InvalidInputError
 from maestro_server.model.signals import SIGNAL_NAME, Signal
 
@@ -41,17 +41,7 @@ def add_signal_command(commands: Any) -> argparse.ArgumentParser:
 
 def read_payload(args: argparse.Namespace) -> dict[str, Any]:
     """The payload of `--data` or `--data-file` ({} when neither is given)."""
-    if args.data is not None:
-        source, text = "--data", args.data
-    elif args.data_file is not None:
-        path = Path(args.data_file)
-        try:
-            source, text = str(path), path.read_text()
-        except OSError as exc:
-            raise InvalidInputError(f"{path}: cannot read the payload: {exc.strerror}") from None
-    else:
-        return {}
-    return _payload(text, source)
+    return read_object(args.data, "--data", args.data_file, "payload")
 
 
 def parse_signals(values: Sequence[str], execution_id: str) -> list[Signal]:
@@ -65,18 +55,7 @@ def parse_signals(values: Sequence[str], execution_id: str) -> list[Signal]:
                 f"digits, '_', '-', '.'), not {value[:60]!r}"
             )
         source = f"--signal {name}"
-        payload = _payload(text or "{}", source)
+        payload = parse_object(text or "{}", source)
         now = datetime.now(UTC)
         signals.append(Signal(execution_id, name, f"cli-{position}", payload, now, position))
     return signals
-
-
-def _payload(text: str, source: str) -> dict[str, Any]:
-    """A payload as JSON text, checked as an input is: it must travel in a request."""
-    # Imported here: a command's --help loads neither the API's messages nor the definitions.
-    from maestro_server.api.convert import check_input_travels
-    from maestro_server.definition.inputs import parse_input
-
-    payload: dict[str, Any] = parse_input(text, source)
-    check_input_travels(payload, source)
-    return payload
