@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 
+from maestro_server.store.group_commit import settle
 from maestro_server.store.postgres_db import PostgresDatabase, Row
 
 _MAX_GROUP = 256
@@ -50,13 +51,7 @@ class GroupCommit:
                 outcomes = await self._commit(group)
             except BaseException as exc:  # noqa: BLE001 - every waiter hears why
                 outcomes = [exc] * len(group)
-            for (_, _, future), outcome in zip(group, outcomes, strict=True):
-                if future.done():
-                    continue
-                if isinstance(outcome, BaseException):
-                    future.set_exception(outcome)
-                else:
-                    future.set_result(outcome)
+            settle((future for _, _, future in group), outcomes)
 
     async def _commit(self, group: list[_Queued]) -> list[Row | BaseException | None]:
         async with self._db.connection() as db:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from maestro_server.errors import UnavailableError
 from maestro_server.store import rows
 from maestro_server.store.dialect import SQLITE_DIALECT as SQL
+from maestro_server.store.group_commit import settle
 from maestro_server.store.schema import MIGRATIONS, PROGRESS_BACKFILL, SCHEMA_VERSION, Backfill
 
 R = TypeVar("R")
@@ -95,13 +96,7 @@ class SqliteDatabase:
                 outcomes = await self._run(commit)
             except BaseException as exc:  # noqa: BLE001 - every waiter hears why
                 outcomes = [exc] * len(batch)
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if future.done():
-                    continue
-                if isinstance(outcome, BaseException):
-                    future.set_exception(outcome)
-                else:
-                    future.set_result(outcome)
+            settle((future for _, future in batch), outcomes)
 
     def _commit_group(self, ops: list[Op]) -> list[Any]:
         """One transaction for many writes.
