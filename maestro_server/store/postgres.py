@@ -31,7 +31,7 @@ from maestro_server.store.postgres_listen import CHANNEL, Listener, notice
 
 _LISTEN_WAIT = 5.0
 """Seconds `open` waits for the first LISTEN; past that the listener keeps trying alone."""
-_APPEND = """
+_APPEND_TEMPLATE = """
 WITH progress AS (
     UPDATE executions SET progress = %(progress)s, state = %(state)s, ended_at = %(ended_at)s,
         last_sequence = %(last_sequence)s{release}
@@ -52,6 +52,12 @@ SELECT count(*) AS written FROM progress
 """
 """Events, journaled requests and the progress they lead to, in one statement: written only
 if the fence (owner and last sequence) holds, and announced to every replica at commit."""
+_APPEND = {
+    False: _APPEND_TEMPLATE.format(release=""),
+    # A finished execution is nobody's: any replica may resume it.
+    True: _APPEND_TEMPLATE.format(release=", owner = NULL, lease_expires_at = NULL"),
+}
+"""The append, by whether it ends the execution; formatted once, not per append."""
 
 
 class PostgresStore(PostgresLeases):
@@ -167,10 +173,8 @@ class PostgresStore(PostgresLeases):
         Fenced by owner and last sequence: events and requests are written only if it holds.
         """
         progress = entries.progress
-        # A finished execution is nobody's: any replica may resume it.
-        release = ", owner = NULL, lease_expires_at = NULL" if progress.state.terminal else ""
         written = await self._commits.one(
-            _APPEND.format(release=release),
+            _APPEND[progress.state.terminal],
             {
                 **rows.progress_values(progress, SQL),
                 "execution_id": entries.execution_id,
