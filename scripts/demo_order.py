@@ -83,8 +83,8 @@ def main() -> tuple[int, int]:
     ):
         workflow = shown(EXAMPLE / "workflow.yaml")
         print(
-            "\n=== 3. an order through maestro serve: three items reserved, a cooling-off"
-            " sleep, the card charged, the payment provider's confirmation awaited ===",
+            "\n=== 3. an order through maestro serve: reserve 3 items, cool off for 1 s,"
+            " charge the card, await the payment provider's confirmation ===",
             flush=True,
         )
         started = maestro(
@@ -95,7 +95,7 @@ def main() -> tuple[int, int]:
             raise SystemExit(f"the order did not start (exit code {started})")
         state = confirm_when_waiting(server, "ord-1001")
         completed = 0 if state == ExecutionState.COMPLETED else 2
-        print(f"(ended {state.name.lower()})", flush=True)
+        print(f"({state.name.lower()})", flush=True)
         print(
             "\n=== 4. an order with a sold-out webcam: the items reserved before it are"
             " released, last first ===",
