@@ -1,7 +1,8 @@
-"""aiohttp imported with its default contexts' CAs deferred still trusts the same CAs.
+"""The HTTP libraries imported without what a run does not use (transports/http_libraries.py).
 
-Each check runs in a fresh interpreter (aiohttp is imported once per process), whose system CAs
-are a CA made for the test (SSL_CERT_FILE), against a local HTTPS server with its certificate.
+aiohttp with its default contexts' CAs deferred still trusts the same CAs: checked in a fresh
+interpreter (aiohttp is imported once per process), whose system CAs are a CA made for the test
+(SSL_CERT_FILE), against a local HTTPS server with its certificate.
 """
 
 import os
@@ -16,9 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 _CHECK = """
 import asyncio, ssl, sys
-from maestro_server.transports.aiohttp_import import import_aiohttp
+from maestro_server.transports.http_libraries import import_http_libraries
 
-import_aiohttp()
+import_http_libraries()
 import aiohttp, aiohttp.connector
 from maestro_server.definition import load_workflow
 from maestro_server.transports.base import Call, HttpTarget, Request
@@ -73,5 +74,32 @@ def test_default_contexts_load_the_system_cas_when_first_used(tmp_path: Path) ->
             check=False,
             timeout=60,
         )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "ok\n"
+
+
+_HTTPX = """
+import sys
+from maestro_server.transports.http_libraries import import_http_libraries
+
+import_http_libraries()
+import httpx
+assert "httpx._main" not in sys.modules and "click" not in sys.modules
+assert httpx.Request("GET", "http://h/x").url.path == "/x"
+print("ok")
+"""
+
+
+def test_httpx_comes_without_its_command_line() -> None:
+    """httpx is imported without its command line (click, pygments), and works."""
+    done = subprocess.run(
+        [sys.executable, "-c", _HTTPX],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "ok\n"
