@@ -226,8 +226,13 @@ def _filter(node: nodes.Filter, walk: Walk) -> Iterator[Read]:
 def _locate(source: str, root: str, keys: tuple[Key, ...]) -> int:
     """Where `root` (and as many of its keys as can be found) is written; 0 when it is not."""
     start = _first_dotted(source, root, keys)
-    if start is not None:
-        return _with_leading_dots(source, start)
+    if start is None:
+        start = _search(source, root, keys)
+    return _with_leading_dots(source, start) if start is not None else 0
+
+
+def _search(source: str, root: str, keys: tuple[Key, ...]) -> int | None:
+    """Where `root` and as many of its keys as can be found are written, in any form."""
     for count in range(len(keys), -1, -1):
         pattern = r"(?<![A-Za-z0-9_])" + re.escape(root) + r"(?![A-Za-z0-9_])"
         for key in keys[:count]:
@@ -238,8 +243,8 @@ def _locate(source: str, root: str, keys: tuple[Key, ...]) -> int:
             )
         match = re.search(pattern, source)
         if match is not None:
-            return _with_leading_dots(source, match.start())
-    return 0
+            return match.start()
+    return None
 
 
 def _with_leading_dots(source: str, start: int) -> int:
@@ -249,7 +254,7 @@ def _with_leading_dots(source: str, start: int) -> int:
 
 
 def _first_dotted(source: str, root: str, keys: tuple[Key, ...]) -> int | None:
-    """Where `_locate`'s search finds `root` and all its keys, without compiling a pattern.
+    """Where `_search` finds `root` and all its keys, without compiling a pattern.
 
     When the first place `root` is written as a word goes on `.a.b` (the usual way), that is
     where; else None, for the search to decide. No match can start before that place, and
