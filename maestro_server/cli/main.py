@@ -236,7 +236,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     imports one by one (70 ms of `maestro execute`, 25 ms of `validate`) for nothing. With
     `argv` (a caller's own process) it raises SystemExit as usual.
     """
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, a usage error: printed, and exiting
+        if argv is None and isinstance(exc.code, int):
+            _end_process(exc.code)
+        raise
     code = _run(args)
     if argv is None and args.command != "serve":
         _end_process(code)
