@@ -5,77 +5,22 @@ becomes `..` and is resolved away, `%3B` becomes `;`. Maestro's paths are encode
 (templating/path.py), so this transport passes the URL as already encoded. With a guard, the
 connector's resolver refuses link-local and cloud-metadata answers: the addresses checked are
 the ones connected to, even when a name changes its answer between check and call.
-
-The response stream and the mapping of aiohttp's errors to httpx's are httpx-aiohttp's
-(0.2.0, BSD-3-Clause, copyright 2025 Karen Petrosyan), copied here: importing that package
-costs every start 7 ms, most of it `importlib.metadata` reading aiohttp's version.
 """
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import ssl
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
 import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.client import ClientResponse
+from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
 from yarl import URL
 
 from maestro_server.model.addresses import forbidden_reason, literal_address
 from maestro_server.transports.guard import ForbiddenAddressError
-
-# From httpx-aiohttp (see above). Its condition on aiohttp >= 3.10 always holds here.
-_AIOHTTP_ERRORS: dict[type[Exception], type[httpx.HTTPError]] = {
-    aiohttp.ServerTimeoutError: httpx.TimeoutException,
-    aiohttp.SocketTimeoutError: httpx.ReadTimeout,
-    aiohttp.ClientConnectionError: httpx.ConnectTimeout,
-    aiohttp.ClientConnectorError: httpx.ConnectError,
-    aiohttp.ClientPayloadError: httpx.ReadError,
-    aiohttp.ClientProxyConnectionError: httpx.ProxyError,
-    aiohttp.ClientHttpProxyError: httpx.ProxyError,
-    aiohttp.client_exceptions.NonHttpUrlClientError: httpx.UnsupportedProtocol,
-    aiohttp.client_exceptions.InvalidUrlClientError: httpx.UnsupportedProtocol,
-}
-
-
-@contextlib.contextmanager
-def map_aiohttp_exceptions() -> Iterator[None]:
-    """Raise an aiohttp error as the most specific httpx error among those that apply."""
-    try:
-        yield
-    except Exception as exc:
-        mapped: type[httpx.HTTPError] | None = None
-        for from_exc, to_exc in _AIOHTTP_ERRORS.items():
-            if not isinstance(exc, from_exc):
-                continue
-            if mapped is None or issubclass(to_exc, mapped):
-                mapped = to_exc
-        if mapped is None:
-            raise
-        raise mapped(str(exc)) from exc
-
-
-class AiohttpResponseStream(httpx.AsyncByteStream):
-    """An aiohttp response's body as httpx's stream."""
-
-    CHUNK_SIZE = 1024 * 16
-
-    def __init__(self, aiohttp_response: ClientResponse) -> None:
-        self._aiohttp_response = aiohttp_response
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        with map_aiohttp_exceptions():
-            async for chunk in self._aiohttp_response.content.iter_chunked(self.CHUNK_SIZE):
-                yield chunk
-
-    async def aclose(self) -> None:
-        """Release the response (its connection goes back to the pool)."""
-        with map_aiohttp_exceptions():
-            await self._aiohttp_response.__aexit__(None, None, None)
 
 
 class GuardedResolver(AbstractResolver):
