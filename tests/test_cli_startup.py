@@ -29,14 +29,14 @@ NOT_FOR_VALIDATE = ("grpc", "grpc_tools", "httpx", "aiohttp", "jsonschema", "psy
 import: the workflow language (yaml, jinja2, protobuf's descriptors) is all it needs."""
 
 NOT_FOR_EXECUTE = ("prometheus_client", "opentelemetry", "jsonschema", "psycopg", "aiosqlite",
-                   "httpx_aiohttp", "importlib.metadata", "click", "pygments", "grpc_tools.protoc",
+                   "click", "pygments", "grpc_tools.protoc",
                    "maestro_client", "maestro_server.api", "maestro_server._proto",
                    "maestro_server.metrics", "maestro_server.store.open",
                    "maestro_server.store.sqlite", "maestro_server.store.postgres")  # fmt: skip
 """What `maestro execute` of the onboarding workflow (no input_schema, no tracing configured)
 must not import: metrics are served by `serve` only, a run in this process keeps nothing (no
-store), an input is checked on a plain Struct (not the API's messages), and httpx-aiohttp's
-package and httpx's command line are left out (transports/http_libraries.py)."""
+store), an input is checked on a plain Struct (not the API's messages), and httpx's command
+line is left out (transports/http_libraries.py)."""
 
 _RUN = """
 import json, sys
