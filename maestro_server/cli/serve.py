@@ -238,12 +238,15 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: ServerSettings, store_url: str, lease: float) -> None:
+    from maestro_server import heap
     from maestro_server.api.server import OrchestratorServer
     from maestro_server.store.open import close_store, open_store
 
     # grpc.aio objects belong to the loop they are made in: make them inside it.
     store = await open_store(store_url, lease=lease)
     try:
-        await OrchestratorServer(settings, store).serve_until_signalled()
+        server = OrchestratorServer(settings, store)
+        heap.settle()  # everything is imported and built: it lives as long as the process
+        await server.serve_until_signalled()
     finally:
         await close_store(store)
