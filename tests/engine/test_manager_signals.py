@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from maestro_server.definition import load_workflow
+from maestro_server.engine import manager as manager_module
 from maestro_server.engine.manager import ExecutionManager
 from maestro_server.errors import FailedPreconditionError, InvalidRequestError, NotFoundError
 from maestro_server.model.execution import Event, EventType
@@ -89,3 +90,29 @@ async def test_bad_signals_are_refused_before_anything_is_stored() -> None:
     made, _ = await manager.signal("e1", "approved", {})
     assert made.signal_id  # a new id when none is given
     await manager.drain(10)
+
+
+async def test_a_restart_resumes_every_waiting_execution_a_batch_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """recover() reads the executions a batch at a time and compiles their shared definition
+    once; each resumed one waits again and completes with the signal it is then sent."""
+    monkeypatch.setattr(manager_module, "RECOVERY_BATCH", 2)
+    store = MemoryStore()
+    before = ExecutionManager(store, ScriptedInvoker())
+    ids = [f"e{n}" for n in range(5)]
+    for execution_id in ids:
+        await before.start(WORKFLOW, {}, execution_id)
+        await until_waiting(store, before, execution_id)
+    await before.drain(0)  # the process stops: the logs stay as they are
+    after = ExecutionManager(store, ScriptedInvoker())
+    assert await after.recover() == 5
+    assert await after.recover() == 0  # running here already
+    workflows = {id(after._running[i][0].workflow) for i in ids}
+    assert len(workflows) == 1
+    for n, execution_id in enumerate(ids):
+        await until_waiting(store, after, execution_id)
+        await after.signal(execution_id, "approved", {"n": n})
+    for n, execution_id in enumerate(ids):
+        events = await ended(store, execution_id)
+        assert (events[-1].type, events[-1].output) == (EventType.WORKFLOW_COMPLETED, {"n": n})
