@@ -294,6 +294,11 @@ class ExecutionLog(Closable, Protocol):
 class Leases(Closable, Protocol):
     """Which process runs which execution, where several processes share a store."""
 
+    shared: bool
+    """Whether other processes write to the store too. Only then may a signal or a cancel for
+    an execution running here be stored by a process that cannot hand it to the runner, so
+    only then do lease renewals ask about every execution (ExecutionManager.keep_leases)."""
+
     async def claim_executions(self) -> list[Claim]:
         """Take over the unfinished executions nobody else runs, oldest first.
 
@@ -342,6 +347,9 @@ async def append_event(log: ExecutionLog, event: Event) -> None:
 
 class SingleProcessLeases(ABC):
     """The leases of a store only one process opens: that process owns every execution."""
+
+    shared = False
+    """Signals and cancels all come through the one process that runs the executions."""
 
     @abstractmethod
     async def get_execution(self, execution_id: str) -> ExecutionRecord:

@@ -38,7 +38,9 @@ class MemoryStore(SingleProcessLeases):
     that writes it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, shared: bool = False) -> None:
+        """`shared`: behave as a store other processes write to (tests stand one in so)."""
+        self.shared = shared
         self._workflows: dict[tuple[str, str], StoredWorkflow] = {}
         self._logs: dict[str, _Log] = {}
 
