@@ -103,7 +103,8 @@ def scale(results: dict[str, Any]) -> list[str]:
     lines += [
         "",
         f"Slowest ({slowest['execution_id']}, created {slowest['created_s_after_first']:.2f} s "
-        f"after the first): {steps}",
+        f"after the first, {slowest.get('requested_s_before_created', 0):.2f} s after its "
+        f"start request): {steps}",
     ]
     return lines
 

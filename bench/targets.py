@@ -188,7 +188,19 @@ def scale(figures: dict[str, Any] | None) -> list[Target]:
     count = f"{figures['executions']:,} executions"
     return [
         below("8", f"{count}: peak RSS of the server", figures["peak_rss_mib"], 1024, "MiB"),
-        at_most("8", f"{count}: slowest execution", figures["execution_max_s"], 2.4, "s"),
+        at_most(
+            "8",
+            f"{count}: slowest execution, from its start request to its end",
+            figures["execution_max_s"],
+            2.4,
+            "s",
+        ),
+        info(
+            "8",
+            f"{count}: slowest execution, from its creation in the server to its end",
+            figures.get("created_to_end_max_s", figures["execution_max_s"]),
+            "s",
+        ),
     ]
 
 
