@@ -5,7 +5,8 @@ Through `maestro serve` + SQLite and the SDK: starts N executions of a one-step 
 (`wait: {signal: approved, timeout: 24h}`, its output the signal's payload), `starters` calls
 at a time, and waits until every one's STEP_WAITING is durable (counted in the store's file, the
 truth a crash leaves; polled with a deadline). While they wait it reads the server's RSS and
-threads, and the CPU it uses over a few idle seconds (a waiting execution should use none).
+threads, and the CPU it uses over a few idle seconds (a waiting execution should use none: the
+same as with one waiting, read after the first start).
 Then SIGKILL, a restart on the same file, and the time until the server serves again, which it
 does once every unfinished execution is resumed; RSS and idle CPU again. Then every execution
 is signalled through the SDK (`signalers` at a time, each its own payload), and every one must
@@ -140,6 +141,7 @@ async def _run(
         await start(executions - 1)  # the first start sets up what any start uses (its threads)
         figures["threads_before"] = proc_status(pid, "Threads")
         figures["rss_before_mib"] = rss_mib(pid)
+        figures["idle_cpu_ms_per_s_one_waiting"] = await asyncio.to_thread(idle_cpu_ms_per_s, pid)
         figures["seconds_to_start_all"] = await bounded(executions - 1, starters, start)
 
         async def all_waiting() -> bool:
