@@ -299,16 +299,8 @@ class PostgresStore(PostgresLeases):
 
     async def saved_executions(self, execution_ids: Sequence[str]) -> list[SavedExecution]:
         """See ExecutionLog.saved_executions: four statements, each for every id asked."""
-        if not execution_ids:
-            return []
         args = {"ids": list(execution_ids)}
-        found = (
-            await self._db.all(_SAVED.executions, args),
-            await self._db.all(_SAVED.events, args),
-            await self._db.all(_SAVED.requests, args),
-            await self._db.all(_SAVED.signals, args),
-        )
-        return saved.assemble(execution_ids, found, SQL)
+        return await saved.read(self._db.all, _SAVED, execution_ids, args, SQL)
 
     async def saved_requests(self, execution_id: str) -> dict[str, Any]:
         """See ExecutionLog.saved_requests."""

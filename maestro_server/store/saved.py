@@ -11,7 +11,7 @@ limited by a driver's count of parameters.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,3 +77,26 @@ def assemble(
         for i in ids
         if i in records
     ]
+
+
+async def read(
+    run: Callable[[str, Mapping[str, Any]], Awaitable[Sequence[Row]]],
+    queries: SavedQueries,
+    ids: Sequence[str],
+    args: Mapping[str, Any],
+    d: Dialect,
+) -> list[SavedExecution]:
+    """The executions `ids`, each statement run by `run` with `args`, one after the other.
+
+    For a store whose statements are awaited one by one (SQLite runs its four together on its
+    thread and calls `assemble`).
+    """
+    if not ids:
+        return []
+    found = (
+        await run(queries.executions, args),
+        await run(queries.events, args),
+        await run(queries.requests, args),
+        await run(queries.signals, args),
+    )
+    return assemble(ids, found, d)
