@@ -12,12 +12,15 @@ downstream services apart; (c) what each PostgreSQL workflow costs the database
 (transactions, rows, WAL; bench/pg_cost.py); (d) growth: 1, 4, 16 and 64 sequential steps;
 (e) the compensation path (the last step fails for good); (f) scale-out: two replicas on one
 PostgreSQL (bench/scale_out.py); (g) opt-in, scale: 10,000 executions in flight, each waiting
-on a 2 s step (bench/scale.py). Every system's downstream effects are counted from the
-services' own ledgers and must be equal.
+on a 2 s step (bench/scale.py); (h) opt-in, waiting: 10,000 executions waiting for a signal,
+a SIGKILL and a restart, then every one signalled (issue 16, item 5; bench/scale_signals.py).
+Every system's downstream effects are counted from the services' own ledgers and must be
+equal.
 
 Writes bench/results/latest.json (bench/results/scale.json with --scale-only) and prints
 Markdown tables, the last one issue 13's targets with PASS/FAIL.
-Usage: python bench/run.py [--rounds 3] [--executions 200] [--scale 10000] [--scale-only]
+Usage: python bench/run.py [--rounds 3] [--executions 200] [--scale 10000] [--signals 10000]
+[--scale-only]
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from pg_cost import Cost, PgMeter  # noqa: E402
 from processes import ROOT, cpu_seconds, maestro_serve  # noqa: E402
 from scale import scale  # noqa: E402
 from scale_out import scale_out  # noqa: E402
+from scale_signals import scale_signals  # noqa: E402
 from startup import measure as measure_startup  # noqa: E402
 from systems import (  # noqa: E402
     STEPS,
@@ -270,6 +274,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             results["scale"] = await scale(
                 services, args.scale, folder / "scale.db", args.scale_starters
             )
+        if args.signals:
+            print(f"scale-signals: {args.signals} executions waiting", file=sys.stderr)
+            results["scale_signals"] = await scale_signals(
+                args.signals, args.scale_starters, args.scale_starters
+            )
     results["targets"] = [t.as_dict() for t in targets(results)]
     results["machine"] = {
         "cpus": os.cpu_count(),
@@ -292,14 +301,27 @@ if __name__ == "__main__":
         help="also run item 8 with this many executions in flight (default: skipped, 10000 "
         "with --scale-only)",
     )
-    parser.add_argument("--scale-only", action="store_true", help="item 8 alone (bench-scale)")
-    parser.add_argument("--scale-starters", type=int, default=64, help="start calls at a time")
+    parser.add_argument(
+        "--signals",
+        type=int,
+        default=None,
+        help="also run issue 16's item 5 with this many executions waiting for a signal "
+        "(default: skipped, 10000 with --scale-only)",
+    )
+    parser.add_argument(
+        "--scale-only", action="store_true", help="the scale scenarios alone (bench-scale)"
+    )
+    parser.add_argument(
+        "--scale-starters", type=int, default=64, help="start (and signal) calls at a time"
+    )
     parser.add_argument(
         "--no-scale-out", dest="scale_out", action="store_false", help="skip item 4"
     )
     args = parser.parse_args()
     if args.scale is None:
         args.scale = 10_000 if args.scale_only else 0
+    if args.signals is None:
+        args.signals = 10_000 if args.scale_only else 0
     configure_logging(level="WARNING")  # as in production: per-attempt debug lines filtered
     results = asyncio.run(main(args))
     out = ROOT / "bench" / "results" / ("scale.json" if args.scale_only else "latest.json")

@@ -3,9 +3,11 @@
 Started through the SDK (`MaestroClient.start`, one call per execution, `starters` calls at a
 time) against `maestro serve` + SQLite; the step is billing's CancelSubscription, which the
 service delays by 2 s (its admin API's delay fault). Reports the server's peak RSS (VmHWM from
-/proc), how long starting took, each execution's duration from its creation to its end (the
-server's clock), and for the slowest one where its time went (its events' offsets from its
-creation), which says whether starting, the step or finishing was slow.
+/proc), how long starting took, each execution's duration from its start request (the wall clock
+read here just before the call; the server runs on the same machine, so its event times are on
+the same clock) to its end (its terminal event's time), the target's measure, and from its
+creation in the server to its end; and for the slowest one where its time went (its events'
+offsets from its creation), which says whether starting, the step or finishing was slow.
 
 Opt-in (`make bench-scale`, or `--scale N` with `make bench`): 10,000 executions take a while.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,10 +53,12 @@ async def scale(services: Fleet, executions: int, store: Path, starters: int) ->
             async with MaestroClient(address) as client:
                 cpu = cpu_seconds(pid)
                 queue = list(range(executions))
+                requested: dict[str, datetime] = {}
 
                 async def starter() -> None:
                     while queue:
                         n = queue.pop()
+                        requested[f"scale@{n}"] = datetime.now(UTC)
                         await client.start(yaml, {"n": f"s{n}"}, execution_id=f"scale@{n}")
 
                 started = time.perf_counter()
@@ -64,12 +69,14 @@ async def scale(services: Fleet, executions: int, store: Path, starters: int) ->
                 server_cpu = cpu_seconds(pid) - cpu
                 rss = peak_rss_mib(pid)
                 durations: dict[str, float] = {}
+                in_server: list[float] = []
                 first_created = None
                 async for execution in client.list("scale", page_size=1000):
                     assert execution.state == ExecutionState.COMPLETED, execution
                     assert execution.end_time and execution.create_time
-                    span = execution.end_time - execution.create_time
+                    span = execution.end_time - requested[execution.execution_id]
                     durations[execution.execution_id] = span.total_seconds()
+                    in_server.append((execution.end_time - execution.create_time).total_seconds())
                     if first_created is None or execution.create_time < first_created:
                         first_created = execution.create_time
                 slowest = max(durations, key=durations.__getitem__)
@@ -99,9 +106,13 @@ async def scale(services: Fleet, executions: int, store: Path, starters: int) ->
         "execution_p50_s": statistics.median(values),
         "execution_p99_s": pct(values, 0.99),
         "execution_max_s": max(values),
+        "created_to_end_p50_s": statistics.median(in_server),
+        "created_to_end_p99_s": pct(in_server, 0.99),
+        "created_to_end_max_s": max(in_server),
         "slowest": {
             "execution_id": slowest,
             "created_s_after_first": (slowest_at - first_created).total_seconds(),
+            "requested_s_before_created": (slowest_at - requested[slowest]).total_seconds(),
             "events": timeline,
         },
     }

@@ -103,9 +103,18 @@ def scale(results: dict[str, Any]) -> list[str]:
     lines += [
         "",
         f"Slowest ({slowest['execution_id']}, created {slowest['created_s_after_first']:.2f} s "
-        f"after the first): {steps}",
+        f"after the first, {slowest.get('requested_s_before_created', 0):.2f} s after its "
+        f"start request): {steps}",
     ]
     return lines
+
+
+def scale_signals(results: dict[str, Any]) -> list[str]:
+    figures = results.get("scale_signals")
+    if not figures:
+        return []
+    lines = ["", "| waiting for signals | value |", "|---|---|"]
+    return lines + [f"| {k} | {v:,.2f} |" for k, v in figures.items()]
 
 
 def targets(results: dict[str, Any]) -> list[str]:
@@ -119,7 +128,8 @@ def targets(results: dict[str, Any]) -> list[str]:
 def table(results: dict[str, Any]) -> str:
     """Every table the results have, the targets last."""
     lines = systems(results) if "latency" in results else []
-    lines += postgres(results) + scale_out(results) + scale(results) + targets(results)
+    lines += postgres(results) + scale_out(results) + scale(results) + scale_signals(results)
+    lines += targets(results)
     load = results.get("machine", {}).get("load_average")
     if load:
         lines += ["", f"Load average (1 min) at start and end: {load[0]:.2f}, {load[1]:.2f}."]

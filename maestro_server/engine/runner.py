@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -33,6 +32,7 @@ from maestro_server.engine.recorder import Recorder
 from maestro_server.engine.replay import restore
 from maestro_server.engine.saga import Saga
 from maestro_server.engine.scheduler import Scheduler
+from maestro_server.engine.stopwatch import Stopwatch
 from maestro_server.engine.waits import Pauses
 from maestro_server.errors import TemplateError
 from maestro_server.model.execution import (
@@ -105,20 +105,19 @@ class Runner:
         )
         self._mailbox = Mailbox(resumption.signals, progress.consumed_signals)
         self._pauses = Pauses(self._recorder, self._context, self._mailbox, deps.clock, deps.now)
+        self._stopwatch = Stopwatch(deps.clock)
         self._saga = Saga(
             workflow,
             self._recorder,
             self._context,
             caller,
             self._steps,
-            elapsed=self._elapsed,
+            elapsed=self._stopwatch.elapsed,
             elements=ElementUndo(workflow, self._recorder, self._context, caller, self._steps),
         )
-        self._clock = deps.clock
         self._now = deps.now
         self._trace_parent = dict(trace_parent or {})
         self._cancel: asyncio.Future[str] | None = None
-        self._started_at = 0.0
 
     @property
     def state(self) -> ExecutionState:
@@ -167,7 +166,7 @@ class Runner:
         structlog.contextvars.bind_contextvars(
             execution_id=self.execution_id, workflow=self.workflow.name
         )
-        self._started_at = self._clock.monotonic()
+        self._stopwatch.start()
         progress = self._recorder.progress
         if progress.last_sequence == 0:
             log.info("execution started")
@@ -189,7 +188,7 @@ class Runner:
                 stop = Stop(Cause.OUTPUT_FAILED, ErrorInfo("TEMPLATE_ERROR", exc.message))
             else:
                 event = await self._recorder.emit(
-                    EventType.WORKFLOW_COMPLETED, output=output, duration=self._elapsed()
+                    EventType.WORKFLOW_COMPLETED, output=output, duration=self._stopwatch.elapsed()
                 )
                 return ExecutionResult(self.execution_id, event.state, output=output)
         return await self._saga.run(stop)
@@ -201,9 +200,6 @@ class Runner:
         if step.for_each is not None:
             return self._elements.run(step, stopping)
         return self._steps.run(step, stopping)
-
-    def _elapsed(self) -> timedelta:
-        return timedelta(seconds=self._clock.monotonic() - self._started_at)
 
     async def _forward(self) -> Stop | None:
         """Run the steps until all finished (None) or the execution stops (why)."""

@@ -12,7 +12,7 @@ logs) and `Leases` (which process runs which execution); `Store` is all three.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -144,6 +144,19 @@ class LogEntries:
 
 
 @dataclass(frozen=True, slots=True)
+class SavedExecution:
+    """An execution whole, with what resuming it needs.
+
+    Its log, its journaled requests (by idempotency key) and the signals sent to it, in order.
+    """
+
+    record: ExecutionRecord
+    events: tuple[Event, ...]
+    requests: Mapping[str, Any]
+    signals: tuple[Signal, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Claim:
     """An execution this process took over; its definition is read only when it resumes."""
 
@@ -272,6 +285,14 @@ class ExecutionLog(Closable, Protocol):
         """The rendered requests kept for an execution, by idempotency key."""
         ...
 
+    async def saved_executions(self, execution_ids: Sequence[str]) -> list[SavedExecution]:
+        """These executions whole, with their logs, requests and signals, in the order asked.
+
+        Unknown ids are left out. What resuming many at once reads (a restart, a replica's
+        takeover): a few statements for the lot, not four round trips per execution.
+        """
+        ...
+
     async def delete_finished_before(self, cutoff: datetime) -> int:
         """Remove executions that ended before `cutoff`, with their logs; how many."""
         ...
@@ -279,6 +300,11 @@ class ExecutionLog(Closable, Protocol):
 
 class Leases(Closable, Protocol):
     """Which process runs which execution, where several processes share a store."""
+
+    shared: bool
+    """Whether other processes write to the store too. Only then may a signal or a cancel for
+    an execution running here be stored by a process that cannot hand it to the runner, so
+    only then do lease renewals ask about every execution (ExecutionManager.keep_leases)."""
 
     async def claim_executions(self) -> list[Claim]:
         """Take over the unfinished executions nobody else runs, oldest first.
@@ -328,6 +354,9 @@ async def append_event(log: ExecutionLog, event: Event) -> None:
 
 class SingleProcessLeases(ABC):
     """The leases of a store only one process opens: that process owns every execution."""
+
+    shared = False
+    """Signals and cancels all come through the one process that runs the executions."""
 
     @abstractmethod
     async def get_execution(self, execution_id: str) -> ExecutionRecord:

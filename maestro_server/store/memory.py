@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -16,6 +16,7 @@ from maestro_server.store.base import (
     ExecutionRecord,
     LogEntries,
     Page,
+    SavedExecution,
     SingleProcessLeases,
     StoredWorkflow,
 )
@@ -37,7 +38,9 @@ class MemoryStore(SingleProcessLeases):
     that writes it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, shared: bool = False) -> None:
+        """`shared`: behave as a store other processes write to (tests stand one in so)."""
+        self.shared = shared
         self._workflows: dict[tuple[str, str], StoredWorkflow] = {}
         self._logs: dict[str, _Log] = {}
 
@@ -202,6 +205,14 @@ class MemoryStore(SingleProcessLeases):
     async def saved_requests(self, execution_id: str) -> dict[str, Any]:
         """See ExecutionLog.saved_requests."""
         return dict(self._log(execution_id).requests)
+
+    async def saved_executions(self, execution_ids: Sequence[str]) -> list[SavedExecution]:
+        """See ExecutionLog.saved_executions."""
+        return [
+            SavedExecution(log.record, tuple(log.events), dict(log.requests), tuple(log.signals))
+            for log in (self._logs.get(i) for i in execution_ids)
+            if log is not None
+        ]
 
     def _log(self, execution_id: str) -> _Log:
         log = self._logs.get(execution_id)

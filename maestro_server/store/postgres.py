@@ -12,7 +12,7 @@ The leases are in `postgres_leases`.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,8 +20,14 @@ from typing import Any
 from maestro_server.errors import FailedPreconditionError
 from maestro_server.model.execution import Event, ExecutionState
 from maestro_server.model.signals import Signal
-from maestro_server.store import paging, queries, rows, rules, signal_rows
-from maestro_server.store.base import ExecutionRecord, LogEntries, Page, StoredWorkflow
+from maestro_server.store import paging, queries, rows, rules, saved, signal_rows
+from maestro_server.store.base import (
+    ExecutionRecord,
+    LogEntries,
+    Page,
+    SavedExecution,
+    StoredWorkflow,
+)
 from maestro_server.store.codec import event_to_json
 from maestro_server.store.dialect import POSTGRES_DIALECT as SQL
 from maestro_server.store.follow import LogFollower, Summaries
@@ -61,6 +67,7 @@ _APPEND = {
     True: _APPEND_TEMPLATE.format(release=", owner = NULL, lease_expires_at = NULL"),
 }
 """The append, by whether it ends the execution; formatted once, not per append."""
+_SAVED = saved.saved_queries("= ANY(%(ids)s)")
 
 
 class PostgresStore(PostgresLeases):
@@ -294,6 +301,11 @@ class PostgresStore(PostgresLeases):
             "DELETE FROM executions WHERE ended_at IS NOT NULL AND ended_at < %(cutoff)s",
             {"cutoff": cutoff},
         )
+
+    async def saved_executions(self, execution_ids: Sequence[str]) -> list[SavedExecution]:
+        """See ExecutionLog.saved_executions: four statements, each for every id asked."""
+        args = {"ids": list(execution_ids)}
+        return await saved.read(self._db.all, _SAVED, execution_ids, args, SQL)
 
     async def saved_requests(self, execution_id: str) -> dict[str, Any]:
         """See ExecutionLog.saved_requests."""

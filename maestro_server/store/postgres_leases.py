@@ -18,6 +18,10 @@ from maestro_server.store.queries import UNFINISHED
 class PostgresLeases:
     """The Leases role, for `owner` (this replica), each lease lasting `lease`."""
 
+    shared = True
+    """Replicas share the database: a signal or cancel sent through one reaches another's
+    runner at its renewal."""
+
     def __init__(self, url: str, owner: str, lease: timedelta) -> None:
         self.url = url
         self.owner = owner

@@ -97,12 +97,14 @@ def request_cancel(d: Dialect) -> str:
     )
 
 
-def cancel_requests(d: Dialect, execution_ids: list[str]) -> Query:
-    """The cancels recorded for some executions: rows of `execution_id`, `cancel_reason`."""
-    names = [f"id{n}" for n in range(len(execution_ids))]
-    ids = ", ".join(d.param(name) for name in names) or "NULL"
-    sql = (
+def cancel_requests(d: Dialect) -> str:
+    """The cancels recorded for some executions: rows of `execution_id`, `cancel_reason`.
+
+    `ids` is a JSON array of them, so that a renewal of any number is one statement, whatever
+    the dialect's limit on parameters.
+    """
+    return (
         "SELECT execution_id, cancel_reason FROM executions "
-        f"WHERE execution_id IN ({ids}) AND cancel_reason IS NOT NULL"
+        f"WHERE execution_id IN (SELECT value FROM json_each({d.param('ids')})) "
+        "AND cancel_reason IS NOT NULL"
     )
-    return sql, dict(zip(names, execution_ids, strict=True))

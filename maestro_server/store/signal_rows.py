@@ -59,3 +59,16 @@ def after(d: Dialect) -> str:
         f"SELECT {COLUMNS} FROM signals WHERE execution_id = {d.param('id')} "
         f"AND position > {d.param('after')} ORDER BY position"
     )
+
+
+def after_each(d: Dialect) -> str:
+    """The query of many executions' signals, each after its own position, in order.
+
+    `positions` is a JSON object of execution id → position (SQLite's json_each): one
+    statement however many executions are asked about.
+    """
+    return (
+        f"SELECT {COLUMNS} FROM json_each({d.param('positions')}) AS seen "
+        "JOIN signals ON signals.execution_id = seen.key AND signals.position > seen.value "
+        "ORDER BY signals.execution_id, signals.position"
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -18,17 +18,20 @@ from typing import Any
 
 from maestro_server.model.execution import Event, ExecutionState
 from maestro_server.model.signals import Signal
-from maestro_server.store import paging, queries, rows, rules, signal_rows
+from maestro_server.store import paging, queries, rows, rules, saved, signal_rows
 from maestro_server.store.base import (
     ExecutionRecord,
     LogEntries,
     Page,
+    SavedExecution,
     SingleProcessLeases,
     StoredWorkflow,
 )
 from maestro_server.store.dialect import SQLITE_DIALECT as SQL
 from maestro_server.store.follow import LogFollower, Summaries
 from maestro_server.store.sqlite_db import SqliteDatabase
+
+_SAVED = saved.saved_queries(f"IN (SELECT value FROM json_each({SQL.param('ids')}))")
 
 
 class SqliteStore(SingleProcessLeases):
@@ -115,7 +118,7 @@ class SqliteStore(SingleProcessLeases):
 
     async def cancel_requests(self, execution_ids: list[str]) -> dict[str, str]:
         """See ExecutionLog.cancel_requests."""
-        query, args = queries.cancel_requests(SQL, execution_ids)
+        query, args = queries.cancel_requests(SQL), {"ids": json.dumps(execution_ids)}
         found = await self._db.read(lambda db: db.execute(query, args).fetchall())
         return {row["execution_id"]: row["cancel_reason"] for row in found}
 
@@ -128,17 +131,12 @@ class SqliteStore(SingleProcessLeases):
         return await self.new_signals({execution_id: 0})
 
     async def new_signals(self, positions: Mapping[str, int]) -> list[Signal]:
-        """See ExecutionLog.new_signals."""
-        query = signal_rows.after(SQL)
-
-        def read(db: sqlite3.Connection) -> list[Signal]:
-            return [
-                signal_rows.signal_from_row(row, SQL)
-                for execution_id, after in positions.items()
-                for row in db.execute(query, {"id": execution_id, "after": after}).fetchall()
-            ]
-
-        return await self._db.read(read)
+        """See ExecutionLog.new_signals: one statement, for a renewal of every waiting one."""
+        if not positions:
+            return []
+        query, args = signal_rows.after_each(SQL), {"positions": json.dumps(dict(positions))}
+        found = await self._db.read(lambda db: db.execute(query, args).fetchall())
+        return [signal_rows.signal_from_row(row, SQL) for row in found]
 
     async def read_events(self, execution_id: str, after_sequence: int = 0) -> list[Event]:
         """See ExecutionLog.read_events."""
@@ -171,6 +169,22 @@ class SqliteStore(SingleProcessLeases):
         query = "DELETE FROM executions WHERE ended_at IS NOT NULL AND ended_at < ?"
         args = (SQL.encode_time(cutoff),)
         return await self._db.write(lambda db: db.execute(query, args).rowcount)
+
+    async def saved_executions(self, execution_ids: Sequence[str]) -> list[SavedExecution]:
+        """See ExecutionLog.saved_executions: four statements on the file's thread."""
+        args = {"ids": json.dumps(list(execution_ids))}
+
+        def read(db: sqlite3.Connection) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
+            return (
+                db.execute(_SAVED.executions, args).fetchall(),
+                db.execute(_SAVED.events, args).fetchall(),
+                db.execute(_SAVED.requests, args).fetchall(),
+                db.execute(_SAVED.signals, args).fetchall(),
+            )
+
+        if not execution_ids:
+            return []
+        return saved.assemble(execution_ids, await self._db.read(read), SQL)
 
     async def saved_requests(self, execution_id: str) -> dict[str, Any]:
         """See ExecutionLog.saved_requests."""

@@ -46,7 +46,7 @@ async def test_the_owner_notices_a_cancel_another_process_recorded() -> None:
     """Recorded through the store while a step waits, the cancel is seen at the next lease
     renewal: the runner stops, compensates, ends CANCELLED with the recorded reason."""
     gate = asyncio.Event()
-    store = MemoryStore()
+    store = MemoryStore(shared=True)
     manager = ExecutionManager(store, blocking_invoker(gate))
     await manager.start(WORKFLOW, {}, "e1")
     async with asyncio.timeout(10):

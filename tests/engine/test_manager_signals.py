@@ -1,16 +1,18 @@
 """Signals reach the runner of their execution, sent here or stored by another process.
 
-The memory store stands in for a shared one: a signal added through the store is what a
-replica that does not run the execution stores, and this manager must find it. The
+The memory store stands in for a shared one (`shared=True`): a signal added through the store
+is what a replica that does not run the execution stores, and this manager must find it. The
 two-replica path over PostgreSQL is in tests/api/test_signals.py.
 """
 
 import asyncio
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import pytest
 
 from maestro_server.definition import load_workflow
+from maestro_server.engine import manager as manager_module
 from maestro_server.engine.manager import ExecutionManager
 from maestro_server.errors import FailedPreconditionError, InvalidRequestError, NotFoundError
 from maestro_server.model.execution import Event, EventType
@@ -62,7 +64,7 @@ async def test_a_signal_sent_here_wakes_the_runner_at_once() -> None:
 
 async def test_the_owner_finds_a_signal_another_process_stored() -> None:
     """Stored through the store while the step waits: found at the next lease renewal."""
-    store = MemoryStore()
+    store = MemoryStore(shared=True)
     manager = ExecutionManager(store, ScriptedInvoker())
     await manager.start(WORKFLOW, {}, "e1")
     await until_waiting(store, manager, "e1")
@@ -89,3 +91,69 @@ async def test_bad_signals_are_refused_before_anything_is_stored() -> None:
     made, _ = await manager.signal("e1", "approved", {})
     assert made.signal_id  # a new id when none is given
     await manager.drain(10)
+
+
+async def test_a_restart_resumes_every_waiting_execution_a_batch_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """recover() reads the executions a batch at a time and compiles their shared definition
+    once; each resumed one waits again and completes with the signal it is then sent."""
+    monkeypatch.setattr(manager_module, "RECOVERY_BATCH", 2)
+    store = MemoryStore()
+    before = ExecutionManager(store, ScriptedInvoker())
+    ids = [f"e{n}" for n in range(5)]
+    for execution_id in ids:
+        await before.start(WORKFLOW, {}, execution_id)
+        await until_waiting(store, before, execution_id)
+    await before.drain(0)  # the process stops: the logs stay as they are
+    after = ExecutionManager(store, ScriptedInvoker())
+    assert await after.recover() == 5
+    assert await after.recover() == 0  # running here already
+    workflows = {id(after._running[i][0].workflow) for i in ids}
+    assert len(workflows) == 1
+    for n, execution_id in enumerate(ids):
+        await until_waiting(store, after, execution_id)
+        await after.signal(execution_id, "approved", {"n": n})
+    for n, execution_id in enumerate(ids):
+        events = await ended(store, execution_id)
+        assert (events[-1].type, events[-1].output) == (EventType.WORKFLOW_COMPLETED, {"n": n})
+
+
+class CountingStore(MemoryStore):
+    """Counts the executions each renewal asks about."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[int] = []
+
+    async def new_signals(self, positions: Mapping[str, int]) -> list[Signal]:
+        self.asked.append(len(positions))
+        return await super().new_signals(positions)
+
+
+async def test_a_lone_writer_asks_only_about_executions_it_resumed_since_the_last_renewal() -> None:
+    """A store no other process writes to: every signal came through this manager, which
+    handed it over, except to a runner being resumed then; only those are asked about, once."""
+    store = CountingStore()
+    before = ExecutionManager(store, ScriptedInvoker())
+    for execution_id in ("started-before", "resumed"):
+        await before.start(WORKFLOW, {}, execution_id)
+        await until_waiting(store, before, execution_id)
+    await before.drain(0)
+    manager = ExecutionManager(store, ScriptedInvoker())
+    assert await manager.recover() == 2
+    for execution_id in ("started-before", "resumed"):
+        await until_waiting(store, manager, execution_id)
+    # Stored while "resumed" was being read: no runner heard of it.
+    await store.add_signal(Signal("resumed", "approved", "s-1", {"by": "b"}, datetime.now(UTC)))
+    await manager.start(WORKFLOW, {}, "started-here")
+    await until_waiting(store, manager, "started-here")
+    upkeep = asyncio.create_task(manager.keep_leases(0))
+    try:
+        events = await ended(store, "resumed")
+        for _ in range(100):  # many more renewals (every loop iteration)
+            await asyncio.sleep(0)
+    finally:
+        upkeep.cancel()
+    assert events[-1].output == {"by": "b"}
+    assert store.asked == [2]  # the two resumed ones, once; never "started-here"

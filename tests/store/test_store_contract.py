@@ -485,3 +485,39 @@ async def test_a_waiting_step_keeps_its_deadline_and_its_signal(store: Store) ->
         "s-1",
     )
     assert step.ended_at is None
+
+
+async def test_many_executions_are_read_whole_at_once_for_resuming(store: Store) -> None:
+    """saved_executions: each asked-for execution whole, with its log, requests and signals, in
+    the order asked; unknown ids are left out, and an execution with nothing yet has nothing."""
+    await store.create_execution(execution("e1"))
+    await store.create_execution(execution("e2", {"y": 2}, minutes=1))
+    await store.create_execution(execution("e3", minutes=2))
+    requests = {"e1:a": {"payload": {"x": 1}, "path": None}}
+    await store.append(LogEntries(tuple(RUN[:3]), replay(RUN[:3]), requests))
+    await store.add_signal(sent("paid", "s-1", amount=10))
+    await store.add_signal(sent("paid", "s-2", amount=20))
+    await store.add_signal(sent("shipped", "s-1", "e3"))
+    found = await store.saved_executions(["e3", "ghost", "e2", "e1"])
+    assert [s.record.execution_id for s in found] == ["e3", "e2", "e1"]
+    e3, e2, e1 = found
+    assert e1.record == await store.get_execution("e1")
+    assert e1.events == tuple(await store.read_events("e1")) == tuple(RUN[:3])
+    assert e1.requests == requests
+    assert e1.signals == tuple(await store.read_signals("e1"))
+    assert [s.signal_id for s in e1.signals] == ["s-1", "s-2"]
+    assert (e2.record.input, e2.events, e2.requests, e2.signals) == ({"y": 2}, (), {}, ())
+    assert [(s.execution_id, s.signal_id) for s in e3.signals] == [("e3", "s-1")]
+    assert await store.saved_executions([]) == []
+
+
+async def test_a_renewal_asks_about_any_number_of_executions_at_once(store: Store) -> None:
+    """cancel_requests and new_signals take more ids than a statement takes parameters
+    (SQLite: 32,766): a server with that many executions waiting renews them in one go."""
+    await store.create_execution(execution("e1"))
+    await store.request_cancel("e1", "stop")
+    await store.add_signal(sent("paid", "s-1"))
+    ids = [f"ghost-{n}" for n in range(40_000)] + ["e1"]
+    assert await store.cancel_requests(ids) == {"e1": "stop"}
+    found = await store.new_signals(dict.fromkeys(ids, 0))
+    assert [(s.execution_id, s.signal_id) for s in found] == [("e1", "s-1")]

@@ -1,0 +1,45 @@
+"""The workflows executions run, compiled from the definitions kept with them, once per content.
+
+A restart resumes every unfinished execution from the definition it started with; thousands of
+them usually share a handful of definitions, and compiling one (YAML, templates, schemas) costs
+milliseconds. A compiled Workflow is a frozen value, so executions of the same content share it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from maestro_server.definition import load_workflow
+from maestro_server.model.workflow import Workflow
+from maestro_server.store.base import ExecutionSource
+
+_KEPT = 256
+"""Distinct definitions kept compiled (the least recently used goes first)."""
+
+Key = tuple[str, str, tuple[tuple[str, bytes], ...], tuple[tuple[str, str], ...]]
+
+
+class Definitions:
+    """Compiled workflows by the content of their source (YAML, path, files, endpoints)."""
+
+    def __init__(self) -> None:
+        self._compiled: OrderedDict[Key, Workflow] = OrderedDict()
+
+    def workflow(self, source: ExecutionSource) -> Workflow:
+        """The workflow `source` compiles to, pointed at the endpoints it started with."""
+        key: Key = (
+            source.yaml,
+            source.path,
+            tuple(sorted(source.files.items())),
+            tuple(sorted(source.endpoints.items())),
+        )
+        workflow = self._compiled.get(key)
+        if workflow is not None:
+            self._compiled.move_to_end(key)
+            return workflow
+        workflow = load_workflow(source.yaml, path=source.path, files=dict(source.files))
+        workflow = workflow.with_endpoints(source.endpoints)
+        self._compiled[key] = workflow
+        if len(self._compiled) > _KEPT:
+            self._compiled.popitem(last=False)
+        return workflow
