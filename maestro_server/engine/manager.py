@@ -1,8 +1,17 @@
-"""The executions of a server: admission, running them in the background, cancelling, draining."""
+"""The executions of a server: admission, running them in the background, cancelling, draining.
+
+It also runs the child executions of sub-workflow steps (it is the engine's `Children`): a
+child is an execution like any other, in the store with its parent's id, under its own lease;
+a parent learns how it went through the store (`watch`), so it works across restarts and
+replicas. Compensating a COMPLETED child reopens it (PARENT_COMPENSATING, see
+`progress.undo_completed`) and runs its saga as an unfinished execution: a crash mid-way
+resumes it like any other.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import re
 import uuid
@@ -15,8 +24,11 @@ import structlog
 
 from maestro_server.definition import load_workflow
 from maestro_server.definition.inputs import check_input
+from maestro_server.engine.child_workflows import ChildWorkflows, depth_of, pin_versions
 from maestro_server.engine.dependencies import (
     DEFAULT_MAX_FOR_EACH_ELEMENTS,
+    ChildEnd,
+    ChildRefused,
     Dependencies,
     EventSink,
 )
@@ -27,15 +39,17 @@ from maestro_server.errors import (
     AbortedError,
     FailedPreconditionError,
     InvalidRequestError,
+    MaestroError,
+    NotFoundError,
     Reason,
     ResourceExhaustedError,
     UnavailableError,
 )
 from maestro_server.metrics import Metrics
-from maestro_server.model.execution import ExecutionState
+from maestro_server.model.execution import ErrorInfo, ExecutionState
 from maestro_server.model.progress import reopen
 from maestro_server.model.signals import Signal
-from maestro_server.model.workflow import Workflow
+from maestro_server.model.workflow import DEFAULT_MAX_WORKFLOW_DEPTH, SubWorkflow, Workflow
 from maestro_server.resilience.breaker import BreakerRegistry
 from maestro_server.resilience.clock import Clock, SystemClock
 from maestro_server.store.base import ExecutionRecord, ExecutionSource, Store
@@ -68,7 +82,14 @@ class ExecutionManager:
         secrets: Mapping[str, str] | None = None,
         metrics: Metrics | None = None,
         max_for_each_elements: int = DEFAULT_MAX_FOR_EACH_ELEMENTS,
+        max_workflow_depth: int = DEFAULT_MAX_WORKFLOW_DEPTH,
+        endpoints: Mapping[str, str] | None = None,
     ) -> None:
+        """Run executions over `store`, calling services through `invoker`.
+
+        `endpoints`: this server's addresses for services (`--endpoint`), applied to the
+        workflows of child executions as the API applies them to the ones it starts.
+        """
         self._store = store
         self._max_concurrent = max_concurrent
         clock = clock or SystemClock()
@@ -84,7 +105,10 @@ class ExecutionManager:
             secrets or {},
             metrics,
             max_for_each_elements,
+            self,
         )
+        self._max_depth = max_workflow_depth
+        self._child_workflows = ChildWorkflows(store, endpoints or {})
         self._running: dict[str, tuple[Runner, asyncio.Task[Any]]] = {}
         self._draining = False
         self._crashed: set[str] = set()
@@ -119,7 +143,6 @@ class ExecutionManager:
                 "the server is shutting down; start the execution elsewhere",
                 reason=Reason.SERVER_DRAINING,
             )
-        data = check_input(data, "input", workflow)
         if execution_id and not _EXECUTION_ID.fullmatch(execution_id):
             raise InvalidRequestError(
                 "execution_id",
@@ -133,6 +156,22 @@ class ExecutionManager:
                 "once; try again later",
                 metadata={"limit": str(self._max_concurrent)},
             )
+        return await self._create(workflow, data, execution_id, trace_parent, endpoints)
+
+    async def _create(
+        self,
+        workflow: Workflow,
+        data: Any,
+        execution_id: str,
+        trace_parent: Mapping[str, str] | None,
+        endpoints: Mapping[str, str] | None,
+        *,
+        parent_execution_id: str = "",
+    ) -> StartOutcome:
+        """Create the execution unless its id exists (then return that one), and run it."""
+        data = check_input(data, "input", workflow)
+        versions = await pin_versions(self._store, workflow)
+        workflow = workflow.with_versions(versions)
         record = ExecutionRecord(
             execution_id=execution_id,
             workflow_name=workflow.name,
@@ -142,8 +181,13 @@ class ExecutionManager:
             created_at=self._now(),
             step_ids=tuple(step.id for step in workflow.steps),
             source=ExecutionSource(
-                workflow.source, workflow.path, dict(workflow.files), dict(endpoints or {})
+                workflow.source,
+                workflow.path,
+                dict(workflow.files),
+                dict(endpoints or {}),
+                versions,
             ),
+            parent_execution_id=parent_execution_id,
         )
         stored, created = await self._store.create_execution(record)
         if created:
@@ -182,15 +226,19 @@ class ExecutionManager:
         *,
         retry_compensations: bool = False,
         sink: EventSink | None = None,
+        undo: bool = False,
     ) -> asyncio.Task[Any]:
         """Run an execution on from where its log stands, with the definition it started with.
 
         The services the server pointed elsewhere when it started are pointed there again.
         """
         assert record.source is not None
-        workflow = load_workflow(
-            record.source.yaml, path=record.source.path, files=dict(record.source.files)
-        ).with_endpoints(record.source.endpoints)
+        source = record.source
+        workflow = (
+            load_workflow(source.yaml, path=source.path, files=dict(source.files))
+            .with_endpoints(source.endpoints)
+            .with_versions(source.versions)
+        )
         return self._launch(
             workflow,
             record.execution_id,
@@ -200,6 +248,7 @@ class ExecutionManager:
                 await self._store.saved_requests(record.execution_id),
                 retry_compensations,
                 await self._store.read_signals(record.execution_id),
+                undo=undo,
             ),
             sink=sink,
             cancel_reason=record.cancel_reason,
@@ -384,6 +433,115 @@ class ExecutionManager:
                 count=len(pending),
             )
             await asyncio.gather(*pending, return_exceptions=True)
+
+    # -- child executions (the engine's Children) --------------------------------------------
+
+    async def start_child(
+        self, parent_id: str, child_id: str, workflow: SubWorkflow, input: Any
+    ) -> None:
+        """See Children.start_child: created with its parent's id, unless it exists.
+
+        Neither draining nor the limit of running executions refuses a child: it is part of an
+        execution admitted already, and refusing it would fail that execution.
+        """
+        try:
+            existing = await self._store.get_execution(child_id)
+        except NotFoundError:
+            existing = None
+        if existing is not None:
+            if existing.parent_execution_id != parent_id:
+                raise ChildRefused(
+                    ErrorInfo(
+                        "ALREADY_EXISTS",
+                        f"execution '{child_id}' exists and is not a child of '{parent_id}'",
+                    )
+                )
+            return  # a restarted parent: the child runs (here, elsewhere, or once recovered)
+        depth = await depth_of(self._store, parent_id, self._max_depth) + 1
+        if depth > self._max_depth:
+            raise ChildRefused(
+                ErrorInfo(
+                    "WORKFLOW_DEPTH_EXCEEDED",
+                    f"child execution '{child_id}' would nest {depth} deep; this server runs "
+                    f"sub-workflows at most {self._max_depth} deep (--max-workflow-depth)",
+                )
+            )
+        try:
+            resolved, endpoints = await self._child_workflows.resolve(workflow)
+            await self._create(
+                resolved, input, child_id, None, endpoints, parent_execution_id=parent_id
+            )
+        except MaestroError as exc:
+            code = exc.grpc_status.name
+            message = f"child execution '{child_id}': {exc.message}"
+            raise ChildRefused(ErrorInfo(code, message)) from None
+
+    async def wait_child(self, child_id: str) -> ChildEnd:
+        """See Children.wait_child."""
+        while True:
+            record = await self._store.get_execution(child_id)
+            if record.state.terminal:
+                return ChildEnd(record.state, record.output, record.error)
+            async for event in self._store.watch(child_id, record.last_sequence):
+                if event.terminal:
+                    return ChildEnd(event.state, event.output, event.error)
+
+    async def cancel_child(self, child_id: str, reason: str) -> None:
+        """See Children.cancel_child."""
+        with contextlib.suppress(NotFoundError):  # never created: nothing runs
+            await self.cancel(child_id, reason)
+
+    async def undo_child(self, child_id: str, reason: str) -> ErrorInfo | None:
+        """See Children.undo_child."""
+        try:
+            record = await self._store.get_execution(child_id)
+        except NotFoundError:
+            return None  # never created: nothing to undo
+        if not record.state.terminal:
+            await self.cancel_child(child_id, reason)
+        while True:
+            record = await self._settled(child_id)
+            if record.state is ExecutionState.COMPLETED:
+                await self._undo_completed(record)
+                continue
+            if record.state is ExecutionState.COMPENSATION_FAILED:
+                error = record.error
+                why = f": {error.code}: {error.message}" if error else ""
+                message = f"child execution '{child_id}' could not be compensated{why}"
+                return ErrorInfo("COMPENSATION_FAILED", message)
+            return None  # compensated, cancelled, or failed having nothing done
+
+    async def _settled(self, execution_id: str) -> ExecutionRecord:
+        """The execution once it stands in a terminal state (waiting through the store)."""
+        while True:
+            record = await self._store.get_execution(execution_id)
+            if record.state.terminal:
+                return record
+            async for event in self._store.watch(execution_id, record.last_sequence):
+                if event.terminal:
+                    break
+
+    async def _undo_completed(self, record: ExecutionRecord) -> None:
+        """Reopen a COMPLETED child and run its saga here, until its first event is durable."""
+        execution_id = record.execution_id
+        finishing = self._running.get(execution_id)
+        if finishing is not None:  # its terminal event is written; its task is just ending
+            await asyncio.gather(finishing[1], return_exceptions=True)
+        if execution_id in self._running:
+            return
+        if not await self._store.claim_execution(execution_id):
+            await asyncio.sleep(_CLAIM_AGAIN)  # another replica holds it still: ask again soon
+            return
+        record = await self._store.get_execution(execution_id)
+        if record.state is not ExecutionState.COMPLETED:
+            return
+        reopened = FirstAppend(self._deps.sink)
+        task = await self._resume_from_log(record, sink=reopened, undo=True)
+        await asyncio.wait([reopened.appended, task], return_when=asyncio.FIRST_COMPLETED)
+
+
+_CLAIM_AGAIN = 1.0
+"""Seconds before asking again for a completed child another replica still holds a lease on."""
 
 
 def _being_resumed(execution_id: str) -> AbortedError:

@@ -88,7 +88,12 @@ class MemoryStore(SingleProcessLeases):
         return self._log(execution_id).record
 
     async def list_executions(
-        self, workflow_name: str, states: frozenset[ExecutionState], page_size: int, token: str
+        self,
+        workflow_name: str,
+        states: frozenset[ExecutionState],
+        page_size: int,
+        token: str,
+        parent_execution_id: str = "",
     ) -> Page[ExecutionRecord]:
         """See ExecutionLog.list_executions."""
         after = paging.execution_after(token)
@@ -97,6 +102,7 @@ class MemoryStore(SingleProcessLeases):
             for log in self._logs.values()
             if (not workflow_name or log.record.workflow_name == workflow_name)
             and (not states or log.record.state in states)
+            and (not parent_execution_id or log.record.parent_execution_id == parent_execution_id)
             and (after is None or paging.follows_execution(log.record, after))
         ]
         found.sort(key=paging.execution_key, reverse=True)

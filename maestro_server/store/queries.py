@@ -25,7 +25,13 @@ def where(conditions: list[str]) -> str:
 
 
 def executions_page(
-    d: Dialect, workflow_name: str, states: frozenset[ExecutionState], size: int, token: str
+    d: Dialect,
+    workflow_name: str,
+    states: frozenset[ExecutionState],
+    size: int,
+    token: str,
+    *,
+    parent_execution_id: str = "",
 ) -> Query:
     """One page of executions, newest first (see `rows.listed_execution_from_row`)."""
     after = paging.execution_after(token)
@@ -34,6 +40,9 @@ def executions_page(
     if workflow_name:
         conditions.append(f"workflow_name = {d.param('name')}")
         args["name"] = workflow_name
+    if parent_execution_id:  # read from executions_by_parent, in order
+        conditions.append(f"parent_execution_id = {d.param('parent')}")
+        args["parent"] = parent_execution_id
     if states:
         names = [f"state{n}" for n in range(len(states))]
         conditions.append(f"state IN ({', '.join(d.param(n) for n in names)})")

@@ -85,11 +85,18 @@ class SqliteStore(SingleProcessLeases):
         return await self._db.read(functools.partial(_get_execution, execution_id))
 
     async def list_executions(
-        self, workflow_name: str, states: frozenset[ExecutionState], page_size: int, token: str
+        self,
+        workflow_name: str,
+        states: frozenset[ExecutionState],
+        page_size: int,
+        token: str,
+        parent_execution_id: str = "",
     ) -> Page[ExecutionRecord]:
         """See ExecutionLog.list_executions: one page, read from the index in order."""
         size = paging.size_of(page_size)
-        query, args = queries.executions_page(SQL, workflow_name, states, size, token)
+        query, args = queries.executions_page(
+            SQL, workflow_name, states, size, token, parent_execution_id=parent_execution_id
+        )
         found = await self._db.read(lambda db: db.execute(query, args).fetchall())
         records = [rows.listed_execution_from_row(row, SQL) for row in found]
         return paging.page_of(records, size, paging.execution_key)
