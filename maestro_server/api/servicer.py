@@ -327,6 +327,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
             states_from_proto(request.states),
             request.page_size,
             request.page_token,
+            parent_execution_id=request.parent_execution_id,
         )
         return pb.ListExecutionsResponse(
             executions=[execution_to_proto(r, with_steps=False) for r in page.items],
