@@ -126,7 +126,7 @@ def recursion_problems(
             find_node(node, ["workflow", "name"]),
             f"steps[{index}].workflow.name",
             "recursion",
-            f"step '{step.id}' runs workflow '{ref.name}', which runs this step: {chain}",
+            f"step '{step.id}' runs workflow '{ref.name}' inside itself (recursion: {chain})",
         )
 
 
@@ -141,6 +141,6 @@ def file_recursion(
         node,
         path,
         "recursion",
-        f"step '{step_id}' runs workflow file '{key}', which runs this step: {chain}",
+        f"step '{step_id}' runs workflow file '{key}' inside itself (recursion: {chain})",
     )
     return True
