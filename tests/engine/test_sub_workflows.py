@@ -12,11 +12,15 @@ import pytest
 
 from maestro_server.definition import load_workflow
 from maestro_server.engine.manager import ExecutionManager
-from maestro_server.model.execution import Event, EventType, ExecutionState, StepState
+from maestro_server.engine.runner import Resumption, Runner
+from maestro_server.model.execution import Cause, Event, EventType, ExecutionState, StepState
+from maestro_server.model.progress import replay
 from maestro_server.model.workflow import Workflow
 from maestro_server.store.base import ExecutionRecord, stored_workflow
 from maestro_server.store.memory import MemoryStore
-from tests.engine.fakes import ScriptedInvoker, fail
+from tests.engine.fakes import ListSink, ScriptedInvoker, fail
+from tests.engine.test_for_each import deps
+from tests.engine.test_recovery import Crash, CrashingSink
 
 PAYMENT = """\
 name: payment
@@ -265,3 +269,104 @@ def payment_time() -> Any:
     from datetime import UTC, datetime
 
     return datetime(2026, 1, 1, tzinfo=UTC)
+
+
+async def test_a_completed_childs_compensation_resumes_after_a_crash_midway() -> None:
+    """The reopened child's log is its truth: a runner that dies after the first compensation
+    leaves it COMPENSATING; resumed from that log, it undoes only what is left and ends
+    COMPENSATED, each compensation sent once."""
+    payment = load_workflow(PAYMENT)
+    invoker = ScriptedInvoker()
+    done = ListSink()
+    await Runner(payment, "c1", {"amount": 1}, deps(invoker, done)).run()
+    crashing = CrashingSink(len(done.events) + 2)  # capture undone; hold not yet started
+    crashing.events.extend(done.events)
+    crashing.requests.update(done.requests)
+    undoing = Runner(
+        payment,
+        "c1",
+        {"amount": 1},
+        deps(invoker, crashing),
+        resumption=Resumption(list(done.events), dict(done.requests), undo=True),
+    )
+    with pytest.raises(Crash):
+        await undoing.run()
+    first = crashing.events[len(done.events)]
+    assert (first.type, first.cause) == (EventType.COMPENSATION_STARTED, Cause.PARENT_COMPENSATING)
+    assert replay(crashing.events).state is ExecutionState.COMPENSATING
+    resumed_sink = ListSink()
+    resumed = Runner(
+        payment,
+        "c1",
+        {"amount": 1},
+        deps(invoker, resumed_sink),
+        resumption=Resumption(list(crashing.events), dict(crashing.requests)),
+    )
+    result = await resumed.run()
+    assert result.state is ExecutionState.COMPENSATED
+    assert keys(invoker) == ["hold", "capture", "capture:compensate", "hold:compensate"]
+
+
+async def test_undoing_a_child_again_changes_nothing() -> None:
+    """A child already COMPENSATED counts as undone: no event, no call."""
+    store, invoker, _ = await run(order(), {"ship": fail("INVALID_ARGUMENT")})
+    before = await store.read_events("o1:charge")
+    calls = len(invoker.calls)
+    manager = ExecutionManager(store, invoker)
+    assert await manager.undo_child("o1:charge", "again") is None
+    assert await store.read_events("o1:charge") == before
+    assert len(invoker.calls) == calls
+
+
+async def test_a_later_failure_compensates_every_child_of_a_for_each_step() -> None:
+    """Each element's child is undone, in reverse order of completion, then the parent ends."""
+    workflow = load_workflow(
+        """\
+name: batch
+services:
+  shop: {type: http, endpoint: "http://shop:8080", retry: {max_attempts: 1}}
+steps:
+  - id: pay
+    for_each: "{{ .input.amounts }}"
+    workflow: {file: payment.yaml}
+    input: {amount: "{{ .item }}"}
+  - id: ship
+    service: shop
+    method: POST /shipments
+""",
+        files={"payment.yaml": PAYMENT.encode()},
+    )
+    store = MemoryStore()
+    invoker = ScriptedInvoker({"ship": fail("INVALID_ARGUMENT")})
+    manager = ExecutionManager(store, invoker)
+    await manager.start(workflow, {"amounts": [1, 2]}, "b1")
+    parent = await finished(store, "b1")
+    assert parent.state is ExecutionState.COMPENSATED
+    for index in (0, 1):
+        child = await store.get_execution(f"b1:pay[{index}]")
+        assert child.state is ExecutionState.COMPENSATED
+    undone = [k for k in keys(invoker) if k.endswith(":compensate")]
+    assert undone == [
+        "pay[1]:capture:compensate",
+        "pay[1]:hold:compensate",
+        "pay[0]:capture:compensate",
+        "pay[0]:hold:compensate",
+    ]
+
+
+async def test_a_child_that_outlasts_the_step_timeout_is_cancelled() -> None:
+    """The step's timeout bounds the wait: the child is cancelled, the step fails with
+    DEADLINE_EXCEEDED, and the parent's saga finds the child undone."""
+    workflow = load_workflow(
+        "name: p\nservices: {shop: {type: http, endpoint: 'http://shop:8080'}}\nsteps:\n"
+        "  - id: approve\n    workflow: {file: a.yaml}\n    timeout: 20ms\n",
+        files={"a.yaml": WAITING_CHILD.encode()},
+    )
+    store = MemoryStore()
+    manager = ExecutionManager(store, ScriptedInvoker())
+    await manager.start(workflow, {}, "p1")
+    parent = await finished(store, "p1")
+    assert parent.state is ExecutionState.COMPENSATED
+    error = parent.steps["approve"].error
+    assert error is not None and error.code == "DEADLINE_EXCEEDED"
+    assert (await store.get_execution("p1:approve")).state is ExecutionState.CANCELLED
