@@ -485,3 +485,33 @@ async def test_a_waiting_step_keeps_its_deadline_and_its_signal(store: Store) ->
         "s-1",
     )
     assert step.ended_at is None
+
+
+async def test_children_name_their_parent_and_list_by_it_a_page_at_a_time(store: Store) -> None:
+    """A child execution keeps its parent's id (whole and as listed) and the versions its
+    source pinned; listing by parent returns only its children, newest first, page by page."""
+    await store.create_execution(execution("p1"))
+    await store.create_execution(execution("p2"))
+    source = ExecutionSource("name: w\n", "w.yaml", {}, versions={"payment": "2"})
+    for n in range(5):
+        child = replace(
+            execution(f"p1:pay[{n}]", minutes=n), parent_execution_id="p1", source=source
+        )
+        await store.create_execution(child)
+    await store.create_execution(replace(execution("p2:pay"), parent_execution_id="p2"))
+    whole = await store.get_execution("p1:pay[3]")
+    assert whole.parent_execution_id == "p1"
+    assert whole.source is not None and whole.source.versions == {"payment": "2"}
+    assert (await store.get_execution("p1")).parent_execution_id == ""
+    seen: list[str] = []
+    token = ""
+    while True:
+        page = await store.list_executions("", frozenset(), 2, token, parent_execution_id="p1")
+        seen += [r.execution_id for r in page.items]
+        assert all(r.parent_execution_id == "p1" for r in page.items)
+        if not page.next_token:
+            break
+        token = page.next_token
+    assert seen == [f"p1:pay[{n}]" for n in reversed(range(5))]
+    none = await store.list_executions("", frozenset(), 0, "", parent_execution_id="nobody")
+    assert none.items == []
