@@ -276,7 +276,10 @@ class ExecutionLog(Closable, Protocol):
         ...
 
     async def delete_finished_before(self, cutoff: datetime) -> int:
-        """Remove executions that ended before `cutoff`, with their logs; how many."""
+        """Remove executions that ended before `cutoff`, with their logs; how many.
+
+        A child whose parent has not ended stays: the parent may still compensate it.
+        """
         ...
 
 

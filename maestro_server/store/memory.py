@@ -193,11 +193,18 @@ class MemoryStore(SingleProcessLeases):
         old = [
             i
             for i, log in self._logs.items()
-            if log.record.ended_at is not None and log.record.ended_at < cutoff
+            if log.record.ended_at is not None
+            and log.record.ended_at < cutoff
+            and not self._parent_runs(log.record.parent_execution_id)
         ]
         for execution_id in old:
             del self._logs[execution_id]
         return len(old)
+
+    def _parent_runs(self, parent_id: str) -> bool:
+        """Whether a child's parent has not ended: it may still compensate the child."""
+        parent = self._logs.get(parent_id) if parent_id else None
+        return parent is not None and not parent.record.state.terminal
 
     async def saved_requests(self, execution_id: str) -> dict[str, Any]:
         """See ExecutionLog.saved_requests."""

@@ -292,10 +292,7 @@ class PostgresStore(PostgresLeases):
 
     async def delete_finished_before(self, cutoff: datetime) -> int:
         """See ExecutionLog.delete_finished_before (events and requests go with it)."""
-        return await self._db.run(
-            "DELETE FROM executions WHERE ended_at IS NOT NULL AND ended_at < %(cutoff)s",
-            {"cutoff": cutoff},
-        )
+        return await self._db.run(queries.delete_finished_before(SQL), {"cutoff": cutoff})
 
     async def saved_requests(self, execution_id: str) -> dict[str, Any]:
         """See ExecutionLog.saved_requests."""

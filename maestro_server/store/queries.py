@@ -58,6 +58,19 @@ def executions_page(
     return sql, args
 
 
+def delete_finished_before(d: Dialect) -> str:
+    """Remove executions that ended before `cutoff`, but children whose parent runs on.
+
+    A parent that has not ended may still compensate its completed children: they stay.
+    """
+    return (
+        f"DELETE FROM executions WHERE ended_at IS NOT NULL AND ended_at < {d.param('cutoff')} "
+        "AND (parent_execution_id IS NULL OR NOT EXISTS (SELECT 1 FROM executions AS parent "
+        "WHERE parent.execution_id = executions.parent_execution_id "
+        f"AND parent.{UNFINISHED}))"
+    )
+
+
 def listed_one(d: Dialect) -> str:
     """One execution, as listed (by its `id`)."""
     return f"SELECT {rows.listed_columns(d)} FROM executions WHERE execution_id = {d.param('id')}"

@@ -173,8 +173,8 @@ class SqliteStore(SingleProcessLeases):
 
     async def delete_finished_before(self, cutoff: datetime) -> int:
         """See ExecutionLog.delete_finished_before (events and requests go with it)."""
-        query = "DELETE FROM executions WHERE ended_at IS NOT NULL AND ended_at < ?"
-        args = (SQL.encode_time(cutoff),)
+        query = queries.delete_finished_before(SQL)
+        args = {"cutoff": SQL.encode_time(cutoff)}
         return await self._db.write(lambda db: db.execute(query, args).rowcount)
 
     async def saved_requests(self, execution_id: str) -> dict[str, Any]:

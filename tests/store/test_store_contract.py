@@ -515,3 +515,20 @@ async def test_children_name_their_parent_and_list_by_it_a_page_at_a_time(store:
     assert seen == [f"p1:pay[{n}]" for n in reversed(range(5))]
     none = await store.list_executions("", frozenset(), 0, "", parent_execution_id="nobody")
     assert none.items == []
+
+
+async def test_retention_keeps_finished_children_of_a_running_parent(store: Store) -> None:
+    """A finished child whose parent runs on stays (the parent may still compensate it); once
+    the parent has ended, or has gone, the child goes as any execution."""
+    await store.create_execution(execution("p1"))
+    await store.create_execution(replace(execution("e1"), parent_execution_id="p1"))
+    for item in RUN:
+        await append_event(store, item)  # the child e1 ends at T0 + 7s; p1 is pending
+    assert await store.delete_finished_before(T0 + timedelta(minutes=5)) == 0
+    assert (await store.get_execution("e1")).parent_execution_id == "p1"
+    await store.request_cancel("p1", "test")
+    await append_event(
+        store,
+        Event("p1", 1, T0, EventType.WORKFLOW_CANCELLED, ExecutionState.CANCELLED),
+    )
+    assert await store.delete_finished_before(T0 + timedelta(minutes=5)) == 2
