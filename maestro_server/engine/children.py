@@ -68,6 +68,9 @@ class SubWorkflows:
         self._context = context
         self._children = children
         self._now = now
+        self._starting: dict[str, asyncio.Future[None]] = {}
+        """Child starts under way: a stop waits for one before cancelling its child, so that a
+        child whose creation was committed as the step was stopped is cancelled too."""
 
     async def run(self, step: Step, stopping: asyncio.Future[Stopping]) -> bool:
         """Run one sub-workflow step; True when later steps may go on (as StepAttempts.run)."""
@@ -199,10 +202,17 @@ class SubWorkflows:
         started = self._recorder.progress.step(step.id)
         if index is not None:
             started = started.element(index)
+        starting = asyncio.ensure_future(
+            self._children.start_child(self._context.execution_id, child, step.workflow, data)
+        )
+        self._starting[child] = starting
         try:
-            await self._children.start_child(self._context.execution_id, child, step.workflow, data)
+            await asyncio.shield(starting)  # a stop does not cut a creation in half
         except ChildRefused as refused:
             return _Outcome(error=refused.error)
+        finally:
+            if starting.done():
+                self._starting.pop(child, None)
         log.info("waiting for child execution", child_execution_id=child)
         timeout = step.workflow.timeout
         try:
@@ -219,6 +229,9 @@ class SubWorkflows:
         return _outcome(child, ended)
 
     async def _stop_child(self, child: str, reason: str) -> None:
+        starting = self._starting.pop(child, None)
+        if starting is not None:
+            await asyncio.gather(starting, return_exceptions=True)
         if self._children is not None:
             await self._children.cancel_child(child, reason)
 
