@@ -492,17 +492,28 @@ class ExecutionManager:
             await self.cancel(child_id, reason)
 
     async def undo_child(self, child_id: str, reason: str) -> ErrorInfo | None:
-        """See Children.undo_child."""
+        """See Children.undo_child.
+
+        A child found COMPENSATION_FAILED from the start (its parent's compensation runs again:
+        an operator resumed the parent, or it restarted) gets its failed compensations retried
+        once, as an operator's resume of the child would.
+        """
         try:
             record = await self._store.get_execution(child_id)
         except NotFoundError:
             return None  # never created: nothing to undo
         if not record.state.terminal:
             await self.cancel_child(child_id, reason)
+        retried = record.state is not ExecutionState.COMPENSATION_FAILED
         while True:
             record = await self._settled(child_id)
             if record.state is ExecutionState.COMPLETED:
                 await self._undo_completed(record)
+                continue
+            if record.state is ExecutionState.COMPENSATION_FAILED and not retried:
+                retried = True
+                with contextlib.suppress(AbortedError, FailedPreconditionError):
+                    await self.resume(child_id)
                 continue
             if record.state is ExecutionState.COMPENSATION_FAILED:
                 error = record.error

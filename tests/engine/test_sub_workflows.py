@@ -370,3 +370,27 @@ async def test_a_child_that_outlasts_the_step_timeout_is_cancelled() -> None:
     error = parent.steps["approve"].error
     assert error is not None and error.code == "DEADLINE_EXCEEDED"
     assert (await store.get_execution("p1:approve")).state is ExecutionState.CANCELLED
+
+
+async def test_resuming_the_parent_retries_its_childs_failed_compensation() -> None:
+    """The child's refund failed for good; once the bank answers, an operator's resume of the
+    parent resumes the child too: both end COMPENSATED, the refund sent again under its key."""
+    refunds = {"fail": True}
+
+    def refund(call: Any) -> Any:
+        if refunds["fail"]:
+            return fail("INTERNAL")(call)
+        return {"id": "refunded"}
+
+    store, invoker, parent = await run(
+        order(), {"ship": fail("INVALID_ARGUMENT"), "charge:capture:compensate": refund}
+    )
+    assert parent.state is ExecutionState.COMPENSATION_FAILED
+    refunds["fail"] = False
+    manager = ExecutionManager(store, invoker)
+    await manager.resume("o1")
+    assert (await settled(store, "o1", ExecutionState.COMPENSATED))[-1].type is (
+        EventType.WORKFLOW_COMPENSATED
+    )
+    assert (await store.get_execution("o1:charge")).state is ExecutionState.COMPENSATED
+    assert keys(invoker).count("charge:hold:compensate") == 1
