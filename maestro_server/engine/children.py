@@ -19,6 +19,8 @@ input is journaled, so a restart asks for the same child with the same input.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -45,13 +47,13 @@ def child_id(execution_id: str, step_id: str, index: int | None = None) -> str:
     return f"{execution_id}:{step_id}" if index is None else f"{execution_id}:{step_id}[{index}]"
 
 
+@dataclass(frozen=True, slots=True)
 class _Outcome:
     """How one child went: its output, or why the step fails (and whether in doubt)."""
 
-    __slots__ = ("error", "in_doubt", "output")
-
-    def __init__(self, output: Any = None, error: ErrorInfo | None = None, in_doubt: bool = False):
-        self.output, self.error, self.in_doubt = output, error, in_doubt
+    output: Any = None
+    error: ErrorInfo | None = None
+    in_doubt: bool = False
 
 
 class SubWorkflows:
@@ -62,7 +64,7 @@ class SubWorkflows:
         recorder: Recorder,
         context: ExecutionContext,
         children: Children | None,
-        now: Any,
+        now: Callable[[], datetime],
     ) -> None:
         self._recorder = recorder
         self._context = context
