@@ -183,7 +183,7 @@ async def _run(
                 clock=clock,
                 secrets=secrets,
                 max_for_each_elements=max_for_each_elements,
-            )
+            ).children
         runner = Runner(
             workflow,
             execution_id,

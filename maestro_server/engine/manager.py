@@ -1,17 +1,12 @@
 """The executions of a server: admission, running them in the background, cancelling, draining.
 
-It also runs the child executions of sub-workflow steps (it is the engine's `Children`): a
-child is an execution like any other, in the store with its parent's id, under its own lease;
-a parent learns how it went through the store (`watch`), so it works across restarts and
-replicas. Compensating a COMPLETED child reopens it (PARENT_COMPENSATING, see
-`progress.undo_completed`) and runs its saga as an unfinished execution: a crash mid-way
-resumes it like any other.
+It also runs the child executions of sub-workflow steps: `children` (child_executions.py) is
+the engine's `Children`, and the manager lends it what runs executions (`ChildRunner`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import re
 import uuid
@@ -24,11 +19,10 @@ import structlog
 
 from maestro_server.definition import load_workflow
 from maestro_server.definition.inputs import check_input
-from maestro_server.engine.child_workflows import ChildWorkflows, depth_of, pin_versions
+from maestro_server.engine.child_executions import ChildExecutions
+from maestro_server.engine.child_workflows import pin_versions
 from maestro_server.engine.dependencies import (
     DEFAULT_MAX_FOR_EACH_ELEMENTS,
-    ChildEnd,
-    ChildRefused,
     Dependencies,
     EventSink,
 )
@@ -39,17 +33,15 @@ from maestro_server.errors import (
     AbortedError,
     FailedPreconditionError,
     InvalidRequestError,
-    MaestroError,
-    NotFoundError,
     Reason,
     ResourceExhaustedError,
     UnavailableError,
 )
 from maestro_server.metrics import Metrics
-from maestro_server.model.execution import ErrorInfo, ExecutionState
+from maestro_server.model.execution import ExecutionState
 from maestro_server.model.progress import reopen
 from maestro_server.model.signals import Signal
-from maestro_server.model.workflow import DEFAULT_MAX_WORKFLOW_DEPTH, SubWorkflow, Workflow
+from maestro_server.model.workflow import DEFAULT_MAX_WORKFLOW_DEPTH, Workflow
 from maestro_server.resilience.breaker import BreakerRegistry
 from maestro_server.resilience.clock import Clock, SystemClock
 from maestro_server.store.base import ExecutionRecord, ExecutionSource, Store
@@ -95,6 +87,10 @@ class ExecutionManager:
         clock = clock or SystemClock()
         self.breakers = BreakerRegistry(clock)
         self._now = now
+        self.children = ChildExecutions(
+            store, self, max_depth=max_workflow_depth, endpoints=endpoints or {}
+        )
+        """Runs the child executions of sub-workflow steps (the engine's `Children`)."""
         self._deps = Dependencies(
             invoker,
             store,
@@ -105,10 +101,8 @@ class ExecutionManager:
             secrets or {},
             metrics,
             max_for_each_elements,
-            self,
+            self.children,
         )
-        self._max_depth = max_workflow_depth
-        self._child_workflows = ChildWorkflows(store, endpoints or {})
         self._running: dict[str, tuple[Runner, asyncio.Task[Any]]] = {}
         self._draining = False
         self._crashed: set[str] = set()
@@ -193,6 +187,17 @@ class ExecutionManager:
         if created:
             self._launch(workflow, execution_id, data, trace_parent=trace_parent)
         return StartOutcome(stored, created)
+
+    async def create_child(
+        self,
+        workflow: Workflow,
+        data: Any,
+        child_id: str,
+        endpoints: Mapping[str, str],
+        parent_id: str,
+    ) -> None:
+        """See ChildRunner.create_child."""
+        await self._create(workflow, data, child_id, None, endpoints, parent_execution_id=parent_id)
 
     def _launch(
         self,
@@ -434,106 +439,12 @@ class ExecutionManager:
             )
             await asyncio.gather(*pending, return_exceptions=True)
 
-    # -- child executions (the engine's Children) --------------------------------------------
+    async def reopen_completed(self, record: ExecutionRecord) -> None:
+        """Reopen a COMPLETED child and run its saga here, until its first event is durable.
 
-    async def start_child(
-        self, parent_id: str, child_id: str, workflow: SubWorkflow, input: Any
-    ) -> None:
-        """See Children.start_child: created with its parent's id, unless it exists.
-
-        Neither draining nor the limit of running executions refuses a child: it is part of an
-        execution admitted already, and refusing it would fail that execution.
+        Returns without reopening when another replica still holds it (after a pause, so the
+        caller asks again soon), or when it is no longer COMPLETED.
         """
-        try:
-            existing = await self._store.get_execution(child_id)
-        except NotFoundError:
-            existing = None
-        if existing is not None:
-            if existing.parent_execution_id != parent_id:
-                raise ChildRefused(
-                    ErrorInfo(
-                        "ALREADY_EXISTS",
-                        f"execution '{child_id}' exists and is not a child of '{parent_id}'",
-                    )
-                )
-            return  # a restarted parent: the child runs (here, elsewhere, or once recovered)
-        depth = await depth_of(self._store, parent_id, self._max_depth) + 1
-        if depth > self._max_depth:
-            raise ChildRefused(
-                ErrorInfo(
-                    "WORKFLOW_DEPTH_EXCEEDED",
-                    f"child execution '{child_id}' would nest {depth} deep; this server runs "
-                    f"sub-workflows at most {self._max_depth} deep (--max-workflow-depth)",
-                )
-            )
-        try:
-            resolved, endpoints = await self._child_workflows.resolve(workflow)
-            await self._create(
-                resolved, input, child_id, None, endpoints, parent_execution_id=parent_id
-            )
-        except MaestroError as exc:
-            code = exc.grpc_status.name
-            message = f"child execution '{child_id}': {exc.message}"
-            raise ChildRefused(ErrorInfo(code, message)) from None
-
-    async def wait_child(self, child_id: str) -> ChildEnd:
-        """See Children.wait_child."""
-        while True:
-            record = await self._store.get_execution(child_id)
-            if record.state.terminal:
-                return ChildEnd(record.state, record.output, record.error)
-            async for event in self._store.watch(child_id, record.last_sequence):
-                if event.terminal:
-                    return ChildEnd(event.state, event.output, event.error)
-
-    async def cancel_child(self, child_id: str, reason: str) -> None:
-        """See Children.cancel_child."""
-        with contextlib.suppress(NotFoundError):  # never created: nothing runs
-            await self.cancel(child_id, reason)
-
-    async def undo_child(self, child_id: str, reason: str) -> ErrorInfo | None:
-        """See Children.undo_child.
-
-        A child found COMPENSATION_FAILED from the start (its parent's compensation runs again:
-        an operator resumed the parent, or it restarted) gets its failed compensations retried
-        once, as an operator's resume of the child would.
-        """
-        try:
-            record = await self._store.get_execution(child_id)
-        except NotFoundError:
-            return None  # never created: nothing to undo
-        if not record.state.terminal:
-            await self.cancel_child(child_id, reason)
-        retried = record.state is not ExecutionState.COMPENSATION_FAILED
-        while True:
-            record = await self._settled(child_id)
-            if record.state is ExecutionState.COMPLETED:
-                await self._undo_completed(record)
-                continue
-            if record.state is ExecutionState.COMPENSATION_FAILED and not retried:
-                retried = True
-                with contextlib.suppress(AbortedError, FailedPreconditionError):
-                    await self.resume(child_id)
-                continue
-            if record.state is ExecutionState.COMPENSATION_FAILED:
-                error = record.error
-                why = f": {error.code}: {error.message}" if error else ""
-                message = f"child execution '{child_id}' could not be compensated{why}"
-                return ErrorInfo("COMPENSATION_FAILED", message)
-            return None  # compensated, cancelled, or failed having nothing done
-
-    async def _settled(self, execution_id: str) -> ExecutionRecord:
-        """The execution once it stands in a terminal state (waiting through the store)."""
-        while True:
-            record = await self._store.get_execution(execution_id)
-            if record.state.terminal:
-                return record
-            async for event in self._store.watch(execution_id, record.last_sequence):
-                if event.terminal:
-                    break
-
-    async def _undo_completed(self, record: ExecutionRecord) -> None:
-        """Reopen a COMPLETED child and run its saga here, until its first event is durable."""
         execution_id = record.execution_id
         finishing = self._running.get(execution_id)
         if finishing is not None:  # its terminal event is written; its task is just ending

@@ -237,7 +237,7 @@ async def test_a_second_start_finds_the_same_child() -> None:
     manager = ExecutionManager(store, ScriptedInvoker())
     step = order().step("charge")
     assert step.workflow is not None
-    await manager.start_child("o1", "o1:charge", step.workflow, {"amount": 12})
+    await manager.children.start_child("o1", "o1:charge", step.workflow, {"amount": 12})
     page = await store.list_executions("", frozenset(), 0, "")
     assert sorted(r.execution_id for r in page.items) == ["o1", "o1:charge"]
 
@@ -313,7 +313,7 @@ async def test_undoing_a_child_again_changes_nothing() -> None:
     before = await store.read_events("o1:charge")
     calls = len(invoker.calls)
     manager = ExecutionManager(store, invoker)
-    assert await manager.undo_child("o1:charge", "again") is None
+    assert await manager.children.undo_child("o1:charge", "again") is None
     assert await store.read_events("o1:charge") == before
     assert len(invoker.calls) == calls
 
