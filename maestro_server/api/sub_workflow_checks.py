@@ -22,32 +22,35 @@ _MAX_VISITED = 1000
 """Registered workflows read at most per check: a bound on what one request makes us read."""
 
 
-def registered_refs(workflow: Workflow) -> Iterator[tuple[Step, SubWorkflow]]:
-    """The registered sub-workflows a workflow runs, its file children's included."""
-    for step in workflow.steps:
+def registered_refs(workflow: Workflow) -> Iterator[tuple[Step, SubWorkflow, str]]:
+    """The registered sub-workflows a workflow runs, its file children's included.
+
+    Each with its step and where in its file it is named (`steps[2].workflow.name`).
+    """
+    for index, step in enumerate(workflow.steps):
         ref = step.workflow
         if ref is None:
             continue
         if ref.definition is not None:
             yield from registered_refs(ref.definition)
         elif not ref.file:
-            yield step, ref
+            yield step, ref, f"steps[{index}].workflow.name"
 
 
 async def check_registered_children(store: WorkflowStore, workflow: Workflow) -> None:
     """InvalidWorkflowError for unknown registered sub-workflows, or ones that run `workflow`."""
     problems: list[Diagnostic] = []
-    for step, ref in registered_refs(workflow):
+    for step, ref, path in registered_refs(workflow):
         try:
             child = await _load(store, ref.name, ref.version)
         except NotFoundError:
             what = f"workflow '{ref.name}'" + (f" version '{ref.version}'" if ref.version else "")
             problems.append(
                 Diagnostic(
-                    step.location,
+                    ref.location or step.location,
                     f"step '{step.id}' runs {what}, which is not registered on this server",
                     "unknown-workflow",
-                    "workflow",
+                    path,
                 )
             )
             continue
@@ -55,11 +58,11 @@ async def check_registered_children(store: WorkflowStore, workflow: Workflow) ->
         if chain is not None:
             problems.append(
                 Diagnostic(
-                    step.location,
+                    ref.location or step.location,
                     f"step '{step.id}' runs workflow '{ref.name}' inside itself (recursion: "
                     f"{' → '.join((workflow.name, *chain))})",
                     "recursion",
-                    "workflow",
+                    path,
                 )
             )
     if problems:
@@ -79,7 +82,7 @@ async def _path_to(store: WorkflowStore, start: Workflow, target: str) -> list[s
         current, path = todo.pop()
         if current.name == target:
             return path
-        for _, ref in registered_refs(current):
+        for _, ref, _ in registered_refs(current):
             if ref.name == target:
                 return [*path, target]
             if ref.name in seen:

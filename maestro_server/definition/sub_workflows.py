@@ -92,7 +92,9 @@ def read_sub_workflow(r: Reader, pairs: Pairs, path: str) -> SubWorkflow | None:
             "'_' and '-' (at most 128)",
         )
         return None
-    return None if name is None else SubWorkflow(name=name, version=version)
+    if name is None:
+        return None
+    return SubWorkflow(name=name, version=version, location=r.location(ref["name"][1]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -262,6 +262,8 @@ class SubWorkflow:
     """The file, relative to the parent's folder (then `name` and `version` are empty)."""
     definition: Workflow | None = field(default=None, compare=False, repr=False)
     """A file's workflow, validated with its parent."""
+    location: SourceLocation | None = field(default=None, compare=False)
+    """Where the registered name is written, for the server's checks of it."""
     timeout: timedelta | None = None
     """The step's `timeout`: how long it waits for the child, from the step's start, across
     restarts (None: for ever). At the deadline the child is cancelled and the step fails."""

@@ -120,8 +120,11 @@ async def test_registering_an_unknown_or_recursive_child_is_refused(
     """A registered name the server lacks, or one that runs the workflow being registered,
     is an invalid workflow, at the step's line."""
     async with MaestroClient(server.address) as client:
-        with pytest.raises(InvalidArgumentError, match="'missing', which is not registered"):
+        with pytest.raises(
+            InvalidArgumentError, match="'missing', which is not registered"
+        ) as unknown:
             await client.register(WorkflowSource(onboard(crm, "{name: missing}"), "a.yaml"))
+        assert unknown.value.violations[0][0] == "a.yaml:6:22 (steps[0].workflow.name)"
         loop_a = "name: loop_a\nversion: '1'\n" + "\n".join(SIGNUP.splitlines()[2:]) + "\n"
         await client.register(WorkflowSource(loop_a.replace("CRM", crm.endpoint), "a.yaml"))
         loop_b = onboard(crm, "{name: loop_a}").replace("name: onboard", "name: loop_b")
