@@ -25,7 +25,12 @@ from maestro_server.definition.references import check_references
 from maestro_server.definition.schemas import service_schemas
 from maestro_server.definition.services import ServiceReader
 from maestro_server.definition.steps import StepReader
-from maestro_server.definition.sub_workflows import Nesting, file_recursion, recursion_problems
+from maestro_server.definition.sub_workflows import (
+    MAX_EXPANDED,
+    Nesting,
+    file_recursion,
+    recursion_problems,
+)
 from maestro_server.definition.validate import Scope, validate
 from maestro_server.definition.value_compiler import ValueCompiler
 from maestro_server.errors import InvalidWorkflowError
@@ -110,6 +115,8 @@ class _Parser:
         self.services = ServiceReader(self.reader, self.files, self.values)
         self.steps = StepReader(self.reader, self.values)
         self.nesting = Nesting()
+        self.expanded = 0
+        """Child workflows its files run so far, each counted every time (see MAX_EXPANDED)."""
 
     def workflow(self, root: Node, text: str) -> Workflow | None:
         r = self.reader
@@ -185,20 +192,46 @@ class _Parser:
             return step
         if self.files.read(where, path, ref.file) is None:
             return step
+        child = self._load_child(ref.file, key, name)
+        if isinstance(child, InvalidWorkflowError):
+            return step
+        self.expanded += 1 + self.nesting.loads.expanded(child)
+        if self.expanded > MAX_EXPANDED:
+            if self.expanded - 1 - self.nesting.loads.expanded(child) <= MAX_EXPANDED:
+                self.reader.error(
+                    where,
+                    path,
+                    "too-many-sub-workflows",
+                    f"the sub-workflow files run more than {MAX_EXPANDED} child workflows in "
+                    "all (each counted every time a step runs it)",
+                )
+            return step
         folder = posixpath.dirname(ref.file)
+        for child_name, data in child.files.items():
+            self.files.files[posixpath.normpath(posixpath.join(folder, child_name))] = data
+        return replace(step, workflow=replace(ref, definition=child))
+
+    def _load_child(self, file: str, key: str, name: str | None) -> Workflow | InvalidWorkflowError:
+        """A sub-workflow file read and validated, once per chain of names (see Loads).
+
+        Its problems are reported the first time only.
+        """
+        names = (*self.nesting.names, *([name] if name else []))
+        loads = self.nesting.loads
+        known = loads.done.get((key, names))
+        if known is not None:
+            return known
+        folder = posixpath.dirname(file)
 
         def child_lookup(child_name: str) -> bytes | None:
             return self.files.lookup(posixpath.normpath(posixpath.join(folder, child_name)))
 
-        shown = posixpath.normpath(posixpath.join(posixpath.dirname(self.reader.path), ref.file))
-        nesting = Nesting(
-            posixpath.dirname(key),
-            (*self.nesting.stack, key),
-            (*self.nesting.names, *([name] if name else [])),
-        )
+        shown = posixpath.normpath(posixpath.join(posixpath.dirname(self.reader.path), file))
+        nesting = Nesting(posixpath.dirname(key), (*self.nesting.stack, key), names, loads)
+        result: Workflow | InvalidWorkflowError
         try:
-            child = load_workflow(
-                self.files.files[ref.file],
+            result = load_workflow(
+                self.files.files[file],
                 path=shown,
                 read_file=child_lookup,
                 reflected=self.reflected,
@@ -206,10 +239,9 @@ class _Parser:
             )
         except InvalidWorkflowError as exc:
             self.reader.diagnostics.extend(exc.diagnostics)
-            return step
-        for child_name, data in child.files.items():
-            self.files.files[posixpath.normpath(posixpath.join(folder, child_name))] = data
-        return replace(step, workflow=replace(ref, definition=child))
+            result = exc
+        loads.done[(key, names)] = result
+        return result
 
     def _input_schema(self, node: Node) -> dict[str, Any] | None:
         schema = self.reader.data(node, "input_schema")

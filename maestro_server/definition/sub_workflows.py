@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from yaml.nodes import MappingNode, Node
 
 from maestro_server.definition.files import is_relative_inside
 from maestro_server.definition.reader import IDENTIFIER, Pairs, Reader, find_node
-from maestro_server.model.workflow import Step, SubWorkflow
+from maestro_server.errors import InvalidWorkflowError
+from maestro_server.model.workflow import Step, SubWorkflow, Workflow
 
 SUB_WORKFLOW_KEYS = ("workflow",)
 REFERENCE_KEYS = ("name", "version", "file")
@@ -97,6 +98,38 @@ def read_sub_workflow(r: Reader, pairs: Pairs, path: str) -> SubWorkflow | None:
     return SubWorkflow(name=name, version=version, location=r.location(ref["name"][1]))
 
 
+MAX_EXPANDED = 100
+"""The most child workflows one workflow may run through its sub-workflow files, each counted
+every time it is run (a file run by ten steps counts ten times, with its own children): the
+bound on what validating, pointing and checking it may cost, whatever the files hold."""
+
+
+@dataclass(slots=True)
+class Loads:
+    """The sub-workflow files read for one outermost workflow, shared by all its nestings.
+
+    A file read again along the same chain of names is taken from here: validation reads each
+    once, however many steps run it.
+    """
+
+    done: dict[tuple[str, tuple[str, ...]], Workflow | InvalidWorkflowError] = field(
+        default_factory=dict
+    )
+    sizes: dict[int, int] = field(default_factory=dict)
+
+    def expanded(self, workflow: Workflow) -> int:
+        """How many child workflows it runs through files, each counted every time."""
+        known = self.sizes.get(id(workflow))
+        if known is None:
+            known = sum(
+                1 + self.expanded(step.workflow.definition)
+                for step in workflow.steps
+                if step.workflow is not None and step.workflow.definition is not None
+            )
+            self.sizes[id(workflow)] = known
+        return known
+
+
 @dataclass(frozen=True, slots=True)
 class Nesting:
     """Where a workflow being read sits among the workflows that run it as a sub-workflow.
@@ -109,6 +142,7 @@ class Nesting:
     """This workflow's folder, relative to the outermost one's."""
     stack: tuple[str, ...] = ()
     names: tuple[str, ...] = ()
+    loads: Loads = field(default_factory=Loads, compare=False)
 
 
 def recursion_problems(

@@ -119,3 +119,24 @@ def test_graphs_name_the_workflow_a_step_runs(tmp_path: Path) -> None:
     (step,) = workflow_graph(workflow)
     assert (step.sub_workflow, step.service, step.method) == ("payment@2", "", "")
     assert 'step_pay("pay<br/>runs workflow payment@2")' in to_mermaid(workflow)
+
+
+def fan_out(folder: Path, name: str, child: str, count: int) -> None:
+    steps = "".join(f"  - id: s{n}\n    workflow: {{file: {child}}}\n" for n in range(count))
+    write(folder, name, f"name: {name[:-5]}\n{SERVICES}steps:\n{steps}")
+
+
+def test_files_run_many_times_are_bounded(tmp_path: Path) -> None:
+    """A file run by many steps, each running another many times, is read once per chain,
+    and the tree they expand to is bounded (100 child workflows in all)."""
+    write(tmp_path, "leaf.yaml", f"name: leaf\n{SERVICES}steps:\n  - id: nap\n    sleep: 1s\n")
+    fan_out(tmp_path, "middle.yaml", "leaf.yaml", 9)
+    fan_out(tmp_path, "top.yaml", "middle.yaml", 9)
+    workflow = load_workflow_file(tmp_path / "top.yaml")  # 9 + 81 children: allowed
+    assert sorted(workflow.files) == ["leaf.yaml", "middle.yaml"]
+    fan_out(tmp_path, "wide.yaml", "middle.yaml", 11)  # 11 + 99
+    with pytest.raises(InvalidWorkflowError) as caught:
+        load_workflow_file(tmp_path / "wide.yaml")
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.code == "too-many-sub-workflows"
+    assert (diagnostic.location.line, diagnostic.location.column) == (26, 22)  # s10
