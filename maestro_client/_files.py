@@ -53,8 +53,8 @@ def _referenced_files(text: str, folder: Path, within: tuple[Path, ...] = ()) ->
     for step in steps if isinstance(steps, list) else ():
         reference = step.get("workflow") if isinstance(step, dict) else None
         name = reference.get("file") if isinstance(reference, dict) else None
-        if not isinstance(name, str) or not _read(folder, name, files):
-            continue
+        if not isinstance(name, str) or name in files or not _read(folder, name, files):
+            continue  # not a file, or read with its own files already (run by another step)
         child = (folder / name).resolve()
         if child in within:
             continue  # recursion: the server reports it
