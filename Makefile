@@ -28,7 +28,7 @@ test: lint  ## lint, then every test
 screenshots: $(STAMP)  ## retake the console screenshots in docs/console/ (the README shows them)
 	MAESTRO_SCREENSHOTS=update bash scripts/test.sh tests/console -q
 
-demo: $(STAMP)  ## the onboarding example end to end
+demo: $(STAMP)  ## the onboarding and order examples end to end
 	bash scripts/demo.sh
 
 build: $(STAMP)  ## sdist and wheel of the server and of the client into dist/

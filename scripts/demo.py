@@ -1,43 +1,22 @@
-"""The onboarding example end to end: start its four services on loopback, run the workflow
-once successfully and once with the email step failing for good (its compensations undo the
-subscription and the CRM contact), then stop the services.
+"""The examples end to end.
+
+The onboarding example: start its four services on loopback, run the workflow once
+successfully and once with the email step failing for good (its compensations undo the
+subscription and the CRM contact). Then the order example through `maestro serve` (see
+demo_order.py): one order whose payment is confirmed by a signal, one that runs out of stock
+and releases what it had reserved. The services and the server are stopped after.
 
 Usage: python scripts/demo.py   (make demo)
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = ROOT / "examples" / "onboarding"
-SERVICES = EXAMPLE / "services"
-BIN = Path(sys.executable).parent
+import demo_order
+from demo_processes import BIN, SERVICES, python_service, service
 
-
-@contextmanager
-def service(name: str, command: list[str]) -> Iterator[int]:
-    """Run a service until the block ends; yields the port it printed as `READY <port>`."""
-    env = dict(os.environ, PYTHONPATH=str(SERVICES))
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=SERVICES, env=env)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line.startswith("READY "):
-            raise SystemExit(f"{name} did not start (it printed {line!r})")
-        yield int(line.split()[1])
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def python_service(name: str, *flags: str) -> list[str]:
-    return [sys.executable, "-m", "demo_services", name, "--port", "0", *flags]
+EXAMPLE = SERVICES.parent
 
 
 def execute(endpoints: dict[str, str], title: str) -> int:
@@ -56,7 +35,8 @@ def execute(endpoints: dict[str, str], title: str) -> int:
     return code
 
 
-def main() -> None:
+def onboarding() -> tuple[int, int]:
+    """Run the onboarding saga twice; the exit codes (0 and 2 expected)."""
     node = ["node", str(SERVICES / "auth-node" / "server.js"), "--port", "0"]
     with (
         service("auth (Node.js)", node) as auth,
@@ -78,9 +58,18 @@ def main() -> None:
                 {**endpoints, "email_service": f"127.0.0.1:{email}"},
                 "2. the email service rejects the welcome email: compensations run",
             )
-    if (ok, undone) != (0, 2):
-        raise SystemExit(f"unexpected exit codes {ok} and {undone} (expected 0 and 2)")
-    print("\nDemo finished: one completed saga, one compensated saga.")
+    return ok, undone
+
+
+def main() -> None:
+    codes = {"onboarding": onboarding(), "order": demo_order.main()}
+    for example, got in codes.items():
+        if got != (0, 2):
+            raise SystemExit(f"{example}: unexpected exit codes {got} (expected 0 and 2)")
+    print(
+        "\nDemo finished: one completed saga, one compensated saga;"
+        " one order paid, one order released."
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The onboarding example end to end (see scripts/demo.py).
+# The examples end to end: onboarding, then the order through `maestro serve` (scripts/demo.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec .venv/bin/python scripts/demo.py

@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT, maestro
 
 EXAMPLE = ROOT / "examples/onboarding/workflow.yaml"
@@ -78,6 +80,55 @@ def test_graph_prints_mermaid() -> None:
     assert "    step_setup_subscription -.-> step_setup_subscription_undo" in lines
     assert "    step_add_to_crm -.-> step_add_to_crm_undo" in lines
     assert not any("send_welcome_email -.->" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("file", "summary", "inputs"),
+    [
+        pytest.param(
+            "examples/order/workflow.yaml",
+            "order 1.0: 2 services, 4 steps, 2 compensations",
+            ["input.json", "input-out-of-stock.json"],
+            id="order",
+        ),
+        pytest.param(
+            "examples/order/payment.yaml",
+            "payment 1.0: 1 services, 2 steps, 1 compensations",
+            [],
+            id="payment",
+        ),
+    ],
+)
+def test_validate_order_example(file: str, summary: str, inputs: list[str]) -> None:
+    """The order example's workflows are valid on their own, with their example inputs."""
+    result = maestro("validate", file)
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"{file}: ok ({summary})\n", "")
+    for name in inputs:
+        checked = maestro("validate", "--input-file", f"examples/order/{name}", file)
+        assert checked.returncode == 0, checked.stderr
+
+
+def test_graph_of_the_order_example() -> None:
+    """for_each as a subroutine box, the sleep a parallelogram, the wait a hexagon, and each
+    compensation (per element for the reservations) dashed."""
+    result = maestro("graph", "examples/order/workflow.yaml")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1].startswith('    step_reserve_items[["reserve_items<br/>')
+    assert "for each item in {{ .input.items }}" in lines[1]
+    assert '    step_cooling_off[/"cooling_off<br/>sleep 1s"/]' in lines
+    assert any(line.startswith("    step_await_confirmation{{") for line in lines)
+    for edge in (
+        "step_reserve_items --> step_cooling_off",
+        "step_cooling_off --> step_charge_card",
+        "step_charge_card --> step_await_confirmation",
+        "step_reserve_items -.-> step_reserve_items_undo",
+        "step_charge_card -.-> step_charge_card_undo",
+    ):
+        assert f"    {edge}" in lines
+    payment = maestro("graph", "examples/order/payment.yaml")
+    assert payment.returncode == 0, payment.stderr
+    assert "    step_charge_card -.-> step_charge_card_undo" in payment.stdout.splitlines()
 
 
 def test_graph_of_invalid_workflow_fails(tmp_path: Path) -> None:

@@ -154,15 +154,27 @@ steps:
     assert "input does not match input_schema: email: 5 is not of type 'string'" in result.stderr
 
 
-def test_demo_runs_both_sagas() -> None:
-    """`make demo`'s script: one completed saga, one compensated, services stopped after."""
+def test_demo_runs_both_examples() -> None:
+    """`make demo`'s script: the onboarding saga completed and compensated, then the order
+    example through `maestro serve`: paid once confirmed, and released when out of stock;
+    services and server stopped after."""
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "demo.py")],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Demo finished: one completed saga, one compensated saga." in result.stdout
+    assert result.stdout.rstrip().endswith(
+        "Demo finished: one completed saga, one compensated saga;"
+        " one order paid, one order released."
+    )
     assert "↶✓ compensation succeeded setup_subscription" in result.stderr
+    assert "client.signal_execution('ord-1001', 'payment_confirmed'" in result.stdout
+    assert '"confirmation": "psp-4242"' in result.stdout
+    released = [line.split("] ", 1)[1] for line in result.stderr.splitlines() if "↶✓" in line]
+    assert [line.split(" (")[0] for line in released[-2:]] == [
+        "↶✓ compensation succeeded reserve_items[1]",
+        "↶✓ compensation succeeded reserve_items[0]",
+    ]

@@ -99,6 +99,13 @@ def _rich_event() -> pb.WorkflowEvent:
     return message
 
 
+def _waiting_event() -> pb.WorkflowEvent:
+    message = _event(signal_name="payment_confirmed", signal_id="psp-1")
+    message.type = pb.EVENT_TYPE_STEP_WAITING
+    message.deadline.FromDatetime(WHEN.replace(microsecond=0))
+    return message
+
+
 def _old_and_new(message: Any, sdk_type: type[betterproto2.Message]) -> tuple[str, str]:
     wire = message.SerializeToString()
     received = type(message).FromString(wire)
@@ -152,7 +159,12 @@ def test_map_keys_come_in_the_order_the_server_sent_them() -> None:
 
 
 @pytest.mark.parametrize(
-    "message", [pytest.param(_rich_event(), id="rich"), pytest.param(_event(), id="bare")]
+    "message",
+    [
+        pytest.param(_rich_event(), id="rich"),
+        pytest.param(_event(), id="bare"),
+        pytest.param(_waiting_event(), id="waiting"),
+    ],
 )
 def test_events_convert_as_the_api_converted_them(message: pb.WorkflowEvent) -> None:
     """The domain event the progress printer shows is the one it showed before, and so are its

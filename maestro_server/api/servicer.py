@@ -272,11 +272,17 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         """
         wanted = event_types_from_proto(request.event_types)
         started = await self._start(request, context)
-        async for event in self._follow(started.record.execution_id, 0, wanted):
+        # No await between the start and the watch: a new execution's events come from memory.
+        following = self._follow(started.record.execution_id, 0, wanted, started.created)
+        async for event in following:
             yield pb.ExecuteWorkflowResponse(event=event_to_proto(event))
 
     async def _follow(
-        self, execution_id: str, after_sequence: int, wanted: frozenset[EventType]
+        self,
+        execution_id: str,
+        after_sequence: int,
+        wanted: frozenset[EventType],
+        started_here: bool = False,
     ) -> AsyncIterator[Event]:
         """The log's events (of the `wanted` types, or all) to the end of the stream.
 
@@ -285,7 +291,8 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         """
         self.subscribers += 1
         try:
-            async for event in self._store.watch(execution_id, after_sequence):
+            watched = self._store.watch(execution_id, after_sequence, started_here=started_here)
+            async for event in watched:
                 if not wanted or event.type in wanted:
                     yield event
         finally:

@@ -113,6 +113,9 @@ def event_from_message(message: maestro_client.WorkflowEvent) -> Event:
         in_doubt=message.in_doubt,
         probe=message.probe,
         element_index=message.element_index,
+        deadline=message.deadline,
+        signal_name=message.signal_name,
+        signal_id=message.signal_id,
     )
 
 

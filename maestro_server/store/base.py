@@ -263,8 +263,15 @@ class ExecutionLog(Closable, Protocol):
         """The signals of these executions after the position given for each, in order."""
         ...
 
-    def watch(self, execution_id: str, after_sequence: int) -> AsyncIterator[Event]:
-        """Events after `after_sequence`, then live ones, ending after the terminal event."""
+    def watch(
+        self, execution_id: str, after_sequence: int, *, started_here: bool = False
+    ) -> AsyncIterator[Event]:
+        """Events after `after_sequence`, then live ones, ending after the terminal event.
+
+        `started_here`: this process has just created the execution and runs it, with nothing
+        awaited since, so its events reach the watch from memory as they are appended and the
+        log need not be read (it still is, should one be missed).
+        """
         ...
 
     async def read_events(self, execution_id: str, after_sequence: int = 0) -> list[Event]:

@@ -107,16 +107,23 @@ class LogFollower:
             watch.bump()
 
     async def follow(
-        self, log: _Log, execution_id: str, after_sequence: int
+        self, log: _Log, execution_id: str, after_sequence: int, *, started_here: bool = False
     ) -> AsyncIterator[Event]:
-        """Events after `after_sequence`, then live ones, to the terminal event."""
-        await log.get_execution(execution_id)
+        """Events after `after_sequence`, then live ones, to the terminal event.
+
+        `started_here` (see ExecutionLog.watch): the watch is in place before the execution's
+        first append, so its events come from memory; the log is read only if one is missed
+        (the first handed over does not follow `after_sequence`) or when a poll comes round.
+        """
+        if not started_here:
+            await log.get_execution(execution_id)  # NotFoundError before the first event
         watch = self._watches.get(execution_id)
         if watch is None:
             watch = self._watches[execution_id] = _Watch()
         watch.followers += 1
         try:
-            async for event in self._follow(watch, log, execution_id, after_sequence):
+            following = self._follow(watch, log, execution_id, after_sequence, not started_here)
+            async for event in following:
                 yield event
         finally:
             watch.followers -= 1
@@ -124,10 +131,10 @@ class LogFollower:
                 del self._watches[execution_id]
 
     async def _follow(
-        self, watch: _Watch, log: _Log, execution_id: str, after_sequence: int
+        self, watch: _Watch, log: _Log, execution_id: str, after_sequence: int, look_in_log: bool
     ) -> AsyncIterator[Event]:
         position = after_sequence
-        look_in_log = True  # at first, and after each poll: other processes may have written
+        # At first (unless started here), and after each poll: other processes may have written.
         outside_read = watch.outside
         while True:
             # An append while the events are handed over bumps the version: then the loop goes

@@ -168,8 +168,14 @@ class MemoryStore(SingleProcessLeases):
             for signal in log.signals[positions[log.record.execution_id] :]
         ]
 
-    async def watch(self, execution_id: str, after_sequence: int) -> AsyncIterator[Event]:
-        """See ExecutionLog.watch."""
+    async def watch(
+        self,
+        execution_id: str,
+        after_sequence: int,
+        *,
+        started_here: bool = False,  # noqa: ARG002
+    ) -> AsyncIterator[Event]:
+        """See ExecutionLog.watch (the log is in memory: `started_here` changes nothing)."""
         log = self._log(execution_id)
         position = after_sequence
         while True:

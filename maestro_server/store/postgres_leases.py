@@ -43,7 +43,7 @@ class PostgresLeases:
             if ids:
                 await db.execute(
                     "UPDATE executions SET owner = %(owner)s, lease_expires_at = now() + %(lease)s "
-                    "WHERE execution_id = ANY(%(ids)s)",
+                    "WHERE execution_id = ANY(%(ids)b)",
                     {"owner": self.owner, "lease": self.lease, "ids": ids},
                 )
         return [Claim(execution_id) for execution_id in ids]
@@ -87,7 +87,7 @@ class PostgresLeases:
             return set()
         found = await self._db.all(
             "UPDATE executions SET lease_expires_at = now() + %(lease)s "
-            "WHERE execution_id = ANY(%(ids)s) AND owner = %(owner)s RETURNING execution_id",
+            "WHERE execution_id = ANY(%(ids)b) AND owner = %(owner)s RETURNING execution_id",
             {"lease": self.lease, "ids": execution_ids, "owner": self.owner},
         )
         return {row["execution_id"] for row in found}

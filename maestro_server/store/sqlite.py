@@ -158,10 +158,12 @@ class SqliteStore(SingleProcessLeases):
         )
         return [rows.event_from_row(execution_id, row, SQL) for row in found]
 
-    def watch(self, execution_id: str, after_sequence: int) -> AsyncIterator[Event]:
+    def watch(
+        self, execution_id: str, after_sequence: int, *, started_here: bool = False
+    ) -> AsyncIterator[Event]:
         """See ExecutionLog.watch: woken by this process's appends, polling for others'."""
         log = Summaries(self._listed_execution, self.read_events)
-        return self._follower.follow(log, execution_id, after_sequence)
+        return self._follower.follow(log, execution_id, after_sequence, started_here=started_here)
 
     async def _listed_execution(self, execution_id: str) -> ExecutionRecord:
         row = await self._db.read(

@@ -1,6 +1,7 @@
 """The log follower of the SQL stores: a wake-up that lands while the log is read is not lost."""
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from maestro_server.model.execution import Event, EventType, ExecutionState
@@ -77,3 +78,54 @@ async def test_a_watcher_far_behind_reads_what_memory_no_longer_holds() -> None:
     async with asyncio.timeout(10):
         seen = [e.sequence async for e in watcher]
     assert seen == list(range(2, 601))
+
+
+class UnreadLog(GrowingLog):
+    """A log that counts how often a watcher reads it."""
+
+    def __init__(self, follower: LogFollower) -> None:
+        super().__init__(follower)
+        self.reads = 0
+
+    async def get_execution(self, execution_id: str) -> ExecutionRecord:
+        self.reads += 1
+        return self.record
+
+    async def read_events(self, execution_id: str, after_sequence: int = 0) -> list[Event]:
+        self.reads += 1
+        return await super().read_events(execution_id, after_sequence)
+
+
+async def _append_all(log: GrowingLog, first: int) -> None:
+    for sequence in range(first, 4):
+        await log.append(event(sequence, EventType.STEP_STARTED))
+    await log.append(event(4, EventType.WORKFLOW_COMPLETED))
+
+
+async def test_a_watch_of_an_execution_started_here_reads_nothing() -> None:
+    """Watching from before the first append, every event comes from memory."""
+    follower = LogFollower(poll=3600)
+    log = UnreadLog(follower)
+    # Tasks run in the order they are made: the watch is in place before the first append.
+    watching = asyncio.create_task(_sequences(follower.follow(log, "ex", 0, started_here=True)))
+    await asyncio.create_task(_append_all(log, 1))
+    async with asyncio.timeout(10):
+        assert await watching == [1, 2, 3, 4]
+    assert log.reads == 0
+
+
+async def test_a_watch_started_here_that_missed_an_event_reads_the_log() -> None:
+    """Should the first append land before the watch (a caller awaited between), the events
+    handed over do not follow its position: it reads the log rather than skip one."""
+    follower = LogFollower(poll=3600)
+    log = UnreadLog(follower)
+    await log.append(event(1, EventType.WORKFLOW_STARTED))
+    watching = asyncio.create_task(_sequences(follower.follow(log, "ex", 0, started_here=True)))
+    await asyncio.create_task(_append_all(log, 2))
+    async with asyncio.timeout(10):
+        assert await watching == [1, 2, 3, 4]
+    assert log.reads > 0
+
+
+async def _sequences(events: AsyncIterator[Event]) -> list[int]:
+    return [e.sequence async for e in events]

@@ -1,4 +1,5 @@
-"""Run one demo service: `python -m demo_services billing|email|crm --port N [--fail M=CODE[xN]]`.
+"""Run one demo service: `python -m demo_services billing|email|inventory|crm --port N
+[--fail M=CODE[xN]]`.
 
 Prints `READY <port>` once serving (port 0 picks a free one), then serves until stopped; with
 `--admin-port N`, `READY <port> ADMIN <admin port>` and the admin API of admin.py.
@@ -10,7 +11,7 @@ import argparse
 import asyncio
 import signal
 
-from demo_services import billing, crm, mailer
+from demo_services import billing, crm, inventory, mailer
 from demo_services.admin import serve_admin
 from demo_services.behaviour import Faults, Ledger
 from demo_services.grpc_server import start
@@ -28,9 +29,17 @@ def _ready(port: int, faults: Faults, ledger: Ledger, admin_port: int | None, ho
 async def _serve_grpc(
     name: str, faults: Faults, port: int, host: str, admin_port: int | None
 ) -> None:
-    module = billing if name == "billing" else mailer
-    servicer = billing.Billing(faults) if name == "billing" else mailer.Mailer(faults)
-    server, bound = await start([module.SERVICE], module.add(servicer), port, host)
+    servicer: billing.Billing | mailer.Mailer | inventory.Inventory
+    if name == "billing":
+        servicer = billing.Billing(faults)
+        service_name, add = billing.SERVICE, billing.add(servicer)
+    elif name == "email":
+        servicer = mailer.Mailer(faults)
+        service_name, add = mailer.SERVICE, mailer.add(servicer)
+    else:
+        servicer = inventory.Inventory(faults)
+        service_name, add = inventory.SERVICE, inventory.add(servicer)
+    server, bound = await start([service_name], add, port, host)
     _ready(bound, faults, servicer.ledger, admin_port, host)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -42,7 +51,7 @@ async def _serve_grpc(
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="demo_services")
-    parser.add_argument("service", choices=["billing", "email", "crm"])
+    parser.add_argument("service", choices=["billing", "email", "inventory", "crm"])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument(

@@ -1,4 +1,4 @@
-"""The billing service: subscriptions, created and cancelled."""
+"""The billing service: subscriptions, created and cancelled; payments, charged and refunded."""
 
 from __future__ import annotations
 
@@ -19,12 +19,14 @@ PLANS = {
 
 
 class Billing(DemoService, services.BillingServiceServicer):  # type: ignore[misc,name-defined]
-    """Subscriptions in memory."""
+    """Subscriptions and payments in memory."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.subscriptions: dict[str, Any] = {}
+        self.payments: dict[str, Any] = {}
         self._ids = itertools.count(1)
+        self._payment_ids = itertools.count(1)
 
     async def CreateSubscription(self, request: Any, context: Context) -> Any:
         def act() -> Any:
@@ -63,6 +65,37 @@ class Billing(DemoService, services.BillingServiceServicer):  # type: ignore[mis
 
     async def ListSubscriptions(self, request: Any, context: Context) -> Any:
         return protos.ListSubscriptionsResponse(subscriptions=list(self.subscriptions.values()))
+
+    async def Charge(self, request: Any, context: Context) -> Any:
+        def act() -> Any:
+            if request.amount_cents <= 0:
+                raise Rejected(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"cannot charge {request.amount_cents} cents"
+                )
+            payment = protos.Payment(
+                id=f"pay_{next(self._payment_ids):04d}",
+                order_id=request.order_id,
+                customer=request.customer,
+                amount_cents=request.amount_cents,
+                status="CHARGED",
+            )
+            self.payments[payment.id] = payment
+            return payment
+
+        return await self.guarded("Charge", request, context, act)
+
+    async def Refund(self, request: Any, context: Context) -> Any:
+        def act() -> Any:
+            payment = self.payments.get(request.payment_id)
+            if payment is None:  # nothing to undo is not an error for a compensation
+                return protos.Payment(id=request.payment_id, status="UNKNOWN")
+            payment.status = "REFUNDED"
+            return payment
+
+        return await self.guarded("Refund", request, context, act)
+
+    async def ListPayments(self, request: Any, context: Context) -> Any:
+        return protos.ListPaymentsResponse(payments=list(self.payments.values()))
 
 
 def add(servicer: Billing) -> Any:

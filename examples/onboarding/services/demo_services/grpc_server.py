@@ -16,9 +16,13 @@ from grpc_reflection.v1alpha import reflection
 
 from demo_services.behaviour import Faults, Ledger
 
-PROTOS = Path(__file__).resolve().parents[2] / "protos"
-if str(PROTOS) not in sys.path:
-    sys.path.insert(0, str(PROTOS))  # grpc.protos_and_services finds .proto files on sys.path
+EXAMPLES = Path(__file__).resolve().parents[3]
+PROTOS = EXAMPLES / "onboarding" / "protos"
+ORDER_PROTOS = EXAMPLES / "order" / "protos"
+"""The order example's own protos (inventory); it shares billing with the onboarding example."""
+for _root in (ORDER_PROTOS, PROTOS):
+    if str(_root) not in sys.path:
+        sys.path.insert(0, str(_root))  # grpc.protos_and_services finds .proto files on sys.path
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
