@@ -116,6 +116,7 @@ def event_from_message(message: maestro_client.WorkflowEvent) -> Event:
         deadline=message.deadline,
         signal_name=message.signal_name,
         signal_id=message.signal_id,
+        child_execution_id=message.child_execution_id,
     )
 
 
