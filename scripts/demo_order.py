@@ -49,7 +49,7 @@ def confirm_when_waiting(server: str, execution_id: str) -> ExecutionState:
         for message in client.watch(execution_id):
             printer.show(event_from_message(message))
             state = message.state
-            if message.type == EventType.STEP_STARTED and message.child_execution_id:
+            if message.type == EventType.STEP_WAITING and message.child_execution_id:
                 print(f"  ↳ the payment runs as {message.child_execution_id}:", flush=True)
                 _confirm_payment(client, message.child_execution_id, printer)
             if state == ExecutionState.COMPLETED:

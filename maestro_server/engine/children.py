@@ -2,8 +2,11 @@
 
 A child's id is `<parent_id>:<step_id>` (`…[<index>]` for an element of a `for_each` step),
 so a restarted parent finds the same child: starting one is create-if-absent. The step's
-STEP_STARTED (carrying the child's id) is durable before the child is created, and the child's
-input is journaled, so a restart asks for the same child with the same input.
+STEP_STARTED is durable before the child is created, and the child's input is journaled with
+it, so a restart (or a stop) knows the child may exist, and asks for the same child with the
+same input. Once the child exists, the step records STEP_WAITING (state WAITING, as a pause,
+with the deadline of its `timeout`, if any): both events carry the child's id, and a client
+that sees STEP_WAITING can watch the child.
 
 - The child runs its own saga under its own lease; the step waits for the child's first
   terminal state through the store. COMPLETED: the step succeeds with the child's output.
@@ -21,7 +24,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -192,7 +195,8 @@ class SubWorkflows:
         if self._children is None:
             message = "this runner runs no sub-workflows (no store to keep child executions)"
             return _Outcome(error=ErrorInfo(NO_CHILDREN, message))
-        if progress.state is not StepState.RUNNING:
+        timeout = step.workflow.timeout
+        if progress.state is StepState.PENDING:
             await self._recorder.emit(
                 EventType.STEP_STARTED,
                 step_id=step.id,
@@ -200,10 +204,7 @@ class SubWorkflows:
                 element_index=index,
                 child_execution_id=child,
             )
-            await self._recorder.durable()  # a restart then looks for this child, not another
-        started = self._recorder.progress.step(step.id)
-        if index is not None:
-            started = started.element(index)
+            await self._recorder.durable()  # a restart or a stop knows the child may exist
         starting = asyncio.ensure_future(
             self._children.start_child(self._context.execution_id, child, step.workflow, data)
         )
@@ -215,13 +216,26 @@ class SubWorkflows:
         finally:
             if starting.done():
                 self._starting.pop(child, None)
-        log.info("waiting for child execution", child_execution_id=child)
-        timeout = step.workflow.timeout
+        started = self._recorder.progress.step(step.id)
+        if index is not None:
+            started = started.element(index)
+        deadline = None
+        if timeout is not None and started.started_at is not None:
+            deadline = started.started_at + timeout  # from the step's start, across restarts
+        if started.state is not StepState.WAITING:
+            log.info("waiting for child execution", child_execution_id=child)
+            await self._recorder.emit(
+                EventType.STEP_WAITING,
+                step_id=step.id,
+                element_index=index,
+                deadline=deadline,
+                child_execution_id=child,
+            )
         try:
-            if timeout is None:
+            if deadline is None:
                 ended = await self._children.wait_child(child)
             else:
-                async with asyncio.timeout(_left(started.started_at, timeout, self._now())):
+                async with asyncio.timeout(max((deadline - self._now()).total_seconds(), 0)):
                     ended = await self._children.wait_child(child)
         except TimeoutError:
             assert timeout is not None
@@ -279,13 +293,6 @@ class SubWorkflows:
             cause=cause or (None if tolerated else Cause.STEP_FAILED),
         )
         return tolerated
-
-
-def _left(started_at: datetime | None, timeout: timedelta, now: datetime) -> float:
-    """Seconds left of a step's timeout, counted from its start (kept across restarts)."""
-    if started_at is None:
-        return timeout.total_seconds()
-    return max((started_at + timeout - now).total_seconds(), 0.0)
 
 
 def _outcome(child: str, ended: ChildEnd) -> _Outcome:

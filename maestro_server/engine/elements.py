@@ -242,7 +242,8 @@ class Elements:
                 continue
             message = "in flight when the server stopped"
             for index, element in sorted(progress.elements.items()):
-                if element.state is StepState.RUNNING:
+                # WAITING: an element's child execution, which may have acted.
+                if element.state in (StepState.RUNNING, StepState.WAITING):
                     await self._emit(
                         EventType.STEP_FAILED,
                         step,

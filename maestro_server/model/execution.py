@@ -43,7 +43,8 @@ class StepState(enum.StrEnum):
     PENDING = "PENDING"
     RUNNING = "RUNNING"
     WAITING = "WAITING"
-    """A `wait` or `sleep` step waiting for its signal or its time; the execution runs on."""
+    """A `wait` or `sleep` step waiting for its signal or its time, or a sub-workflow step for
+    its child execution; the execution runs on."""
     SUCCEEDED = "SUCCEEDED"
     SKIPPED = "SKIPPED"
     FAILED = "FAILED"
@@ -138,7 +139,8 @@ class Event:
     signal_id: str = ""
     """On SIGNAL_RECEIVED: the id of the signal the step consumed."""
     child_execution_id: str = ""
-    """On STEP_STARTED of a sub-workflow step (or element): the child execution it runs."""
+    """On STEP_STARTED and STEP_WAITING of a sub-workflow step (or element): the child
+    execution it runs (created by STEP_WAITING)."""
 
     @property
     def terminal(self) -> bool:

@@ -193,7 +193,7 @@ async def test_a_cancel_through_another_replica_reaches_the_child(postgres_url: 
         async with MaestroClient(a.address) as on_a, MaestroClient(b.address) as on_b:
             handle = await on_a.start(workflow, {}, execution_id="replica-parent")
             async for event in on_a.watch("replica-parent"):
-                if event.type == EventType.STEP_STARTED:
+                if event.type == EventType.STEP_WAITING:  # the child exists
                     break
             async for event in on_b.watch("replica-parent:approve"):
                 if event.type == EventType.STEP_WAITING:

@@ -108,8 +108,8 @@ async def test_a_registered_child_runs_and_is_compensated_with_its_parent(
         assert child.parent_execution_id == handle.execution_id
         assert child.state == ExecutionState.COMPENSATED
         events = [e async for e in handle.events()]
-    started = next(e for e in events if e.type == EventType.STEP_STARTED)
-    assert started.child_execution_id == child_id
+    waiting = next(e for e in events if e.type == EventType.STEP_WAITING)
+    assert waiting.child_execution_id == child_id
     keys = ledger_keys(crm, child_id)
     assert keys[-2:] == [f"{child_id}:second:compensate", f"{child_id}:first:compensate"]
 
@@ -155,7 +155,7 @@ async def test_sigkill_mid_child_starts_no_second_child_and_runs_no_call_twice(
                 handle = await client.start(workflow, {"email": "k@example.com", "fail": False})
                 child_id = f"{handle.execution_id}:signup"
                 async for event in handle.events():
-                    if event.type == EventType.STEP_STARTED:
+                    if event.type == EventType.STEP_WAITING:  # the child exists
                         break
                 async for event in client.get_handle(child_id).events():
                     if event.type == EventType.STEP_STARTED and event.step_id == "second":

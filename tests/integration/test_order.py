@@ -38,7 +38,7 @@ class Shop:
         log = []
         async for event in self.client.watch(execution_id):
             log.append(event)
-            if event.type == EventType.STEP_STARTED and event.child_execution_id:
+            if event.type == EventType.STEP_WAITING and event.child_execution_id:
                 child = await self.until_waiting(event.child_execution_id)
                 await self.client.signal_execution(
                     child, "payment_confirmed", CONFIRMATION, signal_id="psp-event-77"
@@ -107,6 +107,7 @@ async def test_an_order_completes_once_the_payment_is_confirmed(shop: Shop) -> N
         (EventType.STEP_WAITING, "cooling_off"),
         (EventType.STEP_SUCCEEDED, "cooling_off"),
         (EventType.STEP_STARTED, "charge"),
+        (EventType.STEP_WAITING, "charge"),
         (EventType.STEP_SUCCEEDED, "charge"),
     ]
     payment_log = [e async for e in shop.client.watch("ord-1:charge")]
@@ -154,7 +155,7 @@ async def test_an_order_cancelled_while_awaiting_the_payment_refunds_and_release
     log = []
     async for event in shop.client.watch("ord-3"):
         log.append(event)
-        if event.type == EventType.STEP_STARTED and event.child_execution_id:
+        if event.type == EventType.STEP_WAITING and event.child_execution_id:
             await shop.until_waiting(event.child_execution_id)
             await shop.client.cancel("ord-3", "the customer changed their mind")
     assert log[-1].type == EventType.WORKFLOW_CANCELLED

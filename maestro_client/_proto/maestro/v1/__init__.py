@@ -347,7 +347,8 @@ class EventType(betterproto2.Enum):
     """
     A `wait` step started waiting for the signal `signal_name`, or a `sleep` step for its time;
     `deadline` is when the sleep ends or the wait times out (unset: it waits for ever). The
-    execution stays RUNNING; a restart keeps the deadline.
+    execution stays RUNNING; a restart keeps the deadline. A sub-workflow step waits so for its
+    child execution `child_execution_id`, which exists by then (`deadline`: its `timeout`).
     """
 
     SIGNAL_RECEIVED = 15
@@ -531,7 +532,8 @@ class StepState(betterproto2.Enum):
 
     WAITING = 9
     """
-    A `wait` step waits for its signal, or a `sleep` step for its time.
+    A `wait` step waits for its signal, a `sleep` step for its time, or a sub-workflow step for
+    its child execution.
     """
 
     @classmethod
@@ -1687,9 +1689,10 @@ class WorkflowEvent(betterproto2.Message):
 
     child_execution_id: "str" = betterproto2.field(30, betterproto2.TYPE_STRING)
     """
-    (Fields 30 and up: sub-workflows.) On STEP_STARTED of a sub-workflow step (or of one
-    element of it): the child execution it runs, `<execution_id>:<step_id>` (with
-    `[<index>]` for an element).
+    (Fields 30 and up: sub-workflows.) On STEP_STARTED and STEP_WAITING of a sub-workflow step
+    (or of one element of it): the child execution it runs, `<execution_id>:<step_id>` (with
+    `[<index>]` for an element). It is created between the two: watch it once STEP_WAITING
+    names it.
     """
 
 

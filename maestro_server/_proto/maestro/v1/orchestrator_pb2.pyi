@@ -120,7 +120,8 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     EVENT_TYPE_STEP_WAITING: _EventType.ValueType  # 14
     """A `wait` step started waiting for the signal `signal_name`, or a `sleep` step for its time;
     `deadline` is when the sleep ends or the wait times out (unset: it waits for ever). The
-    execution stays RUNNING; a restart keeps the deadline.
+    execution stays RUNNING; a restart keeps the deadline. A sub-workflow step waits so for its
+    child execution `child_execution_id`, which exists by then (`deadline`: its `timeout`).
     """
     EVENT_TYPE_SIGNAL_RECEIVED: _EventType.ValueType  # 15
     """A waiting step took the signal `signal_name` with id `signal_id`; STEP_SUCCEEDED follows,
@@ -170,7 +171,8 @@ EVENT_TYPE_WORKFLOW_CANCELLED: EventType.ValueType  # 13
 EVENT_TYPE_STEP_WAITING: EventType.ValueType  # 14
 """A `wait` step started waiting for the signal `signal_name`, or a `sleep` step for its time;
 `deadline` is when the sleep ends or the wait times out (unset: it waits for ever). The
-execution stays RUNNING; a restart keeps the deadline.
+execution stays RUNNING; a restart keeps the deadline. A sub-workflow step waits so for its
+child execution `child_execution_id`, which exists by then (`deadline`: its `timeout`).
 """
 EVENT_TYPE_SIGNAL_RECEIVED: EventType.ValueType  # 15
 """A waiting step took the signal `signal_name` with id `signal_id`; STEP_SUCCEEDED follows,
@@ -203,7 +205,9 @@ class _StepStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StepState.V
     STEP_STATE_COMPENSATION_FAILED: _StepState.ValueType  # 8
     """Its compensation failed for good."""
     STEP_STATE_WAITING: _StepState.ValueType  # 9
-    """A `wait` step waits for its signal, or a `sleep` step for its time."""
+    """A `wait` step waits for its signal, a `sleep` step for its time, or a sub-workflow step for
+    its child execution.
+    """
 
 class StepState(_StepState, metaclass=_StepStateEnumTypeWrapper):
     """The state of one step inside an execution."""
@@ -227,7 +231,9 @@ STEP_STATE_COMPENSATED: StepState.ValueType  # 7
 STEP_STATE_COMPENSATION_FAILED: StepState.ValueType  # 8
 """Its compensation failed for good."""
 STEP_STATE_WAITING: StepState.ValueType  # 9
-"""A `wait` step waits for its signal, or a `sleep` step for its time."""
+"""A `wait` step waits for its signal, a `sleep` step for its time, or a sub-workflow step for
+its child execution.
+"""
 Global___StepState: _TypeAlias = StepState  # noqa: Y015
 
 class _DiagnosticSeverity:
@@ -512,9 +518,10 @@ class WorkflowEvent(_message.Message):
     signal_id: _builtins.str
     """On SIGNAL_RECEIVED: the id of the signal the step took."""
     child_execution_id: _builtins.str
-    """(Fields 30 and up: sub-workflows.) On STEP_STARTED of a sub-workflow step (or of one
-    element of it): the child execution it runs, `<execution_id>:<step_id>` (with
-    `[<index>]` for an element).
+    """(Fields 30 and up: sub-workflows.) On STEP_STARTED and STEP_WAITING of a sub-workflow step
+    (or of one element of it): the child execution it runs, `<execution_id>:<step_id>` (with
+    `[<index>]` for an element). It is created between the two: watch it once STEP_WAITING
+    names it.
     """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
