@@ -13,6 +13,8 @@ command costs when the wall time says mostly how busy the machine was.
   own email address, so every run is a new user)
 
 Usage: python bench/startup.py [--runs 10]   (starts the example services itself)
+       python bench/startup.py --against DIR   (also another checkout, e.g. a `git worktree`
+       of main: both measured in turns, run by run, so that a change is seen side by side)
 From bench/run.py: measure(services.endpoints) with the services it already runs.
 """
 
@@ -39,19 +41,21 @@ TARGETS = {"help": 0.15, "validate": 0.30, "execute": 0.40}
 """Issue 13's wall-time limits, seconds."""
 
 
-def _environment() -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+def _environment(root: Path) -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(root))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 
-def _timed(arguments: Sequence[str], env: Mapping[str, str]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of one `python -m maestro_server ARGUMENTS`; exit 0 or raise."""
+def _timed(arguments: Sequence[str], root: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one `python -m maestro_server ARGUMENTS` of the checkout
+    at `root`; exit 0 or raise."""
+    env = _environment(root)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "maestro_server", *arguments],
-        cwd=ROOT,
+        cwd=root,
         env=env,
         capture_output=True,
         text=True,
@@ -76,28 +80,44 @@ def measure(endpoints: Mapping[str, str] | None, runs: int = 10) -> dict[str, An
 
     The commands take turns run by run, so a change in the machine's load falls on all alike.
     """
-    env = _environment()
+    return measure_checkouts(endpoints, runs, [ROOT])[0]
+
+
+def measure_checkouts(
+    endpoints: Mapping[str, str] | None, runs: int, roots: Sequence[Path]
+) -> list[dict[str, Any]]:
+    """`measure` of each checkout, all measured in turns (each command of each checkout, then
+    the next run): figures per checkout, in the order given."""
     commands: dict[str, Any] = {
         "help": lambda: ["--help"],
         "validate": lambda: ["validate", WORKFLOW],
     }
     if endpoints is not None:
         commands["execute"] = lambda: _execute_arguments(endpoints)
-    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    samples: dict[tuple[Path, str], list[tuple[float, float]]] = {
+        (root, name): [] for root in roots for name in commands
+    }
     load_before = os.getloadavg()[0]
-    for arguments in commands.values():  # untimed: bytecode caches, the services' warm-up
-        _timed(arguments(), env)
+    for root in roots:  # untimed: bytecode caches, the services' warm-up
+        for arguments in commands.values():
+            _timed(arguments(), root)
     for _ in range(runs):
         for name, arguments in commands.items():
-            samples[name].append(_timed(arguments(), env))
-    figures: dict[str, Any] = {}
-    for name, pairs in samples.items():
-        figures[f"{name}_s"] = statistics.median(wall for wall, _ in pairs)
-        figures[f"{name}_min_s"] = min(wall for wall, _ in pairs)
-        figures[f"{name}_cpu_s"] = statistics.median(cpu for _, cpu in pairs)
-    figures["runs"] = runs
-    figures["load_average"] = [load_before, os.getloadavg()[0]]
-    return figures
+            for root in roots:
+                samples[root, name].append(_timed(arguments(), root))
+    load = [load_before, os.getloadavg()[0]]
+    found = []
+    for root in roots:
+        figures: dict[str, Any] = {}
+        for name in commands:
+            pairs = samples[root, name]
+            figures[f"{name}_s"] = statistics.median(wall for wall, _ in pairs)
+            figures[f"{name}_min_s"] = min(wall for wall, _ in pairs)
+            figures[f"{name}_cpu_s"] = statistics.median(cpu for _, cpu in pairs)
+        figures["runs"] = runs
+        figures["load_average"] = load
+        found.append(figures)
+    return found
 
 
 def rows(figures: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
@@ -136,16 +156,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--no-execute", action="store_true", help="skip execute (no services)")
+    parser.add_argument(
+        "--against", type=Path, metavar="DIR", help="another checkout, measured in turns with this"
+    )
     args = parser.parse_args()
+    roots = [ROOT] if args.against is None else [args.against.resolve(), ROOT]
     if args.no_execute:
-        figures = measure(None, args.runs)
+        found = measure_checkouts(None, args.runs, roots)
     else:
         sys.path.insert(0, str(ROOT / "examples" / "onboarding" / "services"))
         from demo_services.fleet import fleet  # noqa: PLC0415 - only when run on its own
 
         with fleet() as services:
-            figures = measure(services.endpoints, args.runs)
-    print(table(figures))
+            found = measure_checkouts(services.endpoints, args.runs, roots)
+    for root, figures in zip(roots, found, strict=True):
+        if len(roots) > 1:
+            print(f"\n{root}:")
+        print(table(figures))
 
 
 if __name__ == "__main__":

@@ -8,24 +8,29 @@ ExecuteWorkflow or StartWorkflow becomes the execution's parent.
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-try:
-    from opentelemetry import propagate, trace
-except ImportError:  # the extra is not installed
-    trace = None  # type: ignore[assignment]
-
 _cached: tuple[Any, Any] = (None, None)
+_PROVIDER_VARIABLE = "OTEL_PYTHON_TRACER_PROVIDER"
+"""OpenTelemetry's own way to name a provider without code (opentelemetry.environment_variables)."""
 
 
 def _tracer() -> Any:
     """The tracer, or None while no OpenTelemetry SDK is configured.
 
-    Spans would be no-ops then, and cost 10 µs a step all the same.
+    Spans would be no-ops then, and cost 10 µs a step all the same. A provider is set by code
+    that imported `opentelemetry.trace`, or named by OTEL_PYTHON_TRACER_PROVIDER: with neither,
+    there is none, and OpenTelemetry is not imported (it costs `maestro execute` 8 ms).
     """
     global _cached  # noqa: PLW0603 - one cache for the process, like the provider itself
-    if trace is None:
+    if "opentelemetry.trace" not in sys.modules and _PROVIDER_VARIABLE not in os.environ:
+        return None
+    try:
+        from opentelemetry import trace  # noqa: PLC0415 - see above
+    except ImportError:  # the extra is not installed
         return None
     provider = trace.get_tracer_provider()
     if isinstance(provider, trace.ProxyTracerProvider):
@@ -49,6 +54,8 @@ def execution_span(name: str, execution_id: str, parent: Mapping[str, str]) -> I
     if tracer is None:
         yield
         return
+    from opentelemetry import propagate  # noqa: PLC0415 - imported by _tracer already
+
     parent_context = propagate.extract(dict(parent)) if parent else None
     with tracer.start_as_current_span(
         f"execution {name}",
@@ -65,6 +72,8 @@ def attempt_span(service: str, method: str, attempt: int) -> Iterator[dict[str, 
     if tracer is None:
         yield {}
         return
+    from opentelemetry import propagate, trace  # noqa: PLC0415 - imported by _tracer already
+
     with tracer.start_as_current_span(
         f"{service} {method}",
         kind=trace.SpanKind.CLIENT,

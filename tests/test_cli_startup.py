@@ -2,7 +2,8 @@
 
 Each check runs the command in a fresh interpreter and lists the modules it imported; no timing
 (bench/startup.py measures that). A new module-level import of a heavy library in the CLI, or
-in what `validate` loads, shows up here as the library's name.
+in what `validate` or `execute` loads, shows up here as the library's name. The process also
+ends without tearing the interpreter down (cli/main.py's `_end_process`): checked last.
 """
 
 import json
@@ -12,6 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / "examples" / "onboarding" / "workflow.yaml"
+EMAIL = "cli-startup@example.com"
 
 HEAVY = ("grpc", "google.protobuf", "structlog", "jinja2", "httpx", "aiohttp", "jsonschema",
          "yaml", "psycopg", "aiosqlite", "betterproto2", "prometheus_client", "opentelemetry",
@@ -25,6 +27,16 @@ NOT_FOR_VALIDATE = ("grpc", "grpc_tools", "httpx", "aiohttp", "jsonschema", "psy
                     "maestro_server.transports", "maestro_server.store")  # fmt: skip
 """What `maestro validate` of a workflow without input_schema, protos or --reflect must not
 import: the workflow language (yaml, jinja2, protobuf's descriptors) is all it needs."""
+
+NOT_FOR_EXECUTE = ("prometheus_client", "opentelemetry", "jsonschema", "psycopg", "aiosqlite",
+                   "click", "pygments", "grpc_tools.protoc",
+                   "maestro_client", "maestro_server.api", "maestro_server._proto",
+                   "maestro_server.metrics", "maestro_server.store.open",
+                   "maestro_server.store.sqlite", "maestro_server.store.postgres")  # fmt: skip
+"""What `maestro execute` of the onboarding workflow (no input_schema, no tracing configured)
+must not import: metrics are served by `serve` only, a run in this process keeps nothing (no
+store), an input is checked on a plain Struct (not the API's messages), and httpx's command
+line is left out (transports/http_libraries.py)."""
 
 _RUN = """
 import json, sys
@@ -80,6 +92,16 @@ def test_validate_imports_the_language_and_nothing_that_calls() -> None:
     assert _among(modules, NOT_FOR_VALIDATE) == []
 
 
+def test_execute_imports_what_runs_the_workflow_and_no_more(endpoints: list[str]) -> None:
+    """`maestro execute` of the onboarding workflow against its services: the engine and both
+    transports, but no metrics, tracing, store, API messages or SDK."""
+    data = json.dumps({**json.loads((WORKFLOW.parent / "input.json").read_text()), "email": EMAIL})
+    code, modules = _imported("execute", str(WORKFLOW), "--input", data, *endpoints)
+    assert code == 0
+    assert {"maestro_server.engine.runner", "grpc", "aiohttp", "httpx"} <= set(modules)
+    assert _among(modules, NOT_FOR_EXECUTE) == []
+
+
 def test_validate_with_an_input_schema_still_checks_it() -> None:
     """jsonschema, imported only for a workflow that has an input_schema, still judges it."""
     workflow = "name: w\nservices: {s: {type: http, endpoint: 'http://h:1'}}\n"
@@ -108,3 +130,29 @@ def test_the_flags_defaults_are_the_engines() -> None:
     from maestro_server.model import workflow
 
     assert DEFAULT_MAX_WORKFLOW_DEPTH == workflow.DEFAULT_MAX_WORKFLOW_DEPTH
+
+
+_EXIT = """
+import atexit, sys
+atexit.register(lambda: print("exit function ran", file=sys.stderr))
+sys.argv = ["maestro", *sys.argv[1:]]
+from maestro_server.cli.main import main
+main()
+"""
+
+
+def test_the_process_ends_as_shutdown_would_end_it() -> None:
+    """`maestro` ends the process itself once a command has run: same output and exit code,
+    and functions registered with atexit (logging's flush, a tracer's exporter) still run."""
+    for arguments, code in (([str(WORKFLOW)], 0), (["/nonexistent.yaml"], 1)):
+        done = subprocess.run(
+            [sys.executable, "-c", _EXIT, "validate", *arguments],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert done.returncode == code, done.stderr
+        assert done.stderr.endswith("exit function ran\n")
+        assert (done.stdout if code == 0 else done.stderr).startswith(arguments[0])

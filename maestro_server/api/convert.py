@@ -7,12 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 
 from maestro_server._proto.maestro.v1 import orchestrator_pb2 as pb
-from maestro_server.definition.inputs import MAX_REQUEST_BYTES
 from maestro_server.diagnostics import Diagnostic
-from maestro_server.errors import InvalidInputError, InvalidRequestError
+from maestro_server.errors import InvalidRequestError
 from maestro_server.json_numbers import struct_numbers, whole_numbers
 from maestro_server.model.execution import Cause, ErrorInfo, Event, EventType, ExecutionState
 from maestro_server.model.progress import StepProgress
@@ -42,28 +41,6 @@ def output_of(message: Any) -> Any:
     if message.HasField("output_value"):
         return whole_numbers(json_format.MessageToDict(message.output_value))
     return struct_to_dict(message.output) if message.HasField("output") else None
-
-
-def check_input_travels(data: dict[str, Any], source: str) -> None:
-    """Refuse an input that a server would refuse as a request's Struct.
-
-    That is one larger than a request may be, or nested deeper than protobuf decodes (each
-    level of objects costs a Struct several levels of messages).
-    """
-    request = pb.StartWorkflowRequest()
-    request.input.update(data)  # not input=…, which decodes a copy
-    size = request.ByteSize()
-    if size > MAX_REQUEST_BYTES:
-        raise InvalidInputError(
-            f"{source}: the input is {size} bytes in a request; a server accepts requests of "
-            f"at most {MAX_REQUEST_BYTES} bytes"
-        )
-    try:
-        pb.StartWorkflowRequest.FromString(request.SerializeToString())
-    except DecodeError:
-        raise InvalidInputError(
-            f"{source}: the input nests deeper than a server decodes (protobuf's recursion limit)"
-        ) from None
 
 
 def error_to_proto(error: ErrorInfo) -> pb.Error:

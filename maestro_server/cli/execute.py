@@ -166,6 +166,9 @@ async def _run(
     from maestro_server.engine.runner import Runner
     from maestro_server.resilience.breaker import BreakerRegistry
     from maestro_server.resilience.clock import SystemClock
+    from maestro_server.transports.http_libraries import import_http_libraries
+
+    import_http_libraries()  # before the transports import them: see there
     from maestro_server.transports.registry import Transports
 
     clock = SystemClock()

@@ -27,9 +27,8 @@ def read_object(
 
 def parse_object(text: str, source: str) -> dict[str, Any]:
     """A JSON object, refused (exit 1) where a server would refuse it: it must travel."""
-    # Imported here: a command's --help loads neither the API's messages nor the definitions.
-    from maestro_server.api.convert import check_input_travels
-    from maestro_server.definition.inputs import parse_input
+    # Imported here: a command's --help loads neither protobuf nor the definitions.
+    from maestro_server.definition.inputs import check_input_travels, parse_input
 
     data: dict[str, Any] = parse_input(text, source)
     check_input_travels(data, source)

@@ -13,9 +13,11 @@ transport, store or server; tests/test_cli_startup.py keeps it so.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import os
 import sys
-import traceback
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -226,14 +228,34 @@ def _debug_everywhere(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run the command line and exit with its code."""
-    args = build_parser().parse_args(argv)
+    """Run the command line and exit with its code.
+
+    Without `argv` this is the process's entry point (`maestro`, `python -m maestro_server`):
+    once a command other than `serve` has run and its output is flushed, the process ends
+    without tearing the interpreter down, which frees every object of the 600 modules a run
+    imports one by one (70 ms of `maestro execute`, 25 ms of `validate`) for nothing. With
+    `argv` (a caller's own process) it raises SystemExit as usual.
+    """
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, a usage error: printed, and exiting
+        if argv is None and isinstance(exc.code, int):
+            _end_process(exc.code)
+        raise
+    code = _run(args)
+    if argv is None and args.command != "serve":
+        _end_process(code)
+    sys.exit(code)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the parsed command; its exit code."""
     if args.debug:
         from maestro_server.logs import configure_logging
 
         configure_logging(level="DEBUG")
     try:
-        code = args.run(args)
+        code: int = args.run(args)
     except InvalidWorkflowError as exc:
         for diagnostic in exc.diagnostics:
             print(diagnostic, file=sys.stderr)
@@ -257,11 +279,37 @@ def main(argv: Sequence[str] | None = None) -> None:
             if not args.debug:
                 print("maestro: run again with --debug for the traceback", file=sys.stderr)
         code = EXIT_ERROR
-    sys.exit(code)
+    return code
+
+
+def _end_process(code: int) -> None:
+    """End the process now with `code`, as interpreter shutdown would, but for freeing objects.
+
+    Shutdown would wait for threads that are not daemons (if any run, it is left to it), run
+    the functions registered with atexit (logging's flush, an OpenTelemetry exporter's last
+    spans: they run here) and flush stdout and stderr; then free every object one by one,
+    which this skips. A flush that fails (stdout a closed pipe) returns, so that the normal
+    exit reports it as it always has.
+    """
+    if any(
+        not thread.daemon
+        for thread in threading.enumerate()
+        if thread is not threading.main_thread()
+    ):
+        return
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(code)
 
 
 def _traceback(debug: bool) -> None:
     if debug:
+        import traceback  # an error with --debug only: not at every start
+
         traceback.print_exc(file=sys.stderr)
 
 

@@ -50,6 +50,34 @@ def parse_input(text: str, source: str) -> dict[str, Any]:
     return check_input(value, source)
 
 
+def check_input_travels(data: dict[str, Any], source: str) -> None:
+    """Refuse an input that a server would refuse as a request's Struct.
+
+    That is one larger than a request may be, or nested deeper than protobuf decodes (each
+    level of objects costs a Struct several levels of messages). The Struct is measured inside
+    a Value, which holds it as StartWorkflowRequest does: one level down, under a one-byte
+    tag (field 5 there, 3 here), so size and depth are the request's, without importing the
+    API's generated messages.
+    """
+    from google.protobuf import struct_pb2  # noqa: PLC0415 - only for an input to check
+    from google.protobuf.message import DecodeError  # noqa: PLC0415
+
+    request = struct_pb2.Value()
+    request.struct_value.update(data)  # not struct_value=…, which decodes a copy
+    size = request.ByteSize()
+    if size > MAX_REQUEST_BYTES:
+        raise InvalidInputError(
+            f"{source}: the input is {size} bytes in a request; a server accepts requests of "
+            f"at most {MAX_REQUEST_BYTES} bytes"
+        )
+    try:
+        struct_pb2.Value.FromString(request.SerializeToString())
+    except DecodeError:
+        raise InvalidInputError(
+            f"{source}: the input nests deeper than a server decodes (protobuf's recursion limit)"
+        ) from None
+
+
 def check_input(value: Any, source: str, workflow: Workflow | None = None) -> dict[str, Any]:
     """Check depth, and the workflow's input_schema when given."""
     if not isinstance(value, Mapping):

@@ -7,12 +7,11 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from maestro_server import tracing
-from maestro_server.metrics import Metrics
 from maestro_server.model.execution import ErrorInfo
 from maestro_server.model.workflow import RetryPolicy
 from maestro_server.resilience.backoff import retry_delay
@@ -20,6 +19,9 @@ from maestro_server.resilience.breaker import BreakerRegistry, CircuitBreaker, C
 from maestro_server.resilience.clock import Clock
 from maestro_server.secret_values import redact
 from maestro_server.transports.base import Call, CallError, HttpTarget, Invoker, Request
+
+if TYPE_CHECKING:
+    from maestro_server.metrics import Metrics  # prometheus_client: only where metrics are served
 
 log = structlog.get_logger("maestro.engine")
 # A breaker a hair from half-opening says "retry in 0.00s": never spin on it.

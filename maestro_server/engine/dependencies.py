@@ -6,15 +6,17 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from maestro_server.metrics import Metrics
 from maestro_server.model.execution import ErrorInfo, ExecutionState
 from maestro_server.model.workflow import SubWorkflow
 from maestro_server.resilience.breaker import BreakerRegistry
 from maestro_server.resilience.clock import Clock, SystemClock
 from maestro_server.store.base import LogEntries
 from maestro_server.transports.base import Invoker
+
+if TYPE_CHECKING:
+    from maestro_server.metrics import Metrics  # prometheus_client: only where metrics are served
 
 
 class EventSink(Protocol):

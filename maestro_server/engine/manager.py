@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -37,7 +37,6 @@ from maestro_server.errors import (
     ResourceExhaustedError,
     UnavailableError,
 )
-from maestro_server.metrics import Metrics
 from maestro_server.model.execution import ExecutionState
 from maestro_server.model.progress import reopen
 from maestro_server.model.signals import Signal
@@ -46,6 +45,9 @@ from maestro_server.resilience.breaker import BreakerRegistry
 from maestro_server.resilience.clock import Clock, SystemClock
 from maestro_server.store.base import ExecutionRecord, ExecutionSource, Store
 from maestro_server.transports.base import Invoker
+
+if TYPE_CHECKING:
+    from maestro_server.metrics import Metrics  # prometheus_client: only where metrics are served
 
 log = structlog.get_logger("maestro.executions")
 # Ids travel in idempotency keys, logs and URLs: printable ASCII, no spaces, bounded.

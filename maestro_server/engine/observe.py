@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import structlog
 
-from maestro_server.metrics import Metrics
 from maestro_server.model.execution import Event, EventType
 from maestro_server.model.workflow import Workflow
+
+if TYPE_CHECKING:
+    from maestro_server.metrics import Metrics  # prometheus_client: only where metrics are served
 
 log = structlog.get_logger("maestro.engine")
 

@@ -225,6 +225,14 @@ def _filter(node: nodes.Filter, walk: Walk) -> Iterator[Read]:
 
 def _locate(source: str, root: str, keys: tuple[Key, ...]) -> int:
     """Where `root` (and as many of its keys as can be found) is written; 0 when it is not."""
+    start = _first_dotted(source, root, keys)
+    if start is None:
+        start = _search(source, root, keys)
+    return _with_leading_dots(source, start) if start is not None else 0
+
+
+def _search(source: str, root: str, keys: tuple[Key, ...]) -> int | None:
+    """Where `root` and as many of its keys as can be found are written, in any form."""
     for count in range(len(keys), -1, -1):
         pattern = r"(?<![A-Za-z0-9_])" + re.escape(root) + r"(?![A-Za-z0-9_])"
         for key in keys[:count]:
@@ -235,8 +243,44 @@ def _locate(source: str, root: str, keys: tuple[Key, ...]) -> int:
             )
         match = re.search(pattern, source)
         if match is not None:
-            start = match.start()
-            while start > 0 and source[start - 1] in ".$":
-                start -= 1
-            return start
-    return 0
+            return match.start()
+    return None
+
+
+def _with_leading_dots(source: str, start: int) -> int:
+    while start > 0 and source[start - 1] in ".$":
+        start -= 1
+    return start
+
+
+def _first_dotted(source: str, root: str, keys: tuple[Key, ...]) -> int | None:
+    """Where `_search` finds `root` and all its keys, without compiling a pattern.
+
+    When the first place `root` is written as a word goes on `.a.b` (the usual way), that is
+    where; else None, for the search to decide. No match can start before that place, and
+    there the dotted form matches: the search would find it there too. (The search compiles
+    a pattern per path read: 1 ms each, at every load.)
+    """
+    position = source.find(root)
+    while position >= 0 and not _whole_word(source, position, position + len(root)):
+        position = source.find(root, position + 1)
+    if position < 0:
+        return None
+    end = position + len(root)
+    for key in keys:
+        text = "." + str(key)
+        if not source.startswith(text, end) or not _whole_word(source, end + 1, end + len(text)):
+            return None
+        end += len(text)
+    return position
+
+
+def _whole_word(source: str, start: int, end: int) -> bool:
+    """Whether source[start:end] is neither preceded nor followed by a word character."""
+    return (start == 0 or not _word_character(source[start - 1])) and (
+        end == len(source) or not _word_character(source[end])
+    )
+
+
+def _word_character(character: str) -> bool:
+    return character.isascii() and (character.isalnum() or character == "_")

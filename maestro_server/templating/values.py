@@ -71,6 +71,8 @@ class Template:
     _template: jinja2.Template | None = dataclasses.field(repr=False)
     _path: tuple[str, ...] | None = dataclasses.field(default=None, repr=False)
     """For a plain path such as `.steps.create_user.id`, its keys: looked up without jinja2."""
+    _expression_text: str | None = dataclasses.field(default=None, repr=False)
+    """A plain path's jinja2 expression, compiled into `_expression` when a render needs it."""
 
     def render(self, context: Mapping[str, Any]) -> JsonValue:
         """Render against `context`; raises TemplateError naming the field."""
@@ -81,6 +83,7 @@ class Template:
                 value = _lookup(context, self._path)
                 if value is not _MISSING:
                     return _to_json(value, self.field)
+                return _to_json(self._path_expression()(context), self.field)
             if self._expression is not None:
                 return _to_json(self._expression(context), self.field)
             assert self._template is not None
@@ -98,6 +101,22 @@ class Template:
         except Exception as exc:  # noqa: BLE001 - a template may raise anything a filter raises
             message = f"{type(exc).__name__}: {exc} in `{self.source}`"
             raise TemplateError(message, step=None, field=self.field) from None
+
+    def _path_expression(self) -> TemplateExpression:
+        """A plain path's expression, compiled the first time a lookup leaves the path.
+
+        Most never do: compiling at load cost a workflow 1 ms a template (jinja2 generates and
+        compiles Python), which `maestro execute` and `validate` paid at every start.
+        """
+        if self._expression is None:
+            assert self._expression_text is not None
+            expression = ENVIRONMENT.compile_expression(
+                self._expression_text, undefined_to_none=False
+            )
+            # A cache, not a change of value: frozen for everything else.
+            object.__setattr__(self, "_expression", expression)
+        assert self._expression is not None
+        return self._expression
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +170,9 @@ def iter_templates(value: CompiledValue) -> Iterable[Template]:
 def compile_template(source: str, field: str) -> Template:
     """Compile one template string, Go forms translated; raises TemplateSyntaxError."""
     ast, single = jinja_ast(source)
+    path = _plain_path(ast) if single is not None else None
+    if path is not None and path[0] not in _DECLARED:  # compiled if a render ever needs it
+        return Template(source, field, _path_references(path), None, None, path, single)
     try:
         expression = (
             ENVIRONMENT.compile_expression(single, undefined_to_none=False)
@@ -160,8 +182,7 @@ def compile_template(source: str, field: str) -> Template:
         template = ENVIRONMENT.from_string(ast) if single is None else None
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateSyntaxError(exc.message or "invalid template", exc.lineno) from None
-    path = _plain_path(ast) if single is not None else None
-    return Template(source, field, _references(ast), expression, template, path)
+    return Template(source, field, _references(ast), expression, template)
 
 
 def jinja_ast(source: str) -> tuple[nodes.Template, str | None]:
@@ -215,6 +236,18 @@ def _lookup(context: Mapping[str, Any], path: tuple[str, ...]) -> Any:
             return _MISSING
         value = value[key]
     return value
+
+
+_DECLARED = frozenset({*ENVIRONMENT.globals, "self"})
+"""Names jinja2 does not count as read from the context (its globals, the template itself):
+a path starting with one takes the general way, `_references`."""
+
+
+def _path_references(path: tuple[str, ...]) -> frozenset[Reference]:
+    """What `_references` finds in a plain path, without jinja2's code generator."""
+    if path[0] != "steps":
+        return frozenset({Reference(path[0])})
+    return frozenset({Reference("steps", path[1])} if len(path) > 1 else ())
 
 
 def _references(ast: nodes.Template) -> frozenset[Reference]:

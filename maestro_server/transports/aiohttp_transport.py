@@ -57,7 +57,9 @@ class ExactUrlTransport(httpx.AsyncBaseTransport):
         resolver: AbstractResolver | None = None,
     ) -> None:
         """`resolver` (e.g. a GuardedResolver) replaces aiohttp's own."""
-        self._ssl = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context()
+        # httpx's default context (certifi's CAs) is made at the first https request: loading
+        # the CAs costs 20 ms of CPU, which a run calling plain http never needs.
+        self._ssl = verify if isinstance(verify, ssl.SSLContext) else None
         self._limits = limits
         self._resolver = resolver
         self._session: aiohttp.ClientSession | None = None
@@ -67,11 +69,16 @@ class ExactUrlTransport(httpx.AsyncBaseTransport):
             connector = aiohttp.TCPConnector(
                 limit=self._limits.max_connections or 0,
                 keepalive_timeout=self._limits.keepalive_expiry,
-                ssl=self._ssl,
                 resolver=self._resolver,
             )
             self._session = aiohttp.ClientSession(connector=connector)
         return self._session
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        """The context of https requests, passed with each (the connector's own is unused)."""
+        if self._ssl is None:
+            self._ssl = httpx.create_ssl_context()
+        return self._ssl
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send one request; the response body streams."""
@@ -94,6 +101,7 @@ class ExactUrlTransport(httpx.AsyncBaseTransport):
                         connect=timeout.get("pool"),
                     ),
                     server_hostname=request.extensions.get("sni_hostname"),
+                    ssl=self._ssl_context() if request.url.scheme == "https" else True,
                 )
                 .__aenter__()
             )
