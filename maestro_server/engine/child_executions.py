@@ -10,7 +10,7 @@ resumes it like any other. The manager lends what runs executions (`ChildRunner`
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from maestro_server.engine.child_workflows import ChildWorkflows, depth_of
@@ -126,29 +126,42 @@ class ChildExecutions:
         with contextlib.suppress(NotFoundError):  # never created: nothing runs
             await self._manager.cancel(child_id, reason)
 
-    async def undo_child(self, child_id: str, reason: str) -> ErrorInfo | None:
+    async def undo_child(
+        self, child_id: str, reason: str, undoing: Callable[[], Awaitable[None]]
+    ) -> ErrorInfo | None:
         """See Children.undo_child.
 
         A child found COMPENSATION_FAILED from the start (its parent's compensation runs again:
         an operator resumed the parent, or it restarted) gets its failed compensations retried
         once, as an operator's resume of the child would.
         """
+        told = False
+
+        async def tell() -> None:
+            nonlocal told
+            if not told:
+                told = True
+                await undoing()
+
         try:
             record = await self._store.get_execution(child_id)
         except NotFoundError:
             return None  # never created: nothing to undo
         if not record.state.terminal:
             await self.cancel_child(child_id, reason)
+            await tell()
         retried = record.state is not ExecutionState.COMPENSATION_FAILED
         while True:
             record = await self._settled(child_id)
             if record.state is ExecutionState.COMPLETED:
                 await self._manager.reopen_completed(record)
+                await tell()
                 continue
             if record.state is ExecutionState.COMPENSATION_FAILED and not retried:
                 retried = True
                 with contextlib.suppress(AbortedError, FailedPreconditionError):
                     await self._manager.resume(child_id)
+                await tell()
                 continue
             if record.state is ExecutionState.COMPENSATION_FAILED:
                 error = record.error

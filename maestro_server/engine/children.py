@@ -260,15 +260,27 @@ class SubWorkflows:
             return None  # done before a restart
         child = child_id(self._context.execution_id, step.id, index)
         attempt = progress.compensation_attempts + 1
-        await self._recorder.emit(
-            EventType.COMPENSATION_STARTED, step_id=step.id, attempt=attempt, element_index=index
-        )
+        started = False
+
+        async def undoing() -> None:
+            # Once the child is on its way: a watcher of the child then sees its undoing.
+            nonlocal started
+            started = True
+            await self._recorder.emit(
+                EventType.COMPENSATION_STARTED,
+                step_id=step.id,
+                attempt=attempt,
+                element_index=index,
+            )
+
         if self._children is None:
             error: ErrorInfo | None = ErrorInfo(NO_CHILDREN, "this runner runs no sub-workflows")
         else:
             error = await self._children.undo_child(
-                child, f"its parent execution '{self._context.execution_id}' compensates"
+                child, f"its parent execution '{self._context.execution_id}' compensates", undoing
             )
+        if not started:
+            await undoing()
         kind = EventType.COMPENSATION_FAILED if error else EventType.COMPENSATION_SUCCEEDED
         await self._recorder.emit(
             kind, step_id=step.id, attempt=attempt, error=error, element_index=index

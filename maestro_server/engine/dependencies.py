@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -67,11 +67,15 @@ class Children(Protocol):
         """Wait for the child's first terminal state (its log's first terminal event)."""
         ...
 
-    async def undo_child(self, child_id: str, reason: str) -> ErrorInfo | None:
+    async def undo_child(
+        self, child_id: str, reason: str, undoing: Callable[[], Awaitable[None]]
+    ) -> ErrorInfo | None:
         """Leave the child with nothing done: cancelled if running, compensated if COMPLETED.
 
         Idempotent (a child already COMPENSATED, CANCELLED or FAILED is done; one never
         created had nothing to undo); the error when its compensation failed for good.
+        `undoing` is awaited once the child is on its way (cancelled, or reopened: its log
+        shows it), so that whoever then watches it sees its undoing.
         """
         ...
 

@@ -171,3 +171,48 @@ async def test_sigkill_mid_child_starts_no_second_child_and_runs_no_call_twice(
     assert child.state == ExecutionState.COMPLETED
     assert set(result) == {"first", "second"}
     assert sorted(keys) == [f"{child_id}:first", f"{child_id}:second"]
+
+
+async def test_sigkill_while_the_parent_compensates_its_child(tmp_path: Path) -> None:
+    """Killed while the completed child is being compensated (one contact deleted, the other
+    in flight): after a restart the child's compensation goes on from its log and the parent
+    ends COMPENSATED, each contact deleted under its key."""
+    store = f"--store=sqlite:///{tmp_path / 'maestro.db'}"
+    with start_service("crm", "--delay", "DELETE /contacts=0.3") as slow_crm:
+        workflow = WorkflowSource(
+            onboard(slow_crm, "{file: signup.yaml}"),
+            "onboard.yaml",
+            {"signup.yaml": signup(slow_crm).encode()},
+        )
+        with maestro_serve(store) as server:
+            async with MaestroClient(server.address) as client:
+                handle = await client.start(workflow, {"email": "z@example.com", "fail": True})
+                child_id = f"{handle.execution_id}:signup"
+                async for event in handle.events():
+                    if event.type == EventType.COMPENSATION_STARTED:
+                        break  # the parent compensates its child: the child is reopened
+                undoing = []  # the child's log, reopened: it shows its undoing already
+                async for event in client.get_handle(child_id).events():
+                    undoing.append((event.type, event.step_id))
+                    if event.type == EventType.COMPENSATION_STARTED and event.step_id == "first":
+                        break
+            server.process.kill()
+        assert undoing[-4:] == [
+            (EventType.WORKFLOW_COMPLETED, ""),
+            (EventType.COMPENSATION_STARTED, "second"),
+            (EventType.COMPENSATION_SUCCEEDED, "second"),
+            (EventType.COMPENSATION_STARTED, "first"),
+        ]
+        with maestro_serve(store) as server:
+            async with MaestroClient(server.address) as client:
+                with pytest.raises(ExecutionCompensatedError):
+                    await client.get_handle(handle.execution_id).result()
+                child = await client.get(child_id)
+                children = [c async for c in client.list(parent_execution_id=handle.execution_id)]
+        keys = ledger_keys(slow_crm, child_id)
+    assert child.state == ExecutionState.COMPENSATED
+    assert [c.execution_id for c in children] == [child_id]
+    assert {k for k in keys if k.endswith(":compensate")} == {
+        f"{child_id}:second:compensate",
+        f"{child_id}:first:compensate",
+    }

@@ -317,7 +317,13 @@ async def test_undoing_a_child_again_changes_nothing() -> None:
     before = await store.read_events("o1:charge")
     calls = len(invoker.calls)
     manager = ExecutionManager(store, invoker)
-    assert await manager.children.undo_child("o1:charge", "again") is None
+    told: list[str] = []
+
+    async def undoing() -> None:
+        told.append("undoing")
+
+    assert await manager.children.undo_child("o1:charge", "again", undoing) is None
+    assert told == []  # nothing was on its way
     assert await store.read_events("o1:charge") == before
     assert len(invoker.calls) == calls
 
