@@ -205,9 +205,12 @@ def get(execution_id: str) -> Unary[GetExecutionResponse, Execution]:
 
 
 def list_executions(
-    workflow_name: str, states: Sequence[ExecutionState], page_size: int
+    workflow_name: str,
+    states: Sequence[ExecutionState],
+    page_size: int,
+    parent_execution_id: str = "",
 ) -> Paged[Execution]:
-    """Executions, newest first."""
+    """Executions, newest first (the children of one execution, with `parent_execution_id`)."""
     return lambda token: Unary(
         "ListExecutions",
         ListExecutionsRequest(
@@ -215,6 +218,7 @@ def list_executions(
             states=list(states),
             page_size=page_size,
             page_token=token,
+            parent_execution_id=parent_execution_id,
         ),
         ListExecutionsResponse,
         lambda response: Page(response.executions, response.next_page_token),

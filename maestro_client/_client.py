@@ -228,10 +228,19 @@ class MaestroClient:
         return await self._call(calls.get(execution_id))
 
     def list(
-        self, workflow_name: str = "", states: Sequence[ExecutionState] = (), page_size: int = 0
+        self,
+        workflow_name: str = "",
+        states: Sequence[ExecutionState] = (),
+        page_size: int = 0,
+        parent_execution_id: str = "",
     ) -> AsyncIterator[Execution]:
-        """Every matching execution, newest first, page after page."""
-        return self._pages(calls.list_executions(workflow_name, states, page_size))
+        """Every matching execution, newest first, page after page.
+
+        `parent_execution_id`: only the child executions its sub-workflow steps run.
+        """
+        return self._pages(
+            calls.list_executions(workflow_name, states, page_size, parent_execution_id)
+        )
 
     async def cancel(self, execution_id: str, reason: str = "") -> Execution:
         """Stop an execution; it compensates what it did."""

@@ -1,7 +1,8 @@
 """Workflow sources for requests: the YAML and the files it refers to (descriptor sets, protos).
 
 A workflow sent over the wire has no folder of its own, so the files its services name are read
-here, relative to the workflow file, and travel in the request's `files`.
+here, relative to the workflow file, and travel in the request's `files`. So do its sub-workflow
+files (`workflow: {file: …}`), with their own files under their folder.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class WorkflowSource:
         """Read a workflow file and every schema file its services name."""
         file = Path(path)
         text = file.read_text()
-        return cls(text, str(path), _referenced_files(text, file.parent))
+        return cls(text, str(path), _referenced_files(text, file.parent, (file.resolve(),)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,13 +42,28 @@ class WorkflowRef:
     version: str = ""
 
 
-def _referenced_files(text: str, folder: Path) -> dict[str, bytes]:
+def _referenced_files(text: str, folder: Path, within: tuple[Path, ...] = ()) -> dict[str, bytes]:
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError:
         return {}  # the server reports the syntax error with its location
     services = document.get("services") if isinstance(document, dict) else None
     files: dict[str, bytes] = {}
+    steps = document.get("steps") if isinstance(document, dict) else None
+    for step in steps if isinstance(steps, list) else ():
+        reference = step.get("workflow") if isinstance(step, dict) else None
+        name = reference.get("file") if isinstance(reference, dict) else None
+        if not isinstance(name, str) or name in files or not _read(folder, name, files):
+            continue  # not a file, or read with its own files already (run by another step)
+        child = (folder / name).resolve()
+        if child in within:
+            continue  # recursion: the server reports it
+        child_folder = posixpath.dirname(name)
+        nested = _referenced_files(
+            files[name].decode("utf-8", "replace"), folder / child_folder, (*within, child)
+        )
+        for nested_name, data in nested.items():
+            files.setdefault(posixpath.normpath(posixpath.join(child_folder, nested_name)), data)
     for service in services.values() if isinstance(services, dict) else ():
         if not isinstance(service, dict):
             continue

@@ -1,9 +1,11 @@
 """The order example through `maestro serve` (the second half of `make demo`).
 
 Starts the inventory and billing services and a server, then runs two orders:
-1. three items reserved (a for_each step), a cooling-off `sleep`, the card charged, and the
-   payment provider's confirmation delivered as the signal `payment_confirmed` once the
-   execution waits for it (the SDK follows the events and signals on STEP_WAITING);
+1. three items reserved (a for_each step), a cooling-off `sleep`, then the payment as a
+   sub-workflow (a child execution `ord-1001:charge`): the card charged, and the payment
+   provider's confirmation delivered as the signal `payment_confirmed` once the payment waits
+   for it (the SDK follows the order's events, then the payment's, and signals on
+   STEP_WAITING);
 2. an order with a sold-out webcam: its reservation fails for good, and the two items reserved
    before it are released, last first.
 """
@@ -38,33 +40,42 @@ def maestro(*args: str) -> int:
 
 
 def confirm_when_waiting(server: str, execution_id: str) -> ExecutionState:
-    """Follow the execution's events to its end, printing them as `maestro execute` does, and
-    deliver the payment confirmation when a step waits for it; the final state."""
+    """Follow the execution's events to its end, printing them as `maestro execute` does; when
+    it starts a child execution (the payment), follow that one too and deliver the payment
+    confirmation when it waits for it. The order's final state."""
     printer = ProgressPrinter(jsonl=False)
     state = ExecutionState.UNSPECIFIED
     with SyncMaestroClient(server) as client:
         for message in client.watch(execution_id):
             printer.show(event_from_message(message))
             state = message.state
-            if message.type == EventType.STEP_WAITING and message.signal_name == (
-                "payment_confirmed"
-            ):
-                payload = json.dumps(CONFIRMATION)
-                print(
-                    f"  → the payment provider confirms: client.signal_execution("
-                    f"{message.execution_id!r}, 'payment_confirmed', {payload})",
-                    flush=True,
-                )
-                # The provider's event id as the signal's: a resent webhook changes nothing.
-                client.signal_execution(
-                    message.execution_id,
-                    "payment_confirmed",
-                    CONFIRMATION,
-                    signal_id="psp-event-4242",
-                )
+            if message.type == EventType.STEP_WAITING and message.child_execution_id:
+                print(f"  ↳ the payment runs as {message.child_execution_id}:", flush=True)
+                _confirm_payment(client, message.child_execution_id, printer)
             if state == ExecutionState.COMPLETED:
                 print(json.dumps(output(message), indent=2, sort_keys=True), flush=True)
     return state
+
+
+def _confirm_payment(client: SyncMaestroClient, child: str, printer: ProgressPrinter) -> None:
+    """Follow the payment's execution until it waits for the confirmation, and send it."""
+    for message in client.watch(child):
+        printer.show(event_from_message(message))
+        if message.type == EventType.STEP_WAITING and message.signal_name == ("payment_confirmed"):
+            payload = json.dumps(CONFIRMATION)
+            print(
+                f"  → the payment provider confirms: client.signal_execution("
+                f"{message.execution_id!r}, 'payment_confirmed', {payload})",
+                flush=True,
+            )
+            # The provider's event id as the signal's: a resent webhook changes nothing.
+            client.signal_execution(
+                message.execution_id,
+                "payment_confirmed",
+                CONFIRMATION,
+                signal_id="psp-event-4242",
+            )
+            return
 
 
 def main() -> tuple[int, int]:
@@ -84,7 +95,8 @@ def main() -> tuple[int, int]:
         workflow = shown(EXAMPLE / "workflow.yaml")
         print(
             "\n=== 3. an order through maestro serve: reserve 3 items, cool off for 1 s,"
-            " charge the card, await the payment provider's confirmation ===",
+            " then the payment (a sub-workflow): charge the card, await the payment provider's"
+            " confirmation ===",
             flush=True,
         )
         started = maestro(

@@ -87,7 +87,7 @@ def test_graph_prints_mermaid() -> None:
     [
         pytest.param(
             "examples/order/workflow.yaml",
-            "order 1.0: 2 services, 4 steps, 2 compensations",
+            "order 1.0: 1 services, 3 steps, 1 compensations",
             ["input.json", "input-out-of-stock.json"],
             id="order",
         ),
@@ -109,26 +109,28 @@ def test_validate_order_example(file: str, summary: str, inputs: list[str]) -> N
 
 
 def test_graph_of_the_order_example() -> None:
-    """for_each as a subroutine box, the sleep a parallelogram, the wait a hexagon, and each
-    compensation (per element for the reservations) dashed."""
+    """for_each as a subroutine box, the sleep a parallelogram, the payment a rounded box (a
+    sub-workflow, undone by compensating it), each compensation dashed; the payment's own graph
+    has the wait as a hexagon."""
     result = maestro("graph", "examples/order/workflow.yaml")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[1].startswith('    step_reserve_items[["reserve_items<br/>')
     assert "for each item in {{ .input.items }}" in lines[1]
     assert '    step_cooling_off[/"cooling_off<br/>sleep 1s"/]' in lines
-    assert any(line.startswith("    step_await_confirmation{{") for line in lines)
+    assert '    step_charge("charge<br/>runs workflow file payment.yaml")' in lines
     for edge in (
         "step_reserve_items --> step_cooling_off",
-        "step_cooling_off --> step_charge_card",
-        "step_charge_card --> step_await_confirmation",
+        "step_cooling_off --> step_charge",
         "step_reserve_items -.-> step_reserve_items_undo",
-        "step_charge_card -.-> step_charge_card_undo",
+        "step_charge -.-> step_charge_undo",
     ):
         assert f"    {edge}" in lines
     payment = maestro("graph", "examples/order/payment.yaml")
     assert payment.returncode == 0, payment.stderr
-    assert "    step_charge_card -.-> step_charge_card_undo" in payment.stdout.splitlines()
+    payment_lines = payment.stdout.splitlines()
+    assert "    step_charge_card -.-> step_charge_card_undo" in payment_lines
+    assert any(line.startswith("    step_await_confirmation{{") for line in payment_lines)
 
 
 def test_graph_of_invalid_workflow_fails(tmp_path: Path) -> None:

@@ -171,7 +171,8 @@ def test_demo_runs_both_examples() -> None:
         " one order paid, one order released."
     )
     assert "↶✓ compensation succeeded setup_subscription" in result.stderr
-    assert "client.signal_execution('ord-1001', 'payment_confirmed'" in result.stdout
+    assert "the payment runs as ord-1001:charge" in result.stdout
+    assert "client.signal_execution('ord-1001:charge', 'payment_confirmed'" in result.stdout
     assert '"confirmation": "psp-4242"' in result.stdout
     released = [line.split("] ", 1)[1] for line in result.stderr.splitlines() if "↶✓" in line]
     assert [line.split(" (")[0] for line in released[-2:]] == [

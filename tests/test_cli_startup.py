@@ -126,6 +126,10 @@ def test_the_flags_defaults_are_the_engines() -> None:
     from maestro_server.engine import dependencies
 
     assert DEFAULT_MAX_FOR_EACH_ELEMENTS == dependencies.DEFAULT_MAX_FOR_EACH_ELEMENTS
+    from maestro_server.cli.serve import DEFAULT_MAX_WORKFLOW_DEPTH
+    from maestro_server.model import workflow
+
+    assert DEFAULT_MAX_WORKFLOW_DEPTH == workflow.DEFAULT_MAX_WORKFLOW_DEPTH
 
 
 _EXIT = """

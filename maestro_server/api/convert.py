@@ -14,6 +14,7 @@ from maestro_server.diagnostics import Diagnostic
 from maestro_server.errors import InvalidRequestError
 from maestro_server.json_numbers import struct_numbers, whole_numbers
 from maestro_server.model.execution import Cause, ErrorInfo, Event, EventType, ExecutionState
+from maestro_server.model.progress import StepProgress
 from maestro_server.store.base import ExecutionRecord, StoredWorkflow
 
 
@@ -84,6 +85,7 @@ def event_to_proto(event: Event) -> pb.WorkflowEvent:
     _timestamp(message.deadline, event.deadline)
     message.signal_name = event.signal_name
     message.signal_id = event.signal_id
+    message.child_execution_id = event.child_execution_id
     return message
 
 
@@ -124,6 +126,7 @@ def execution_to_proto(record: ExecutionRecord, *, with_steps: bool = True) -> p
         workflow_hash=record.workflow_hash,
         state=pb.ExecutionState.Value(f"EXECUTION_STATE_{progress.state.value}"),
         last_sequence=progress.last_sequence,
+        parent_execution_id=record.parent_execution_id,
     )
     message.input.CopyFrom(to_struct(record.input))
     if progress.output is not None:
@@ -150,7 +153,19 @@ def execution_to_proto(record: ExecutionRecord, *, with_steps: bool = True) -> p
             _timestamp(step.end_time, summary.ended_at)
             _timestamp(step.deadline, summary.deadline)
             step.signal_id = summary.signal_id
+            step.child_execution_ids.extend(_children(summary))
     return message
+
+
+def _children(step: StepProgress) -> list[str]:
+    """The child executions of a sub-workflow step: its own, or its elements' in index order."""
+    if step.child_execution_id:
+        return [step.child_execution_id]
+    return [
+        element.child_execution_id
+        for _, element in sorted(step.elements.items())
+        if element.child_execution_id
+    ]
 
 
 def workflow_to_proto(workflow: StoredWorkflow, *, full: bool = True) -> pb.WorkflowDefinition:
@@ -233,4 +248,5 @@ def event_from_proto(message: pb.WorkflowEvent) -> Event:
         deadline=message.deadline.ToDatetime(tzinfo=UTC) if message.HasField("deadline") else None,
         signal_name=message.signal_name,
         signal_id=message.signal_id,
+        child_execution_id=message.child_execution_id,
     )

@@ -15,7 +15,7 @@ def workflow_graph(workflow: Workflow) -> list[pb.WorkflowStep]:
         message = pb.WorkflowStep(
             step_id=step.id,
             service=step.service,
-            method=str(step.method) if step.pause is None else "",
+            method=str(step.method) if step.pause is None and step.workflow is None else "",
             depends_on=list(step.depends_on),
             when=step.when.source if step.when is not None else "",
         )
@@ -30,6 +30,8 @@ def workflow_graph(workflow: Workflow) -> list[pb.WorkflowStep]:
                 )
             )
         _pause(message, step)
+        if step.workflow is not None:
+            message.sub_workflow = step.workflow.source
         steps.append(message)
     return steps
 

@@ -28,7 +28,7 @@ from maestro_server.engine.dependencies import DEFAULT_MAX_FOR_EACH_ELEMENTS
 from maestro_server.engine.manager import ExecutionManager
 from maestro_server.errors import InvalidWorkflowError
 from maestro_server.metrics import Metrics
-from maestro_server.model.workflow import Workflow
+from maestro_server.model.workflow import DEFAULT_MAX_WORKFLOW_DEPTH, Workflow
 from maestro_server.schemas.descriptors import FileProtos
 from maestro_server.secret_values import Secrets
 from maestro_server.store.base import Store, stored_workflow
@@ -54,6 +54,8 @@ class ServerSettings:
     max_concurrent_executions: int = 1000
     max_for_each_elements: int = DEFAULT_MAX_FOR_EACH_ELEMENTS
     """The longest list a for_each step may run over (`--max-for-each-elements`)."""
+    max_workflow_depth: int = DEFAULT_MAX_WORKFLOW_DEPTH
+    """How deep sub-workflows may nest (`--max-workflow-depth`)."""
     shutdown_grace: float = 30.0
     workflows_dir: Path | None = None
     max_message_bytes: int = MAX_REQUEST_BYTES
@@ -136,6 +138,8 @@ class OrchestratorServer:
             max_for_each_elements=settings.max_for_each_elements,
             secrets=secrets,
             metrics=self.metrics,
+            max_workflow_depth=settings.max_workflow_depth,
+            endpoints=settings.endpoints,
         )
         options = [
             # The interceptor refuses what is over the limit, with an ErrorInfo; the transport

@@ -32,6 +32,7 @@ from maestro_server.api.convert import (
 from maestro_server.api.errors import internal_status, to_status
 from maestro_server.api.graph import workflow_graph
 from maestro_server.api.requests import attach_requests
+from maestro_server.api.sub_workflow_checks import check_registered_children, registered_refs
 from maestro_server.definition import load_workflow
 from maestro_server.definition.admission import AdmissionPolicy
 from maestro_server.definition.endpoint_map import point_services
@@ -183,8 +184,19 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
             "workflow_yaml", "give the workflow: either workflow_yaml or reference"
         )
 
+    async def _check_children(self, workflow: Workflow, field: str, files: Any) -> None:
+        """Its registered sub-workflows are registered here, and none runs it again."""
+        if next(registered_refs(workflow), None) is None:
+            return
+        try:
+            await check_registered_children(self._store, workflow)
+        except InvalidWorkflowError as exc:
+            raise exc.in_request(field, list(files)) from None
+
     async def _start(self, request: Any, context: Context) -> StartOutcome:
         workflow = await self._resolve(request)
+        if request.WhichOneof("workflow") == "workflow_yaml":  # registered ones were checked
+            await self._check_children(workflow, "workflow_yaml", request.files)
         return await self._manager.start(
             workflow,
             struct_to_dict(request.input),
@@ -216,6 +228,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         workflow = await self._load(
             request.workflow_yaml, request.workflow_path, request.files, reflect=True
         )
+        await self._check_children(workflow, "workflow_yaml", request.files)
         stored, created = await self._store.put_workflow(
             stored_workflow(workflow, workflow.path, datetime.now(UTC))
         )
@@ -334,6 +347,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
             states_from_proto(request.states),
             request.page_size,
             request.page_token,
+            parent_execution_id=request.parent_execution_id,
         )
         return pb.ListExecutionsResponse(
             executions=[execution_to_proto(r, with_steps=False) for r in page.items],

@@ -173,6 +173,20 @@ async def _run(
 
     clock = SystemClock()
     async with Transports(secrets) as transports:
+        children = None
+        if any(step.workflow is not None for step in workflow.steps):
+            # Sub-workflow files run as child executions of a store in memory: the run is
+            # this process's, and so are its children (registered workflows are a server's).
+            from maestro_server.engine.manager import ExecutionManager
+            from maestro_server.store.memory import MemoryStore
+
+            children = ExecutionManager(
+                MemoryStore(),
+                transports,
+                clock=clock,
+                secrets=secrets,
+                max_for_each_elements=max_for_each_elements,
+            ).children
         runner = Runner(
             workflow,
             execution_id,
@@ -184,6 +198,7 @@ async def _run(
                 clock=clock,
                 secrets=secrets,
                 max_for_each_elements=max_for_each_elements,
+                children=children,
             ),
         )
         runner.deliver(signals)

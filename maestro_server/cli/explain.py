@@ -54,6 +54,14 @@ def explain(
     context = _context(workflow, step, data, schemas)
     if step.pause is not None:
         return _pause_text(step, step.pause, context)
+    if step.workflow is not None:
+        lines = [f"step {step.id}: runs workflow {step.workflow.source} as a child execution"]
+        if step.for_each is not None:
+            lines.append(_bind_element(step, context))
+        lines.append("the child's input, rendered with the example input:")
+        rendered = _render(step.input, context) if step.input is not None else {}
+        lines.append(json.dumps(rendered, indent=2, ensure_ascii=False))
+        return "\n".join(lines) + "\n"
     service = workflow.services[step.service]
     lines = [f"step {step.id}: service {service.name} ({service.type} {service.endpoint})"]
     if step.for_each is not None:

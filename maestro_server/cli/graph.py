@@ -1,4 +1,8 @@
-"""A workflow as a Mermaid flowchart: steps, dependencies, and compensations as dashed edges."""
+"""A workflow as a Mermaid flowchart: steps, dependencies, and compensations as dashed edges.
+
+A sub-workflow step is a rounded box (a subroutine box when it runs per element, as any
+for_each step); without a `compensate` of its own, its undo is compensating its child.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ def _what(step: Step) -> str:
     if isinstance(pause, Sleep):
         until = "" if pause.duration is not None else "until "
         return f"sleep {until}{sleep_text(pause)}"
+    if step.workflow is not None:
+        return f"runs workflow {step.workflow.source}"
     return f"{step.service}: {step.method}"
 
 
@@ -45,6 +51,8 @@ def to_mermaid(workflow: Workflow) -> str:
         opening, closing = (
             ("[[", "]]") if for_each is not None else _SHAPES.get(type(step.pause), ("[", "]"))
         )
+        if step.workflow is not None and for_each is None:
+            opening, closing = "(", ")"  # a child execution: a rounded box
         lines.append(f'    {_node_id(step)}{opening}"{_label(label)}"{closing}')
     for step in workflow.steps:
         for dependency in step.depends_on:
@@ -54,5 +62,9 @@ def to_mermaid(workflow: Workflow) -> str:
             undo = f"{_node_id(step)}_undo"
             label = f"undo {step.id}<br/>{step.compensate.service}: {step.compensate.method}"
             lines.append(f'    {undo}(["{_label(label)}"])')
+            lines.append(f"    {_node_id(step)} -.-> {undo}")
+        elif step.workflow is not None:
+            undo = f"{_node_id(step)}_undo"
+            lines.append(f'    {undo}(["{_label(f"undo {step.id}<br/>compensate the child")}"])')
             lines.append(f"    {_node_id(step)} -.-> {undo}")
     return "\n".join(lines) + "\n"

@@ -129,6 +129,8 @@ class ProgressPrinter:
             details.append(f"id {event.signal_id}")
         if event.deadline is not None:
             details.append(f"until {event.deadline.isoformat(timespec='seconds')}")
+        if event.child_execution_id and event.type is EventType.STEP_WAITING:
+            details.append(f"child {event.child_execution_id}")
         if details:
             text += f" ({', '.join(details)})"
         if event.error is not None:

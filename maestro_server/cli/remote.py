@@ -116,6 +116,7 @@ def event_from_message(message: maestro_client.WorkflowEvent) -> Event:
         deadline=message.deadline,
         signal_name=message.signal_name,
         signal_id=message.signal_id,
+        child_execution_id=message.child_execution_id,
     )
 
 
@@ -232,6 +233,12 @@ def add_parsers(commands: Any) -> None:
         if name == "list":
             sub.add_argument("--workflow", default="", help="only executions of this workflow")
             sub.add_argument(
+                "--parent",
+                default="",
+                metavar="ID",
+                help="only the child executions of this execution (its sub-workflow steps)",
+            )
+            sub.add_argument(
                 "--state",
                 action="append",
                 default=[],
@@ -271,10 +278,12 @@ def _executions(args: argparse.Namespace) -> int:
     with _client(args) as client:
         if args.action == "list":
             states = [maestro_client.ExecutionState[s.upper()] for s in args.state]
-            for execution in client.list(args.workflow, states):
+            for execution in client.list(args.workflow, states, parent_execution_id=args.parent):
+                parent = execution.parent_execution_id
                 print(
                     f"{execution.execution_id}  {execution.workflow_name} "
                     f"{execution.workflow_version}  {execution.state.name}"
+                    + (f"  (child of {parent})" if parent else "")
                 )
             return EXIT_OK
         if args.action == "get":

@@ -25,6 +25,8 @@ DEFAULT_SERVER_STORE = "sqlite:///maestro.db"
 DEFAULT_MAX_FOR_EACH_ELEMENTS = 1000
 """The engine's default (engine.dependencies), written out: importing the engine to read it
 would cost `maestro --help` the engine's imports. tests/test_cli_startup.py keeps them equal."""
+DEFAULT_MAX_WORKFLOW_DEPTH = 8
+"""The model's default (model.workflow), written out for the same reason."""
 
 
 def add_parser(commands: Any) -> None:
@@ -53,6 +55,14 @@ def add_parser(commands: Any) -> None:
         help="start no more executions than this at once (RESOURCE_EXHAUSTED)",
     )
     add_max_elements_flag(parser)
+    parser.add_argument(
+        "--max-workflow-depth",
+        type=int,
+        default=DEFAULT_MAX_WORKFLOW_DEPTH,
+        metavar="N",
+        help="how deep sub-workflows may nest (a top-level execution is 1); a child that "
+        f"would nest deeper fails its step (default {DEFAULT_MAX_WORKFLOW_DEPTH})",
+    )
     parser.add_argument(
         "--shutdown-grace",
         default="30s",
@@ -210,6 +220,8 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.max_concurrent_executions < 1:
         raise InvalidInputError("--max-concurrent-executions must be at least 1")
     check_max_elements(args)
+    if args.max_workflow_depth < 1:
+        raise InvalidInputError("--max-workflow-depth must be at least 1")
     warning = exposure_warning(args)
     if warning is not None:
         structlog.get_logger("maestro.server").warning(warning)
@@ -218,6 +230,7 @@ def run_serve(args: argparse.Namespace) -> int:
         port=args.port,
         max_concurrent_executions=args.max_concurrent_executions,
         max_for_each_elements=args.max_for_each_elements,
+        max_workflow_depth=args.max_workflow_depth,
         shutdown_grace=_seconds(args.shutdown_grace, "--shutdown-grace"),
         workflows_dir=args.workflows,
         policy=AdmissionPolicy(tuple(args.allow_endpoint)),

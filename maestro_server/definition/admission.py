@@ -37,7 +37,15 @@ class AdmissionPolicy:
         return not self.allowed_endpoints
 
     def check(self, workflow: Workflow) -> None:
-        """Raise InvalidWorkflowError naming every service and limit the workflow breaks."""
+        """Raise InvalidWorkflowError naming every service and limit the workflow breaks.
+
+        Its sub-workflow files are checked too: their child executions run on this server.
+        """
+        problems = self._problems(workflow)
+        if problems:
+            raise InvalidWorkflowError(problems)
+
+    def _problems(self, workflow: Workflow) -> list[Diagnostic]:
         problems = address_problems(workflow) if self.guards_addresses else []
         for service in workflow.services.values():
             if not self._allowed(service.endpoint, service.type):
@@ -57,8 +65,10 @@ class AdmissionPolicy:
             first = workflow.steps[self.max_steps].location
             message = f"{len(workflow.steps)} steps; this server runs at most {self.max_steps}"
             problems.append(Diagnostic(first, message, "too-many-steps", "steps"))
-        if problems:
-            raise InvalidWorkflowError(problems)
+        for step in workflow.steps:
+            if step.workflow is not None and step.workflow.definition is not None:
+                problems += self._problems(step.workflow.definition)
+        return problems
 
     def _allowed(self, endpoint: str, kind: ServiceType) -> bool:
         if not self.allowed_endpoints:

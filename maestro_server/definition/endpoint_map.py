@@ -9,12 +9,13 @@ workflow's own endpoints, and is kept with each execution (see ExecutionSource.e
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from maestro_server.definition.services import endpoint_form_problem
 from maestro_server.diagnostics import Diagnostic
 from maestro_server.errors import InvalidInputError, InvalidWorkflowError
-from maestro_server.model.workflow import Workflow
+from maestro_server.model.workflow import Step, Workflow
 
 
 def parse_endpoints(flags: Iterable[str], source: str = "--endpoint") -> dict[str, str]:
@@ -67,4 +68,14 @@ def point_services(
             )
     if problems:
         raise InvalidWorkflowError(problems)
-    return workflow.with_endpoints(applied), applied
+    steps = tuple(_children_pointed(step, endpoints) for step in workflow.steps)
+    return replace(workflow.with_endpoints(applied), steps=steps), applied
+
+
+def _children_pointed(step: Step, endpoints: Mapping[str, str]) -> Step:
+    """A sub-workflow file's services are pointed too: its child runs on this server."""
+    ref = step.workflow
+    if ref is None or ref.definition is None:
+        return step
+    child, _ = point_services(ref.definition, endpoints)
+    return replace(step, workflow=replace(ref, definition=child))

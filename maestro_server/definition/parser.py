@@ -8,7 +8,9 @@ services.py, steps.py, value_compiler.py (values and templates) and files.py (sc
 from __future__ import annotations
 
 import hashlib
+import posixpath
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +25,16 @@ from maestro_server.definition.references import check_references
 from maestro_server.definition.schemas import service_schemas
 from maestro_server.definition.services import ServiceReader
 from maestro_server.definition.steps import StepReader
+from maestro_server.definition.sub_workflows import (
+    MAX_EXPANDED,
+    Nesting,
+    file_recursion,
+    recursion_problems,
+)
 from maestro_server.definition.validate import Scope, validate
 from maestro_server.definition.value_compiler import ValueCompiler
 from maestro_server.errors import InvalidWorkflowError
-from maestro_server.model.workflow import Workflow
+from maestro_server.model.workflow import Step, Workflow
 from maestro_server.schemas.descriptors import FileProtos
 
 WORKFLOW_KEYS = (
@@ -48,8 +56,12 @@ def load_workflow(
     files: Mapping[str, bytes] | None = None,
     read_file: FileReader | None = None,
     reflected: Mapping[str, FileProtos] | None = None,
+    nesting: Nesting | None = None,
 ) -> Workflow:
     """Parse and validate a workflow; raises InvalidWorkflowError listing every problem.
+
+    Sub-workflow files are read (as any file the workflow names) and validated with it;
+    `nesting` says which workflows run this one (for recursion checks), when it is one.
 
     Files the workflow names (descriptor sets, .proto files) are looked up in `files` first,
     then through `read_file`. Every gRPC call is checked against its service's schema when
@@ -65,6 +77,7 @@ def load_workflow(
         return read_file(name) if read_file is not None else None
 
     parser = _Parser(path, lookup, text, reflected or {})
+    parser.nesting = nesting or Nesting(stack=(posixpath.basename(path),))
     workflow = parser.workflow(compose(text, path), text)
     if parser.reader.diagnostics or workflow is None:
         diagnostics = sorted(
@@ -101,6 +114,9 @@ class _Parser:
         self.values = ValueCompiler(self.reader)
         self.services = ServiceReader(self.reader, self.files, self.values)
         self.steps = StepReader(self.reader, self.values)
+        self.nesting = Nesting()
+        self.expanded = 0
+        """Child workflows its files run so far, each counted every time (see MAX_EXPANDED)."""
 
     def workflow(self, root: Node, text: str) -> Workflow | None:
         r = self.reader
@@ -123,6 +139,11 @@ class _Parser:
         timeout = r.get(pairs, "timeout", r.duration, "timeout")
         services = self.services.services(pairs["services"][1]) if "services" in pairs else {}
         steps = self.steps.steps(pairs["steps"][1], services) if "steps" in pairs else []
+        recursion_problems(r, steps, self.nesting, name)
+        steps = [
+            (self._child_file(step, node, index, name), node)
+            for index, (step, node) in enumerate(steps)
+        ]
         output = None
         if "output" in pairs:
             output = self.values.value(
@@ -154,6 +175,73 @@ class _Parser:
             timeout=timeout,
             input_reads=input_reads(calls),
         )
+
+    def _child_file(self, step: Step, node: Node, index: int, name: str | None) -> Step:
+        """The step with its sub-workflow file read and validated (as it is after an error).
+
+        The child's files join this workflow's under the child's folder, so a resume finds
+        them in the parent's source.
+        """
+        ref = step.workflow
+        if ref is None or not ref.file:
+            return step
+        where = find_node(node, ["workflow", "file"])
+        path = f"steps[{index}].workflow.file"
+        key = posixpath.normpath(posixpath.join(self.nesting.folder, ref.file))
+        if file_recursion(self.reader, where, path, step_id=step.id, key=key, nesting=self.nesting):
+            return step
+        if self.files.read(where, path, ref.file) is None:
+            return step
+        child = self._load_child(ref.file, key, name)
+        if isinstance(child, InvalidWorkflowError):
+            return step
+        self.expanded += 1 + self.nesting.loads.expanded(child)
+        if self.expanded > MAX_EXPANDED:
+            if self.expanded - 1 - self.nesting.loads.expanded(child) <= MAX_EXPANDED:
+                self.reader.error(
+                    where,
+                    path,
+                    "too-many-sub-workflows",
+                    f"the sub-workflow files run more than {MAX_EXPANDED} child workflows in "
+                    "all (each counted every time a step runs it)",
+                )
+            return step
+        folder = posixpath.dirname(ref.file)
+        for child_name, data in child.files.items():
+            self.files.files[posixpath.normpath(posixpath.join(folder, child_name))] = data
+        return replace(step, workflow=replace(ref, definition=child))
+
+    def _load_child(self, file: str, key: str, name: str | None) -> Workflow | InvalidWorkflowError:
+        """A sub-workflow file read and validated, once per chain of names (see Loads).
+
+        Its problems are reported the first time only.
+        """
+        names = (*self.nesting.names, *([name] if name else []))
+        loads = self.nesting.loads
+        known = loads.done.get((key, names))
+        if known is not None:
+            return known
+        folder = posixpath.dirname(file)
+
+        def child_lookup(child_name: str) -> bytes | None:
+            return self.files.lookup(posixpath.normpath(posixpath.join(folder, child_name)))
+
+        shown = posixpath.normpath(posixpath.join(posixpath.dirname(self.reader.path), file))
+        nesting = Nesting(posixpath.dirname(key), (*self.nesting.stack, key), names, loads)
+        result: Workflow | InvalidWorkflowError
+        try:
+            result = load_workflow(
+                self.files.files[file],
+                path=shown,
+                read_file=child_lookup,
+                reflected=self.reflected,
+                nesting=nesting,
+            )
+        except InvalidWorkflowError as exc:
+            self.reader.diagnostics.extend(exc.diagnostics)
+            result = exc
+        loads.done[(key, names)] = result
+        return result
 
     def _input_schema(self, node: Node) -> dict[str, Any] | None:
         schema = self.reader.data(node, "input_schema")

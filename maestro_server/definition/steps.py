@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 
 from yaml.nodes import Node
 
@@ -12,6 +13,7 @@ from maestro_server.definition.http_paths import read_http_path
 from maestro_server.definition.pauses import PAUSE_KEYS, read_pause
 from maestro_server.definition.policies import read_retry
 from maestro_server.definition.reader import IDENTIFIER, Pairs, Reader, did_you_mean
+from maestro_server.definition.sub_workflows import SUB_WORKFLOW_KEYS, read_sub_workflow
 from maestro_server.definition.validate import Scope, TemplateSite
 from maestro_server.definition.value_compiler import ValueCompiler
 from maestro_server.model.workflow import (
@@ -26,6 +28,7 @@ from maestro_server.model.workflow import (
     Service,
     ServiceType,
     Step,
+    SubWorkflow,
 )
 from maestro_server.templating.values import Template
 
@@ -43,6 +46,7 @@ STEP_KEYS = (
     "continue_on_error",
     *FOR_EACH_KEYS,
     *PAUSE_KEYS,
+    *SUB_WORKFLOW_KEYS,
 )
 COMPENSATE_KEYS = ("service", "method", "input", "retry", "timeout")
 HTTP_VERBS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -83,7 +87,8 @@ class StepReader:
         r = self.reader
         pairs = r.mapping(node, path, "a step", STEP_KEYS)
         pauses = pairs is not None and any(key in pairs for key in PAUSE_KEYS)
-        needed = ("id",) if pauses else ("id", "service", "method")
+        child = pairs is not None and "workflow" in pairs
+        needed = ("id",) if pauses or child else ("id", "service", "method")
         if pairs is None or not r.require(pairs, node, path, "a step", *needed):
             return None
         step_id = r.string(pairs["id"][1], f"{path}.id", "'id'")
@@ -97,6 +102,8 @@ class StepReader:
                 f"step id '{step_id}' must start with a letter and hold only letters, digits, "
                 "'_' and '-' (at most 128)",
             )
+        if child:
+            return self._sub_workflow_step(node, pairs, path, step_id, previous, services=services)
         if pauses:
             return self._pause_step(node, pairs, path, step_id, previous)
         service_name = r.string(pairs["service"][1], f"{path}.service", "'service'") or ""
@@ -161,6 +168,49 @@ class StepReader:
             depends_on=self._depends_on(pairs, path, previous),
             continue_on_error=bool(continue_on_error),
             pause=pause,
+        )
+
+    def _sub_workflow_step(
+        self,
+        node: Node,
+        pairs: Pairs,
+        path: str,
+        step_id: str,
+        previous: str | None,
+        *,
+        services: Mapping[str, Service],
+    ) -> Step:
+        """A step that runs a workflow as a child execution (returned even when invalid)."""
+        r = self.reader
+        ref = read_sub_workflow(r, pairs, path)
+        output = r.get(pairs, "output", r.string, f"{path}.output")
+        timeout = r.get(pairs, "timeout", r.duration, f"{path}.timeout")
+        compensate = None
+        if "compensate" in pairs:
+            compensate = self._compensation(
+                pairs["compensate"][1], f"{path}.compensate", step_id, "", services
+            )
+        step_input = None
+        if "input" in pairs:
+            step_input = self.values.value(
+                pairs["input"][1], f"{path}.input", step_id, Scope.STEP, "input"
+            )
+        continue_on_error = r.get(
+            pairs, "continue_on_error", r.boolean, f"{path}.continue_on_error"
+        )
+        return Step(
+            id=step_id,
+            service="",
+            method=PAUSE_METHOD,
+            location=r.location(node),
+            input=step_input,
+            output=output,
+            compensate=compensate,
+            when=self._when(pairs, path, step_id),
+            depends_on=self._depends_on(pairs, path, previous),
+            continue_on_error=bool(continue_on_error),
+            for_each=read_for_each(r, self.values, pairs, path, step_id),
+            workflow=replace(ref or SubWorkflow(name="invalid"), timeout=timeout),
         )
 
     def _depends_on(self, pairs: Pairs, path: str, previous: str | None) -> tuple[str, ...]:

@@ -248,10 +248,12 @@ class StepAttempts:
         """
         for step in self._workflow.steps:
             progress = self._recorder.progress.step(step.id)
-            if progress.state is StepState.WAITING:  # a pause did nothing: not in doubt
+            waiting = progress.state is StepState.WAITING
+            if waiting and step.workflow is None:  # a pause did nothing: not in doubt
                 error = ErrorInfo(STEP_CANCELLED, "waiting when the server stopped")
                 await self._failed(step, error, 0, cause=Cause.SERVER_STOPPED)
-            elif progress.state is StepState.RUNNING and step.for_each is None:  # see elements.py
+            elif (waiting or progress.state is StepState.RUNNING) and step.for_each is None:
+                # In flight (see elements.py for for_each steps), or a child that may have acted.
                 error = ErrorInfo(STEP_CANCELLED, "in flight when the server stopped", step.service)
                 await self._failed(
                     step, error, progress.attempts, in_doubt=True, cause=Cause.SERVER_STOPPED

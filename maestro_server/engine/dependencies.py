@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from maestro_server.model.execution import ErrorInfo, ExecutionState
+from maestro_server.model.workflow import SubWorkflow
 from maestro_server.resilience.breaker import BreakerRegistry
 from maestro_server.resilience.clock import Clock, SystemClock
 from maestro_server.store.base import LogEntries
@@ -26,6 +28,60 @@ class EventSink(Protocol):
 
 
 DEFAULT_MAX_FOR_EACH_ELEMENTS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ChildEnd:
+    """How a child execution ended: its state, and its output or its error."""
+
+    state: ExecutionState
+    output: Any = None
+    error: ErrorInfo | None = None
+
+
+class ChildRefused(Exception):
+    """A child execution could not be started (too deep, an unknown workflow, bad input)."""
+
+    def __init__(self, error: ErrorInfo) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class Children(Protocol):
+    """Child executions of sub-workflow steps, kept in the store like any execution.
+
+    The ExecutionManager plays it: a child runs under its own lease with its own saga, and a
+    parent learns of it through the store only, so it works across restarts and replicas.
+    """
+
+    async def start_child(
+        self, parent_id: str, child_id: str, workflow: SubWorkflow, input: Any
+    ) -> None:
+        """Create the child unless it exists (then nothing changes) and run it.
+
+        ChildRefused when it cannot start (nothing was created then).
+        """
+        ...
+
+    async def wait_child(self, child_id: str) -> ChildEnd:
+        """Wait for the child's first terminal state (its log's first terminal event)."""
+        ...
+
+    async def undo_child(
+        self, child_id: str, reason: str, undoing: Callable[[], Awaitable[None]]
+    ) -> ErrorInfo | None:
+        """Leave the child with nothing done: cancelled if running, compensated if COMPLETED.
+
+        Idempotent (a child already COMPENSATED, CANCELLED or FAILED is done; one never
+        created had nothing to undo); the error when its compensation failed for good.
+        `undoing` is awaited once the child is on its way (cancelled, or reopened: its log
+        shows it), so that whoever then watches it sees its undoing.
+        """
+        ...
+
+    async def cancel_child(self, child_id: str, reason: str) -> None:
+        """Record a cancel for the child, where every replica sees it (no-op once it ended)."""
+        ...
 
 
 def utc_now() -> datetime:
@@ -47,3 +103,5 @@ class Dependencies:
     metrics: Metrics | None = None
     max_for_each_elements: int = DEFAULT_MAX_FOR_EACH_ELEMENTS
     """The longest list a `for_each` step may run over; a longer one fails the step."""
+    children: Children | None = None
+    """Runs sub-workflow steps' child executions; None fails such a step (nothing runs them)."""

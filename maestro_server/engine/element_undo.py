@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from maestro_server.engine.attempts import AttemptEvents, StepAttempts, asking_budget
 from maestro_server.engine.calls import Attempted, Caller
+from maestro_server.engine.children import SubWorkflows
 from maestro_server.engine.context import ExecutionContext
 from maestro_server.engine.elements import journaled_items
 from maestro_server.engine.recorder import Recorder
@@ -30,21 +31,27 @@ class ElementUndo:
         context: ExecutionContext,
         caller: Caller,
         steps: StepAttempts,
+        *,
+        children: SubWorkflows,
     ) -> None:
         self._workflow = workflow
         self._recorder = recorder
         self._context = context
         self._caller = caller
         self._steps = steps
+        self._children = children
 
     async def undo(self, step: Step, index: int) -> ErrorInfo | None:
         """Compensate one element (asking again first if it is in doubt); its error, if any."""
         element = self._recorder.progress.step(step.id).element(index)
         if element.state is StepState.COMPENSATED:
             return None  # done before a restart
+        if step.workflow is not None and step.compensate is None:
+            return await self._children.undo(step, index)  # its child execution is undone
         items = await journaled_items(self._recorder, self._context, step)
         view = self._context.element(step, index, items[index])
-        if element.state is StepState.FAILED and element.in_doubt and not element.probed:
+        in_doubt = element.state is StepState.FAILED and element.in_doubt and not element.probed
+        if in_doubt and step.workflow is None:  # a child is not asked again: it is in the store
             await self._settle_doubt(step, index, view)
         element = self._recorder.progress.step(step.id).element(index)
         if element.state is not StepState.COMPENSATION_FAILED:

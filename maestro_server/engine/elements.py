@@ -30,6 +30,7 @@ from maestro_server.engine.attempts import (
     StepAttempts,
     Stopping,
 )
+from maestro_server.engine.children import SubWorkflows
 from maestro_server.engine.context import ExecutionContext
 from maestro_server.engine.recorder import Recorder
 from maestro_server.errors import TemplateError
@@ -62,12 +63,14 @@ class Elements:
         steps: StepAttempts,
         *,
         max_elements: int,
+        children: SubWorkflows,
     ) -> None:
         self._workflow = workflow
         self._recorder = recorder
         self._context = context
         self._steps = steps
         self._max_elements = max_elements
+        self._children = children
 
     async def run(self, step: Step, stopping: asyncio.Future[Stopping]) -> bool:
         """Run a for_each step; True when later steps may go on (as StepAttempts.run)."""
@@ -156,6 +159,11 @@ class Elements:
             if step.when is not None and not view.render(step.when, step=step.id):
                 await self._emit(EventType.STEP_SKIPPED, step, index)
                 return _Ended()
+            if step.workflow is not None:  # a child execution per element
+                output, error = await self._children.element(
+                    step, index, view, stopping, sibling_failed
+                )
+                return _Ended(output, error)
             service = self._workflow.services[step.service]
             request = await self._recorder.journaled(view.step_request(step, service))
         except TemplateError as exc:
@@ -234,7 +242,8 @@ class Elements:
                 continue
             message = "in flight when the server stopped"
             for index, element in sorted(progress.elements.items()):
-                if element.state is StepState.RUNNING:
+                # WAITING: an element's child execution, which may have acted.
+                if element.state in (StepState.RUNNING, StepState.WAITING):
                     await self._emit(
                         EventType.STEP_FAILED,
                         step,

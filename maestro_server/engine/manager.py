@@ -1,4 +1,8 @@
-"""The executions of a server: admission, running them in the background, cancelling, draining."""
+"""The executions of a server: admission, running them in the background, cancelling, draining.
+
+It also runs the child executions of sub-workflow steps: `children` (child_executions.py) is
+the engine's `Children`, and the manager lends it what runs executions (`ChildRunner`).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from maestro_server.definition.inputs import check_input
+from maestro_server.engine.child_executions import ChildExecutions
+from maestro_server.engine.child_workflows import pin_versions
 from maestro_server.engine.definitions import Definitions
 from maestro_server.engine.dependencies import (
     DEFAULT_MAX_FOR_EACH_ELEMENTS,
@@ -34,7 +40,7 @@ from maestro_server.errors import (
 from maestro_server.model.execution import ExecutionState
 from maestro_server.model.progress import reopen
 from maestro_server.model.signals import Signal
-from maestro_server.model.workflow import Workflow
+from maestro_server.model.workflow import DEFAULT_MAX_WORKFLOW_DEPTH, Workflow
 from maestro_server.resilience.breaker import BreakerRegistry
 from maestro_server.resilience.clock import Clock, SystemClock
 from maestro_server.store.base import ExecutionRecord, ExecutionSource, SavedExecution, Store
@@ -73,12 +79,23 @@ class ExecutionManager:
         secrets: Mapping[str, str] | None = None,
         metrics: Metrics | None = None,
         max_for_each_elements: int = DEFAULT_MAX_FOR_EACH_ELEMENTS,
+        max_workflow_depth: int = DEFAULT_MAX_WORKFLOW_DEPTH,
+        endpoints: Mapping[str, str] | None = None,
     ) -> None:
+        """Run executions over `store`, calling services through `invoker`.
+
+        `endpoints`: this server's addresses for services (`--endpoint`), applied to the
+        workflows of child executions as the API applies them to the ones it starts.
+        """
         self._store = store
         self._max_concurrent = max_concurrent
         clock = clock or SystemClock()
         self.breakers = BreakerRegistry(clock)
         self._now = now
+        self.children = ChildExecutions(
+            store, self, max_depth=max_workflow_depth, endpoints=endpoints or {}
+        )
+        """Runs the child executions of sub-workflow steps (the engine's `Children`)."""
         self._deps = Dependencies(
             invoker,
             store,
@@ -89,6 +106,7 @@ class ExecutionManager:
             secrets or {},
             metrics,
             max_for_each_elements,
+            self.children,
         )
         self._running: dict[str, tuple[Runner, asyncio.Task[Any]]] = {}
         self._draining = False
@@ -128,7 +146,6 @@ class ExecutionManager:
                 "the server is shutting down; start the execution elsewhere",
                 reason=Reason.SERVER_DRAINING,
             )
-        data = check_input(data, "input", workflow)
         if execution_id and not _EXECUTION_ID.fullmatch(execution_id):
             raise InvalidRequestError(
                 "execution_id",
@@ -142,6 +159,22 @@ class ExecutionManager:
                 "once; try again later",
                 metadata={"limit": str(self._max_concurrent)},
             )
+        return await self._create(workflow, data, execution_id, trace_parent, endpoints)
+
+    async def _create(
+        self,
+        workflow: Workflow,
+        data: Any,
+        execution_id: str,
+        trace_parent: Mapping[str, str] | None,
+        endpoints: Mapping[str, str] | None,
+        *,
+        parent_execution_id: str = "",
+    ) -> StartOutcome:
+        """Create the execution unless its id exists (then return that one), and run it."""
+        data = check_input(data, "input", workflow)
+        versions = await pin_versions(self._store, workflow)
+        workflow = workflow.with_versions(versions)
         record = ExecutionRecord(
             execution_id=execution_id,
             workflow_name=workflow.name,
@@ -151,13 +184,29 @@ class ExecutionManager:
             created_at=self._now(),
             step_ids=tuple(step.id for step in workflow.steps),
             source=ExecutionSource(
-                workflow.source, workflow.path, dict(workflow.files), dict(endpoints or {})
+                workflow.source,
+                workflow.path,
+                dict(workflow.files),
+                dict(endpoints or {}),
+                versions,
             ),
+            parent_execution_id=parent_execution_id,
         )
         stored, created = await self._store.create_execution(record)
         if created:
             self._launch(workflow, execution_id, data, trace_parent=trace_parent)
         return StartOutcome(stored, created)
+
+    async def create_child(
+        self,
+        workflow: Workflow,
+        data: Any,
+        child_id: str,
+        endpoints: Mapping[str, str],
+        parent_id: str,
+    ) -> None:
+        """See ChildRunner.create_child."""
+        await self._create(workflow, data, child_id, None, endpoints, parent_execution_id=parent_id)
 
     def _launch(
         self,
@@ -191,6 +240,7 @@ class ExecutionManager:
         *,
         retry_compensations: bool = False,
         sink: EventSink | None = None,
+        undo: bool = False,
     ) -> asyncio.Task[Any]:
         """Run an execution on from where its log stands, with the definition it started with.
 
@@ -203,7 +253,9 @@ class ExecutionManager:
             self._definitions.workflow(record.source),
             record.execution_id,
             record.input,
-            resumption=Resumption(saved.events, saved.requests, retry_compensations, saved.signals),
+            resumption=Resumption(
+                saved.events, saved.requests, retry_compensations, saved.signals, undo=undo
+            ),
             sink=sink,
             cancel_reason=record.cancel_reason,
         )
@@ -403,6 +455,32 @@ class ExecutionManager:
                 count=len(pending),
             )
             await asyncio.gather(*pending, return_exceptions=True)
+
+    async def reopen_completed(self, record: ExecutionRecord) -> None:
+        """Reopen a COMPLETED child and run its saga here, until its first event is durable.
+
+        Returns without reopening when another replica still holds it (after a pause, so the
+        caller asks again soon), or when it is no longer COMPLETED.
+        """
+        execution_id = record.execution_id
+        finishing = self._running.get(execution_id)
+        if finishing is not None:  # its terminal event is written; its task is just ending
+            await asyncio.gather(finishing[1], return_exceptions=True)
+        if execution_id in self._running:
+            return
+        if not await self._store.claim_execution(execution_id):
+            await asyncio.sleep(_CLAIM_AGAIN)  # another replica holds it still: ask again soon
+            return
+        found = await self._store.saved_executions([execution_id])
+        if not found or found[0].record.state is not ExecutionState.COMPLETED:
+            return
+        reopened = FirstAppend(self._deps.sink)
+        task = self._resume_saved(found[0], sink=reopened, undo=True)
+        await asyncio.wait([reopened.appended, task], return_when=asyncio.FIRST_COMPLETED)
+
+
+_CLAIM_AGAIN = 1.0
+"""Seconds before asking again for a completed child another replica still holds a lease on."""
 
 
 def _being_resumed(execution_id: str) -> AbortedError:

@@ -25,7 +25,7 @@ from typing import Any
 
 from maestro_server.engine.dependencies import Dependencies
 from maestro_server.model.execution import Cause, Event, EventType
-from maestro_server.model.progress import Progress, apply, reopen
+from maestro_server.model.progress import Progress, apply, reopen, undo_completed
 from maestro_server.store.base import LogEntries
 from maestro_server.transports.base import HttpTarget, Request
 
@@ -47,18 +47,25 @@ class Recorder:
         saved_requests: dict[str, Any],
         *,
         resumed: bool = False,
+        undo: bool = False,
         observe: Callable[[Event], None] | None = None,
     ) -> None:
         """Continue a log that stands at `progress`.
 
         `resumed`: an operator's resume; the progress reopens now, and the next event carries
-        the RESUMED cause so that a replay of the log reopens at the same point.
+        the RESUMED cause so that a replay of the log reopens at the same point. `undo`: a
+        COMPLETED child that its parent's saga compensates; likewise, with PARENT_COMPENSATING.
         """
         self.execution_id = execution_id
         self._deps = deps
         self._folded = progress  # the log's fold, emitted events included
-        self.progress = reopen(progress) if resumed else progress
-        self._pending_cause = Cause.RESUMED if resumed else None
+        self.progress = progress
+        self._pending_cause: Cause | None = None
+        if resumed:
+            self.progress, self._pending_cause = reopen(progress), Cause.RESUMED
+        elif undo:
+            self.progress = undo_completed(progress)
+            self._pending_cause = Cause.PARENT_COMPENSATING
         self._saved_requests = saved_requests
         self._observe = observe
         self._events: list[Event] = []

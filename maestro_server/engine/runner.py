@@ -22,6 +22,7 @@ import structlog
 from maestro_server import tracing
 from maestro_server.engine.attempts import SERVER_STOPPING, StepAttempts, Stopping
 from maestro_server.engine.calls import Caller
+from maestro_server.engine.children import SubWorkflows
 from maestro_server.engine.context import ExecutionContext
 from maestro_server.engine.dependencies import Dependencies
 from maestro_server.engine.element_undo import ElementUndo
@@ -62,6 +63,8 @@ class Resumption:
     get their full retry policy again."""
     signals: Sequence[Signal] = ()
     """The signals sent to the execution so far, in order (taken or not)."""
+    undo: bool = False
+    """A COMPLETED child whose parent's saga compensates it: its saga runs now."""
 
 
 class Runner:
@@ -86,22 +89,27 @@ class Runner:
             ExecutionState.COMPENSATION_FAILED
         ):
             raise ValueError(f"execution {execution_id} is {progress.state.value}")
+        if resumption.undo and progress.state is not ExecutionState.COMPLETED:
+            raise ValueError(f"execution {execution_id} is {progress.state.value}")
         self._recorder = Recorder(
             execution_id,
             deps,
             progress,
             dict(resumption.saved_requests),
             resumed=resumption.retry_compensations,
+            undo=resumption.undo,
             observe=Observer(workflow, deps.metrics),
         )
         caller = Caller(deps.invoker, deps.breakers, deps.clock, deps.rng, deps.metrics)
         self._steps = StepAttempts(workflow, self._recorder, self._context, caller)
+        self._children = SubWorkflows(self._recorder, self._context, deps.children, deps.now)
         self._elements = Elements(
             workflow,
             self._recorder,
             self._context,
             self._steps,
             max_elements=deps.max_for_each_elements,
+            children=self._children,
         )
         self._mailbox = Mailbox(resumption.signals, progress.consumed_signals)
         self._pauses = Pauses(self._recorder, self._context, self._mailbox, deps.clock, deps.now)
@@ -113,7 +121,15 @@ class Runner:
             caller,
             self._steps,
             elapsed=self._stopwatch.elapsed,
-            elements=ElementUndo(workflow, self._recorder, self._context, caller, self._steps),
+            elements=ElementUndo(
+                workflow,
+                self._recorder,
+                self._context,
+                caller,
+                self._steps,
+                children=self._children,
+            ),
+            children=self._children,
         )
         self._now = deps.now
         self._trace_parent = dict(trace_parent or {})
@@ -194,11 +210,17 @@ class Runner:
         return await self._saga.run(stop)
 
     def _step(self, step: Step, stopping: asyncio.Future[Stopping]) -> Coroutine[Any, Any, bool]:
-        """A step's run: a call, a call per element (`for_each`), or a pause (`wait`, `sleep`)."""
+        """A step's run: a call, a pause, a child execution, or one of these per element.
+
+        `for_each` runs a call or a child per element; `wait` and `sleep` pause; `workflow`
+        runs a child execution.
+        """
         if step.pause is not None:
             return self._pauses.run(step, stopping)
         if step.for_each is not None:
             return self._elements.run(step, stopping)
+        if step.workflow is not None:
+            return self._children.run(step, stopping)
         return self._steps.run(step, stopping)
 
     async def _forward(self) -> Stop | None:

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from maestro_server.engine.attempts import AttemptEvents, StepAttempts
 from maestro_server.engine.calls import Attempted, Caller
+from maestro_server.engine.children import SubWorkflows
 from maestro_server.engine.context import ExecutionContext
 from maestro_server.engine.element_undo import ElementUndo
 from maestro_server.engine.recorder import Recorder
@@ -35,6 +36,7 @@ class Saga:
         *,
         elapsed: Callable[[], timedelta],
         elements: ElementUndo,
+        children: SubWorkflows,
     ) -> None:
         self._workflow = workflow
         self._recorder = recorder
@@ -43,6 +45,7 @@ class Saga:
         self._steps = steps
         self._elapsed = elapsed
         self._elements = elements
+        self._children = children
 
     async def run(self, stop: Stop) -> ExecutionResult:
         """Undo, one by one in reverse order of completion, then write the terminal event."""
@@ -53,7 +56,9 @@ class Saga:
             step = self._workflow.step(step_id)
             # A for_each step is undone element by element; the elements have entries of
             # their own, in the order they completed.
-            if step.compensate is not None and (index is not None or step.for_each is None):
+            # A sub-workflow step without a `compensate` of its own is undone by its child's.
+            undoable = step.compensate is not None or step.workflow is not None
+            if undoable and (index is not None or step.for_each is None):
                 to_undo.append((entry, step, index))
         failed: dict[str, ErrorInfo] = {}
         for entry, step, index in to_undo:
@@ -65,9 +70,14 @@ class Saga:
             progress = recorder.progress.step(step.id)
             if progress.state is StepState.COMPENSATED:
                 continue  # done before a restart
-            if progress.state is StepState.FAILED and progress.in_doubt and not progress.probed:
+            in_doubt = progress.in_doubt and not progress.probed
+            if progress.state is StepState.FAILED and in_doubt and step.workflow is None:
                 await self._steps.settle_doubt(step)
-            if progress.state is not StepState.COMPENSATION_FAILED:
+            if progress.state is StepState.COMPENSATION_FAILED:
+                pass
+            elif step.workflow is not None and step.compensate is None:
+                await self._children.undo(step, None)
+            else:
                 await self._compensate(step)
             progress = recorder.progress.step(step.id)
             if progress.state is StepState.COMPENSATION_FAILED:
@@ -94,7 +104,7 @@ class Saga:
             )
         if stop.cause is Cause.CANCELLED:
             kind = EventType.WORKFLOW_CANCELLED
-        elif to_undo:
+        elif to_undo or stop.cause is Cause.PARENT_COMPENSATING:
             kind = EventType.WORKFLOW_COMPENSATED
         else:
             kind = EventType.WORKFLOW_FAILED

@@ -43,7 +43,8 @@ class StepState(enum.StrEnum):
     PENDING = "PENDING"
     RUNNING = "RUNNING"
     WAITING = "WAITING"
-    """A `wait` or `sleep` step waiting for its signal or its time; the execution runs on."""
+    """A `wait` or `sleep` step waiting for its signal or its time, or a sub-workflow step for
+    its child execution; the execution runs on."""
     SUCCEEDED = "SUCCEEDED"
     SKIPPED = "SKIPPED"
     FAILED = "FAILED"
@@ -78,7 +79,8 @@ class Cause(enum.StrEnum):
     A stopping step failure carries STEP_FAILED, and so do the siblings it stopped; steps
     stopped by a client's cancel carry CANCELLED, by the workflow's timeout TIMEOUT. A step
     found in flight after a restart of an execution already stopping carries SERVER_STOPPED.
-    The first event after an operator's resume carries RESUMED. OUTPUT_FAILED is the cause of
+    The first event after an operator's resume carries RESUMED, the first of a completed
+    child's compensation PARENT_COMPENSATING. OUTPUT_FAILED is the cause of
     a saga begun because the workflow's output failed to render.
     """
 
@@ -88,6 +90,9 @@ class Cause(enum.StrEnum):
     SERVER_STOPPED = "SERVER_STOPPED"
     OUTPUT_FAILED = "OUTPUT_FAILED"
     RESUMED = "RESUMED"
+    PARENT_COMPENSATING = "PARENT_COMPENSATING"
+    """On the first event of a COMPLETED child's compensation, which its parent's saga asked
+    for: the fold turns the execution back to COMPENSATING there (`progress.undo_completed`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +138,9 @@ class Event:
     """On STEP_WAITING of a wait, and on SIGNAL_RECEIVED: the signal's name."""
     signal_id: str = ""
     """On SIGNAL_RECEIVED: the id of the signal the step consumed."""
+    child_execution_id: str = ""
+    """On STEP_STARTED and STEP_WAITING of a sub-workflow step (or element): the child
+    execution it runs (created by STEP_WAITING)."""
 
     @property
     def terminal(self) -> bool:

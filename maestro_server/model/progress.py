@@ -47,6 +47,8 @@ class StepProgress:
     """When its sleep ends or its wait times out, as recorded when it started waiting."""
     signal_id: str = ""
     """A `wait` step: the signal it consumed (SIGNAL_RECEIVED)."""
+    child_execution_id: str = ""
+    """A sub-workflow step (or element) once started: the child execution it runs."""
 
     def element(self, index: int) -> StepProgress:
         """One element's progress (pending when it has no events)."""
@@ -162,6 +164,8 @@ def apply(progress: Progress, event: Event) -> Progress:
         )
     if event.cause is Cause.RESUMED:
         progress = reopen(progress)
+    elif event.cause is Cause.PARENT_COMPENSATING:
+        progress = undo_completed(progress)
     steps, completed, stop = progress.steps, progress.completed, progress.stop
     if event.step_id and event.type in _STEP_STATES:
         if event.element_index is None:
@@ -217,6 +221,30 @@ def reopen(progress: Progress) -> Progress:
     )
 
 
+PARENT_COMPENSATING = Stop(
+    Cause.PARENT_COMPENSATING,
+    ErrorInfo("PARENT_COMPENSATING", "compensated because its parent execution compensates"),
+)
+"""Why a COMPLETED child execution compensates (see `undo_completed`)."""
+
+
+def undo_completed(progress: Progress) -> Progress:
+    """A COMPLETED execution turned back to COMPENSATING: its parent's saga undoes it.
+
+    Its steps stand as they ended; the saga compensates the completed ones in reverse order,
+    and the execution ends COMPENSATED (COMPENSATION_FAILED if one fails for good).
+    """
+    if progress.state is not ExecutionState.COMPLETED:
+        raise ValueError(f"a {progress.state.value} execution cannot be undone")
+    return replace(
+        progress,
+        state=ExecutionState.COMPENSATING,
+        stop=PARENT_COMPENSATING,
+        error=None,
+        ended_at=None,
+    )
+
+
 def _reopened(step: StepProgress) -> StepProgress:
     if step.state is not StepState.COMPENSATION_FAILED:
         return step
@@ -256,6 +284,8 @@ def _step(step: StepProgress, event: Event) -> StepProgress:
         changes["deadline"] = step.deadline if step.waiting_since else event.deadline
     elif event.type is EventType.SIGNAL_RECEIVED:
         changes["signal_id"] = event.signal_id
+    if event.child_execution_id:
+        changes["child_execution_id"] = event.child_execution_id
     if event.error is not None:
         changes["error"] = event.error
     if state not in (StepState.RUNNING, StepState.WAITING, StepState.COMPENSATING):

@@ -241,12 +241,47 @@ class Sleep:
 Pause = WaitForSignal | Sleep
 """What a step that calls nothing waits for."""
 
+DEFAULT_MAX_WORKFLOW_DEPTH = 8
+"""How deep sub-workflows may nest: a top-level execution is at depth 1."""
+
+
+@dataclass(frozen=True, slots=True)
+class SubWorkflow:
+    """`workflow: {name: payment, version: "2"}` or `workflow: {file: payment.yaml}`.
+
+    The step runs the workflow as a child execution. A registered one without a version runs
+    the version that was the latest when the parent started (pinned then, see
+    `Workflow.with_versions`); a file one is read and validated with its parent, its files
+    travelling with the parent's, so that a resume rebuilds it from the parent's source.
+    """
+
+    name: str = ""
+    version: str = ""
+    """Empty: the latest registered version, as pinned when the parent started."""
+    file: str = ""
+    """The file, relative to the parent's folder (then `name` and `version` are empty)."""
+    definition: Workflow | None = field(default=None, compare=False, repr=False)
+    """A file's workflow, validated with its parent."""
+    location: SourceLocation | None = field(default=None, compare=False)
+    """Where the registered name is written, for the server's checks of it."""
+    timeout: timedelta | None = None
+    """The step's `timeout`: how long it waits for the child, from the step's start, across
+    restarts (None: for ever). At the deadline the child is cancelled and the step fails."""
+
+    @property
+    def source(self) -> str:
+        """How the step names its workflow, for graphs and errors: `payment@2`, `file x.yaml`."""
+        if self.file:
+            return f"file {self.file}"
+        return f"{self.name}@{self.version}" if self.version else self.name
+
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One step of the workflow: a call, or a pause (`wait` or `sleep`) that calls nothing.
+    """One step of the workflow: a call, a pause, or a sub-workflow.
 
-    A pause step has no service (`service` is empty) and a placeholder method.
+    A pause (`wait` or `sleep`) calls nothing; a sub-workflow (`workflow`) runs as a child
+    execution. Neither has a service (`service` is empty); their method is a placeholder.
     """
 
     id: str
@@ -270,6 +305,10 @@ class Step:
     """Run the step once per element of a list."""
     pause: Pause | None = None
     """A `wait` or `sleep` step: what it waits for, instead of a call."""
+    workflow: SubWorkflow | None = None
+    """A sub-workflow step: the workflow it runs as a child execution, instead of a call.
+
+    Its `timeout` bounds the wait for the child (from the step's start, across restarts)."""
 
 
 PAUSE_METHOD = GrpcMethod("")
@@ -334,6 +373,32 @@ class Workflow:
             for name, service in self.services.items()
         }
         return replace(self, services=services)
+
+    def with_versions(self, versions: Mapping[str, str]) -> Workflow:
+        """The same workflow with its registered sub-workflows that name no version pinned.
+
+        `versions` maps a workflow name to the version to run (the latest when the parent
+        started); a server keeps them as `ExecutionSource.versions`, so a resume runs the same.
+        """
+        steps = tuple(
+            replace(step, workflow=replace(step.workflow, version=versions[step.workflow.name]))
+            if step.workflow is not None
+            and not step.workflow.file
+            and not step.workflow.version
+            and step.workflow.name in versions
+            else step
+            for step in self.steps
+        )
+        return replace(self, steps=steps)
+
+    @property
+    def unpinned(self) -> frozenset[str]:
+        """Names of the registered sub-workflows its steps run without naming a version."""
+        return frozenset(
+            step.workflow.name
+            for step in self.steps
+            if step.workflow is not None and not step.workflow.file and not step.workflow.version
+        )
 
     def step(self, step_id: str) -> Step:
         """The step with this id; KeyError when there is none."""

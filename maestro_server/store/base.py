@@ -66,6 +66,9 @@ class ExecutionSource:
     endpoints: Mapping[str, str] = field(default_factory=dict)
     """Services the server pointed elsewhere (`maestro serve --endpoint`), by name: a resume
     after a restart calls the same addresses, whatever the server's flags are then."""
+    versions: Mapping[str, str] = field(default_factory=dict)
+    """The versions of the registered sub-workflows it runs without naming one, by name: the
+    latest when it started, so a resume or a later registration does not change them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,8 @@ class ExecutionRecord:
     progress: Progress = field(default_factory=Progress)
     cancel_reason: str | None = None
     """A client asked to cancel it, for this reason; the process that runs it acts on it."""
+    parent_execution_id: str = ""
+    """A child execution (of a sub-workflow step): the execution whose step runs it."""
 
     @property
     def state(self) -> ExecutionState:
@@ -218,9 +223,14 @@ class ExecutionLog(Closable, Protocol):
         ...
 
     async def list_executions(
-        self, workflow_name: str, states: frozenset[ExecutionState], page_size: int, token: str
+        self,
+        workflow_name: str,
+        states: frozenset[ExecutionState],
+        page_size: int,
+        token: str,
+        parent_execution_id: str = "",
     ) -> Page[ExecutionRecord]:
-        """Executions, newest first, filtered by workflow name and states when given."""
+        """Executions, newest first, filtered by workflow name, states and parent when given."""
         ...
 
     async def unfinished_executions(self) -> list[ExecutionRecord]:
@@ -294,7 +304,10 @@ class ExecutionLog(Closable, Protocol):
         ...
 
     async def delete_finished_before(self, cutoff: datetime) -> int:
-        """Remove executions that ended before `cutoff`, with their logs; how many."""
+        """Remove executions that ended before `cutoff`, with their logs; how many.
+
+        A child whose parent has not ended stays: the parent may still compensate it.
+        """
         ...
 
 

@@ -72,6 +72,8 @@ def _wait_to_json(event: Event) -> dict[str, Any]:
         fields["signal_name"] = event.signal_name
     if event.signal_id:
         fields["signal_id"] = event.signal_id
+    if event.child_execution_id:
+        fields["child_execution_id"] = event.child_execution_id
     return fields
 
 
@@ -97,6 +99,7 @@ def event_from_json(execution_id: str, sequence: int, value: Mapping[str, Any]) 
         deadline=_parse_time(value.get("deadline")),
         signal_name=value.get("signal_name", ""),
         signal_id=value.get("signal_id", ""),
+        child_execution_id=value.get("child_execution_id", ""),
     )
 
 
@@ -184,6 +187,8 @@ def _step_to_json(step: StepProgress) -> dict[str, Any]:
         "ended_at": _time(step.ended_at),
         **_waiting_to_json(step),
     }
+    if step.child_execution_id:  # only sub-workflow steps have one
+        value["child_execution_id"] = step.child_execution_id
     if step.elements:  # JSON keys are text; only for_each steps have any
         value["elements"] = {str(i): _step_to_json(e) for i, e in step.elements.items()}
     return value
@@ -215,6 +220,7 @@ def _step_from_json(value: Mapping[str, Any]) -> StepProgress:
         waiting_since=_parse_time(value.get("waiting_since")),
         deadline=_parse_time(value.get("deadline")),
         signal_id=value.get("signal_id", ""),
+        child_execution_id=value.get("child_execution_id", ""),
     )
 
 

@@ -91,7 +91,12 @@ class MemoryStore(SingleProcessLeases):
         return self._log(execution_id).record
 
     async def list_executions(
-        self, workflow_name: str, states: frozenset[ExecutionState], page_size: int, token: str
+        self,
+        workflow_name: str,
+        states: frozenset[ExecutionState],
+        page_size: int,
+        token: str,
+        parent_execution_id: str = "",
     ) -> Page[ExecutionRecord]:
         """See ExecutionLog.list_executions."""
         after = paging.execution_after(token)
@@ -100,6 +105,7 @@ class MemoryStore(SingleProcessLeases):
             for log in self._logs.values()
             if (not workflow_name or log.record.workflow_name == workflow_name)
             and (not states or log.record.state in states)
+            and (not parent_execution_id or log.record.parent_execution_id == parent_execution_id)
             and (after is None or paging.follows_execution(log.record, after))
         ]
         found.sort(key=paging.execution_key, reverse=True)
@@ -196,11 +202,18 @@ class MemoryStore(SingleProcessLeases):
         old = [
             i
             for i, log in self._logs.items()
-            if log.record.ended_at is not None and log.record.ended_at < cutoff
+            if log.record.ended_at is not None
+            and log.record.ended_at < cutoff
+            and not self._parent_runs(log.record.parent_execution_id)
         ]
         for execution_id in old:
             del self._logs[execution_id]
         return len(old)
+
+    def _parent_runs(self, parent_id: str) -> bool:
+        """Whether a child's parent has not ended: it may still compensate the child."""
+        parent = self._logs.get(parent_id) if parent_id else None
+        return parent is not None and not parent.record.state.terminal
 
     async def saved_requests(self, execution_id: str) -> dict[str, Any]:
         """See ExecutionLog.saved_requests."""

@@ -161,11 +161,18 @@ class PostgresStore(PostgresLeases):
         return rows.execution_from_row(row, SQL)
 
     async def list_executions(
-        self, workflow_name: str, states: frozenset[ExecutionState], page_size: int, token: str
+        self,
+        workflow_name: str,
+        states: frozenset[ExecutionState],
+        page_size: int,
+        token: str,
+        parent_execution_id: str = "",
     ) -> Page[ExecutionRecord]:
         """See ExecutionLog.list_executions: one page, read from the index in order."""
         size = paging.size_of(page_size)
-        query = queries.executions_page(SQL, workflow_name, states, size, token)
+        query = queries.executions_page(
+            SQL, workflow_name, states, size, token, parent_execution_id=parent_execution_id
+        )
         found = await self._db.all(*query)
         records = [rows.listed_execution_from_row(row, SQL) for row in found]
         return paging.page_of(records, size, paging.execution_key)
@@ -297,10 +304,7 @@ class PostgresStore(PostgresLeases):
 
     async def delete_finished_before(self, cutoff: datetime) -> int:
         """See ExecutionLog.delete_finished_before (events and requests go with it)."""
-        return await self._db.run(
-            "DELETE FROM executions WHERE ended_at IS NOT NULL AND ended_at < %(cutoff)s",
-            {"cutoff": cutoff},
-        )
+        return await self._db.run(queries.delete_finished_before(SQL), {"cutoff": cutoff})
 
     async def saved_executions(self, execution_ids: Sequence[str]) -> list[SavedExecution]:
         """See ExecutionLog.saved_executions: four statements, each for every id asked."""

@@ -25,7 +25,13 @@ def where(conditions: list[str]) -> str:
 
 
 def executions_page(
-    d: Dialect, workflow_name: str, states: frozenset[ExecutionState], size: int, token: str
+    d: Dialect,
+    workflow_name: str,
+    states: frozenset[ExecutionState],
+    size: int,
+    token: str,
+    *,
+    parent_execution_id: str = "",
 ) -> Query:
     """One page of executions, newest first (see `rows.listed_execution_from_row`)."""
     after = paging.execution_after(token)
@@ -34,6 +40,9 @@ def executions_page(
     if workflow_name:
         conditions.append(f"workflow_name = {d.param('name')}")
         args["name"] = workflow_name
+    if parent_execution_id:  # read from executions_by_parent, in order
+        conditions.append(f"parent_execution_id = {d.param('parent')}")
+        args["parent"] = parent_execution_id
     if states:
         names = [f"state{n}" for n in range(len(states))]
         conditions.append(f"state IN ({', '.join(d.param(n) for n in names)})")
@@ -47,6 +56,19 @@ def executions_page(
         f"ORDER BY created_at DESC, execution_id DESC LIMIT {d.param('size')}"
     )
     return sql, args
+
+
+def delete_finished_before(d: Dialect) -> str:
+    """Remove executions that ended before `cutoff`, but children whose parent runs on.
+
+    A parent that has not ended may still compensate its completed children: they stay.
+    """
+    return (
+        f"DELETE FROM executions WHERE ended_at IS NOT NULL AND ended_at < {d.param('cutoff')} "
+        "AND (parent_execution_id IS NULL OR NOT EXISTS (SELECT 1 FROM executions AS parent "
+        "WHERE parent.execution_id = executions.parent_execution_id "
+        f"AND parent.{UNFINISHED}))"
+    )
 
 
 def listed_one(d: Dialect) -> str:

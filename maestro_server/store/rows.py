@@ -121,8 +121,10 @@ def execution_values(record: ExecutionRecord, d: Dialect) -> dict[str, Any]:
                 "path": source.path,
                 "files": files_to_json(source.files),
                 "endpoints": dict(source.endpoints),
+                "versions": dict(source.versions),
             }
         ),
+        "parent_execution_id": record.parent_execution_id or None,
         "input": d.encode_json(record.input),
         "step_ids": d.encode_json(list(record.step_ids)),
         "created_at": d.encode_time(record.created_at),
@@ -132,7 +134,7 @@ def execution_values(record: ExecutionRecord, d: Dialect) -> dict[str, Any]:
 
 EXECUTION_COLUMNS = (
     "execution_id, workflow_name, workflow_version, workflow_hash, source, input, step_ids, "
-    "created_at, progress, cancel_reason"
+    "created_at, progress, cancel_reason, parent_execution_id"
 )
 """What `execution_from_row` reads."""
 
@@ -142,7 +144,8 @@ def listed_columns(d: Dialect) -> str:
     return (
         "execution_id, workflow_name, workflow_version, workflow_hash, input, created_at, "
         f"state, ended_at, last_sequence, {d.field('progress', 'output')} AS output, "
-        f"{d.field('progress', 'error')} AS error, {d.field('progress', 'stop')} AS stop"
+        f"{d.field('progress', 'error')} AS error, {d.field('progress', 'stop')} AS stop, "
+        "parent_execution_id"
     )
 
 
@@ -162,9 +165,11 @@ def execution_from_row(row: Row, d: Dialect) -> ExecutionRecord:
             source["path"],
             files_from_json(source["files"]),
             source.get("endpoints", {}),
+            source.get("versions", {}),
         ),
         progress=progress_from_json(d.decode_json(row["progress"])),
         cancel_reason=row["cancel_reason"],
+        parent_execution_id=row["parent_execution_id"] or "",
     )
 
 
@@ -186,6 +191,7 @@ def listed_execution_from_row(row: Row, d: Dialect) -> ExecutionRecord:
             stop=stop_from_json(d.decode_json(row["stop"])),
             ended_at=d.decode_time(row["ended_at"]),
         ),
+        parent_execution_id=row["parent_execution_id"] or "",
     )
 
 

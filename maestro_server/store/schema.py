@@ -227,5 +227,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             CreateIndex("signals_by_id", "signals", ("execution_id", "signal_id"), unique=True),
         ),
     ),
+    Migration(
+        5,
+        (
+            # A child execution of a sub-workflow step names its parent; listings filter by it
+            # one page at a time (keyset paging, as the other filters).
+            AddColumn("executions", Column("parent_execution_id", Kind.TEXT, nullable=True)),
+            CreateIndex(
+                "executions_by_parent",
+                "executions",
+                ("parent_execution_id", "created_at DESC", "execution_id DESC"),
+            ),
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version

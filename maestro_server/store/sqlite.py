@@ -88,11 +88,18 @@ class SqliteStore(SingleProcessLeases):
         return await self._db.read(functools.partial(_get_execution, execution_id))
 
     async def list_executions(
-        self, workflow_name: str, states: frozenset[ExecutionState], page_size: int, token: str
+        self,
+        workflow_name: str,
+        states: frozenset[ExecutionState],
+        page_size: int,
+        token: str,
+        parent_execution_id: str = "",
     ) -> Page[ExecutionRecord]:
         """See ExecutionLog.list_executions: one page, read from the index in order."""
         size = paging.size_of(page_size)
-        query, args = queries.executions_page(SQL, workflow_name, states, size, token)
+        query, args = queries.executions_page(
+            SQL, workflow_name, states, size, token, parent_execution_id=parent_execution_id
+        )
         found = await self._db.read(lambda db: db.execute(query, args).fetchall())
         records = [rows.listed_execution_from_row(row, SQL) for row in found]
         return paging.page_of(records, size, paging.execution_key)
@@ -166,8 +173,8 @@ class SqliteStore(SingleProcessLeases):
 
     async def delete_finished_before(self, cutoff: datetime) -> int:
         """See ExecutionLog.delete_finished_before (events and requests go with it)."""
-        query = "DELETE FROM executions WHERE ended_at IS NOT NULL AND ended_at < ?"
-        args = (SQL.encode_time(cutoff),)
+        query = queries.delete_finished_before(SQL)
+        args = {"cutoff": SQL.encode_time(cutoff)}
         return await self._db.write(lambda db: db.execute(query, args).rowcount)
 
     async def saved_executions(self, execution_ids: Sequence[str]) -> list[SavedExecution]:

@@ -270,3 +270,34 @@ def test_execute_a_registered_workflow_by_name_and_without_waiting(
     assert typo.returncode == 1 and "nowhere.yaml" in typo.stderr
     local = maestro("execute", workflow, "--no-wait")
     assert local.returncode == 1 and "--no-wait applies to runs on a server" in local.stderr
+
+
+def test_sub_workflow_files_run_locally_and_through_a_server(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    """`execute` runs a file child in this process or on a server (the file travels with the
+    workflow); `executions list --parent` lists the child, and `get` names each side."""
+    (tmp_path / "payment.yaml").write_text(
+        "name: payment\nservices:\n  bank: {type: http, endpoint: 'http://127.0.0.1:9'}\n"
+        "steps:\n  - id: settle\n    sleep: 1ms\noutput: {paid: '{{ .input.amount }}'}\n"
+    )
+    order = tmp_path / "order.yaml"
+    order.write_text(
+        "name: order\nservices:\n  shop: {type: http, endpoint: 'http://127.0.0.1:9'}\n"
+        "steps:\n  - id: charge\n    workflow: {file: payment.yaml}\n"
+        "    input: {amount: '{{ .input.amount }}'}\n    output: payment\n"
+        "output: '{{ .payment }}'\n"
+    )
+    local = maestro("execute", order, "--input", '{"amount": 3}')
+    assert (local.returncode, json.loads(local.stdout)) == (0, {"paid": 3}), local.stderr
+    address = ("--server", server.address)
+    remote = maestro(
+        "execute", order, "--input", '{"amount": 4}', "--execution-id", "cli-sub-1", *address
+    )
+    assert (remote.returncode, json.loads(remote.stdout)) == (0, {"paid": 4}), remote.stderr
+    children = maestro("executions", "list", "--parent", "cli-sub-1", *address).stdout
+    assert children.splitlines() == ["cli-sub-1:charge  payment   COMPLETED  (child of cli-sub-1)"]
+    child = json.loads(maestro("executions", "get", "cli-sub-1:charge", *address).stdout)
+    assert child["parent_execution_id"] == "cli-sub-1"
+    parent = json.loads(maestro("executions", "get", "cli-sub-1", *address).stdout)
+    assert parent["steps"][0]["child_execution_ids"] == ["cli-sub-1:charge"]

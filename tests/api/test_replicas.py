@@ -9,7 +9,14 @@ from collections.abc import AsyncIterator
 import grpc
 from demo_services import billing
 
-from maestro_client import AbortedError, EventType, ExecutionState, MaestroClient, WorkflowEvent
+from maestro_client import (
+    AbortedError,
+    EventType,
+    ExecutionState,
+    MaestroClient,
+    WorkflowEvent,
+    WorkflowSource,
+)
 from tests.api.conftest import INPUT, maestro_serve, onboarding_yaml, refused_compensation_yaml
 from tests.postgres import empty_tables
 
@@ -157,3 +164,43 @@ async def _until(
         yield event
         if event.type == EventType.STEP_STARTED and event.step_id == step_id:
             return
+
+
+WAITING_PARENT = """\
+name: waiting_parent
+services:
+  crm: {type: http, endpoint: "http://127.0.0.1:9"}
+steps:
+  - id: approve
+    workflow: {file: approval.yaml}
+"""
+APPROVAL = """\
+name: approval
+services:
+  crm: {type: http, endpoint: "http://127.0.0.1:9"}
+steps:
+  - id: approved
+    wait: {signal: approved}
+"""
+
+
+async def test_a_cancel_through_another_replica_reaches_the_child(postgres_url: str) -> None:
+    """A parent runs on A, its child waits for a signal; cancelling the parent through B
+    (recorded in the store) stops the parent, which cancels its child: both end CANCELLED."""
+    store = f"--store={postgres_url}"
+    workflow = WorkflowSource(WAITING_PARENT, "parent.yaml", {"approval.yaml": APPROVAL.encode()})
+    with maestro_serve(store, "--lease", "1s") as a, maestro_serve(store, "--lease", "1s") as b:
+        async with MaestroClient(a.address) as on_a, MaestroClient(b.address) as on_b:
+            handle = await on_a.start(workflow, {}, execution_id="replica-parent")
+            async for event in on_a.watch("replica-parent"):
+                if event.type == EventType.STEP_WAITING:  # the child exists
+                    break
+            async for event in on_b.watch("replica-parent:approve"):
+                if event.type == EventType.STEP_WAITING:
+                    break
+            await on_b.cancel("replica-parent", "through B")
+            events = [e async for e in on_b.watch("replica-parent")]
+            child = [e async for e in on_b.watch("replica-parent:approve")]
+    assert handle.execution_id == "replica-parent"
+    assert events[-1].type == EventType.WORKFLOW_CANCELLED
+    assert child[-1].type == EventType.WORKFLOW_CANCELLED

@@ -1,5 +1,6 @@
 """What a person sees in the web console, in headless Chromium against a real `maestro serve`."""
 
+import base64
 import re
 from pathlib import Path
 
@@ -241,3 +242,31 @@ def test_phone_sized_screen_has_no_sideways_scrolling(
             assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     finally:
         context.close()
+
+
+def test_a_parent_links_its_child_execution_and_the_child_its_parent(
+    console: Console, page: Page
+) -> None:
+    """A sub-workflow step says which workflow it runs and links the child; the child's page
+    links back to its parent."""
+    crm = console.services.endpoints["crm_service"]
+    child = f"name: settle\nservices:\n  crm: {{type: http, endpoint: '{crm}'}}\nsteps:\n"
+    child += "  - id: pause\n    sleep: 1ms\n"
+    parent = f"name: parent\nservices:\n  crm: {{type: http, endpoint: '{crm}'}}\nsteps:\n"
+    parent += "  - id: settle\n    workflow: {file: settle.yaml}\n"
+    reply = console.call(
+        "StartWorkflow",
+        {
+            "workflowYaml": parent,
+            "files": {"settle.yaml": base64.b64encode(child.encode()).decode()},
+            "executionId": "console-parent",
+        },
+    )
+    assert reply.status_code == 200, reply.text
+    console.watch_to_end("console-parent")
+    page.goto(f"{console.url}/#/executions/console-parent")
+    detail = page.get_by_test_id("step-detail-settle")
+    detail.locator("summary").click()
+    expect(detail).to_contain_text("runs workflow file settle.yaml")
+    page.get_by_test_id("children-settle").get_by_role("link").click()
+    expect(page.get_by_test_id("parent-execution")).to_have_text("console-parent")

@@ -74,6 +74,8 @@ def test_every_rule_has_a_case() -> None:
         "misplaced-filter",
         "bad-path",
         "bad-header",
+        "recursion",
+        "sub-workflow-with-call",
     }
 
 

@@ -1,6 +1,7 @@
 """The order example through a real `maestro serve`, against the real inventory and billing
-demo services: items reserved by a for_each step, a cooling-off sleep, the card charged and the
-payment provider's confirmation awaited as a signal; and an order that runs out of stock."""
+demo services: items reserved by a for_each step, a cooling-off sleep, then the payment as a
+sub-workflow (a child execution) that charges the card and awaits the payment provider's
+confirmation as a signal; and an order that runs out of stock."""
 
 import json
 from collections.abc import AsyncIterator
@@ -30,17 +31,26 @@ class Shop:
     client: MaestroClient
 
     async def run(self, execution_id: str, input_file: str) -> list[WorkflowEvent]:
-        """Run the order to its end, confirming the payment when a step waits for it; the log."""
+        """Run the order to its end, confirming the payment when its child execution waits
+        for it; the order's log."""
         data = json.loads((ORDER / input_file).read_text())
         await self.client.start(WORKFLOW, data, execution_id=execution_id)
         log = []
         async for event in self.client.watch(execution_id):
             log.append(event)
-            if event.type == EventType.STEP_WAITING and event.signal_name == "payment_confirmed":
+            if event.type == EventType.STEP_WAITING and event.child_execution_id:
+                child = await self.until_waiting(event.child_execution_id)
                 await self.client.signal_execution(
-                    execution_id, "payment_confirmed", CONFIRMATION, signal_id="psp-event-77"
+                    child, "payment_confirmed", CONFIRMATION, signal_id="psp-event-77"
                 )
         return log
+
+    async def until_waiting(self, child: str) -> str:
+        """Follow the payment's execution until it waits for the confirmation; its id."""
+        async for event in self.client.watch(child):
+            if event.type == EventType.STEP_WAITING and event.signal_name == "payment_confirmed":
+                return child
+        raise AssertionError(f"{child} ended without waiting for the payment")
 
 
 @pytest_asyncio.fixture
@@ -96,12 +106,19 @@ async def test_an_order_completes_once_the_payment_is_confirmed(shop: Shop) -> N
         (EventType.STEP_SUCCEEDED, "reserve_items"),
         (EventType.STEP_WAITING, "cooling_off"),
         (EventType.STEP_SUCCEEDED, "cooling_off"),
+        (EventType.STEP_STARTED, "charge"),
+        (EventType.STEP_WAITING, "charge"),
+        (EventType.STEP_SUCCEEDED, "charge"),
+    ]
+    payment_log = [e async for e in shop.client.watch("ord-1:charge")]
+    assert [(e.type, e.step_id) for e in payment_log if e.step_id] == [
         (EventType.STEP_STARTED, "charge_card"),
         (EventType.STEP_SUCCEEDED, "charge_card"),
         (EventType.STEP_WAITING, "await_confirmation"),
         (EventType.SIGNAL_RECEIVED, "await_confirmation"),
         (EventType.STEP_SUCCEEDED, "await_confirmation"),
     ]
+    assert _keys(shop.billing, "Charge") == ["ord-1:charge:charge_card"]
     nap, woke = (e for e in log if e.step_id == "cooling_off")
     assert nap.time is not None and nap.deadline is not None and woke.time is not None
     assert (woke.time - nap.time).total_seconds() >= 0.99, "the cooling-off is waited out"
@@ -131,21 +148,24 @@ async def test_an_out_of_stock_item_releases_the_items_reserved_before_it(shop: 
 async def test_an_order_cancelled_while_awaiting_the_payment_refunds_and_releases(
     shop: Shop,
 ) -> None:
-    """Cancelled while it waits for the confirmation: the charge is refunded, then the items
-    are released, last first."""
+    """Cancelled while its payment waits for the confirmation: the cancel reaches the payment's
+    execution, which refunds the charge; then the items are released, last first."""
     data = json.loads((ORDER / "input.json").read_text())
     await shop.client.start(WORKFLOW, data, execution_id="ord-3")
     log = []
     async for event in shop.client.watch("ord-3"):
         log.append(event)
-        if event.type == EventType.STEP_WAITING and event.signal_name == "payment_confirmed":
+        if event.type == EventType.STEP_WAITING and event.child_execution_id:
+            await shop.until_waiting(event.child_execution_id)
             await shop.client.cancel("ord-3", "the customer changed their mind")
     assert log[-1].type == EventType.WORKFLOW_CANCELLED
     undone = [
         (e.step_id, e.element_index) for e in log if e.type == EventType.COMPENSATION_SUCCEEDED
     ]
-    assert undone == [("charge_card", None)] + [("reserve_items", i) for i in (2, 1, 0)]
-    assert _keys(shop.billing, "Refund") == ["ord-3:charge_card:compensate"]
+    assert undone == [("charge", None)] + [("reserve_items", i) for i in (2, 1, 0)]
+    payment = await shop.client.get("ord-3:charge")
+    assert payment.state == ExecutionState.CANCELLED  # it refunded the charge itself
+    assert _keys(shop.billing, "Refund") == ["ord-3:charge:charge_card:compensate"]
     assert _keys(shop.inventory, "Release") == [
         f"ord-3:reserve_items[{i}]:compensate" for i in (2, 1, 0)
     ]

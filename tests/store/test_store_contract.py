@@ -521,3 +521,50 @@ async def test_a_renewal_asks_about_any_number_of_executions_at_once(store: Stor
     assert await store.cancel_requests(ids) == {"e1": "stop"}
     found = await store.new_signals(dict.fromkeys(ids, 0))
     assert [(s.execution_id, s.signal_id) for s in found] == [("e1", "s-1")]
+
+
+async def test_children_name_their_parent_and_list_by_it_a_page_at_a_time(store: Store) -> None:
+    """A child execution keeps its parent's id (whole and as listed) and the versions its
+    source pinned; listing by parent returns only its children, newest first, page by page."""
+    await store.create_execution(execution("p1"))
+    await store.create_execution(execution("p2"))
+    source = ExecutionSource("name: w\n", "w.yaml", {}, versions={"payment": "2"})
+    for n in range(5):
+        child = replace(
+            execution(f"p1:pay[{n}]", minutes=n), parent_execution_id="p1", source=source
+        )
+        await store.create_execution(child)
+    await store.create_execution(replace(execution("p2:pay"), parent_execution_id="p2"))
+    whole = await store.get_execution("p1:pay[3]")
+    assert whole.parent_execution_id == "p1"
+    assert whole.source is not None and whole.source.versions == {"payment": "2"}
+    assert (await store.get_execution("p1")).parent_execution_id == ""
+    seen: list[str] = []
+    token = ""
+    while True:
+        page = await store.list_executions("", frozenset(), 2, token, parent_execution_id="p1")
+        seen += [r.execution_id for r in page.items]
+        assert all(r.parent_execution_id == "p1" for r in page.items)
+        if not page.next_token:
+            break
+        token = page.next_token
+    assert seen == [f"p1:pay[{n}]" for n in reversed(range(5))]
+    none = await store.list_executions("", frozenset(), 0, "", parent_execution_id="nobody")
+    assert none.items == []
+
+
+async def test_retention_keeps_finished_children_of_a_running_parent(store: Store) -> None:
+    """A finished child whose parent runs on stays (the parent may still compensate it); once
+    the parent has ended, or has gone, the child goes as any execution."""
+    await store.create_execution(execution("p1"))
+    await store.create_execution(replace(execution("e1"), parent_execution_id="p1"))
+    for item in RUN:
+        await append_event(store, item)  # the child e1 ends at T0 + 7s; p1 is pending
+    assert await store.delete_finished_before(T0 + timedelta(minutes=5)) == 0
+    assert (await store.get_execution("e1")).parent_execution_id == "p1"
+    await store.request_cancel("p1", "test")
+    await append_event(
+        store,
+        Event("p1", 1, T0, EventType.WORKFLOW_CANCELLED, ExecutionState.CANCELLED),
+    )
+    assert await store.delete_finished_before(T0 + timedelta(minutes=5)) == 2

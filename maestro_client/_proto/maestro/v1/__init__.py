@@ -347,7 +347,8 @@ class EventType(betterproto2.Enum):
     """
     A `wait` step started waiting for the signal `signal_name`, or a `sleep` step for its time;
     `deadline` is when the sleep ends or the wait times out (unset: it waits for ever). The
-    execution stays RUNNING; a restart keeps the deadline.
+    execution stays RUNNING; a restart keeps the deadline. A sub-workflow step waits so for its
+    child execution `child_execution_id`, which exists by then (`deadline`: its `timeout`).
     """
 
     SIGNAL_RECEIVED = 15
@@ -531,7 +532,8 @@ class StepState(betterproto2.Enum):
 
     WAITING = 9
     """
-    A `wait` step waits for its signal, or a `sleep` step for its time.
+    A `wait` step waits for its signal, a `sleep` step for its time, or a sub-workflow step for
+    its child execution.
     """
 
     @classmethod
@@ -877,6 +879,12 @@ class Execution(betterproto2.Message):
     holds it under the key `value`.
     """
 
+    parent_execution_id: "str" = betterproto2.field(30, betterproto2.TYPE_STRING)
+    """
+    (Fields 30 and up: sub-workflows.) A child execution, run by a sub-workflow step: the
+    execution whose step runs it. Empty for an execution a client started.
+    """
+
 
 default_message_pool.register_message("maestro.v1", "Execution", Execution)
 
@@ -972,6 +980,11 @@ class ListExecutionsRequest(betterproto2.Message):
     page_token: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
     """
     The `next_page_token` of a previous response, to read the next page.
+    """
+
+    parent_execution_id: "str" = betterproto2.field(5, betterproto2.TYPE_STRING)
+    """
+    Only the child executions of this execution (those its sub-workflow steps run), when set.
     """
 
 
@@ -1362,6 +1375,14 @@ class StepExecution(betterproto2.Message):
     A `wait` step that took its signal: the signal's id.
     """
 
+    child_execution_ids: "list[str]" = betterproto2.field(
+        30, betterproto2.TYPE_STRING, repeated=True
+    )
+    """
+    (Fields 30 and up: sub-workflows.) A sub-workflow step once started: the child
+    executions it runs, one, or one per started element of a `for_each` step (in index order).
+    """
+
 
 default_message_pool.register_message("maestro.v1", "StepExecution", StepExecution)
 
@@ -1666,6 +1687,14 @@ class WorkflowEvent(betterproto2.Message):
     On SIGNAL_RECEIVED: the id of the signal the step took.
     """
 
+    child_execution_id: "str" = betterproto2.field(30, betterproto2.TYPE_STRING)
+    """
+    (Fields 30 and up: sub-workflows.) On STEP_STARTED and STEP_WAITING of a sub-workflow step
+    (or of one element of it): the child execution it runs, `<execution_id>:<step_id>` (with
+    `[<index>]` for an element). It is created between the two: watch it once STEP_WAITING
+    names it.
+    """
+
 
 default_message_pool.register_message("maestro.v1", "WorkflowEvent", WorkflowEvent)
 
@@ -1760,6 +1789,13 @@ class WorkflowStep(betterproto2.Message):
     sleep: "str" = betterproto2.field(22, betterproto2.TYPE_STRING)
     """
     A `sleep` step: how long (`30s`), or until when (the `until` value as written).
+    """
+
+    sub_workflow: "str" = betterproto2.field(30, betterproto2.TYPE_STRING)
+    """
+    (Fields 30 and up: sub-workflows.) A sub-workflow step: the workflow it runs as a child
+    execution, `name` or `name@version` for a registered one, `file NAME` for a file (`service`
+    and `method` are then empty).
     """
 
 

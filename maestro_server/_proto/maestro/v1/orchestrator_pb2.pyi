@@ -120,7 +120,8 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     EVENT_TYPE_STEP_WAITING: _EventType.ValueType  # 14
     """A `wait` step started waiting for the signal `signal_name`, or a `sleep` step for its time;
     `deadline` is when the sleep ends or the wait times out (unset: it waits for ever). The
-    execution stays RUNNING; a restart keeps the deadline.
+    execution stays RUNNING; a restart keeps the deadline. A sub-workflow step waits so for its
+    child execution `child_execution_id`, which exists by then (`deadline`: its `timeout`).
     """
     EVENT_TYPE_SIGNAL_RECEIVED: _EventType.ValueType  # 15
     """A waiting step took the signal `signal_name` with id `signal_id`; STEP_SUCCEEDED follows,
@@ -170,7 +171,8 @@ EVENT_TYPE_WORKFLOW_CANCELLED: EventType.ValueType  # 13
 EVENT_TYPE_STEP_WAITING: EventType.ValueType  # 14
 """A `wait` step started waiting for the signal `signal_name`, or a `sleep` step for its time;
 `deadline` is when the sleep ends or the wait times out (unset: it waits for ever). The
-execution stays RUNNING; a restart keeps the deadline.
+execution stays RUNNING; a restart keeps the deadline. A sub-workflow step waits so for its
+child execution `child_execution_id`, which exists by then (`deadline`: its `timeout`).
 """
 EVENT_TYPE_SIGNAL_RECEIVED: EventType.ValueType  # 15
 """A waiting step took the signal `signal_name` with id `signal_id`; STEP_SUCCEEDED follows,
@@ -203,7 +205,9 @@ class _StepStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StepState.V
     STEP_STATE_COMPENSATION_FAILED: _StepState.ValueType  # 8
     """Its compensation failed for good."""
     STEP_STATE_WAITING: _StepState.ValueType  # 9
-    """A `wait` step waits for its signal, or a `sleep` step for its time."""
+    """A `wait` step waits for its signal, a `sleep` step for its time, or a sub-workflow step for
+    its child execution.
+    """
 
 class StepState(_StepState, metaclass=_StepStateEnumTypeWrapper):
     """The state of one step inside an execution."""
@@ -227,7 +231,9 @@ STEP_STATE_COMPENSATED: StepState.ValueType  # 7
 STEP_STATE_COMPENSATION_FAILED: StepState.ValueType  # 8
 """Its compensation failed for good."""
 STEP_STATE_WAITING: StepState.ValueType  # 9
-"""A `wait` step waits for its signal, or a `sleep` step for its time."""
+"""A `wait` step waits for its signal, a `sleep` step for its time, or a sub-workflow step for
+its child execution.
+"""
 Global___StepState: _TypeAlias = StepState  # noqa: Y015
 
 class _DiagnosticSeverity:
@@ -478,6 +484,7 @@ class WorkflowEvent(_message.Message):
     DEADLINE_FIELD_NUMBER: _builtins.int
     SIGNAL_NAME_FIELD_NUMBER: _builtins.int
     SIGNAL_ID_FIELD_NUMBER: _builtins.int
+    CHILD_EXECUTION_ID_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     """The execution this event belongs to."""
     sequence: _builtins.int
@@ -510,6 +517,12 @@ class WorkflowEvent(_message.Message):
     """On STEP_WAITING of a `wait` step and on SIGNAL_RECEIVED: the signal's name."""
     signal_id: _builtins.str
     """On SIGNAL_RECEIVED: the id of the signal the step took."""
+    child_execution_id: _builtins.str
+    """(Fields 30 and up: sub-workflows.) On STEP_STARTED and STEP_WAITING of a sub-workflow step
+    (or of one element of it): the child execution it runs, `<execution_id>:<step_id>` (with
+    `[<index>]` for an element). It is created between the two: watch it once STEP_WAITING
+    names it.
+    """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When the event was recorded."""
@@ -563,10 +576,11 @@ class WorkflowEvent(_message.Message):
         deadline: _timestamp_pb2.Timestamp | None = ...,
         signal_name: _builtins.str = ...,
         signal_id: _builtins.str = ...,
+        child_execution_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_element_index", b"_element_index", "deadline", b"deadline", "duration", b"duration", "element_index", b"element_index", "error", b"error", "output", b"output", "output_value", b"output_value", "retry_delay", b"retry_delay", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_element_index", b"_element_index", "attempt", b"attempt", "deadline", b"deadline", "duration", b"duration", "element_index", b"element_index", "error", b"error", "execution_id", b"execution_id", "in_doubt", b"in_doubt", "output", b"output", "output_value", b"output_value", "probe", b"probe", "retry_delay", b"retry_delay", "sequence", b"sequence", "signal_id", b"signal_id", "signal_name", b"signal_name", "state", b"state", "step_id", b"step_id", "time", b"time", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_element_index", b"_element_index", "attempt", b"attempt", "child_execution_id", b"child_execution_id", "deadline", b"deadline", "duration", b"duration", "element_index", b"element_index", "error", b"error", "execution_id", b"execution_id", "in_doubt", b"in_doubt", "output", b"output", "output_value", b"output_value", "probe", b"probe", "retry_delay", b"retry_delay", "sequence", b"sequence", "signal_id", b"signal_id", "signal_name", b"signal_name", "state", b"state", "step_id", b"step_id", "time", b"time", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__element_index: _TypeAlias = _typing.Literal["element_index"]  # noqa: Y015
     _WhichOneofArgType__element_index: _TypeAlias = _typing.Literal["_element_index", b"_element_index"]  # noqa: Y015
@@ -592,6 +606,7 @@ class StepExecution(_message.Message):
     OUTPUT_VALUE_FIELD_NUMBER: _builtins.int
     DEADLINE_FIELD_NUMBER: _builtins.int
     SIGNAL_ID_FIELD_NUMBER: _builtins.int
+    CHILD_EXECUTION_IDS_FIELD_NUMBER: _builtins.int
     step_id: _builtins.str
     """The step's `id`."""
     state: Global___StepState.ValueType
@@ -639,6 +654,12 @@ class StepExecution(_message.Message):
         out, as recorded when it started waiting; unset when the wait has no timeout.
         """
 
+    @_builtins.property
+    def child_execution_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """(Fields 30 and up: sub-workflows.) A sub-workflow step once started: the child
+        executions it runs, one, or one per started element of a `for_each` step (in index order).
+        """
+
     def __init__(
         self,
         *,
@@ -654,10 +675,11 @@ class StepExecution(_message.Message):
         output_value: _struct_pb2.Value | None = ...,
         deadline: _timestamp_pb2.Timestamp | None = ...,
         signal_id: _builtins.str = ...,
+        child_execution_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["compensation_input", b"compensation_input", "deadline", b"deadline", "end_time", b"end_time", "error", b"error", "input", b"input", "output", b"output", "output_value", b"output_value", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "compensation_input", b"compensation_input", "deadline", b"deadline", "end_time", b"end_time", "error", b"error", "input", b"input", "output", b"output", "output_value", b"output_value", "signal_id", b"signal_id", "start_time", b"start_time", "state", b"state", "step_id", b"step_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "child_execution_ids", b"child_execution_ids", "compensation_input", b"compensation_input", "deadline", b"deadline", "end_time", b"end_time", "error", b"error", "input", b"input", "output", b"output", "output_value", b"output_value", "signal_id", b"signal_id", "start_time", b"start_time", "state", b"state", "step_id", b"step_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -685,6 +707,7 @@ class Execution(_message.Message):
     GRAPH_FIELD_NUMBER: _builtins.int
     FAILED_STEP_ID_FIELD_NUMBER: _builtins.int
     OUTPUT_VALUE_FIELD_NUMBER: _builtins.int
+    PARENT_EXECUTION_ID_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     """The execution's id: client-chosen (1 to 200 printable ASCII characters, no spaces) or a
     UUID made by the server.
@@ -706,6 +729,10 @@ class Execution(_message.Message):
     failed_step_id: _builtins.str
     """The step that failed for good and stopped the execution (FAILED, COMPENSATING, COMPENSATED
     or COMPENSATION_FAILED); empty otherwise.
+    """
+    parent_execution_id: _builtins.str
+    """(Fields 30 and up: sub-workflows.) A child execution, run by a sub-workflow step: the
+    execution whose step runs it. Empty for an execution a client started.
     """
     @_builtins.property
     def input(self) -> _struct_pb2.Struct:
@@ -760,10 +787,11 @@ class Execution(_message.Message):
         graph: _abc.Iterable[Global___WorkflowStep] | None = ...,
         failed_step_id: _builtins.str = ...,
         output_value: _struct_pb2.Value | None = ...,
+        parent_execution_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "error", b"error", "input", b"input", "output", b"output", "output_value", b"output_value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "error", b"error", "execution_id", b"execution_id", "failed_step_id", b"failed_step_id", "graph", b"graph", "input", b"input", "last_sequence", b"last_sequence", "output", b"output", "output_value", b"output_value", "state", b"state", "steps", b"steps", "workflow_hash", b"workflow_hash", "workflow_name", b"workflow_name", "workflow_version", b"workflow_version", "workflow_yaml", b"workflow_yaml"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "error", b"error", "execution_id", b"execution_id", "failed_step_id", b"failed_step_id", "graph", b"graph", "input", b"input", "last_sequence", b"last_sequence", "output", b"output", "output_value", b"output_value", "parent_execution_id", b"parent_execution_id", "state", b"state", "steps", b"steps", "workflow_hash", b"workflow_hash", "workflow_name", b"workflow_name", "workflow_version", b"workflow_version", "workflow_yaml", b"workflow_yaml"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -865,6 +893,7 @@ class WorkflowStep(_message.Message):
     WAIT_SIGNAL_FIELD_NUMBER: _builtins.int
     WAIT_TIMEOUT_FIELD_NUMBER: _builtins.int
     SLEEP_FIELD_NUMBER: _builtins.int
+    SUB_WORKFLOW_FIELD_NUMBER: _builtins.int
     step_id: _builtins.str
     """The step's `id`."""
     service: _builtins.str
@@ -885,6 +914,11 @@ class WorkflowStep(_message.Message):
     """
     sleep: _builtins.str
     """A `sleep` step: how long (`30s`), or until when (the `until` value as written)."""
+    sub_workflow: _builtins.str
+    """(Fields 30 and up: sub-workflows.) A sub-workflow step: the workflow it runs as a child
+    execution, `name` or `name@version` for a registered one, `file NAME` for a file (`service`
+    and `method` are then empty).
+    """
     @_builtins.property
     def depends_on(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The ids of the steps that must finish before this one starts."""
@@ -912,10 +946,11 @@ class WorkflowStep(_message.Message):
         wait_signal: _builtins.str = ...,
         wait_timeout: _duration_pb2.Duration | None = ...,
         sleep: _builtins.str = ...,
+        sub_workflow: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["compensation", b"compensation", "wait_timeout", b"wait_timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["compensation", b"compensation", "depends_on", b"depends_on", "for_each", b"for_each", "for_each_as", b"for_each_as", "for_each_concurrency", b"for_each_concurrency", "method", b"method", "service", b"service", "sleep", b"sleep", "step_id", b"step_id", "wait_signal", b"wait_signal", "wait_timeout", b"wait_timeout", "when", b"when"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["compensation", b"compensation", "depends_on", b"depends_on", "for_each", b"for_each", "for_each_as", b"for_each_as", "for_each_concurrency", b"for_each_concurrency", "method", b"method", "service", b"service", "sleep", b"sleep", "step_id", b"step_id", "sub_workflow", b"sub_workflow", "wait_signal", b"wait_signal", "wait_timeout", b"wait_timeout", "when", b"when"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1328,12 +1363,15 @@ class ListExecutionsRequest(_message.Message):
     STATES_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    PARENT_EXECUTION_ID_FIELD_NUMBER: _builtins.int
     workflow_name: _builtins.str
     """Only executions of this workflow, when set."""
     page_size: _builtins.int
     """At most this many executions per page; the server's default (50) when 0, at most 1000."""
     page_token: _builtins.str
     """The `next_page_token` of a previous response, to read the next page."""
+    parent_execution_id: _builtins.str
+    """Only the child executions of this execution (those its sub-workflow steps run), when set."""
     @_builtins.property
     def states(self) -> _containers.RepeatedScalarFieldContainer[Global___ExecutionState.ValueType]:
         """Only executions in one of these states, when set."""
@@ -1345,10 +1383,11 @@ class ListExecutionsRequest(_message.Message):
         states: _abc.Iterable[Global___ExecutionState.ValueType] | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        parent_execution_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "states", b"states", "workflow_name", b"workflow_name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "parent_execution_id", b"parent_execution_id", "states", b"states", "workflow_name", b"workflow_name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

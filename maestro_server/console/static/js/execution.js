@@ -23,7 +23,10 @@ function stepDetails(step, progress, requests) {
       h("dt", {}, "Attempts"), h("dd", {}, String(state.attempts)),
       h("dt", {}, "Started"), h("dd", {}, time(state.start)),
       h("dt", {}, "Ended"), h("dd", {}, time(state.end)),
-      h("dt", {}, "Compensation"), h("dd", {}, step.compensation ? `${step.compensation.service}: ${step.compensation.method} (${undo.words})` : "none"),
+      h("dt", {}, "Compensation"), h("dd", {}, step.compensation ? `${step.compensation.service}: ${step.compensation.method} (${undo.words})` : step.subWorkflow ? `compensate the child${undo ? ` (${undo.words})` : ""}` : "none"),
+      step.subWorkflow ? [h("dt", {}, "Child executions"), h("dd", { "data-testid": `children-${step.stepId}` }, (sent.children || []).length
+        ? (sent.children || []).map((id) => h("a", { href: `#/executions/${encodeURIComponent(id)}`, class: "mono" }, id, " "))
+        : h("span", { class: "muted" }, "none yet"))] : null,
       h("dt", {}, "Input"), h("dd", {}, sent.input !== undefined ? json(sent.input) : h("span", { class: "muted" }, state.state === "PENDING" ? "not rendered yet" : "none kept")),
       sent.compensationInput !== undefined ? [h("dt", {}, "Compensation input"), h("dd", {}, json(sent.compensationInput))] : null,
       h("dt", {}, "Output"), h("dd", {}, state.output === null ? h("span", { class: "muted" }, "—") : json(state.output)),
@@ -59,7 +62,7 @@ export function executionPage(view, ctx, executionId) {
   let refreshing = null;
 
   function takeRequests(answer) {
-    for (const step of answer.steps || []) requests.set(step.stepId, { input: step.input, compensationInput: step.compensationInput });
+    for (const step of answer.steps || []) requests.set(step.stepId, { input: step.input, compensationInput: step.compensationInput, children: step.childExecutionIds });
   }
 
   function refreshRequests() {  // a request is kept when its step starts: fetch it, at most 3 times a second
@@ -122,6 +125,7 @@ export function executionPage(view, ctx, executionId) {
       h("p", { class: "status-line" }, badge(state, "execution", { role: "status", "data-testid": "execution-status" }), " ", live),
       h("dl", { class: "facts" },
         h("dt", {}, "Workflow"), h("dd", {}, h("a", { href: `#/workflows/${encodeURIComponent(execution.workflowName)}/${encodeURIComponent(execution.workflowVersion)}` }, `${execution.workflowName} v${execution.workflowVersion}`)),
+        execution.parentExecutionId ? [h("dt", {}, "Parent"), h("dd", {}, h("a", { href: `#/executions/${encodeURIComponent(execution.parentExecutionId)}`, class: "mono", "data-testid": "parent-execution" }, execution.parentExecutionId))] : null,
         h("dt", {}, "Started"), h("dd", {}, time(execution.createTime)),
         h("dt", {}, "Ended"), h("dd", {}, time(ended)),
         h("dt", {}, "Duration"), h("dd", {}, duration(span(execution.createTime, ended))),

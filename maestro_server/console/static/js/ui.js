@@ -49,10 +49,12 @@ const STEP_STATES = {
   COMPENSATION_FAILED: ["compensation failed", "⚠"],
 };
 
-/** What a step does, in a line: "svc: Method", or what a `wait` or `sleep` step waits for. */
+/** What a step does, in a line: "svc: Method", what a `wait` or `sleep` step waits for, or the
+ * workflow a sub-workflow step runs as a child execution. */
 export function calls(step) {
   if (step.waitSignal) return `wait for signal ${step.waitSignal}`;
   if (step.sleep) return `sleep ${step.sleep}`;
+  if (step.subWorkflow) return `runs workflow ${step.subWorkflow}`;
   return `${step.service}: ${step.method}`;
 }
 
