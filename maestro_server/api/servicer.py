@@ -36,7 +36,8 @@ from maestro_server.api.sub_workflow_checks import check_registered_children, re
 from maestro_server.definition import load_workflow
 from maestro_server.definition.admission import AdmissionPolicy
 from maestro_server.definition.endpoint_map import point_services
-from maestro_server.engine.manager import ExecutionManager, StartOutcome
+from maestro_server.engine.manager import ExecutionManager
+from maestro_server.engine.starter import StartOutcome
 from maestro_server.errors import InvalidRequestError, InvalidWorkflowError, MaestroError
 from maestro_server.model.execution import Event, EventType
 from maestro_server.model.workflow import Workflow

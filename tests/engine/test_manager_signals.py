@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from maestro_server.definition import load_workflow
-from maestro_server.engine import manager as manager_module
+from maestro_server.engine import recovery
 from maestro_server.engine.manager import ExecutionManager
 from maestro_server.errors import FailedPreconditionError, InvalidRequestError, NotFoundError
 from maestro_server.model.execution import Event, EventType
@@ -98,7 +98,7 @@ async def test_a_restart_resumes_every_waiting_execution_a_batch_at_a_time(
 ) -> None:
     """recover() reads the executions a batch at a time and compiles their shared definition
     once; each resumed one waits again and completes with the signal it is then sent."""
-    monkeypatch.setattr(manager_module, "RECOVERY_BATCH", 2)
+    monkeypatch.setattr(recovery, "RECOVERY_BATCH", 2)
     store = MemoryStore()
     before = ExecutionManager(store, ScriptedInvoker())
     ids = [f"e{n}" for n in range(5)]
