@@ -4,20 +4,18 @@ Each execution has an owner (a replica's id) and a lease that the owner renews w
 the execution. A replica takes over executions whose lease expired (`SELECT … FOR UPDATE SKIP
 LOCKED`, so two replicas never claim the same one), and every append is fenced: it commits only
 if this replica still owns the execution and the event follows the last one (compare-and-set),
-so a replica that lost its lease cannot write. Each append NOTIFYs the other replicas, so their
-watchers follow executions run by any replica at once (`postgres_listen`); they also poll, slowly.
-The leases are in `postgres_leases`.
+so a replica that lost its lease cannot write (`postgres_append`). Each append NOTIFYs the other
+replicas, so their watchers follow executions run by any replica at once (`postgres_listen`);
+they also poll, slowly. The leases are in `postgres_leases`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from maestro_server.errors import FailedPreconditionError
 from maestro_server.model.execution import Event, ExecutionState
 from maestro_server.model.signals import Signal
 from maestro_server.store import paging, queries, rows, rules, saved, signal_rows
@@ -28,45 +26,15 @@ from maestro_server.store.base import (
     SavedExecution,
     StoredWorkflow,
 )
-from maestro_server.store.codec import event_to_json
 from maestro_server.store.dialect import POSTGRES_DIALECT as SQL
 from maestro_server.store.follow import LogFollower, Summaries
+from maestro_server.store.postgres_append import APPEND, append_values, refusal
 from maestro_server.store.postgres_commits import GroupCommit
 from maestro_server.store.postgres_leases import PostgresLeases
-from maestro_server.store.postgres_listen import CHANNEL, Listener, notice
+from maestro_server.store.postgres_listen import Listener
 
 _LISTEN_WAIT = 5.0
 """Seconds `open` waits for the first LISTEN; past that the listener keeps trying alone."""
-_APPEND_TEMPLATE = """
-WITH progress AS (
-    UPDATE executions SET progress = %(progress)s, state = %(state)s, ended_at = %(ended_at)s,
-        last_sequence = %(last_sequence)s{release}
-    WHERE execution_id = %(execution_id)s AND last_sequence = %(previous)s
-        AND owner = %(owner)s
-    RETURNING execution_id, pg_notify(%(channel)s, %(notice)s)
-), logged AS (
-    INSERT INTO events (execution_id, sequence, payload)
-    SELECT progress.execution_id, e.sequence, e.payload::jsonb
-    FROM progress, unnest(%(sequences)b::integer[], %(payloads)b::text[]) AS e(sequence, payload)
-), journaled AS (
-    INSERT INTO requests (execution_id, key, request)
-    SELECT progress.execution_id, r.key, r.request::jsonb
-    FROM progress, unnest(%(keys)b::text[], %(requests)b::text[]) AS r(key, request)
-    ON CONFLICT DO NOTHING
-)
-SELECT count(*) AS written FROM progress
-"""
-"""Events, journaled requests and the progress they lead to, in one statement: written only
-if the fence (owner and last sequence) holds, and announced to every replica at commit.
-
-Arrays are sent in binary (`%(name)b`): in text, psycopg escapes every quote of every JSON
-payload with a regular expression: a tenth of the server's CPU per workflow."""
-_APPEND = {
-    False: _APPEND_TEMPLATE.format(release=""),
-    # A finished execution is nobody's: any replica may resume it.
-    True: _APPEND_TEMPLATE.format(release=", owner = NULL, lease_expires_at = NULL"),
-}
-"""The append, by whether it ends the execution; formatted once, not per append."""
 _SAVED = saved.saved_queries("= ANY(%(ids)s)")
 
 
@@ -189,40 +157,13 @@ class PostgresStore(PostgresLeases):
 
         Fenced by owner and last sequence: events and requests are written only if it holds.
         """
-        progress = entries.progress
         written = await self._commits.one(
-            _APPEND[progress.state.terminal],
-            {
-                **rows.progress_values(progress, SQL),
-                "execution_id": entries.execution_id,
-                "previous": entries.after,
-                "owner": self.owner,
-                "sequences": [event.sequence for event in entries.events],
-                "payloads": [json.dumps(event_to_json(event)) for event in entries.events],
-                "keys": list(entries.requests),
-                "requests": [json.dumps(request) for request in entries.requests.values()],
-                "channel": CHANNEL,
-                "notice": notice(entries.execution_id, progress.last_sequence, self.owner),
-            },
+            APPEND[entries.progress.state.terminal], append_values(entries, self.owner)
         )
         if written is None or written["written"] != 1:
-            raise await self._refusal(entries)
+            raise await refusal(self._db, entries, self.owner)
         for event in entries.events:
             await self._follower.appended(event)
-
-    async def _refusal(self, entries: LogEntries) -> Exception:
-        """Why an append's fence did not hold."""
-        row = await self._db.one(
-            "SELECT owner FROM executions WHERE execution_id = %(id)s",
-            {"id": entries.execution_id},
-        )
-        if row is None:
-            return rules.execution_not_found(entries.execution_id)
-        if row["owner"] != self.owner:
-            return FailedPreconditionError(
-                f"execution {entries.execution_id!r} is owned by another replica"
-            )
-        return rules.fell_behind(entries)
 
     async def request_cancel(self, execution_id: str, reason: str) -> ExecutionRecord:
         """See ExecutionLog.request_cancel: the owner sees it at its next lease renewal."""
