@@ -177,12 +177,13 @@ async def _run(
         if any(step.workflow is not None for step in workflow.steps):
             # Sub-workflow files run as child executions of a store in memory: the run is
             # this process's, and so are its children (registered workflows are a server's).
-            from maestro_server.engine.manager import ExecutionManager
+            from maestro_server.cli.embedded_children import EmbeddedChildren
             from maestro_server.store.memory import MemoryStore
 
-            children = ExecutionManager(
+            children = EmbeddedChildren(
                 MemoryStore(),
                 transports,
+                signals,
                 clock=clock,
                 secrets=secrets,
                 max_for_each_elements=max_for_each_elements,

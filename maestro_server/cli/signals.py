@@ -19,7 +19,8 @@ def add_signal_flag(parser: Any) -> None:
         action="append",
         default=[],
         metavar="NAME=JSON",
-        help="a signal for the run's `wait` steps, kept from the start (repeatable, in order)",
+        help="a signal for the run's `wait` steps, its sub-workflows' included, kept from the "
+        "start (repeatable, in order)",
     )
 
 

@@ -240,3 +240,21 @@ async def test_the_cli_sends_signals_locally_and_to_a_server(
     assert refused.returncode == 1 and "FAILED_PRECONDITION" in refused.stderr, refused.stderr
     mixed = maestro("execute", workflow, "--server", server.address, "--signal", "a={}")
     assert mixed.returncode == 1 and "--signal applies to runs in this process" in mixed.stderr
+
+
+def test_execute_gives_its_signals_to_the_sub_workflows_it_runs(tmp_path: Path) -> None:
+    """`execute --signal` of a file whose `wait` steps are a child's: the child takes them."""
+    (tmp_path / "approval.yaml").write_text(APPROVAL)
+    parent = tmp_path / "parent.yaml"
+    parent.write_text(
+        "name: parent\n"
+        "services:\n  unused: {type: grpc, endpoint: \"127.0.0.1:9\"}\n"
+        "steps:\n"
+        "  - id: approve\n    workflow: {file: approval.yaml}\n    output: approval\n"
+        'output: "{{ .approval }}"\n'
+    )
+    local = maestro(
+        "execute", parent, "--signal", 'approved={"by": "cli"}', "--signal", 'submitted={"n": 2}'
+    )
+    assert local.returncode == 0, local.stderr
+    assert json.loads(local.stdout) == {"form": {"n": 2}, "by": "cli"}
