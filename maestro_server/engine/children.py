@@ -10,7 +10,8 @@ that sees STEP_WAITING can watch the child.
 
 - The child runs its own saga under its own lease; the step waits for the child's first
   terminal state through the store. COMPLETED: the step succeeds with the child's output.
-  Anything else fails the step for good (the child undid itself), not in doubt.
+  Anything else fails the step for good (the child undid itself), not in doubt, but
+  COMPENSATION_FAILED: the child may have left effects, so the step is in doubt.
 - When the step is stopped (a cancel, a sibling's failure, the workflow's or the step's
   timeout), the child is cancelled through the store and the step fails *in doubt*: the child
   may have completed meanwhile, so the saga undoes it (`undo_child` waits for it to end, and
@@ -312,4 +313,8 @@ def _outcome(child: str, ended: ChildEnd) -> _Outcome:
         return _Outcome(output=ended.output)
     why = f": {ended.error.code}: {ended.error.message}" if ended.error else ""
     message = f"child execution '{child}' ended {ended.state.value.lower()}{why}"
-    return _Outcome(error=ErrorInfo(CHILD_FAILED, message))
+    # A child stuck in its own compensation may have left effects: the step is in doubt, so
+    # the parent's saga undoes it (retrying the child's compensation once) and cannot end
+    # COMPENSATED while the child's effects remain.
+    stuck = ended.state is ExecutionState.COMPENSATION_FAILED
+    return _Outcome(error=ErrorInfo(CHILD_FAILED, message), in_doubt=stuck)

@@ -404,3 +404,19 @@ async def test_resuming_the_parent_retries_its_childs_failed_compensation() -> N
     )
     assert (await store.get_execution("o1:charge")).state is ExecutionState.COMPENSATED
     assert keys(invoker).count("charge:hold:compensate") == 1
+
+
+async def test_a_child_left_compensation_failed_is_not_reported_compensated_by_its_parent() -> None:
+    """The child fails and cannot undo its hold: it may have left effects, so the parent's
+    step is in doubt; the parent's saga retries the child's compensation once (as a resume
+    would) and, still failing, ends COMPENSATION_FAILED rather than COMPENSATED (G5)."""
+    script = {
+        "charge:capture": fail("INVALID_ARGUMENT"),
+        "charge:hold:compensate": fail("INTERNAL"),
+    }
+    store, invoker, parent = await run(order(), script)
+    child = await store.get_execution("o1:charge")
+    assert child.state is ExecutionState.COMPENSATION_FAILED
+    assert parent.state is ExecutionState.COMPENSATION_FAILED
+    assert parent.steps["charge"].state is StepState.COMPENSATION_FAILED
+    assert "open:compensate" in keys(invoker)  # the parent's other steps are undone still
