@@ -17,7 +17,8 @@ that sees STEP_WAITING can watch the child.
   may have completed meanwhile, so the saga undoes it (`undo_child` waits for it to end, and
   compensates it if it completed). A server stopping leaves the child running on its own.
 - The saga undoes a succeeded step with no `compensate` of its own by compensating its child,
-  with COMPENSATION_STARTED / _SUCCEEDED / _FAILED events on the parent's step.
+  with COMPENSATION_STARTED / _SUCCEEDED / _FAILED events on the parent's step. A step with
+  its own `compensate` that is in doubt waits for its child's end first (`settle_doubt`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from maestro_server.engine.attempts import SERVER_STOPPING, STEP_CANCELLED, Stop
 from maestro_server.engine.context import ExecutionContext
 from maestro_server.engine.dependencies import ChildEnd, ChildRefused, Children
 from maestro_server.engine.recorder import Recorder
-from maestro_server.errors import TemplateError
+from maestro_server.errors import NotFoundError, TemplateError
 from maestro_server.model.execution import Cause, ErrorInfo, EventType, ExecutionState, StepState
 from maestro_server.model.progress import StepProgress
 from maestro_server.model.workflow import Step
@@ -251,6 +252,46 @@ class SubWorkflows:
             await asyncio.gather(starting, return_exceptions=True)
         if self._children is not None:
             await self._children.cancel_child(child, reason)
+
+    async def settle_doubt(self, step: Step, index: int | None) -> None:
+        """Before a step's own `compensate` undoes its child step (or element) in doubt.
+
+        The stop cancelled the child, which may have completed first: wait for its end, never
+        compensating while it may still act. COMPLETED: the step succeeded after all, with the
+        child's output (its compensation needs it). CANCELLED, COMPENSATED, FAILED or never
+        created: the child undid itself, the step failed for good and has nothing to
+        compensate. COMPENSATION_FAILED: it stays in doubt.
+        """
+        child = child_id(self._context.execution_id, step.id, index)
+        if self._children is None:
+            return
+        try:
+            ended = await self._children.wait_child(child)
+        except NotFoundError:
+            ended = ChildEnd(ExecutionState.FAILED, error=ErrorInfo(CHILD_FAILED, "never created"))
+        if ended.state is ExecutionState.COMPLETED:
+            if index is None:
+                self._context.record(step, ended.output)
+            await self._recorder.emit(
+                EventType.STEP_SUCCEEDED,
+                step_id=step.id,
+                element_index=index,
+                attempt=1,
+                output=ended.output,
+                probe=True,
+                child_execution_id=child,
+            )
+            return
+        outcome = _outcome(child, ended)
+        await self._recorder.emit(
+            EventType.STEP_FAILED,
+            step_id=step.id,
+            element_index=index,
+            attempt=1,
+            error=outcome.error,
+            in_doubt=outcome.in_doubt,
+            probe=True,
+        )
 
     async def undo(self, step: Step, index: int | None) -> ErrorInfo | None:
         """Compensate the child of a step (or element) the saga undoes; its error, if any."""

@@ -13,7 +13,14 @@ import pytest
 from maestro_server.definition import load_workflow
 from maestro_server.engine.manager import ExecutionManager
 from maestro_server.engine.runner import Resumption, Runner
-from maestro_server.model.execution import Cause, Event, EventType, ExecutionState, StepState
+from maestro_server.model.execution import (
+    Cause,
+    ErrorInfo,
+    Event,
+    EventType,
+    ExecutionState,
+    StepState,
+)
 from maestro_server.model.progress import replay
 from maestro_server.model.workflow import Workflow
 from maestro_server.store.base import ExecutionRecord, stored_workflow
@@ -420,3 +427,154 @@ async def test_a_child_left_compensation_failed_is_not_reported_compensated_by_i
     assert parent.state is ExecutionState.COMPENSATION_FAILED
     assert parent.steps["charge"].state is StepState.COMPENSATION_FAILED
     assert "open:compensate" in keys(invoker)  # the parent's other steps are undone still
+
+
+OWN_COMPENSATE = """\
+name: order
+services:
+  shop: {type: http, endpoint: "http://shop:8080", retry: {max_attempts: 1}}
+steps:
+  - id: charge
+    workflow: {file: payment.yaml}
+    input: {amount: "{{ .input.amount }}"}
+    output: payment
+    compensate:
+      service: shop
+      method: POST /refunds
+      input: {capture: "{{ .payment.capture }}"}
+"""
+
+
+async def test_a_steps_own_compensation_waits_for_its_cancelled_child_to_end() -> None:
+    """The parent is cancelled while its child waits: the step is in doubt, and its own
+    `compensate` must not run while the child may still act. The child, cancelled, undoes
+    itself (it ends CANCELLED): nothing is left for the step's compensation to undo."""
+    workflow = load_workflow(
+        OWN_COMPENSATE.replace("payment.yaml", "a.yaml")
+        .replace('input: {capture: "{{ .payment.capture }}"}', "")
+        .replace('    input: {amount: "{{ .input.amount }}"}\n', ""),
+        files={"a.yaml": WAITING_CHILD.encode()},
+    )
+    store = MemoryStore()
+    child_states: list[ExecutionState] = []
+
+    async def refund(call: Any) -> Any:
+        child_states.append((await store.get_execution("o1:charge")).state)
+        return {}
+
+    invoker = ScriptedInvoker({"charge:compensate": refund})
+    manager = ExecutionManager(store, invoker)
+    await manager.start(workflow, {}, "o1")
+    async with asyncio.timeout(10):
+        while (await store.list_executions("", frozenset(), 0, "", "o1")).items == []:
+            await asyncio.sleep(0)
+        async for event in store.watch("o1:charge", 0):
+            if event.type is EventType.STEP_WAITING:
+                break
+    await manager.cancel("o1", "changed my mind")
+    assert (await finished(store, "o1")).state is ExecutionState.CANCELLED
+    assert (await finished(store, "o1:charge")).state is ExecutionState.CANCELLED
+    assert all(state.terminal for state in child_states), child_states
+    assert child_states == []  # the child undid itself
+
+
+async def test_a_step_in_doubt_compensates_with_the_output_of_a_child_that_completed() -> None:
+    """The parent stopped while its child ran, but the child completed anyway: the step's own
+    compensation runs with the child's output (as a call in doubt is asked again first)."""
+    workflow = load_workflow(OWN_COMPENSATE, files={"payment.yaml": PAYMENT.encode()})
+    step = workflow.step("charge")
+    assert step.workflow is not None
+    store = MemoryStore()
+    invoker = ScriptedInvoker()
+    manager = ExecutionManager(store, invoker)
+    await manager.children.start_child("o1", "o1:charge", step.workflow, {"amount": 12})
+    assert (await finished(store, "o1:charge")).state is ExecutionState.COMPLETED
+    t = payment_time()
+    stopped = ErrorInfo("STEP_CANCELLED", "execution cancelled: changed my mind")
+    log = [
+        Event("o1", 1, t, EventType.WORKFLOW_STARTED, ExecutionState.RUNNING),
+        Event(
+            "o1",
+            2,
+            t,
+            EventType.STEP_STARTED,
+            ExecutionState.RUNNING,
+            "charge",
+            attempt=1,
+            child_execution_id="o1:charge",
+        ),
+        Event(
+            "o1",
+            3,
+            t,
+            EventType.STEP_WAITING,
+            ExecutionState.RUNNING,
+            "charge",
+            child_execution_id="o1:charge",
+        ),
+        Event(
+            "o1",
+            4,
+            t,
+            EventType.STEP_FAILED,
+            ExecutionState.COMPENSATING,
+            "charge",
+            attempt=1,
+            error=stopped,
+            in_doubt=True,
+            cause=Cause.CANCELLED,
+        ),
+    ]
+    sink = ListSink()
+    runner = Runner(
+        workflow,
+        "o1",
+        {"amount": 12},
+        deps(invoker, sink, children=manager.children),
+        resumption=Resumption(log, {}),
+    )
+    result = await runner.run()
+    assert result.state is ExecutionState.CANCELLED
+    refunds = [c for c in invoker.calls if c.request.idempotency_key == "o1:charge:compensate"]
+    assert [c.request.payload for c in refunds] == [{"capture": "charge:capture-id"}]
+    assert (await store.get_execution("o1:charge")).state is ExecutionState.COMPLETED
+
+
+async def test_elements_own_compensation_is_not_run_for_children_that_undid_themselves() -> None:
+    """A for_each of children with its own `compensate`, cancelled while both children wait:
+    each element is in doubt until its child ends; both children end CANCELLED, so no element
+    is compensated (nothing was left to undo)."""
+    workflow = load_workflow(
+        """\
+name: batch
+services:
+  shop: {type: http, endpoint: "http://shop:8080", retry: {max_attempts: 1}}
+steps:
+  - id: approve
+    for_each: "{{ .input.items }}"
+    concurrency: 2
+    workflow: {file: a.yaml}
+    compensate: {service: shop, method: POST /unapprove}
+""",
+        files={"a.yaml": WAITING_CHILD.encode()},
+    )
+    store = MemoryStore()
+    invoker = ScriptedInvoker()
+    manager = ExecutionManager(store, invoker)
+    await manager.start(workflow, {"items": [1, 2]}, "b1")
+    async with asyncio.timeout(10):
+        for index in (0, 1):
+            child = f"b1:approve[{index}]"
+            while child not in [
+                r.execution_id
+                for r in (await store.list_executions("", frozenset(), 0, "", "b1")).items
+            ]:
+                await asyncio.sleep(0)  # created right after the element's STEP_STARTED
+            async for event in store.watch(child, 0):
+                if event.type is EventType.STEP_WAITING:
+                    break
+    await manager.cancel("b1", "changed my mind")
+    assert (await finished(store, "b1")).state is ExecutionState.CANCELLED
+    for index in (0, 1):
+        assert (await finished(store, f"b1:approve[{index}]")).state is ExecutionState.CANCELLED
+    assert [k for k in keys(invoker) if k.endswith("compensate")] == []
