@@ -235,10 +235,10 @@ class SubWorkflows:
             )
         try:
             if deadline is None:
-                ended = await self._children.wait_child(child)
+                ended = await self._children.wait_child(self._context.execution_id, child)
             else:
                 async with asyncio.timeout(max((deadline - self._now()).total_seconds(), 0)):
-                    ended = await self._children.wait_child(child)
+                    ended = await self._children.wait_child(self._context.execution_id, child)
         except TimeoutError:
             assert timeout is not None
             message = f"child execution '{child}' did not end within {timeout.total_seconds():g}s"
@@ -251,7 +251,7 @@ class SubWorkflows:
         if starting is not None:
             await asyncio.gather(starting, return_exceptions=True)
         if self._children is not None:
-            await self._children.cancel_child(child, reason)
+            await self._children.cancel_child(self._context.execution_id, child, reason)
 
     async def settle_doubt(self, step: Step, index: int | None) -> None:
         """Before a step's own `compensate` undoes its child step (or element) in doubt.
@@ -266,7 +266,7 @@ class SubWorkflows:
         if self._children is None:
             return
         try:
-            ended = await self._children.wait_child(child)
+            ended = await self._children.wait_child(self._context.execution_id, child)
         except NotFoundError:
             ended = ChildEnd(ExecutionState.FAILED, error=ErrorInfo(CHILD_FAILED, "never created"))
         if ended.state is ExecutionState.COMPLETED:
@@ -318,8 +318,9 @@ class SubWorkflows:
         if self._children is None:
             error: ErrorInfo | None = ErrorInfo(NO_CHILDREN, "this runner runs no sub-workflows")
         else:
+            parent = self._context.execution_id
             error = await self._children.undo_child(
-                child, f"its parent execution '{self._context.execution_id}' compensates", undoing
+                parent, child, f"its parent execution '{parent}' compensates", undoing
             )
         if not started:
             await undoing()

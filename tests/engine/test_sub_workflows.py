@@ -329,7 +329,7 @@ async def test_undoing_a_child_again_changes_nothing() -> None:
     async def undoing() -> None:
         told.append("undoing")
 
-    assert await manager.children.undo_child("o1:charge", "again", undoing) is None
+    assert await manager.children.undo_child("o1", "o1:charge", "again", undoing) is None
     assert told == []  # nothing was on its way
     assert await store.read_events("o1:charge") == before
     assert len(invoker.calls) == calls
@@ -578,3 +578,42 @@ steps:
     for index in (0, 1):
         assert (await finished(store, f"b1:approve[{index}]")).state is ExecutionState.CANCELLED
     assert [k for k in keys(invoker) if k.endswith("compensate")] == []
+
+
+async def test_a_parent_never_cancels_or_compensates_an_execution_that_is_not_its_child() -> None:
+    """A client's own execution already holds the id `o1:charge`: the parent's step can only
+    fail to start it. Stopped in doubt there (here: cancelled, as a restart finds it), the
+    parent's saga leaves that execution alone: not cancelled, not reopened, not undone."""
+    store = MemoryStore()
+    invoker = ScriptedInvoker()
+    manager = ExecutionManager(store, invoker)
+    await manager.start(load_workflow(PAYMENT), {"amount": 1}, "o1:charge")
+    assert (await finished(store, "o1:charge")).state is ExecutionState.COMPLETED
+    workflow = order()
+    t = payment_time()
+    stopped = ErrorInfo("STEP_CANCELLED", "execution cancelled: changed my mind")
+    log = [
+        Event("o1", 1, t, EventType.WORKFLOW_STARTED, ExecutionState.RUNNING),
+        Event("o1", 2, t, EventType.STEP_STARTED, ExecutionState.RUNNING, "open", attempt=1),
+        Event("o1", 3, t, EventType.STEP_SUCCEEDED, ExecutionState.RUNNING, "open", attempt=1),
+        Event(
+            "o1", 4, t, EventType.STEP_STARTED, ExecutionState.RUNNING, "charge", attempt=1,
+            child_execution_id="o1:charge",
+        ),
+        Event(
+            "o1", 5, t, EventType.STEP_FAILED, ExecutionState.COMPENSATING, "charge", attempt=1,
+            error=stopped, in_doubt=True, cause=Cause.CANCELLED,
+        ),
+    ]  # fmt: skip
+    calls = len(invoker.calls)
+    runner = Runner(
+        workflow,
+        "o1",
+        {"amount": 12},
+        deps(invoker, ListSink(), children=manager.children),
+        resumption=Resumption(log, {}),
+    )
+    assert (await runner.run()).state is ExecutionState.CANCELLED
+    assert keys(invoker)[calls:] == ["open:compensate"]
+    other = await store.get_execution("o1:charge")
+    assert (other.state, other.cancel_reason) == (ExecutionState.COMPLETED, None)
