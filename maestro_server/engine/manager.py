@@ -402,12 +402,14 @@ class ExecutionManager:
             await asyncio.sleep(interval)
             unheard, self._unheard = self._unheard, set()
             try:
-                renewing = list(self._running)
-                owned = await self._store.renew_leases(renewing)
-                # Only the executions asked about: one started during the renewal is not lost.
-                for execution_id in renewing:
+                renewing = dict(self._running)
+                owned = await self._store.renew_leases(list(renewing))
+                # Only the runners asked about: one started during the renewal is not lost,
+                # nor one that replaced a runner that ended meanwhile (a completed child
+                # reopened by its parent's saga: not owned when the renewal ran).
+                for execution_id, (runner, _) in renewing.items():
                     running = self._running.get(execution_id)
-                    if running is not None and execution_id not in owned:
+                    if running is not None and running[0] is runner and execution_id not in owned:
                         task = running[1]
                         log.warning(
                             "lease lost; another replica runs the execution now",

@@ -23,7 +23,7 @@ from maestro_server.model.execution import (
 )
 from maestro_server.model.progress import replay
 from maestro_server.model.workflow import Workflow
-from maestro_server.store.base import ExecutionRecord, stored_workflow
+from maestro_server.store.base import ExecutionRecord, LogEntries, stored_workflow
 from maestro_server.store.memory import MemoryStore
 from tests.engine.fakes import ListSink, ScriptedInvoker, fail
 from tests.engine.test_for_each import deps
@@ -617,3 +617,59 @@ async def test_a_parent_never_cancels_or_compensates_an_execution_that_is_not_it
     assert keys(invoker)[calls:] == ["open:compensate"]
     other = await store.get_execution("o1:charge")
     assert (other.state, other.cancel_reason) == (ExecutionState.COMPLETED, None)
+
+
+class RenewsAcrossAReopen(MemoryStore):
+    """Leases as a shared store keeps them: an execution that ended has no owner, so a renewal
+    does not keep it. The renewal that first asks about the child `o1:charge` is answered
+    (the child not owned: it had completed when the renewal ran) only once the parent's saga
+    has reopened the child, which then runs under a new runner."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = asyncio.Event()
+        self.reopened = asyncio.Event()
+        self.answered = asyncio.Event()
+
+    async def renew_leases(self, execution_ids: list[str]) -> set[str]:
+        if "o1:charge" not in execution_ids or self.asked.is_set():
+            return set(execution_ids)
+        self.asked.set()
+        await self.reopened.wait()
+        asyncio.get_running_loop().call_soon(self.answered.set)  # once the answer is used
+        return set(execution_ids) - {"o1:charge"}
+
+    async def append(self, entries: LogEntries) -> None:
+        await super().append(entries)
+        if any(e.cause is Cause.PARENT_COMPENSATING for e in entries.events):
+            self.reopened.set()
+
+
+async def test_a_renewal_that_missed_a_finished_child_does_not_stop_its_reopened_runner() -> None:
+    """The renewal asked about the child's first runner, which ended (completed) meanwhile;
+    the parent's saga reopened the child under a new runner. Not owned when the renewal ran,
+    the child is not taken for lost now: its new runner compensates it, and the parent ends."""
+    store = RenewsAcrossAReopen()
+
+    async def capture(call: Any) -> Any:
+        await store.asked.wait()  # the renewal has the child's first runner in hand
+        return {"id": "c1"}
+
+    async def refund(call: Any) -> Any:
+        await store.answered.wait()  # in flight when the renewal's answer is acted on
+        return {}
+
+    script = {
+        "charge:capture": capture,
+        "charge:capture:compensate": refund,
+        "ship": fail("INVALID_ARGUMENT"),
+    }
+    manager = ExecutionManager(store, ScriptedInvoker(script))
+    upkeep = asyncio.create_task(manager.keep_leases(0))
+    try:
+        await manager.start(order(), {"amount": 12}, "o1")
+        parent = await finished(store, "o1")
+    finally:
+        upkeep.cancel()
+    assert parent.state is ExecutionState.COMPENSATED
+    assert (await store.get_execution("o1:charge")).state is ExecutionState.COMPENSATED
