@@ -265,6 +265,10 @@ class SubWorkflows:
         child = child_id(self._context.execution_id, step.id, index)
         if self._children is None:
             return
+        # Stopped live, the step cancelled its child already; found in flight after a restart,
+        # it did not: the child may wait for ever (a no-op once it ended).
+        reason = f"its parent execution '{self._context.execution_id}' compensates"
+        await self._children.cancel_child(self._context.execution_id, child, reason)
         try:
             ended = await self._children.wait_child(self._context.execution_id, child)
         except NotFoundError:

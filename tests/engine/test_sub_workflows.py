@@ -673,3 +673,65 @@ async def test_a_renewal_that_missed_a_finished_child_does_not_stop_its_reopened
         upkeep.cancel()
     assert parent.state is ExecutionState.COMPENSATED
     assert (await store.get_execution("o1:charge")).state is ExecutionState.COMPENSATED
+
+
+async def test_a_restarted_saga_cancels_a_running_child_before_its_steps_own_compensation() -> None:
+    """The server stopped while the step's child waited and a sibling step had failed: after
+    the restart the step is in doubt, its child still running. The saga cancels the child and
+    waits for its end (rather than for ever) before deciding on the step's compensation."""
+    workflow = load_workflow(
+        """\
+name: p
+services:
+  shop: {type: http, endpoint: "http://shop:8080", retry: {max_attempts: 1}}
+steps:
+  - id: approve
+    workflow: {file: a.yaml}
+    compensate: {service: shop, method: POST /unapprove}
+  - id: other
+    depends_on: []
+    service: shop
+    method: POST /other
+""",
+        files={"a.yaml": WAITING_CHILD.encode()},
+    )
+    step = workflow.step("approve")
+    assert step.workflow is not None and step.workflow.definition is not None
+    store = MemoryStore()
+    invoker = ScriptedInvoker()
+    manager = ExecutionManager(store, invoker)
+    await manager.children.start_child("p1", "p1:approve", step.workflow, {})
+    async with asyncio.timeout(10):
+        async for event in store.watch("p1:approve", 0):
+            if event.type is EventType.STEP_WAITING:
+                break
+    t = payment_time()
+    failed = ErrorInfo("INVALID_ARGUMENT", "scripted", "shop")
+    log = [
+        Event("p1", 1, t, EventType.WORKFLOW_STARTED, ExecutionState.RUNNING),
+        Event(
+            "p1", 2, t, EventType.STEP_STARTED, ExecutionState.RUNNING, "approve", attempt=1,
+            child_execution_id="p1:approve",
+        ),
+        Event(
+            "p1", 3, t, EventType.STEP_WAITING, ExecutionState.RUNNING, "approve",
+            child_execution_id="p1:approve",
+        ),
+        Event("p1", 4, t, EventType.STEP_STARTED, ExecutionState.RUNNING, "other", attempt=1),
+        Event(
+            "p1", 5, t, EventType.STEP_FAILED, ExecutionState.COMPENSATING, "other", attempt=1,
+            error=failed, cause=Cause.STEP_FAILED,
+        ),
+    ]  # fmt: skip
+    runner = Runner(
+        workflow,
+        "p1",
+        {},
+        deps(invoker, ListSink(), children=manager.children),
+        resumption=Resumption(log, {}),
+    )
+    async with asyncio.timeout(10):
+        result = await runner.run()
+    assert result.state is ExecutionState.COMPENSATED
+    assert (await store.get_execution("p1:approve")).state is ExecutionState.CANCELLED
+    assert [k for k in keys(invoker) if k.endswith("compensate")] == []
