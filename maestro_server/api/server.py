@@ -20,6 +20,7 @@ from maestro_server.api.auth import TokenAuthInterceptor, server_credentials
 from maestro_server.api.decoding import DecodeErrorInterceptor
 from maestro_server.api.http.face import HttpFace
 from maestro_server.api.servicer import OrchestratorServicer
+from maestro_server.api.sub_workflow_checks import Registering, check_registered_children
 from maestro_server.definition import load_workflow_file
 from maestro_server.definition.admission import AdmissionPolicy
 from maestro_server.definition.inputs import MAX_REQUEST_BYTES
@@ -31,7 +32,7 @@ from maestro_server.metrics import Metrics
 from maestro_server.model.workflow import DEFAULT_MAX_WORKFLOW_DEPTH, Workflow
 from maestro_server.schemas.descriptors import FileProtos
 from maestro_server.secret_values import Secrets
-from maestro_server.store.base import Store, stored_workflow
+from maestro_server.store.base import Store, StoredWorkflow, stored_workflow
 from maestro_server.transports.grpc.reflected import reflect_schemas, reflected_services
 from maestro_server.transports.guard import SYSTEM_GUARD
 from maestro_server.transports.registry import Transports
@@ -103,16 +104,29 @@ def add_reflection(server: grpc.aio.Server, names: list[str]) -> None:
 
 
 async def register_folder(store: Store, folder: Path) -> int:
-    """Register every workflow YAML in a folder; invalid files stop the start with diagnostics."""
+    """Register every workflow YAML in a folder; invalid files stop the start with diagnostics.
+
+    Their registered sub-workflows are checked as RegisterWorkflow checks them, against the
+    folder's workflows too: an unknown name, or a cycle of names, is refused.
+    """
     files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
     problems: list[Diagnostic] = []
+    loaded: list[tuple[Path, Workflow, StoredWorkflow]] = []
     for path in files:
         try:
             workflow = load_workflow_file(path)
         except InvalidWorkflowError as exc:
             problems.extend(exc.diagnostics)
             continue
-        await store.put_workflow(stored_workflow(workflow, path.name, datetime.now(UTC)))
+        loaded.append((path, workflow, stored_workflow(workflow, path.name, datetime.now(UTC))))
+    registering = Registering(store, [stored for _, _, stored in loaded])
+    for path, workflow, stored in loaded:
+        try:
+            await check_registered_children(registering, workflow)
+        except InvalidWorkflowError as exc:
+            problems.extend(exc.diagnostics)
+            continue
+        await store.put_workflow(stored)
         log.info(
             "workflow registered", name=workflow.name, version=workflow.version, file=str(path)
         )

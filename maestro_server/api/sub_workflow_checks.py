@@ -10,16 +10,44 @@ same chain again. Problems are diagnostics at the step's position, like validati
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Protocol
 
 from maestro_server.definition import load_workflow
 from maestro_server.diagnostics import Diagnostic
 from maestro_server.errors import InvalidWorkflowError, NotFoundError
 from maestro_server.model.workflow import Step, SubWorkflow, Workflow
-from maestro_server.store.base import WorkflowStore
+from maestro_server.store.base import StoredWorkflow
 
 _MAX_VISITED = 1000
 """Registered workflows read at most per check: a bound on what one request makes us read."""
+
+
+class WorkflowLookup(Protocol):
+    """What the checks read: a registered definition (the latest when `version` is empty)."""
+
+    async def get_workflow(self, name: str, version: str = "") -> StoredWorkflow:
+        """NotFoundError when there is none."""
+        ...
+
+
+class Registering:
+    """The store's workflows, with those being registered together (`maestro serve --workflows`).
+
+    One file may name another registered after it, and a cycle among them is recursion.
+    Theirs come first: each is the latest of its name once registered.
+    """
+
+    def __init__(self, store: WorkflowLookup, workflows: Sequence[StoredWorkflow]) -> None:
+        self._store = store
+        self._workflows = list(workflows)
+
+    async def get_workflow(self, name: str, version: str = "") -> StoredWorkflow:
+        """See WorkflowLookup.get_workflow."""
+        for workflow in reversed(self._workflows):  # the last registered is the latest
+            if workflow.name == name and (not version or workflow.version == version):
+                return workflow
+        return await self._store.get_workflow(name, version)
 
 
 def registered_refs(workflow: Workflow) -> Iterator[tuple[Step, SubWorkflow, str]]:
@@ -37,7 +65,7 @@ def registered_refs(workflow: Workflow) -> Iterator[tuple[Step, SubWorkflow, str
             yield step, ref, f"steps[{index}].workflow.name"
 
 
-async def check_registered_children(store: WorkflowStore, workflow: Workflow) -> None:
+async def check_registered_children(store: WorkflowLookup, workflow: Workflow) -> None:
     """InvalidWorkflowError for unknown registered sub-workflows, or ones that run `workflow`."""
     problems: list[Diagnostic] = []
     for step, ref, path in registered_refs(workflow):
@@ -69,12 +97,12 @@ async def check_registered_children(store: WorkflowStore, workflow: Workflow) ->
         raise InvalidWorkflowError(problems)
 
 
-async def _load(store: WorkflowStore, name: str, version: str) -> Workflow:
+async def _load(store: WorkflowLookup, name: str, version: str) -> Workflow:
     stored = await store.get_workflow(name, version)
     return load_workflow(stored.yaml, path=stored.path, files=dict(stored.files))
 
 
-async def _path_to(store: WorkflowStore, start: Workflow, target: str) -> list[str] | None:
+async def _path_to(store: WorkflowLookup, start: Workflow, target: str) -> list[str] | None:
     """The names from `start` to a workflow named `target`, through registered sub-workflows."""
     todo: list[tuple[Workflow, list[str]]] = [(start, [start.name])]
     seen = {start.name}

@@ -111,23 +111,38 @@ class ChildExecutions:
             message = f"child execution '{child_id}': {exc.message}"
             raise ChildRefused(ErrorInfo(code, message)) from None
 
-    async def wait_child(self, child_id: str) -> ChildEnd:
+    async def wait_child(self, parent_id: str, child_id: str) -> ChildEnd:
         """See Children.wait_child."""
         while True:
-            record = await self._store.get_execution(child_id)
+            record = await self._child(parent_id, child_id)
             if record.state.terminal:
                 return ChildEnd(record.state, record.output, record.error)
             async for event in self._store.watch(child_id, record.last_sequence):
                 if event.terminal:
                     return ChildEnd(event.state, event.output, event.error)
 
-    async def cancel_child(self, child_id: str, reason: str) -> None:
+    async def _child(self, parent_id: str, child_id: str) -> ExecutionRecord:
+        """The child; NotFoundError when the execution of its id is not the parent's child.
+
+        A client may have started an execution of that id itself (the parent's step then
+        failed to start its child): the parent must never cancel, reopen or undo that one.
+        """
+        record = await self._store.get_execution(child_id)
+        if record.parent_execution_id != parent_id:
+            raise NotFoundError(
+                f"execution '{child_id}' is not a child of '{parent_id}'",
+                metadata={"executionId": child_id},
+            )
+        return record
+
+    async def cancel_child(self, parent_id: str, child_id: str, reason: str) -> None:
         """See Children.cancel_child."""
         with contextlib.suppress(NotFoundError):  # never created: nothing runs
+            await self._child(parent_id, child_id)
             await self._manager.cancel(child_id, reason)
 
     async def undo_child(
-        self, child_id: str, reason: str, undoing: Callable[[], Awaitable[None]]
+        self, parent_id: str, child_id: str, reason: str, undoing: Callable[[], Awaitable[None]]
     ) -> ErrorInfo | None:
         """See Children.undo_child.
 
@@ -144,11 +159,11 @@ class ChildExecutions:
                 await undoing()
 
         try:
-            record = await self._store.get_execution(child_id)
+            record = await self._child(parent_id, child_id)
         except NotFoundError:
-            return None  # never created: nothing to undo
+            return None  # never created (or not this parent's): nothing to undo
         if not record.state.terminal:
-            await self.cancel_child(child_id, reason)
+            await self.cancel_child(parent_id, child_id, reason)
             await tell()
         retried = record.state is not ExecutionState.COMPENSATION_FAILED
         while True:

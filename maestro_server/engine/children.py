@@ -10,13 +10,15 @@ that sees STEP_WAITING can watch the child.
 
 - The child runs its own saga under its own lease; the step waits for the child's first
   terminal state through the store. COMPLETED: the step succeeds with the child's output.
-  Anything else fails the step for good (the child undid itself), not in doubt.
+  Anything else fails the step for good (the child undid itself), not in doubt, but
+  COMPENSATION_FAILED: the child may have left effects, so the step is in doubt.
 - When the step is stopped (a cancel, a sibling's failure, the workflow's or the step's
   timeout), the child is cancelled through the store and the step fails *in doubt*: the child
   may have completed meanwhile, so the saga undoes it (`undo_child` waits for it to end, and
   compensates it if it completed). A server stopping leaves the child running on its own.
 - The saga undoes a succeeded step with no `compensate` of its own by compensating its child,
-  with COMPENSATION_STARTED / _SUCCEEDED / _FAILED events on the parent's step.
+  with COMPENSATION_STARTED / _SUCCEEDED / _FAILED events on the parent's step. A step with
+  its own `compensate` that is in doubt waits for its child's end first (`settle_doubt`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from maestro_server.engine.attempts import SERVER_STOPPING, STEP_CANCELLED, Stop
 from maestro_server.engine.context import ExecutionContext
 from maestro_server.engine.dependencies import ChildEnd, ChildRefused, Children
 from maestro_server.engine.recorder import Recorder
-from maestro_server.errors import TemplateError
+from maestro_server.errors import NotFoundError, TemplateError
 from maestro_server.model.execution import Cause, ErrorInfo, EventType, ExecutionState, StepState
 from maestro_server.model.progress import StepProgress
 from maestro_server.model.workflow import Step
@@ -233,10 +235,10 @@ class SubWorkflows:
             )
         try:
             if deadline is None:
-                ended = await self._children.wait_child(child)
+                ended = await self._children.wait_child(self._context.execution_id, child)
             else:
                 async with asyncio.timeout(max((deadline - self._now()).total_seconds(), 0)):
-                    ended = await self._children.wait_child(child)
+                    ended = await self._children.wait_child(self._context.execution_id, child)
         except TimeoutError:
             assert timeout is not None
             message = f"child execution '{child}' did not end within {timeout.total_seconds():g}s"
@@ -249,7 +251,51 @@ class SubWorkflows:
         if starting is not None:
             await asyncio.gather(starting, return_exceptions=True)
         if self._children is not None:
-            await self._children.cancel_child(child, reason)
+            await self._children.cancel_child(self._context.execution_id, child, reason)
+
+    async def settle_doubt(self, step: Step, index: int | None) -> None:
+        """Before a step's own `compensate` undoes its child step (or element) in doubt.
+
+        The stop cancelled the child, which may have completed first: wait for its end, never
+        compensating while it may still act. COMPLETED: the step succeeded after all, with the
+        child's output (its compensation needs it). CANCELLED, COMPENSATED, FAILED or never
+        created: the child undid itself, the step failed for good and has nothing to
+        compensate. COMPENSATION_FAILED: it stays in doubt.
+        """
+        child = child_id(self._context.execution_id, step.id, index)
+        if self._children is None:
+            return
+        # Stopped live, the step cancelled its child already; found in flight after a restart,
+        # it did not: the child may wait for ever (a no-op once it ended).
+        reason = f"its parent execution '{self._context.execution_id}' compensates"
+        await self._children.cancel_child(self._context.execution_id, child, reason)
+        try:
+            ended = await self._children.wait_child(self._context.execution_id, child)
+        except NotFoundError:
+            ended = ChildEnd(ExecutionState.FAILED, error=ErrorInfo(CHILD_FAILED, "never created"))
+        if ended.state is ExecutionState.COMPLETED:
+            if index is None:
+                self._context.record(step, ended.output)
+            await self._recorder.emit(
+                EventType.STEP_SUCCEEDED,
+                step_id=step.id,
+                element_index=index,
+                attempt=1,
+                output=ended.output,
+                probe=True,
+                child_execution_id=child,
+            )
+            return
+        outcome = _outcome(child, ended)
+        await self._recorder.emit(
+            EventType.STEP_FAILED,
+            step_id=step.id,
+            element_index=index,
+            attempt=1,
+            error=outcome.error,
+            in_doubt=outcome.in_doubt,
+            probe=True,
+        )
 
     async def undo(self, step: Step, index: int | None) -> ErrorInfo | None:
         """Compensate the child of a step (or element) the saga undoes; its error, if any."""
@@ -276,8 +322,9 @@ class SubWorkflows:
         if self._children is None:
             error: ErrorInfo | None = ErrorInfo(NO_CHILDREN, "this runner runs no sub-workflows")
         else:
+            parent = self._context.execution_id
             error = await self._children.undo_child(
-                child, f"its parent execution '{self._context.execution_id}' compensates", undoing
+                parent, child, f"its parent execution '{parent}' compensates", undoing
             )
         if not started:
             await undoing()
@@ -312,4 +359,8 @@ def _outcome(child: str, ended: ChildEnd) -> _Outcome:
         return _Outcome(output=ended.output)
     why = f": {ended.error.code}: {ended.error.message}" if ended.error else ""
     message = f"child execution '{child}' ended {ended.state.value.lower()}{why}"
-    return _Outcome(error=ErrorInfo(CHILD_FAILED, message))
+    # A child stuck in its own compensation may have left effects: the step is in doubt, so
+    # the parent's saga undoes it (retrying the child's compensation once) and cannot end
+    # COMPENSATED while the child's effects remain.
+    stuck = ended.state is ExecutionState.COMPENSATION_FAILED
+    return _Outcome(error=ErrorInfo(CHILD_FAILED, message), in_doubt=stuck)

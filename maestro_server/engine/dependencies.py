@@ -63,24 +63,32 @@ class Children(Protocol):
         """
         ...
 
-    async def wait_child(self, child_id: str) -> ChildEnd:
-        """Wait for the child's first terminal state (its log's first terminal event)."""
+    async def wait_child(self, parent_id: str, child_id: str) -> ChildEnd:
+        """Wait for the child's first terminal state (its log's first terminal event).
+
+        NotFoundError when no execution has that id, or the one that has it is not a child of
+        `parent_id` (a client's own execution).
+        """
         ...
 
     async def undo_child(
-        self, child_id: str, reason: str, undoing: Callable[[], Awaitable[None]]
+        self, parent_id: str, child_id: str, reason: str, undoing: Callable[[], Awaitable[None]]
     ) -> ErrorInfo | None:
         """Leave the child with nothing done: cancelled if running, compensated if COMPLETED.
 
         Idempotent (a child already COMPENSATED, CANCELLED or FAILED is done; one never
-        created had nothing to undo); the error when its compensation failed for good.
+        created had nothing to undo, nor has an execution of that id that is not a child of
+        `parent_id`); the error when its compensation failed for good.
         `undoing` is awaited once the child is on its way (cancelled, or reopened: its log
         shows it), so that whoever then watches it sees its undoing.
         """
         ...
 
-    async def cancel_child(self, child_id: str, reason: str) -> None:
-        """Record a cancel for the child, where every replica sees it (no-op once it ended)."""
+    async def cancel_child(self, parent_id: str, child_id: str, reason: str) -> None:
+        """Record a cancel for the child, where every replica sees it (no-op once it ended).
+
+        Nothing is cancelled when the execution of that id is not a child of `parent_id`.
+        """
         ...
 
 

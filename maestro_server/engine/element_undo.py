@@ -53,7 +53,12 @@ class ElementUndo:
         in_doubt = element.state is StepState.FAILED and element.in_doubt and not element.probed
         if in_doubt and step.workflow is None:  # a child is not asked again: it is in the store
             await self._settle_doubt(step, index, view)
+        elif in_doubt:  # a child, which may still act: its end first
+            await self._children.settle_doubt(step, index)
         element = self._recorder.progress.step(step.id).element(index)
+        undid_itself = element.state is StepState.FAILED and not element.in_doubt
+        if step.workflow is not None and undid_itself:
+            return None  # its child undid itself: nothing for the step's compensation to undo
         if element.state is not StepState.COMPENSATION_FAILED:
             await self._compensate(step, index, view.undoing(step, element.output), element)
         element = self._recorder.progress.step(step.id).element(index)

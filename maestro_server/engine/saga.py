@@ -73,10 +73,16 @@ class Saga:
             in_doubt = progress.in_doubt and not progress.probed
             if progress.state is StepState.FAILED and in_doubt and step.workflow is None:
                 await self._steps.settle_doubt(step)
+            elif progress.state is StepState.FAILED and in_doubt and step.compensate is not None:
+                await self._children.settle_doubt(step, None)  # its child may still act
+            settled = recorder.progress.step(step.id)
+            undid_itself = settled.state is StepState.FAILED and not settled.in_doubt
             if progress.state is StepState.COMPENSATION_FAILED:
                 pass
             elif step.workflow is not None and step.compensate is None:
                 await self._children.undo(step, None)
+            elif step.workflow is not None and undid_itself:
+                pass  # its child undid itself: nothing for the step's compensation to undo
             else:
                 await self._compensate(step)
             progress = recorder.progress.step(step.id)

@@ -44,12 +44,14 @@ async def keep_leases(
         await asyncio.sleep(interval)
         unheard, launcher.unheard = launcher.unheard, set()
         try:
-            renewing = list(running)
-            owned = await store.renew_leases(renewing)
-            # Only the executions asked about: one started during the renewal is not lost.
-            for execution_id in renewing:
+            renewing = dict(running)
+            owned = await store.renew_leases(list(renewing))
+            # Only the runners asked about: one started during the renewal is not lost, nor
+            # one that replaced a runner that ended meanwhile (a completed child reopened by
+            # its parent's saga: not owned when the renewal ran).
+            for execution_id, (runner, _) in renewing.items():
                 run = running.get(execution_id)
-                if run is not None and execution_id not in owned:
+                if run is not None and run[0] is runner and execution_id not in owned:
                     task = run[1]
                     log.warning(
                         "lease lost; another replica runs the execution now",

@@ -306,7 +306,8 @@ class ExecutionLog(Closable, Protocol):
     async def delete_finished_before(self, cutoff: datetime) -> int:
         """Remove executions that ended before `cutoff`, with their logs; how many.
 
-        A child whose parent has not ended stays: the parent may still compensate it.
+        A child stays while its parent is kept (whatever the parent's state: it may still
+        compensate the child, see queries.delete_finished_before); it goes with its parent.
         """
         ...
 

@@ -198,22 +198,21 @@ class MemoryStore(SingleProcessLeases):
         return list(self._log(execution_id).events[after_sequence:])
 
     async def delete_finished_before(self, cutoff: datetime) -> int:
-        """See ExecutionLog.delete_finished_before."""
-        old = [
-            i
-            for i, log in self._logs.items()
-            if log.record.ended_at is not None
-            and log.record.ended_at < cutoff
-            and not self._parent_runs(log.record.parent_execution_id)
-        ]
-        for execution_id in old:
-            del self._logs[execution_id]
-        return len(old)
-
-    def _parent_runs(self, parent_id: str) -> bool:
-        """Whether a child's parent has not ended: it may still compensate the child."""
-        parent = self._logs.get(parent_id) if parent_id else None
-        return parent is not None and not parent.record.state.terminal
+        """See ExecutionLog.delete_finished_before: a child stays while its parent is kept."""
+        total = 0
+        while True:
+            old = [
+                i
+                for i, log in self._logs.items()
+                if log.record.ended_at is not None
+                and log.record.ended_at < cutoff
+                and log.record.parent_execution_id not in self._logs
+            ]
+            if not old:
+                return total
+            for execution_id in old:
+                del self._logs[execution_id]
+            total += len(old)
 
     async def saved_requests(self, execution_id: str) -> dict[str, Any]:
         """See ExecutionLog.saved_requests."""

@@ -245,7 +245,12 @@ class PostgresStore(PostgresLeases):
 
     async def delete_finished_before(self, cutoff: datetime) -> int:
         """See ExecutionLog.delete_finished_before (events and requests go with it)."""
-        return await self._db.run(queries.delete_finished_before(SQL), {"cutoff": cutoff})
+        query = queries.delete_finished_before(SQL)
+        removed = total = await self._db.run(query, {"cutoff": cutoff})
+        while removed:  # children whose parents just went (see the query)
+            removed = await self._db.run(query, {"cutoff": cutoff})
+            total += removed
+        return total
 
     async def saved_executions(self, execution_ids: Sequence[str]) -> list[SavedExecution]:
         """See ExecutionLog.saved_executions: four statements, each for every id asked."""

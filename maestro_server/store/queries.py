@@ -59,15 +59,17 @@ def executions_page(
 
 
 def delete_finished_before(d: Dialect) -> str:
-    """Remove executions that ended before `cutoff`, but children whose parent runs on.
+    """Remove executions that ended before `cutoff`, but children whose parent is still kept.
 
-    A parent that has not ended may still compensate its completed children: they stay.
+    Whatever the parent's state, it may still compensate its children: one running, one a
+    COMPLETED child whose own parent may compensate it (and it then its children), one left
+    COMPENSATION_FAILED that an operator resumes. A child goes once its parent has gone: run
+    the statement again until it removes nothing (each run removes one more level).
     """
     return (
         f"DELETE FROM executions WHERE ended_at IS NOT NULL AND ended_at < {d.param('cutoff')} "
         "AND (parent_execution_id IS NULL OR NOT EXISTS (SELECT 1 FROM executions AS parent "
-        "WHERE parent.execution_id = executions.parent_execution_id "
-        f"AND parent.{UNFINISHED}))"
+        "WHERE parent.execution_id = executions.parent_execution_id))"
     )
 
 

@@ -175,7 +175,15 @@ class SqliteStore(SingleProcessLeases):
         """See ExecutionLog.delete_finished_before (events and requests go with it)."""
         query = queries.delete_finished_before(SQL)
         args = {"cutoff": SQL.encode_time(cutoff)}
-        return await self._db.write(lambda db: db.execute(query, args).rowcount)
+
+        def delete(db: sqlite3.Connection) -> int:
+            removed = total = db.execute(query, args).rowcount
+            while removed:  # children whose parents just went (see the query)
+                removed = db.execute(query, args).rowcount
+                total += removed
+            return total
+
+        return await self._db.write(delete)
 
     async def saved_executions(self, execution_ids: Sequence[str]) -> list[SavedExecution]:
         """See ExecutionLog.saved_executions: four statements on the file's thread."""

@@ -3,6 +3,9 @@ and file children, their names on each side, the parent filter, registration che
 SIGKILL in the middle of a child."""
 
 import json
+import os
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +24,7 @@ from maestro_client import (
     WorkflowSource,
 )
 from tests.api.conftest import ServerProcess, maestro_serve
+from tests.conftest import ROOT
 
 SIGNUP = """\
 name: signup
@@ -216,3 +220,29 @@ async def test_sigkill_while_the_parent_compensates_its_child(tmp_path: Path) ->
         f"{child_id}:second:compensate",
         f"{child_id}:first:compensate",
     }
+
+
+def test_a_workflows_folder_that_closes_a_cycle_of_registered_names_is_refused(
+    tmp_path: Path,
+) -> None:
+    """`maestro serve --workflows` registers as RegisterWorkflow does: a file that runs,
+    through registered names, a workflow that runs it (here a → b → a, each naming the other
+    file's workflow) is a recursion diagnostic, and the server does not start."""
+    step = (
+        'services: {crm: {type: http, endpoint: "http://127.0.0.1:9"}}\n'
+        "steps:\n  - id: inner\n    workflow: {name: NAME}\n"
+    )
+    (tmp_path / "a.yaml").write_text("name: a\n" + step.replace("NAME", "b"))
+    (tmp_path / "b.yaml").write_text("name: b\n" + step.replace("NAME", "a"))
+    command = [
+        sys.executable, "-m", "maestro_server", "serve", "--port", "0", "--host", "127.0.0.1",
+        "--store", "memory", "--log-format", "json", "--workflows", str(tmp_path),
+    ]  # fmt: skip
+    env = dict(os.environ, GRPC_VERBOSITY="ERROR")
+    # A server that starts serves until killed: the timeout fails the test then.
+    done = subprocess.run(
+        command, check=False, capture_output=True, text=True, cwd=ROOT, env=env, timeout=60
+    )
+    output = done.stderr + done.stdout
+    assert done.returncode != 0, output
+    assert "recursion" in output and "a → b → a" in output, output

@@ -13,10 +13,17 @@ import pytest
 from maestro_server.definition import load_workflow
 from maestro_server.engine.manager import ExecutionManager
 from maestro_server.engine.runner import Resumption, Runner
-from maestro_server.model.execution import Cause, Event, EventType, ExecutionState, StepState
+from maestro_server.model.execution import (
+    Cause,
+    ErrorInfo,
+    Event,
+    EventType,
+    ExecutionState,
+    StepState,
+)
 from maestro_server.model.progress import replay
 from maestro_server.model.workflow import Workflow
-from maestro_server.store.base import ExecutionRecord, stored_workflow
+from maestro_server.store.base import ExecutionRecord, LogEntries, stored_workflow
 from maestro_server.store.memory import MemoryStore
 from tests.engine.fakes import ListSink, ScriptedInvoker, fail
 from tests.engine.test_for_each import deps
@@ -322,7 +329,7 @@ async def test_undoing_a_child_again_changes_nothing() -> None:
     async def undoing() -> None:
         told.append("undoing")
 
-    assert await manager.children.undo_child("o1:charge", "again", undoing) is None
+    assert await manager.children.undo_child("o1", "o1:charge", "again", undoing) is None
     assert told == []  # nothing was on its way
     assert await store.read_events("o1:charge") == before
     assert len(invoker.calls) == calls
@@ -404,3 +411,327 @@ async def test_resuming_the_parent_retries_its_childs_failed_compensation() -> N
     )
     assert (await store.get_execution("o1:charge")).state is ExecutionState.COMPENSATED
     assert keys(invoker).count("charge:hold:compensate") == 1
+
+
+async def test_a_child_left_compensation_failed_is_not_reported_compensated_by_its_parent() -> None:
+    """The child fails and cannot undo its hold: it may have left effects, so the parent's
+    step is in doubt; the parent's saga retries the child's compensation once (as a resume
+    would) and, still failing, ends COMPENSATION_FAILED rather than COMPENSATED (G5)."""
+    script = {
+        "charge:capture": fail("INVALID_ARGUMENT"),
+        "charge:hold:compensate": fail("INTERNAL"),
+    }
+    store, invoker, parent = await run(order(), script)
+    child = await store.get_execution("o1:charge")
+    assert child.state is ExecutionState.COMPENSATION_FAILED
+    assert parent.state is ExecutionState.COMPENSATION_FAILED
+    assert parent.steps["charge"].state is StepState.COMPENSATION_FAILED
+    assert "open:compensate" in keys(invoker)  # the parent's other steps are undone still
+
+
+OWN_COMPENSATE = """\
+name: order
+services:
+  shop: {type: http, endpoint: "http://shop:8080", retry: {max_attempts: 1}}
+steps:
+  - id: charge
+    workflow: {file: payment.yaml}
+    input: {amount: "{{ .input.amount }}"}
+    output: payment
+    compensate:
+      service: shop
+      method: POST /refunds
+      input: {capture: "{{ .payment.capture }}"}
+"""
+
+
+async def test_a_steps_own_compensation_waits_for_its_cancelled_child_to_end() -> None:
+    """The parent is cancelled while its child waits: the step is in doubt, and its own
+    `compensate` must not run while the child may still act. The child, cancelled, undoes
+    itself (it ends CANCELLED): nothing is left for the step's compensation to undo."""
+    workflow = load_workflow(
+        OWN_COMPENSATE.replace("payment.yaml", "a.yaml")
+        .replace('input: {capture: "{{ .payment.capture }}"}', "")
+        .replace('    input: {amount: "{{ .input.amount }}"}\n', ""),
+        files={"a.yaml": WAITING_CHILD.encode()},
+    )
+    store = MemoryStore()
+    child_states: list[ExecutionState] = []
+
+    async def refund(call: Any) -> Any:
+        child_states.append((await store.get_execution("o1:charge")).state)
+        return {}
+
+    invoker = ScriptedInvoker({"charge:compensate": refund})
+    manager = ExecutionManager(store, invoker)
+    await manager.start(workflow, {}, "o1")
+    async with asyncio.timeout(10):
+        while (await store.list_executions("", frozenset(), 0, "", "o1")).items == []:
+            await asyncio.sleep(0)
+        async for event in store.watch("o1:charge", 0):
+            if event.type is EventType.STEP_WAITING:
+                break
+    await manager.cancel("o1", "changed my mind")
+    assert (await finished(store, "o1")).state is ExecutionState.CANCELLED
+    assert (await finished(store, "o1:charge")).state is ExecutionState.CANCELLED
+    assert all(state.terminal for state in child_states), child_states
+    assert child_states == []  # the child undid itself
+
+
+async def test_a_step_in_doubt_compensates_with_the_output_of_a_child_that_completed() -> None:
+    """The parent stopped while its child ran, but the child completed anyway: the step's own
+    compensation runs with the child's output (as a call in doubt is asked again first)."""
+    workflow = load_workflow(OWN_COMPENSATE, files={"payment.yaml": PAYMENT.encode()})
+    step = workflow.step("charge")
+    assert step.workflow is not None
+    store = MemoryStore()
+    invoker = ScriptedInvoker()
+    manager = ExecutionManager(store, invoker)
+    await manager.children.start_child("o1", "o1:charge", step.workflow, {"amount": 12})
+    assert (await finished(store, "o1:charge")).state is ExecutionState.COMPLETED
+    t = payment_time()
+    stopped = ErrorInfo("STEP_CANCELLED", "execution cancelled: changed my mind")
+    log = [
+        Event("o1", 1, t, EventType.WORKFLOW_STARTED, ExecutionState.RUNNING),
+        Event(
+            "o1",
+            2,
+            t,
+            EventType.STEP_STARTED,
+            ExecutionState.RUNNING,
+            "charge",
+            attempt=1,
+            child_execution_id="o1:charge",
+        ),
+        Event(
+            "o1",
+            3,
+            t,
+            EventType.STEP_WAITING,
+            ExecutionState.RUNNING,
+            "charge",
+            child_execution_id="o1:charge",
+        ),
+        Event(
+            "o1",
+            4,
+            t,
+            EventType.STEP_FAILED,
+            ExecutionState.COMPENSATING,
+            "charge",
+            attempt=1,
+            error=stopped,
+            in_doubt=True,
+            cause=Cause.CANCELLED,
+        ),
+    ]
+    sink = ListSink()
+    runner = Runner(
+        workflow,
+        "o1",
+        {"amount": 12},
+        deps(invoker, sink, children=manager.children),
+        resumption=Resumption(log, {}),
+    )
+    result = await runner.run()
+    assert result.state is ExecutionState.CANCELLED
+    refunds = [c for c in invoker.calls if c.request.idempotency_key == "o1:charge:compensate"]
+    assert [c.request.payload for c in refunds] == [{"capture": "charge:capture-id"}]
+    assert (await store.get_execution("o1:charge")).state is ExecutionState.COMPLETED
+
+
+async def test_elements_own_compensation_is_not_run_for_children_that_undid_themselves() -> None:
+    """A for_each of children with its own `compensate`, cancelled while both children wait:
+    each element is in doubt until its child ends; both children end CANCELLED, so no element
+    is compensated (nothing was left to undo)."""
+    workflow = load_workflow(
+        """\
+name: batch
+services:
+  shop: {type: http, endpoint: "http://shop:8080", retry: {max_attempts: 1}}
+steps:
+  - id: approve
+    for_each: "{{ .input.items }}"
+    concurrency: 2
+    workflow: {file: a.yaml}
+    compensate: {service: shop, method: POST /unapprove}
+""",
+        files={"a.yaml": WAITING_CHILD.encode()},
+    )
+    store = MemoryStore()
+    invoker = ScriptedInvoker()
+    manager = ExecutionManager(store, invoker)
+    await manager.start(workflow, {"items": [1, 2]}, "b1")
+    async with asyncio.timeout(10):
+        for index in (0, 1):
+            child = f"b1:approve[{index}]"
+            while child not in [
+                r.execution_id
+                for r in (await store.list_executions("", frozenset(), 0, "", "b1")).items
+            ]:
+                await asyncio.sleep(0)  # created right after the element's STEP_STARTED
+            async for event in store.watch(child, 0):
+                if event.type is EventType.STEP_WAITING:
+                    break
+    await manager.cancel("b1", "changed my mind")
+    assert (await finished(store, "b1")).state is ExecutionState.CANCELLED
+    for index in (0, 1):
+        assert (await finished(store, f"b1:approve[{index}]")).state is ExecutionState.CANCELLED
+    assert [k for k in keys(invoker) if k.endswith("compensate")] == []
+
+
+async def test_a_parent_never_cancels_or_compensates_an_execution_that_is_not_its_child() -> None:
+    """A client's own execution already holds the id `o1:charge`: the parent's step can only
+    fail to start it. Stopped in doubt there (here: cancelled, as a restart finds it), the
+    parent's saga leaves that execution alone: not cancelled, not reopened, not undone."""
+    store = MemoryStore()
+    invoker = ScriptedInvoker()
+    manager = ExecutionManager(store, invoker)
+    await manager.start(load_workflow(PAYMENT), {"amount": 1}, "o1:charge")
+    assert (await finished(store, "o1:charge")).state is ExecutionState.COMPLETED
+    workflow = order()
+    t = payment_time()
+    stopped = ErrorInfo("STEP_CANCELLED", "execution cancelled: changed my mind")
+    log = [
+        Event("o1", 1, t, EventType.WORKFLOW_STARTED, ExecutionState.RUNNING),
+        Event("o1", 2, t, EventType.STEP_STARTED, ExecutionState.RUNNING, "open", attempt=1),
+        Event("o1", 3, t, EventType.STEP_SUCCEEDED, ExecutionState.RUNNING, "open", attempt=1),
+        Event(
+            "o1", 4, t, EventType.STEP_STARTED, ExecutionState.RUNNING, "charge", attempt=1,
+            child_execution_id="o1:charge",
+        ),
+        Event(
+            "o1", 5, t, EventType.STEP_FAILED, ExecutionState.COMPENSATING, "charge", attempt=1,
+            error=stopped, in_doubt=True, cause=Cause.CANCELLED,
+        ),
+    ]  # fmt: skip
+    calls = len(invoker.calls)
+    runner = Runner(
+        workflow,
+        "o1",
+        {"amount": 12},
+        deps(invoker, ListSink(), children=manager.children),
+        resumption=Resumption(log, {}),
+    )
+    assert (await runner.run()).state is ExecutionState.CANCELLED
+    assert keys(invoker)[calls:] == ["open:compensate"]
+    other = await store.get_execution("o1:charge")
+    assert (other.state, other.cancel_reason) == (ExecutionState.COMPLETED, None)
+
+
+class RenewsAcrossAReopen(MemoryStore):
+    """Leases as a shared store keeps them: an execution that ended has no owner, so a renewal
+    does not keep it. The renewal that first asks about the child `o1:charge` is answered
+    (the child not owned: it had completed when the renewal ran) only once the parent's saga
+    has reopened the child, which then runs under a new runner."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = asyncio.Event()
+        self.reopened = asyncio.Event()
+        self.answered = asyncio.Event()
+
+    async def renew_leases(self, execution_ids: list[str]) -> set[str]:
+        if "o1:charge" not in execution_ids or self.asked.is_set():
+            return set(execution_ids)
+        self.asked.set()
+        await self.reopened.wait()
+        asyncio.get_running_loop().call_soon(self.answered.set)  # once the answer is used
+        return set(execution_ids) - {"o1:charge"}
+
+    async def append(self, entries: LogEntries) -> None:
+        await super().append(entries)
+        if any(e.cause is Cause.PARENT_COMPENSATING for e in entries.events):
+            self.reopened.set()
+
+
+async def test_a_renewal_that_missed_a_finished_child_does_not_stop_its_reopened_runner() -> None:
+    """The renewal asked about the child's first runner, which ended (completed) meanwhile;
+    the parent's saga reopened the child under a new runner. Not owned when the renewal ran,
+    the child is not taken for lost now: its new runner compensates it, and the parent ends."""
+    store = RenewsAcrossAReopen()
+
+    async def capture(call: Any) -> Any:
+        await store.asked.wait()  # the renewal has the child's first runner in hand
+        return {"id": "c1"}
+
+    async def refund(call: Any) -> Any:
+        await store.answered.wait()  # in flight when the renewal's answer is acted on
+        return {}
+
+    script = {
+        "charge:capture": capture,
+        "charge:capture:compensate": refund,
+        "ship": fail("INVALID_ARGUMENT"),
+    }
+    manager = ExecutionManager(store, ScriptedInvoker(script))
+    upkeep = asyncio.create_task(manager.keep_leases(0))
+    try:
+        await manager.start(order(), {"amount": 12}, "o1")
+        parent = await finished(store, "o1")
+    finally:
+        upkeep.cancel()
+    assert parent.state is ExecutionState.COMPENSATED
+    assert (await store.get_execution("o1:charge")).state is ExecutionState.COMPENSATED
+
+
+async def test_a_restarted_saga_cancels_a_running_child_before_its_steps_own_compensation() -> None:
+    """The server stopped while the step's child waited and a sibling step had failed: after
+    the restart the step is in doubt, its child still running. The saga cancels the child and
+    waits for its end (rather than for ever) before deciding on the step's compensation."""
+    workflow = load_workflow(
+        """\
+name: p
+services:
+  shop: {type: http, endpoint: "http://shop:8080", retry: {max_attempts: 1}}
+steps:
+  - id: approve
+    workflow: {file: a.yaml}
+    compensate: {service: shop, method: POST /unapprove}
+  - id: other
+    depends_on: []
+    service: shop
+    method: POST /other
+""",
+        files={"a.yaml": WAITING_CHILD.encode()},
+    )
+    step = workflow.step("approve")
+    assert step.workflow is not None and step.workflow.definition is not None
+    store = MemoryStore()
+    invoker = ScriptedInvoker()
+    manager = ExecutionManager(store, invoker)
+    await manager.children.start_child("p1", "p1:approve", step.workflow, {})
+    async with asyncio.timeout(10):
+        async for event in store.watch("p1:approve", 0):
+            if event.type is EventType.STEP_WAITING:
+                break
+    t = payment_time()
+    failed = ErrorInfo("INVALID_ARGUMENT", "scripted", "shop")
+    log = [
+        Event("p1", 1, t, EventType.WORKFLOW_STARTED, ExecutionState.RUNNING),
+        Event(
+            "p1", 2, t, EventType.STEP_STARTED, ExecutionState.RUNNING, "approve", attempt=1,
+            child_execution_id="p1:approve",
+        ),
+        Event(
+            "p1", 3, t, EventType.STEP_WAITING, ExecutionState.RUNNING, "approve",
+            child_execution_id="p1:approve",
+        ),
+        Event("p1", 4, t, EventType.STEP_STARTED, ExecutionState.RUNNING, "other", attempt=1),
+        Event(
+            "p1", 5, t, EventType.STEP_FAILED, ExecutionState.COMPENSATING, "other", attempt=1,
+            error=failed, cause=Cause.STEP_FAILED,
+        ),
+    ]  # fmt: skip
+    runner = Runner(
+        workflow,
+        "p1",
+        {},
+        deps(invoker, ListSink(), children=manager.children),
+        resumption=Resumption(log, {}),
+    )
+    async with asyncio.timeout(10):
+        result = await runner.run()
+    assert result.state is ExecutionState.COMPENSATED
+    assert (await store.get_execution("p1:approve")).state is ExecutionState.CANCELLED
+    assert [k for k in keys(invoker) if k.endswith("compensate")] == []

@@ -568,3 +568,67 @@ async def test_retention_keeps_finished_children_of_a_running_parent(store: Stor
         Event("p1", 1, T0, EventType.WORKFLOW_CANCELLED, ExecutionState.CANCELLED),
     )
     assert await store.delete_finished_before(T0 + timedelta(minutes=5)) == 2
+
+
+def run_of(execution_id: str, *, ends: str, seconds: int = 0) -> list[Event]:
+    """A log of `execution_id` ending COMPLETED or COMPENSATION_FAILED, shifted by `seconds`."""
+    ok = [
+        event(1, EventType.WORKFLOW_STARTED, ExecutionState.RUNNING),
+        event(2, EventType.STEP_STARTED, ExecutionState.RUNNING, "a", attempt=1),
+        event(3, EventType.STEP_SUCCEEDED, ExecutionState.RUNNING, "a", attempt=1, output={}),
+    ]
+    if ends == "completed":
+        log = [*ok, event(4, EventType.WORKFLOW_COMPLETED, ExecutionState.COMPLETED, output={})]
+    else:
+        error = ErrorInfo("INTERNAL", "down", "svc", False)
+        log = [
+            *ok,
+            event(4, EventType.STEP_FAILED, ExecutionState.RUNNING, "b", attempt=1, error=error),
+            event(5, EventType.COMPENSATION_STARTED, ExecutionState.COMPENSATING, "a", attempt=1),
+            event(
+                6,
+                EventType.COMPENSATION_FAILED,
+                ExecutionState.COMPENSATING,
+                "a",
+                attempt=1,
+                error=error,
+            ),
+            event(
+                7,
+                EventType.WORKFLOW_FAILED,
+                ExecutionState.COMPENSATION_FAILED,
+                "b",
+                error=ErrorInfo("COMPENSATION_FAILED", "stuck"),
+            ),
+        ]
+    shift = timedelta(seconds=seconds)
+    return [replace(e, execution_id=execution_id, time=e.time + shift) for e in log]
+
+
+async def test_retention_keeps_every_child_an_existing_parent_may_still_compensate(
+    store: Store,
+) -> None:
+    """A child stays while its parent is kept, whatever the parent's state: a COMPLETED
+    child's own children (its running parent may compensate it, and it them), and the
+    children of a parent left COMPENSATION_FAILED (an operator's resume undoes them). Once
+    the parents have gone, their children go too, in the same call."""
+    await store.create_execution(execution("p1"))
+    await store.create_execution(replace(execution("p1:c"), parent_execution_id="p1"))
+    await store.create_execution(replace(execution("p1:c:g"), parent_execution_id="p1:c"))
+    await store.create_execution(execution("s1"))
+    await store.create_execution(replace(execution("s1:c"), parent_execution_id="s1"))
+    for item in [
+        *run_of("p1:c:g", ends="completed"),
+        *run_of("p1:c", ends="completed"),
+        *run_of("s1:c", ends="completed"),
+        *run_of("s1", ends="compensation_failed", seconds=3600),  # ends after the cutoff
+    ]:
+        await append_event(store, item)
+    assert await store.delete_finished_before(T0 + timedelta(minutes=5)) == 0
+    assert (await store.get_execution("p1:c:g")).state is ExecutionState.COMPLETED
+    assert (await store.get_execution("s1:c")).state is ExecutionState.COMPLETED
+    await store.request_cancel("p1", "test")
+    await append_event(
+        store, Event("p1", 1, T0, EventType.WORKFLOW_CANCELLED, ExecutionState.CANCELLED)
+    )
+    assert await store.delete_finished_before(T0 + timedelta(days=1)) == 5
