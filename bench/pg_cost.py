@@ -31,7 +31,10 @@ import psycopg
 from processes import cpu_seconds
 
 SETTLE_GAP_S = 1.2  # a backend flushes its counts at most once a second
-SETTLE_DEADLINE_S = 10.0
+SETTLE_QUIET_S = 11.0
+"""A backend gone idle with counts pending flushes them after 10 s (PostgreSQL's
+PGSTAT_IDLE_INTERVAL): counts unchanged for less than that may still grow."""
+SETTLE_DEADLINE_S = 30.0
 
 COUNTERS = """
 SELECT d.xact_commit + d.xact_rollback, d.xact_rollback,
@@ -152,13 +155,20 @@ class PgMeter:
         )
 
     async def settled(self) -> Reading:
-        """A reading once the servers' backends have added their pending counts."""
+        """A reading once the servers' backends have added their pending counts.
+
+        Without waiting out the idle flush, one phase's counts were read in the next: one
+        replica alone showed 5 rows per workflow and two replicas 23, where each writes 21.
+        """
         deadline = time.monotonic() + SETTLE_DEADLINE_S
         last = await self.read()
+        changed = time.monotonic()
         while time.monotonic() < deadline:
             await asyncio.sleep(SETTLE_GAP_S)
             now = await self.read()
-            if (now.transactions, now.rows_written) == (last.transactions, last.rows_written):
+            if (now.transactions, now.rows_written) != (last.transactions, last.rows_written):
+                changed = time.monotonic()
+            elif time.monotonic() - changed >= SETTLE_QUIET_S:
                 return now
             last = now
         return last
