@@ -248,7 +248,7 @@ def test_execute_gives_its_signals_to_the_sub_workflows_it_runs(tmp_path: Path) 
     parent = tmp_path / "parent.yaml"
     parent.write_text(
         "name: parent\n"
-        "services:\n  unused: {type: grpc, endpoint: \"127.0.0.1:9\"}\n"
+        'services:\n  unused: {type: grpc, endpoint: "127.0.0.1:9"}\n'
         "steps:\n"
         "  - id: approve\n    workflow: {file: approval.yaml}\n    output: approval\n"
         'output: "{{ .approval }}"\n'
