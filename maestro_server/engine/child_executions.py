@@ -169,7 +169,10 @@ class ChildExecutions:
         while True:
             record = await self._settled(child_id)
             if record.state is ExecutionState.COMPLETED:
-                await self._manager.reopen_completed(record)
+                try:
+                    await self._manager.reopen_completed(record)
+                except FailedPreconditionError as exc:  # asking again would fail again
+                    return ErrorInfo("COMPENSATION_FAILED", exc.message)
                 await tell()
                 continue
             if record.state is ExecutionState.COMPENSATION_FAILED and not retried:

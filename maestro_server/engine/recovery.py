@@ -120,9 +120,13 @@ class Recovery:
         """Reopen a COMPLETED child and run its saga here, until its first event is durable.
 
         Returns without reopening when another replica still holds it (after a pause, so the
-        caller asks again soon), or when it is no longer COMPLETED.
+        caller asks again soon), or when it is no longer COMPLETED. FailedPreconditionError when
+        it cannot run here: it crashed here (when reopened before, too), or its definition no
+        longer loads; asking again would only fail again.
         """
         execution_id = record.execution_id
+        if execution_id in self._launcher.crashed:
+            raise _cannot_reopen(execution_id, "it crashed in this process")
         running = self._launcher.running
         finishing = running.get(execution_id)
         if finishing is not None:  # its terminal event is written; its task is just ending
@@ -136,8 +140,21 @@ class Recovery:
         if not found or found[0].record.state is not ExecutionState.COMPLETED:
             return
         reopened = FirstAppend(self._launcher.sink)
-        task = self._launcher.resume_saved(found[0], sink=reopened, undo=True)
+        try:
+            task = self._launcher.resume_saved(found[0], sink=reopened, undo=True)
+        except Exception as exc:  # a definition this version no longer loads
+            log.exception("completed child cannot be reopened", execution_id=execution_id)
+            raise _cannot_reopen(execution_id, f"{type(exc).__name__}: {exc}") from None
         await asyncio.wait([reopened.appended, task], return_when=asyncio.FIRST_COMPLETED)
+        if execution_id in self._launcher.crashed:
+            raise _cannot_reopen(execution_id, "it crashed in this process")
+
+
+def _cannot_reopen(execution_id: str, why: str) -> FailedPreconditionError:
+    return FailedPreconditionError(
+        f"completed execution {execution_id!r} cannot be reopened to compensate: {why}",
+        metadata={"executionId": execution_id},
+    )
 
 
 def _being_resumed(execution_id: str) -> AbortedError:

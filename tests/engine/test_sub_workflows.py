@@ -6,6 +6,8 @@ by the child's id: `charge:hold` is step `hold` of child `o1:charge`.
 """
 
 import asyncio
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -23,7 +25,12 @@ from maestro_server.model.execution import (
 )
 from maestro_server.model.progress import replay
 from maestro_server.model.workflow import Workflow
-from maestro_server.store.base import ExecutionRecord, LogEntries, stored_workflow
+from maestro_server.store.base import (
+    ExecutionRecord,
+    LogEntries,
+    SavedExecution,
+    stored_workflow,
+)
 from maestro_server.store.memory import MemoryStore
 from tests.engine.fakes import ListSink, ScriptedInvoker, fail
 from tests.engine.test_for_each import deps
@@ -168,6 +175,36 @@ async def test_a_parent_that_compensates_undoes_its_completed_child_in_reverse_o
     assert [e.type for e in events].count(EventType.WORKFLOW_COMPLETED) == 1
     assert events[-1].type is EventType.WORKFLOW_COMPENSATED
     assert parent.steps["charge"].state is StepState.COMPENSATED
+
+
+class ForgetsChildDefinitions(MemoryStore):
+    """A store whose children's definitions no longer load when read again (as after an
+    upgrade that refuses them): a completed child cannot be reopened."""
+
+    async def saved_executions(self, execution_ids: Sequence[str]) -> list[SavedExecution]:
+        found = await super().saved_executions(execution_ids)
+        return [
+            replace(s, record=replace(s.record, source=replace(s.record.source, yaml="steps: [")))
+            if s.record.source is not None and s.record.parent_execution_id
+            else s
+            for s in found
+        ]
+
+
+async def test_a_child_that_cannot_be_reopened_ends_the_parent_compensation_failed() -> None:
+    """The parent's saga cannot reopen its completed child: rather than crash the parent's
+    runner, or ask again and again, the step's compensation fails and so does the parent's,
+    for an operator; the child is left COMPLETED, its effects named."""
+    store = ForgetsChildDefinitions()
+    invoker = ScriptedInvoker({"ship": fail("INVALID_ARGUMENT")})
+    await ExecutionManager(store, invoker).start(order(), {"amount": 12}, "o1")
+    parent = await finished(store, "o1")
+    assert parent.state is ExecutionState.COMPENSATION_FAILED
+    error = parent.steps["charge"].error
+    assert error is not None and error.code == "COMPENSATION_FAILED"
+    assert "'o1:charge' cannot be reopened to compensate" in error.message
+    assert (await store.get_execution("o1:charge")).state is ExecutionState.COMPLETED
+    assert keys(invoker) == ["open", "charge:hold", "charge:capture", "ship", "open:compensate"]
 
 
 async def test_a_child_that_cannot_be_compensated_fails_the_parents_compensation() -> None:
