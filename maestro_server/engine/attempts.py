@@ -6,6 +6,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from typing import Any
 
 import structlog
 
@@ -271,19 +272,43 @@ class StepAttempts:
         probe: bool = False,
     ) -> bool:
         """Record a failed step; True when the execution goes on (`continue_on_error`)."""
-        tolerated = cause is None and step.continue_on_error
-        self._context.record(step, None)
-        await self._recorder.emit(
-            EventType.STEP_FAILED,
-            step_id=step.id,
+        return await record_failure(
+            self._recorder,
+            self._context,
+            step,
+            error,
+            cause=cause,
             attempt=attempts,
-            error=error,
             duration=duration,
             in_doubt=in_doubt,
-            cause=cause or (None if tolerated else Cause.STEP_FAILED),
             probe=probe,
         )
-        return tolerated
+
+
+async def record_failure(
+    recorder: Recorder,
+    context: ExecutionContext,
+    step: Step,
+    error: ErrorInfo,
+    *,
+    cause: Cause | None = None,
+    **fields: Any,
+) -> bool:
+    """Record that a step failed (any kind of step); True when the execution goes on.
+
+    It goes on when the step failed by itself (no `cause`) and has `continue_on_error`;
+    `fields` are the event's own (attempt, in_doubt, duration, probe).
+    """
+    tolerated = cause is None and step.continue_on_error
+    context.record(step, None)
+    await recorder.emit(
+        EventType.STEP_FAILED,
+        step_id=step.id,
+        error=error,
+        cause=cause or (None if tolerated else Cause.STEP_FAILED),
+        **fields,
+    )
+    return tolerated
 
 
 def _patience(step: Step) -> RetryPolicy:

@@ -31,7 +31,12 @@ from typing import Any
 
 import structlog
 
-from maestro_server.engine.attempts import SERVER_STOPPING, STEP_CANCELLED, Stopping
+from maestro_server.engine.attempts import (
+    SERVER_STOPPING,
+    STEP_CANCELLED,
+    Stopping,
+    record_failure,
+)
 from maestro_server.engine.context import ExecutionContext
 from maestro_server.engine.dependencies import ChildEnd, ChildRefused, Children
 from maestro_server.engine.recorder import Recorder
@@ -341,17 +346,9 @@ class SubWorkflows:
         self, step: Step, error: ErrorInfo, *, in_doubt: bool = False, cause: Cause | None = None
     ) -> bool:
         """Record the step failed; True when the execution goes on (`continue_on_error`)."""
-        tolerated = cause is None and step.continue_on_error
-        self._context.record(step, None)
-        await self._recorder.emit(
-            EventType.STEP_FAILED,
-            step_id=step.id,
-            attempt=1,
-            error=error,
-            in_doubt=in_doubt,
-            cause=cause or (None if tolerated else Cause.STEP_FAILED),
+        return await record_failure(
+            self._recorder, self._context, step, error, cause=cause, attempt=1, in_doubt=in_doubt
         )
-        return tolerated
 
 
 def _outcome(child: str, ended: ChildEnd) -> _Outcome:

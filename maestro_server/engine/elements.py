@@ -29,6 +29,7 @@ from maestro_server.engine.attempts import (
     Flight,
     StepAttempts,
     Stopping,
+    record_failure,
 )
 from maestro_server.engine.children import SubWorkflows
 from maestro_server.engine.context import ExecutionContext
@@ -221,15 +222,7 @@ class Elements:
 
     async def _failed(self, step: Step, error: ErrorInfo, *, cause: Cause | None = None) -> bool:
         """Record the step failed; True when the execution goes on (`continue_on_error`)."""
-        tolerated = cause is None and step.continue_on_error
-        self._context.record(step, None)
-        await self._recorder.emit(
-            EventType.STEP_FAILED,
-            step_id=step.id,
-            error=error,
-            cause=cause or (None if tolerated else Cause.STEP_FAILED),
-        )
-        return tolerated
+        return await record_failure(self._recorder, self._context, step, error, cause=cause)
 
     async def settle_in_flight(self) -> None:
         """Settle the for_each steps a stopping execution left in flight when the server stopped.

@@ -17,7 +17,12 @@ import structlog
 
 from maestro_server.definition.pauses import parse_time
 from maestro_server.durations import format_duration
-from maestro_server.engine.attempts import SERVER_STOPPING, STEP_CANCELLED, Stopping
+from maestro_server.engine.attempts import (
+    SERVER_STOPPING,
+    STEP_CANCELLED,
+    Stopping,
+    record_failure,
+)
 from maestro_server.engine.context import ExecutionContext
 from maestro_server.engine.mailbox import Mailbox
 from maestro_server.engine.recorder import Recorder
@@ -156,15 +161,7 @@ class Pauses:
 
     async def _failed(self, step: Step, error: ErrorInfo, cause: Cause | None = None) -> bool:
         """Record a failed pause (never in doubt: it did nothing); True when tolerated."""
-        tolerated = cause is None and step.continue_on_error
-        self._context.record(step, None)
-        await self._recorder.emit(
-            EventType.STEP_FAILED,
-            step_id=step.id,
-            error=error,
-            cause=cause or (None if tolerated else Cause.STEP_FAILED),
-        )
-        return tolerated
+        return await record_failure(self._recorder, self._context, step, error, cause=cause)
 
 
 def _until(value: object, step_id: str) -> datetime:
