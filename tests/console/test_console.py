@@ -248,7 +248,7 @@ def test_a_parent_links_its_child_execution_and_the_child_its_parent(
     console: Console, page: Page
 ) -> None:
     """A sub-workflow step says which workflow it runs and links the child; the child's page
-    links back to its parent."""
+    links back to its parent. Neither was registered: no version is shown, nor linked."""
     crm = console.services.endpoints["crm_service"]
     child = f"name: settle\nservices:\n  crm: {{type: http, endpoint: '{crm}'}}\nsteps:\n"
     child += "  - id: pause\n    sleep: 1ms\n"
@@ -265,6 +265,9 @@ def test_a_parent_links_its_child_execution_and_the_child_its_parent(
     assert reply.status_code == 200, reply.text
     console.watch_to_end("console-parent")
     page.goto(f"{console.url}/#/executions/console-parent")
+    # Started inline, without a version: named, with no version and no link to a definition.
+    expect(page.get_by_test_id("execution-workflow")).to_have_text("parent")
+    expect(page.get_by_test_id("execution-workflow").get_by_role("link")).to_have_count(0)
     detail = page.get_by_test_id("step-detail-settle")
     detail.locator("summary").click()
     expect(detail).to_contain_text("runs workflow file settle.yaml")

@@ -124,7 +124,10 @@ export function executionPage(view, ctx, executionId) {
       h("h1", {}, h("span", { class: "muted" }, "Execution "), h("span", { class: "mono" }, executionId)),
       h("p", { class: "status-line" }, badge(state, "execution", { role: "status", "data-testid": "execution-status" }), " ", live),
       h("dl", { class: "facts" },
-        h("dt", {}, "Workflow"), h("dd", {}, h("a", { href: `#/workflows/${encodeURIComponent(execution.workflowName)}/${encodeURIComponent(execution.workflowVersion)}` }, `${execution.workflowName} v${execution.workflowVersion}`)),
+        // Only a registered (versioned) workflow has a page; one started inline has neither.
+        h("dt", {}, "Workflow"), h("dd", { "data-testid": "execution-workflow" }, execution.workflowVersion
+          ? h("a", { href: `#/workflows/${encodeURIComponent(execution.workflowName)}/${encodeURIComponent(execution.workflowVersion)}` }, `${execution.workflowName} v${execution.workflowVersion}`)
+          : execution.workflowName),
         execution.parentExecutionId ? [h("dt", {}, "Parent"), h("dd", {}, h("a", { href: `#/executions/${encodeURIComponent(execution.parentExecutionId)}`, class: "mono", "data-testid": "parent-execution" }, execution.parentExecutionId))] : null,
         h("dt", {}, "Started"), h("dd", {}, time(execution.createTime)),
         h("dt", {}, "Ended"), h("dd", {}, time(ended)),

@@ -12,7 +12,7 @@ function row(execution) {
   const state = bare(execution.state, "EXECUTION_STATE_");
   return h("tr", { "data-testid": `execution-row-${id}`, "data-state": state, "data-key": rowKey(execution) },
     h("td", {}, h("a", { href: `#/executions/${encodeURIComponent(id)}`, class: "mono" }, id)),
-    h("td", {}, execution.workflowName, " ", h("span", { class: "muted" }, `v${execution.workflowVersion}`)),
+    h("td", {}, execution.workflowName, execution.workflowVersion ? [" ", h("span", { class: "muted" }, `v${execution.workflowVersion}`)] : null),
     h("td", {}, badge(state)),
     h("td", {}, time(execution.createTime)),
     h("td", { class: "num" }, duration(span(execution.createTime, execution.endTime))),
