@@ -9,8 +9,14 @@ nothing else: what is counted is what the servers did.
 PostgreSQL 15+ keeps these counters in shared memory, and each backend adds its pending counts
 when it goes idle, at most once a second; `pg_stat_force_next_flush()` hurries only the
 caller's own backend, so it cannot hurry the servers'. After a phase the meter therefore polls
-until two readings 1.2 s apart agree (or 10 s pass). Before 15 the statistics collector lags
-similarly, and the same polling settles it.
+until the counts have not moved for 11 s (or 30 s pass). Before 15 the statistics collector
+lags similarly, and the same polling settles it.
+
+Each server also makes a lease round every few seconds, whatever the load: one transaction
+(`renew_round`), which writes only when a lease is about to lapse. The meter reads how many the
+servers made from their `/metrics` (`maestro_lease_rounds_total`) and counts them apart
+(`lease_rounds`), so `transactions` are what the workflows cost, and settling is not held up by
+a round every 5 s.
 
 WAL position is cluster-wide: `pg_current_wal_lsn()` moves with every database on the server.
 When `pg_walinspect` is available the meter also sums the WAL records of this database's
@@ -27,6 +33,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import psycopg
 from processes import cpu_seconds
 
@@ -67,6 +74,12 @@ class Reading:
     other_transactions: int  # in every other database: what else moved the WAL
     backend_cpu_s: dict[int, float]  # the bench database's backends, by pid
     own_transactions: int  # the meter's own in the bench database, up to this reading
+    lease_rounds: int  # the servers' lease renewal rounds so far, one transaction each
+
+    @property
+    def workload_transactions(self) -> int:
+        """Transactions but the meter's own and the servers' lease rounds."""
+        return self.transactions - self.own_transactions - self.lease_rounds
 
 
 @dataclass(frozen=True)
@@ -74,7 +87,8 @@ class Cost:
     """What `workflows` workflows cost PostgreSQL, per workflow."""
 
     workflows: int
-    transactions: float
+    transactions: float  # the lease rounds apart: they run every few seconds, whatever the load
+    lease_rounds: int  # in the phase (all of it, not per workflow)
     rollbacks: float
     rows_written: float
     wal_bytes_cluster: float
@@ -101,6 +115,8 @@ class PgMeter:
         self._oid = 0
         self.version = 0
         self.can_flush = False
+        self.metrics: list[str] = []
+        """The servers' /metrics addresses: their lease rounds are counted apart."""
 
     async def open(self) -> None:
         self._admin = await psycopg.AsyncConnection.connect(self.admin_url, autocommit=True)
@@ -152,7 +168,18 @@ class PgMeter:
             other_transactions=int(row[5]),
             backend_cpu_s={pid: cpu_seconds(pid) for (pid,) in pids},
             own_transactions=self.own,
+            lease_rounds=await self._lease_rounds(),
         )
+
+    async def _lease_rounds(self) -> int:
+        """The lease renewal rounds the servers have made (`maestro_lease_rounds_total`)."""
+        total = 0.0
+        async with httpx.AsyncClient() as client:
+            for address in self.metrics:
+                for line in (await client.get(address)).text.splitlines():
+                    if line.startswith("maestro_lease_rounds_total "):
+                        total += float(line.split()[1])
+        return int(total)
 
     async def settled(self) -> Reading:
         """A reading once the servers' backends have added their pending counts.
@@ -166,7 +193,10 @@ class PgMeter:
         while time.monotonic() < deadline:
             await asyncio.sleep(SETTLE_GAP_S)
             now = await self.read()
-            if (now.transactions, now.rows_written) != (last.transactions, last.rows_written):
+            if (now.workload_transactions, now.rows_written) != (
+                last.workload_transactions,
+                last.rows_written,
+            ):
                 changed = time.monotonic()
             elif time.monotonic() - changed >= SETTLE_QUIET_S:
                 return now
@@ -179,12 +209,8 @@ class PgMeter:
         cpu = sum(s - before.backend_cpu_s.get(pid, 0.0) for pid, s in after.backend_cpu_s.items())
         return Cost(
             workflows=workflows,
-            transactions=(
-                after.transactions
-                - before.transactions
-                - (after.own_transactions - before.own_transactions)
-            )
-            / workflows,
+            transactions=(after.workload_transactions - before.workload_transactions) / workflows,
+            lease_rounds=after.lease_rounds - before.lease_rounds,
             rollbacks=(after.rollbacks - before.rollbacks) / workflows,
             rows_written=(after.rows_written - before.rows_written) / workflows,
             wal_bytes_cluster=(after.wal_position - before.wal_position) / workflows,

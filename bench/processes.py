@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -35,6 +36,14 @@ def peak_rss_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def metrics_flags() -> tuple[list[str], str]:
+    """Flags that serve a server's Prometheus metrics on a free port, and their address."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return ["--metrics-port", str(port)], f"http://127.0.0.1:{port}/metrics"
 
 
 @contextmanager

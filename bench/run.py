@@ -46,7 +46,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1] / p) for p in ("", SERVI
 from demo_services.fleet import Fleet, fleet  # noqa: E402
 from measure import effects_by_system, latency, median_of, pct, throughput, workload  # noqa: E402
 from pg_cost import Cost, PgMeter  # noqa: E402
-from processes import ROOT, cpu_seconds, maestro_serve  # noqa: E402
+from processes import ROOT, cpu_seconds, maestro_serve, metrics_flags  # noqa: E402
 from scale import scale  # noqa: E402
 from scale_out import scale_out  # noqa: E402
 from scale_signals import scale_signals  # noqa: E402
@@ -113,8 +113,11 @@ async def systems_rounds(
         "maestro-embedded": Embedded(yaml),
     }
     for name, store in stores.items():
-        address, pid = stack.enter_context(maestro_serve(store))
+        flags, metrics = metrics_flags()
+        address, pid = stack.enter_context(maestro_serve(store, *flags))
         systems[name] = Served(address, pid, yaml)
+        if meter is not None and store == postgres:
+            meter.metrics.append(metrics)
     names = list(systems)
     lat: dict[str, list[float]] = {name: [] for name in names}
     lat_cpu: dict[str, list[float]] = {name: [] for name in names}

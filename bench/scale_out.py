@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from measure import calls_by_method, effects_by_execution, latency, throughput
 from pg_cost import PgMeter
-from processes import maestro_serve
+from processes import maestro_serve, metrics_flags
 from systems import Served, postgres_database
 
 from tests.postgres import ADMIN_URL as POSTGRES_ADMIN
@@ -103,7 +103,11 @@ async def scale_out(
             return None
         meter = PgMeter(POSTGRES_ADMIN, url)
         await meter.open()
-        replicas = [Served(*stack.enter_context(maestro_serve(url)), yaml) for _ in range(2)]
+        replicas = []
+        for _ in range(2):
+            flags, metrics = metrics_flags()
+            replicas.append(Served(*stack.enter_context(maestro_serve(url, *flags)), yaml))
+            meter.metrics.append(metrics)
         try:
             for n, replica in enumerate(replicas):  # schemas, channels, connection pools
                 await latency(replica.run, f"scaleout@warm{n}", 20)

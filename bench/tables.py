@@ -36,8 +36,9 @@ def systems(results: dict[str, Any]) -> list[str]:
 
 COST_HEADER = [
     "| PostgreSQL per workflow | transactions | durable commits | rollbacks | rows written "
-    "| WAL bytes (this db) | WAL bytes (cluster) | backend CPU ms | other dbs' transactions |",
-    "|---|---|---|---|---|---|---|---|---|",
+    "| WAL bytes (this db) | WAL bytes (cluster) | backend CPU ms | other dbs' transactions "
+    "| lease rounds (not per workflow) |",
+    "|---|---|---|---|---|---|---|---|---|---|",
 ]
 
 
@@ -47,7 +48,7 @@ def _cost_row(label: str, cost: dict[str, Any]) -> str:
         f"| {cost['rollbacks']:.2f} "
         f"| {cost['rows_written']:.1f} | {_num(cost['wal_bytes_own'], 0)} "
         f"| {cost['wal_bytes_cluster']:,.0f} | {cost['backend_cpu_ms']:.2f} "
-        f"| {cost['other_transactions']} |"
+        f"| {cost['other_transactions']} | {cost['lease_rounds']} |"
     )
 
 

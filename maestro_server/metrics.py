@@ -45,6 +45,11 @@ class Metrics:
             ["service", "code"],
             registry=self.registry,
         )
+        self.lease_rounds = Counter(
+            "maestro_lease_rounds",
+            "Lease renewal rounds: on PostgreSQL one transaction each, whatever the load.",
+            registry=self.registry,
+        )
         self.compensations = Counter(
             "maestro_compensations",
             "Compensations that ended, by outcome.",

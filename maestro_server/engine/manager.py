@@ -60,6 +60,7 @@ class ExecutionManager:
         workflows of child executions as the API applies them to the ones it starts.
         """
         self._store = store
+        self._metrics = metrics
         clock = clock or SystemClock()
         self.breakers = BreakerRegistry(clock)
         self._now = now
@@ -182,6 +183,7 @@ class ExecutionManager:
             interval,
             draining=lambda: self._starter.draining,
             recover=self.recover,
+            counted=self._metrics.lease_rounds.inc if self._metrics else lambda: None,
         )
 
     async def keep_retention(self, retention: float, interval: float = 3600.0) -> None:

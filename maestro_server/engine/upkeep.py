@@ -28,6 +28,7 @@ async def keep_leases(
     *,
     draining: Callable[[], bool],
     recover: Callable[[], Awaitable[int]],
+    counted: Callable[[], object],
 ) -> None:
     """Renew the leases of the executions `launcher` runs, every `interval` seconds, forever.
 
@@ -37,7 +38,7 @@ async def keep_leases(
     about (an idle server with 10,000 executions waiting reads nothing). Only when another
     process's lease has lapsed (it died) are its executions claimed and resumed (`recover`,
     unless `draining`): a renewal reads nothing else, and where one process owns the store
-    there is nothing to take over.
+    there is nothing to take over. `counted` is called once per round.
     """
     running = launcher.running
     while True:
@@ -45,27 +46,30 @@ async def keep_leases(
         unheard, launcher.unheard = launcher.unheard, set()
         try:
             renewing = dict(running)
-            owned = await store.renew_leases(list(renewing))
+            counted()
+            # A lease that outlasts the next round by a whole round waits for it (a young
+            # execution's lease is never extended), so a round late by less than that loses
+            # nothing.
+            heard = await store.renew_round(list(renewing), unheard, interval * 2)
             # Only the runners asked about: one started during the renewal is not lost, nor
             # one that replaced a runner that ended meanwhile (a completed child reopened by
             # its parent's saga: not owned when the renewal ran).
             for execution_id, (runner, _) in renewing.items():
                 run = running.get(execution_id)
-                if run is not None and run[0] is runner and execution_id not in owned:
+                if run is not None and run[0] is runner and execution_id not in heard.owned:
                     task = run[1]
                     log.warning(
                         "lease lost; another replica runs the execution now",
                         execution_id=execution_id,
                     )
                     task.cancel()  # the runner stops without writing
-            # Where this process is the store's only writer, every signal and cancel came
-            # through it and was handed over, but to a runner being resumed at the time.
-            asked = owned if store.shared else owned & unheard
-            if asked:
-                _cancel_requested(launcher, await store.cancel_requests(sorted(asked)))
+            _cancel_requested(launcher, heard.cancels)
+            # Where this process is the store's only writer, every signal came through it and
+            # was handed over, but to a runner being resumed at the time.
+            asked = heard.owned if store.shared else heard.owned & unheard
             runners = {i: r for i, (r, _) in running.items() if i in asked}
             await deliver_new_signals(store, runners)
-            if not draining() and await store.lapsed():
+            if not draining() and heard.lapsed:
                 await recover()
         except Exception:  # the store may be down for a while: try again next round
             launcher.unheard |= unheard

@@ -168,6 +168,18 @@ class Claim:
     execution_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class LeaseRound:
+    """What one lease renewal heard (Leases.renew_round)."""
+
+    owned: set[str]
+    """The executions asked about that this process still owns."""
+    cancels: dict[str, str]
+    """Cancels clients requested of those asked about and owned: id → reason."""
+    lapsed: bool
+    """Whether another process's lease on an unfinished execution has lapsed (it died)."""
+
+
 T = TypeVar("T")
 
 
@@ -346,6 +358,19 @@ class Leases(Closable, Protocol):
         """Keep running these executions; returns the ids this process still owns."""
         ...
 
+    async def renew_round(
+        self, execution_ids: list[str], unheard: set[str], horizon: float
+    ) -> LeaseRound:
+        """One renewal: leases renewed, cancels heard, and whether another process died.
+
+        `renew_leases` of those whose lease would lapse within `horizon` seconds (the others
+        are only checked), the cancels requested of the executions still owned (of those in
+        `unheard` only, unless the store is `shared`), and `lapsed`. A shared store asks in
+        one transaction: it is the only one an idle replica makes, and it writes nothing while
+        every lease has long enough left.
+        """
+        ...
+
 
 class Store(WorkflowStore, ExecutionLog, Leases, Protocol):
     """Workflow definitions, executions and event logs, and leases: every role."""
@@ -396,3 +421,22 @@ class SingleProcessLeases(ABC):
     async def renew_leases(self, execution_ids: list[str]) -> set[str]:
         """See Leases.renew_leases: one process owns everything."""
         return set(execution_ids)
+
+    @abstractmethod
+    async def cancel_requests(self, execution_ids: list[str]) -> dict[str, str]:
+        """See ExecutionLog.cancel_requests."""
+
+    async def renew_round(
+        self,
+        execution_ids: list[str],
+        unheard: set[str],
+        horizon: float,  # noqa: ARG002 - leases here never lapse
+    ) -> LeaseRound:
+        """See Leases.renew_round.
+
+        Unless the store is shared (a test's), only the cancels of `unheard` executions may be
+        unheard here.
+        """
+        owned = await self.renew_leases(execution_ids)
+        asked = sorted(owned if self.shared else owned & unheard)
+        return LeaseRound(owned, await self.cancel_requests(asked) if asked else {}, False)

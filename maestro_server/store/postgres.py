@@ -11,6 +11,7 @@ they also poll, slowly. The leases are in `postgres_leases`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -114,7 +115,9 @@ class PostgresStore(PostgresLeases):
             " ON CONFLICT DO NOTHING",
             {"lease_expires_at": "now() + %(lease)s"},
         )
+        taken_at = time.monotonic()
         if await self._db.run(query, {**values, "lease": self.lease}) == 1:
+            self._took([record.execution_id], taken_at)
             return record, True
         return rules.execution_again(await self.get_execution(record.execution_id), record)
 
@@ -162,6 +165,8 @@ class PostgresStore(PostgresLeases):
         )
         if written is None or written["written"] != 1:
             raise await refusal(self._db, entries, self.owner)
+        if entries.progress.state.terminal:  # released by the append
+            self._leased.pop(entries.execution_id, None)
         for event in entries.events:
             await self._follower.appended(event)
 

@@ -7,12 +7,21 @@ Claims return ids: the definition is read only for an execution really resumed.
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Iterable
 from datetime import timedelta
 
 from maestro_server.store import rules
-from maestro_server.store.base import Claim
+from maestro_server.store.base import Claim, LeaseRound
 from maestro_server.store.postgres_db import PostgresDatabase
 from maestro_server.store.queries import UNFINISHED
+
+_LAPSED = (
+    f"SELECT 1 FROM executions WHERE {UNFINISHED} "
+    "AND lease_expires_at < now() AND owner IS DISTINCT FROM %(owner)s"
+)
+"""Another replica's lease on an unfinished execution has lapsed (it died)."""
 
 
 class PostgresLeases:
@@ -27,6 +36,13 @@ class PostgresLeases:
         self.owner = owner
         self.lease = lease
         self._db = PostgresDatabase(url)
+        self._leased: dict[str, float] = {}
+        """When this replica took or last extended each lease it holds (`time.monotonic()`,
+        read before the statement, so never later than the database's `now()`)."""
+
+    def _took(self, execution_ids: Iterable[str], at: float) -> None:
+        """Leases taken at `at` (see `_leased`)."""
+        self._leased.update((execution_id, at) for execution_id in execution_ids)
 
     async def aclose(self) -> None:
         """Close the connections."""
@@ -34,6 +50,7 @@ class PostgresLeases:
 
     async def claim_executions(self) -> list[Claim]:
         """See Leases.claim_executions: those with no live lease, or this replica's own."""
+        taken_at = time.monotonic()
         async with self._db.connection() as db, db.transaction():
             found = await (
                 await db.execute(
@@ -50,15 +67,51 @@ class PostgresLeases:
                     "WHERE execution_id = ANY(%(ids)b)",
                     {"owner": self.owner, "lease": self.lease, "ids": ids},
                 )
+        self._took(ids, taken_at)
         return [Claim(execution_id) for execution_id in ids]
+
+    async def renew_round(
+        self,
+        execution_ids: list[str],
+        unheard: set[str],  # noqa: ARG002 - shared: every owned execution is asked about
+        horizon: float,
+    ) -> LeaseRound:
+        """See Leases.renew_round: one statement.
+
+        Only leases that would lapse within `horizon` are extended (a short execution is never
+        renewed); the others are checked for ownership and cancels. A row without an id says
+        another replica's lease lapsed.
+        """
+        now = time.monotonic()
+        lease = self.lease.total_seconds()
+        due = [i for i in execution_ids if self._leased.get(i, -math.inf) + lease - now < horizon]
+        kept = list(set(execution_ids).difference(due))
+        found = await self._db.all(
+            "WITH renewed AS (UPDATE executions SET lease_expires_at = now() + %(lease)s "
+            "WHERE execution_id = ANY(%(due)b) AND owner = %(owner)s "
+            "RETURNING execution_id, cancel_reason) "
+            "SELECT execution_id, cancel_reason, true AS renewed FROM renewed UNION ALL "
+            "SELECT execution_id, cancel_reason, false FROM executions "
+            "WHERE execution_id = ANY(%(kept)b) AND owner = %(owner)s UNION ALL "
+            f"SELECT NULL, NULL, false WHERE EXISTS ({_LAPSED})",
+            {"lease": self.lease, "due": due, "kept": kept, "owner": self.owner},
+        )
+        owned = {row["execution_id"] for row in found if row["execution_id"] is not None}
+        cancels = {
+            row["execution_id"]: row["cancel_reason"]
+            for row in found
+            if row["execution_id"] is not None and row["cancel_reason"] is not None
+        }
+        self._leased.update((row["execution_id"], now) for row in found if row["renewed"])
+        for execution_id in set(execution_ids) - owned:
+            self._leased.pop(execution_id, None)
+        for execution_id in [i for i, at in self._leased.items() if now - at > lease]:
+            del self._leased[execution_id]  # lapsed here (its runner ended without a release)
+        return LeaseRound(owned, cancels, len(owned) != len(found))
 
     async def lapsed(self) -> bool:
         """See Leases.lapsed: one probe of the unfinished executions' index."""
-        row = await self._db.one(
-            f"SELECT EXISTS (SELECT 1 FROM executions WHERE {UNFINISHED} "
-            "AND lease_expires_at < now() AND owner IS DISTINCT FROM %(owner)s) AS lapsed",
-            {"owner": self.owner},
-        )
+        row = await self._db.one(f"SELECT EXISTS ({_LAPSED}) AS lapsed", {"owner": self.owner})
         return bool(row and row["lapsed"])
 
     async def claim_execution(self, execution_id: str) -> bool:
@@ -68,6 +121,7 @@ class PostgresLeases:
         resuming it at once, one claims it: the other's UPDATE, waiting on the row, finds it
         owned under a live lease when it gets the row.
         """
+        taken_at = time.monotonic()
         claimed = await self._db.run(
             "UPDATE executions SET owner = %(owner)s, lease_expires_at = now() + %(lease)s "
             "WHERE execution_id = %(id)s AND (owner = %(owner)s OR owner IS NULL "
@@ -75,6 +129,7 @@ class PostgresLeases:
             {"owner": self.owner, "lease": self.lease, "id": execution_id},
         )
         if claimed == 1:
+            self._took([execution_id], taken_at)
             return True
         if (
             await self._db.one(

@@ -10,7 +10,7 @@ import pytest
 
 from maestro_server.errors import FailedPreconditionError
 from maestro_server.model.execution import EventType, ExecutionState
-from maestro_server.store.base import append_event
+from maestro_server.store.base import LeaseRound, append_event
 from maestro_server.store.postgres import PostgresStore
 from tests.postgres import empty_tables
 from tests.store.test_store_contract import RUN, execution
@@ -108,3 +108,44 @@ async def test_only_another_replicas_lapsed_lease_asks_for_a_takeover(
     assert not await a.lapsed()
     assert [c.execution_id for c in await b.claim_executions()] == ["e1"]
     assert not await b.lapsed()  # its own now, lapsed or not
+
+
+async def test_a_renewal_round_hears_cancels_and_lapses(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """What a replica asks at every renewal, in one statement: its leases renewed, the cancels
+    requested of them through any replica, and whether another replica died."""
+    a, b = replicas
+    await a.create_execution(execution())
+    await a.create_execution(execution("e2"))
+    await b.request_cancel("e2", "changed my mind")
+    heard = await a.renew_round(["e1", "e2", "ghost"], set(), 60)
+    assert heard == LeaseRound({"e1", "e2"}, {"e2": "changed my mind"}, lapsed=False)
+    assert (await b.renew_round(["e1"], set(), 60)) == LeaseRound(set(), {}, lapsed=False)
+    deadline = time.monotonic() + 10
+    while not (await b.renew_round([], set(), 60)).lapsed:  # A stopped renewing
+        assert time.monotonic() < deadline, "the lease never lapsed"
+        await asyncio.sleep(0.05)
+    assert await a.renew_round(["e1"], set(), 60) == LeaseRound({"e1"}, {}, lapsed=False)
+
+
+async def test_a_renewal_round_extends_only_leases_about_to_lapse(
+    replicas: tuple[PostgresStore, PostgresStore], postgres_url: str
+) -> None:
+    """A lease with longer left than the horizon is not written (a short execution is never
+    renewed), yet its cancels are heard and its ownership checked; one within it is extended."""
+    a, b = replicas
+    await a.create_execution(execution())
+    await b.request_cancel("e1", "stop")
+
+    def expiry() -> object:
+        with psycopg.connect(postgres_url) as db:
+            row = db.execute("SELECT lease_expires_at FROM executions").fetchone()
+            assert row is not None
+            return row[0]
+
+    taken = expiry()
+    assert await a.renew_round(["e1"], set(), 0) == LeaseRound({"e1"}, {"e1": "stop"}, False)
+    assert expiry() == taken
+    assert await a.renew_round(["e1"], set(), 60) == LeaseRound({"e1"}, {"e1": "stop"}, False)
+    assert expiry() != taken
