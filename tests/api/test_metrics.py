@@ -1,5 +1,7 @@
 """Prometheus metrics move by the right amounts after real executions."""
 
+import time
+
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -76,3 +78,13 @@ async def test_metrics_after_a_completed_and_a_compensated_run(
     assert metrics[("maestro_executions_in_flight", ())] == 0
     assert metrics[("maestro_event_stream_subscribers", ())] == 0
     assert metrics[("maestro_circuit_breaker_state", (("service", "email_service"),))] == 0
+
+
+def test_lease_rounds_are_counted() -> None:
+    """Each lease round counts once (on PostgreSQL, one transaction): a third of `--lease`."""
+    with maestro_serve("--metrics-port", "0", "--lease", "300ms") as server:
+        port = int(str(server.log[-1]["metrics_port"]))
+        deadline = time.monotonic() + 10
+        while (rounds := scrape(port)[("maestro_lease_rounds_total", ())]) < 3:
+            assert time.monotonic() < deadline, f"{rounds} lease rounds in 10 s"
+            time.sleep(0.05)
