@@ -117,3 +117,13 @@ def calls_by_method(services: Fleet) -> Counter[str]:
     for service in services.services:
         calls.update(services.ledger(service)["calls"])
     return calls
+
+
+async def warm_up(run: Run, servers: Sequence[int], prefix: str, services: Fleet) -> None:
+    """Run one by one, then 128 at a time: a connection pool grows to its working size and each
+    connection prepares its statements (in PostgreSQL a new backend, and each statement psycopg
+    prepares, is a transaction: a one-off cost that a measured phase would otherwise count)."""
+    await latency(run, prefix, 20)
+    await throughput(
+        [run], servers, prefix=f"{prefix}128", count=256, concurrency=128, services=services
+    )

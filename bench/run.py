@@ -44,7 +44,15 @@ SERVICES = "examples/onboarding/services"
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / p) for p in ("", SERVICES)]
 
 from demo_services.fleet import Fleet, fleet  # noqa: E402
-from measure import effects_by_system, latency, median_of, pct, throughput, workload  # noqa: E402
+from measure import (  # noqa: E402
+    effects_by_system,
+    latency,
+    median_of,
+    pct,
+    throughput,
+    warm_up,
+    workload,
+)
 from pg_cost import Cost, PgMeter  # noqa: E402
 from processes import ROOT, cpu_seconds, maestro_serve, metrics_flags  # noqa: E402
 from scale import scale  # noqa: E402
@@ -127,7 +135,7 @@ async def systems_rounds(
     }
     costs: dict[int, list[Cost]] = {1: [], 128: []}
     for name, system in systems.items():  # warm up channels, schemas and connection pools
-        await latency(system.run, f"{name}@warm", 20)
+        await warm_up(system.run, system.pids, f"{name}@warm", services)
     executions = args.executions
     for round_ in range(args.rounds):
         print(f"round {round_ + 1} of {args.rounds}", file=sys.stderr)

@@ -18,7 +18,7 @@ import time
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
-from measure import calls_by_method, effects_by_execution, latency, throughput
+from measure import calls_by_method, effects_by_execution, throughput, warm_up
 from pg_cost import PgMeter
 from processes import maestro_serve, metrics_flags
 from systems import Served, postgres_database
@@ -110,7 +110,7 @@ async def scale_out(
             meter.metrics.append(metrics)
         try:
             for n, replica in enumerate(replicas):  # schemas, channels, connection pools
-                await latency(replica.run, f"scaleout@warm{n}", 20)
+                await warm_up(replica.run, replica.pids, f"scaleout@warm{n}", services)
             one = await phase(
                 replicas[:1],
                 meter,

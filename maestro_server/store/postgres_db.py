@@ -68,10 +68,12 @@ class PostgresDatabase:
             row: Row | None = await (await db.execute(query, args)).fetchone()
         return row
 
-    async def all(self, query: str, args: Mapping[str, Any]) -> list[Row]:
-        """Every row a query returns."""
+    async def all(
+        self, query: str, args: Mapping[str, Any], *, prepare: bool | None = None
+    ) -> list[Row]:
+        """Every row a query returns (`prepare`: as psycopg's `execute` takes it)."""
         async with self.connection() as db:
-            found: list[Row] = await (await db.execute(query, args)).fetchall()
+            found: list[Row] = await (await db.execute(query, args, prepare=prepare)).fetchall()
         return found
 
     async def run(self, query: str, args: Mapping[str, Any]) -> int:

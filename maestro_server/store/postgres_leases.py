@@ -95,6 +95,9 @@ class PostgresLeases:
             "WHERE execution_id = ANY(%(kept)b) AND owner = %(owner)s UNION ALL "
             f"SELECT NULL, NULL, false WHERE EXISTS ({_LAPSED})",
             {"lease": self.lease, "due": due, "kept": kept, "owner": self.owner},
+            # Once every few seconds: not worth preparing on each connection (psycopg prepares
+            # in a round trip of its own, one more transaction), so a round is one transaction.
+            prepare=False,
         )
         owned = {row["execution_id"] for row in found if row["execution_id"] is not None}
         cancels = {
