@@ -60,6 +60,7 @@ from scale_out import scale_out  # noqa: E402
 from scale_signals import scale_signals  # noqa: E402
 from startup import measure as measure_startup  # noqa: E402
 from systems import (  # noqa: E402
+    OUTCOME_ONLY,
     STEPS,
     Direct,
     Embedded,
@@ -124,6 +125,8 @@ async def systems_rounds(
         flags, metrics = metrics_flags()
         address, pid = stack.enter_context(maestro_serve(store, *flags))
         systems[name] = Served(address, pid, yaml)
+        # Item 6: a client of the same server that asks for the outcome alone.
+        systems[f"{name}{OUTCOME_ONLY}"] = Served(address, pid, yaml, outcome_only=True)
         if meter is not None and store == postgres:
             meter.metrics.append(metrics)
     names = list(systems)
@@ -177,7 +180,12 @@ async def systems_rounds(
     print("growth", file=sys.stderr)
     growth = await growth_per_step(endpoints["billing_service"], executions)
     return summarize(names, lat, lat_cpu, comp, thr, costs, growth) | {
-        "downstream_effects": effects_by_system(services, names)
+        "downstream_effects": effects_by_system(services, names),
+        "outcome_only_streams": {
+            name: {"streams": system.streams, "unasked_events": system.unasked}
+            for name, system in systems.items()
+            if isinstance(system, Served) and system.event_types
+        },
     }
 
 

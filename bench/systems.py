@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))  # tests/: PostgreSQL helpers
 sys.path.insert(0, str(ROOT / "examples" / "onboarding" / "services"))
 sys.path.insert(0, str(ROOT / "examples" / "onboarding" / "protos"))
 
-from maestro_client import EventType, MaestroClient  # noqa: E402
+from maestro_client import TERMINAL_EVENT_TYPES, EventType, MaestroClient  # noqa: E402
 from maestro_server.definition import load_workflow  # noqa: E402
 from maestro_server.engine.dependencies import Dependencies  # noqa: E402
 from maestro_server.engine.runner import Runner  # noqa: E402
@@ -39,6 +39,8 @@ billing_protos, billing_services = grpc.protos_and_services("billing/v1/billing.
 mailer_protos, mailer_services = grpc.protos_and_services("mailer/v1/mailer.proto")
 
 STEPS = 4  # calls of the onboarding workflow on its success path
+OUTCOME_ONLY = "-outcome-only"
+"""The name of a served system's twin whose client asks for the outcome alone (item 6)."""
 
 
 @contextmanager
@@ -166,18 +168,33 @@ class Embedded:
 
 
 class Served:
-    """The same workflow through `maestro serve`, with the Python SDK: execute, stream events."""
+    """The same workflow through `maestro serve`, with the Python SDK: execute, stream events
+    (every one, or with `outcome_only` only the terminal one, issue 13's item 6)."""
 
-    def __init__(self, address: str, pid: int, yaml: str) -> None:
+    def __init__(self, address: str, pid: int, yaml: str, *, outcome_only: bool = False) -> None:
         self.client = MaestroClient(address)
         self.pids = (pid,)
         self.yaml = yaml
+        self.event_types: tuple[EventType, ...] = (
+            tuple(TERMINAL_EVENT_TYPES) if outcome_only else ()
+        )
+        self.streams = 0
+        self.unasked = 0
+        """Events streamed that were not asked for, or past the first terminal one."""
 
     async def run(self, execution_id: str, data: dict[str, Any]) -> str:
         last = None
-        async for event in self.client.execute(self.yaml, data, execution_id=execution_id):
+        streamed = self.client.execute(
+            self.yaml, data, execution_id=execution_id, event_types=self.event_types
+        )
+        async for event in streamed:
+            if last is not None and last.type in TERMINAL_EVENT_TYPES:
+                self.unasked += 1
+            if self.event_types and event.type not in self.event_types:
+                self.unasked += 1
             last = event
         assert last is not None
+        self.streams += 1
         return {
             EventType.WORKFLOW_COMPLETED: "COMPLETED",
             EventType.WORKFLOW_COMPENSATED: "COMPENSATED",

@@ -112,3 +112,19 @@ def test_issue_16s_waiting_figures_are_judged_after_issue_13s() -> None:
         t.result for t in targets(_results() | {"scale_signals": failing}) if t.item == "16.5"
     ]
     assert results[:4] == ["PASS", "FAIL", "FAIL", "FAIL"]
+
+
+def test_an_outcome_only_stream_passes_only_without_events_it_did_not_ask_for() -> None:
+    results = _results()
+    cpu = results["server_cpu_ms_per_workflow"]
+    cpu["maestro-serve-sqlite-outcome-only"] = {"1": 2.0, "128": 1.5}
+    results["outcome_only_streams"] = {
+        "maestro-serve-sqlite-outcome-only": {"streams": 600, "unasked_events": 0},
+        "maestro-serve-postgres-outcome-only": {"streams": 600, "unasked_events": 2},
+    }
+    rows = {(t.item, t.name): (t.value, t.result) for t in targets(results)}
+    unasked = "events streamed that were not asked for (600 streams)"
+    assert rows["6", f"serve-sqlite-outcome-only: {unasked}"] == (0, "PASS")
+    assert rows["6", f"serve-postgres-outcome-only: {unasked}"] == (2, "FAIL")
+    ratio = "serve-sqlite-outcome-only: server CPU per workflow at c=128 / streaming every event"
+    assert rows["6", ratio] == (0.75, "INFO")
