@@ -335,15 +335,8 @@ class Leases(Closable, Protocol):
     async def claim_executions(self) -> list[Claim]:
         """Take over the unfinished executions nobody else runs, oldest first.
 
-        At a process's start, or once `lapsed` says another one died; single-process stores
-        claim every unfinished execution.
-        """
-        ...
-
-    async def lapsed(self) -> bool:
-        """Whether another process's lease on an unfinished execution has lapsed.
-
-        Cheap, asked at every renewal; always False where one process owns everything.
+        At a process's start, or once a renewal heard that another one died
+        (`LeaseRound.lapsed`); single-process stores claim every unfinished execution.
         """
         ...
 
@@ -365,9 +358,10 @@ class Leases(Closable, Protocol):
 
         `renew_leases` of those whose lease would lapse within `horizon` seconds (the others
         are only checked), the cancels requested of the executions still owned (of those in
-        `unheard` only, unless the store is `shared`), and `lapsed`. A shared store asks in
-        one transaction: it is the only one an idle replica makes, and it writes nothing while
-        every lease has long enough left.
+        `unheard` only, unless the store is `shared`), and whether another process's lease on
+        an unfinished execution has lapsed (never, where one process owns all). A shared store
+        asks in one transaction: it is the only one an idle replica makes, and it writes nothing
+        while every lease has long enough left.
         """
         ...
 
@@ -408,10 +402,6 @@ class SingleProcessLeases(ABC):
     async def claim_executions(self) -> list[Claim]:
         """See Leases.claim_executions: one process owns everything."""
         return [Claim(r.execution_id) for r in await self.unfinished_executions()]
-
-    async def lapsed(self) -> bool:
-        """See Leases.lapsed: nobody else holds a lease."""
-        return False
 
     async def claim_execution(self, execution_id: str) -> bool:
         """See Leases.claim_execution: one process owns everything."""

@@ -112,11 +112,6 @@ class PostgresLeases:
             del self._leased[execution_id]  # lapsed here (its runner ended without a release)
         return LeaseRound(owned, cancels, len(owned) != len(found))
 
-    async def lapsed(self) -> bool:
-        """See Leases.lapsed: one probe of the unfinished executions' index."""
-        row = await self._db.one(f"SELECT EXISTS ({_LAPSED}) AS lapsed", {"owner": self.owner})
-        return bool(row and row["lapsed"])
-
     async def claim_execution(self, execution_id: str) -> bool:
         """See Leases.claim_execution.
 
@@ -147,9 +142,12 @@ class PostgresLeases:
         """See Leases.renew_leases: extends this replica's leases."""
         if not execution_ids:
             return set()
+        taken_at = time.monotonic()
         found = await self._db.all(
             "UPDATE executions SET lease_expires_at = now() + %(lease)s "
             "WHERE execution_id = ANY(%(ids)b) AND owner = %(owner)s RETURNING execution_id",
             {"lease": self.lease, "ids": execution_ids, "owner": self.owner},
         )
-        return {row["execution_id"] for row in found}
+        owned = {row["execution_id"] for row in found}
+        self._took(owned, taken_at)
+        return owned
