@@ -47,10 +47,7 @@ async def keep_leases(
         try:
             renewing = dict(running)
             counted()
-            # A lease that outlasts the next round by a whole round waits for it (a young
-            # execution's lease is never extended), so a round late by less than that loses
-            # nothing.
-            heard = await store.renew_round(list(renewing), unheard, interval * 2)
+            heard = await store.renew_round(list(renewing), unheard, interval)
             # Only the runners asked about: one started during the renewal is not lost, nor
             # one that replaced a runner that ended meanwhile (a completed child reopened by
             # its parent's saga: not owned when the renewal ran).

@@ -352,16 +352,16 @@ class Leases(Closable, Protocol):
         ...
 
     async def renew_round(
-        self, execution_ids: list[str], unheard: set[str], horizon: float
+        self, execution_ids: list[str], unheard: set[str], interval: float
     ) -> LeaseRound:
         """One renewal: leases renewed, cancels heard, and whether another process died.
 
-        `renew_leases` of those whose lease would lapse within `horizon` seconds (the others
-        are only checked), the cancels requested of the executions still owned (of those in
-        `unheard` only, unless the store is `shared`), and whether another process's lease on
-        an unfinished execution has lapsed (never, where one process owns all). A shared store
-        asks in one transaction: it is the only one an idle replica makes, and it writes nothing
-        while every lease has long enough left.
+        `renew_leases` of those whose lease needs it before the round after next (rounds
+        come every `interval` seconds; the others are only checked), the cancels requested of
+        the executions still owned (of those in `unheard` only, unless the store is `shared`),
+        and whether another process's lease on an unfinished execution has lapsed (never, where
+        one process owns all). A shared store asks in one transaction: it is the only one an
+        idle replica makes, and it writes nothing while every lease has long enough left.
         """
         ...
 
@@ -420,7 +420,7 @@ class SingleProcessLeases(ABC):
         self,
         execution_ids: list[str],
         unheard: set[str],
-        horizon: float,  # noqa: ARG002 - leases here never lapse
+        interval: float,  # noqa: ARG002 - leases here never lapse
     ) -> LeaseRound:
         """See Leases.renew_round.
 

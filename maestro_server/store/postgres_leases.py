@@ -74,16 +74,19 @@ class PostgresLeases:
         self,
         execution_ids: list[str],
         unheard: set[str],  # noqa: ARG002 - shared: every owned execution is asked about
-        horizon: float,
+        interval: float,
     ) -> LeaseRound:
         """See Leases.renew_round: one statement.
 
-        Only leases that would lapse within `horizon` are extended (a short execution is never
-        renewed); the others are checked for ownership and cancels. A row without an id says
-        another replica's lease lapsed.
+        A lease taken or extended less than half an `interval` ago is left as it is (so an
+        execution that short never has its lease written again): it still outlasts the round
+        after next by half an interval, should the next round fail. Every other lease is
+        extended. All are checked for ownership and cancels. A row without an id says another
+        replica's lease lapsed.
         """
         now = time.monotonic()
         lease = self.lease.total_seconds()
+        horizon = lease - interval / 2  # renew what has less than this left
         due = [i for i in execution_ids if self._leased.get(i, -math.inf) + lease - now < horizon]
         kept = list(set(execution_ids).difference(due))
         found = await self._db.all(
