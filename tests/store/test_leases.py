@@ -4,14 +4,18 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import psycopg
 import pytest
 
+from maestro_server.engine.manager import ExecutionManager
 from maestro_server.errors import FailedPreconditionError
 from maestro_server.model.execution import EventType, ExecutionState
 from maestro_server.store.base import LeaseRound, append_event
 from maestro_server.store.postgres import PostgresStore
+from tests.engine.fakes import ScriptedInvoker
+from tests.engine.test_manager_leases import WORKFLOW
 from tests.postgres import empty_tables
 from tests.store.test_store_contract import RUN, execution
 
@@ -154,3 +158,65 @@ async def test_a_renewal_round_extends_only_leases_about_to_lapse(
     assert expiry() == taken
     assert await a.renew_round(["e1"], set(), 0) == heard
     assert expiry() != taken
+
+
+class FailsThirdRound(PostgresStore):
+    """A replica whose third lease round fails (the store out of reach for a moment); at that
+    moment it notes how long the lease of `e1` has left."""
+
+    def __init__(self, url: str, owner: str, lease: timedelta) -> None:
+        super().__init__(url, owner, lease)
+        self.rounds = 0
+        self.first_round = asyncio.Event()
+        self.left_at_failure: timedelta | None = None
+        self.failed = asyncio.Event()
+
+    async def renew_round(
+        self, execution_ids: list[str], unheard: set[str], interval: float
+    ) -> LeaseRound:
+        self.rounds += 1
+        if self.rounds == 3:
+            async with await psycopg.AsyncConnection.connect(self.url) as db:
+                cursor = await db.execute(
+                    "SELECT lease_expires_at - now() FROM executions WHERE execution_id = 'e1'"
+                )
+                row = await cursor.fetchone()
+            assert row is not None
+            self.left_at_failure = row[0]
+            self.failed.set()
+            raise psycopg.OperationalError("the store is out of reach")
+        heard = await super().renew_round(execution_ids, unheard, interval)
+        self.first_round.set()
+        return heard
+
+
+async def test_a_lease_left_alone_by_a_round_outlasts_the_next_round_failing(
+    postgres_url: str,
+) -> None:
+    """An execution starts a quarter round after a round; the next round may leave its young
+    lease alone only if the lease still outlasts the round after, should that one fail (else
+    another replica would take over an execution that still runs)."""
+    empty_tables(postgres_url)
+    interval = 1.0
+    a = await FailsThirdRound(postgres_url, "replica-a", timedelta(seconds=3 * interval)).open()
+    gate = asyncio.Event()
+
+    async def wait_for_gate(call: Any) -> Any:
+        await gate.wait()
+        return {}
+
+    manager = ExecutionManager(a, ScriptedInvoker({"a": wait_for_gate}))
+    upkeep = asyncio.create_task(manager.keep_leases(interval))
+    try:
+        async with asyncio.timeout(10):
+            await a.first_round.wait()
+            await asyncio.sleep(interval / 4)  # the scenario: a start a quarter round after one
+            await manager.start(WORKFLOW, {}, "e1")
+            await a.failed.wait()
+        assert a.left_at_failure is not None
+        # The next round comes an interval later: it finds the lease with half an interval left.
+        assert a.left_at_failure > timedelta(seconds=1.5 * interval)
+    finally:
+        upkeep.cancel()
+        gate.set()
+        await a.aclose()
