@@ -198,7 +198,8 @@ async def test_a_lease_left_alone_by_a_round_outlasts_the_next_round_failing(
     another replica would take over an execution that still runs)."""
     empty_tables(postgres_url)
     interval = 1.0
-    a = await FailsThirdRound(postgres_url, "replica-a", timedelta(seconds=3 * interval)).open()
+    a = FailsThirdRound(postgres_url, "replica-a", timedelta(seconds=3 * interval))
+    await a.open()
     gate = asyncio.Event()
 
     async def wait_for_gate(call: Any) -> Any:
