@@ -271,5 +271,7 @@ def test_a_parent_links_its_child_execution_and_the_child_its_parent(
     detail = page.get_by_test_id("step-detail-settle")
     detail.locator("summary").click()
     expect(detail).to_contain_text("runs workflow file settle.yaml")
+    # What it waits for is its child; the steps it depends on are named apart, none here.
+    expect(detail.locator("dt:text-is('Depends on') + dd")).to_have_text("no other step")
     page.get_by_test_id("children-settle").get_by_role("link").click()
     expect(page.get_by_test_id("parent-execution")).to_have_text("console-parent")

@@ -18,7 +18,7 @@ function stepDetails(step, progress, requests) {
     h("summary", {}, h("span", { class: "mono" }, step.stepId), " ", badge(state.state, "step"), undo ? h("span", { class: "muted" }, ` · undo: ${undo.words}`) : null),
     h("dl", {},
       h("dt", {}, "Calls"), h("dd", {}, calls(step)),
-      h("dt", {}, "Waits for"), h("dd", {}, (step.dependsOn || []).join(", ") || "nothing"),
+      h("dt", {}, "Depends on"), h("dd", {}, (step.dependsOn || []).join(", ") || "no other step"),
       step.when ? [h("dt", {}, "When"), h("dd", { class: "mono" }, step.when)] : null,
       h("dt", {}, "Attempts"), h("dd", {}, String(state.attempts)),
       h("dt", {}, "Started"), h("dd", {}, time(state.start)),
