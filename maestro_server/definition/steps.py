@@ -30,7 +30,7 @@ from maestro_server.model.workflow import (
     Step,
     SubWorkflow,
 )
-from maestro_server.templating.values import Template
+from maestro_server.templating.values import CompiledValue, Template
 
 STEP_KEYS = (
     "id",
@@ -120,16 +120,10 @@ class StepReader:
             compensate = self._compensation(
                 pairs["compensate"][1], f"{path}.compensate", step_id, service_name, services
             )
-        step_input = None
-        if "input" in pairs:
-            step_input = self.values.value(
-                pairs["input"][1], f"{path}.input", step_id, Scope.STEP, "input"
-            )
+        step_input = self._input(pairs, path, step_id)
         for_each = read_for_each(r, self.values, pairs, path, step_id)
         base_retry = service.retry if service else DEFAULT_RETRY
-        continue_on_error = r.get(
-            pairs, "continue_on_error", r.boolean, f"{path}.continue_on_error"
-        )
+        continue_on_error = self._continue_on_error(pairs, path)
         # A step whose method is invalid is still returned (with a placeholder), so that the
         # cross-checks do not report follow-on errors about a step that "does not exist".
         return Step(
@@ -144,7 +138,7 @@ class StepReader:
             timeout=timeout or (service.timeout if service else DEFAULT_TIMEOUT),
             when=when,
             depends_on=depends_on,
-            continue_on_error=bool(continue_on_error),
+            continue_on_error=continue_on_error,
             for_each=for_each,
         )
 
@@ -155,9 +149,7 @@ class StepReader:
         r = self.reader
         pause = read_pause(r, self.values, pairs, path, step_id)
         output = r.get(pairs, "output", r.string, f"{path}.output") if "wait" in pairs else None
-        continue_on_error = r.get(
-            pairs, "continue_on_error", r.boolean, f"{path}.continue_on_error"
-        )
+        continue_on_error = self._continue_on_error(pairs, path)
         return Step(
             id=step_id,
             service="",
@@ -166,7 +158,7 @@ class StepReader:
             output=output,
             when=self._when(pairs, path, step_id),
             depends_on=self._depends_on(pairs, path, previous),
-            continue_on_error=bool(continue_on_error),
+            continue_on_error=continue_on_error,
             pause=pause,
         )
 
@@ -190,14 +182,8 @@ class StepReader:
             compensate = self._compensation(
                 pairs["compensate"][1], f"{path}.compensate", step_id, "", services
             )
-        step_input = None
-        if "input" in pairs:
-            step_input = self.values.value(
-                pairs["input"][1], f"{path}.input", step_id, Scope.STEP, "input"
-            )
-        continue_on_error = r.get(
-            pairs, "continue_on_error", r.boolean, f"{path}.continue_on_error"
-        )
+        step_input = self._input(pairs, path, step_id)
+        continue_on_error = self._continue_on_error(pairs, path)
         return Step(
             id=step_id,
             service="",
@@ -208,10 +194,19 @@ class StepReader:
             compensate=compensate,
             when=self._when(pairs, path, step_id),
             depends_on=self._depends_on(pairs, path, previous),
-            continue_on_error=bool(continue_on_error),
+            continue_on_error=continue_on_error,
             for_each=read_for_each(r, self.values, pairs, path, step_id),
             workflow=replace(ref or SubWorkflow(name="invalid"), timeout=timeout),
         )
+
+    def _input(self, pairs: Pairs, path: str, step_id: str) -> CompiledValue | None:
+        if "input" not in pairs:
+            return None
+        return self.values.value(pairs["input"][1], f"{path}.input", step_id, Scope.STEP, "input")
+
+    def _continue_on_error(self, pairs: Pairs, path: str) -> bool:
+        r = self.reader
+        return bool(r.get(pairs, "continue_on_error", r.boolean, f"{path}.continue_on_error"))
 
     def _depends_on(self, pairs: Pairs, path: str, previous: str | None) -> tuple[str, ...]:
         if "depends_on" not in pairs:

@@ -141,6 +141,13 @@ async def test_registering_an_unknown_or_recursive_child_is_refused(
     assert "recursion: loop_a → loop_b → loop_a" in str(caught.value)
 
 
+def onboard_with_signup_file(crm: Running) -> WorkflowSource:
+    """The parent, its child `signup.yaml` sent with it as a file."""
+    return WorkflowSource(
+        onboard(crm, "{file: signup.yaml}"), "onboard.yaml", {"signup.yaml": signup(crm).encode()}
+    )
+
+
 async def test_sigkill_mid_child_starts_no_second_child_and_runs_no_call_twice(
     tmp_path: Path,
 ) -> None:
@@ -149,11 +156,7 @@ async def test_sigkill_mid_child_starts_no_second_child_and_runs_no_call_twice(
     each call under its own key, once."""
     store = f"--store=sqlite:///{tmp_path / 'maestro.db'}"
     with start_service("crm", "--delay", "POST /contacts=0.3") as slow_crm:
-        workflow = WorkflowSource(
-            onboard(slow_crm, "{file: signup.yaml}"),
-            "onboard.yaml",
-            {"signup.yaml": signup(slow_crm).encode()},
-        )
+        workflow = onboard_with_signup_file(slow_crm)
         with maestro_serve(store) as server:
             async with MaestroClient(server.address) as client:
                 handle = await client.start(workflow, {"email": "k@example.com", "fail": False})
@@ -183,11 +186,7 @@ async def test_sigkill_while_the_parent_compensates_its_child(tmp_path: Path) ->
     ends COMPENSATED, each contact deleted under its key."""
     store = f"--store=sqlite:///{tmp_path / 'maestro.db'}"
     with start_service("crm", "--delay", "DELETE /contacts=0.3") as slow_crm:
-        workflow = WorkflowSource(
-            onboard(slow_crm, "{file: signup.yaml}"),
-            "onboard.yaml",
-            {"signup.yaml": signup(slow_crm).encode()},
-        )
+        workflow = onboard_with_signup_file(slow_crm)
         with maestro_serve(store) as server:
             async with MaestroClient(server.address) as client:
                 handle = await client.start(workflow, {"email": "z@example.com", "fail": True})

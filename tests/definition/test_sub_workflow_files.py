@@ -58,13 +58,13 @@ def test_nested_files_travel_with_the_parent_and_rebuild_without_the_disk(
     assert sent.files == dict(workflow.files)
 
 
+A_RUNS_B = f"name: a\n{SERVICES}steps:\n  - id: b\n    workflow: {{file: b.yaml}}\n"
+"""A parent `a.yaml` whose one step runs the file `b.yaml`."""
+
+
 def test_recursion_through_files_is_reported_where_the_loop_closes(tmp_path: Path) -> None:
     """a.yaml runs b.yaml, which runs a.yaml: the error points at b.yaml's line and column."""
-    write(
-        tmp_path,
-        "a.yaml",
-        f"name: a\n{SERVICES}steps:\n  - id: b\n    workflow: {{file: b.yaml}}\n",
-    )
+    write(tmp_path, "a.yaml", A_RUNS_B)
     write(
         tmp_path,
         "b.yaml",
@@ -80,11 +80,7 @@ def test_recursion_through_files_is_reported_where_the_loop_closes(tmp_path: Pat
 
 def test_a_file_child_naming_its_parent_by_name_is_recursion(tmp_path: Path) -> None:
     """The registered name of a workflow up the chain counts too."""
-    write(
-        tmp_path,
-        "a.yaml",
-        f"name: a\n{SERVICES}steps:\n  - id: b\n    workflow: {{file: b.yaml}}\n",
-    )
+    write(tmp_path, "a.yaml", A_RUNS_B)
     write(
         tmp_path, "b.yaml", f"name: b\n{SERVICES}steps:\n  - id: back\n    workflow: {{name: a}}\n"
     )
@@ -94,11 +90,7 @@ def test_a_file_child_naming_its_parent_by_name_is_recursion(tmp_path: Path) -> 
 
 def test_a_child_file_with_problems_reports_them_in_the_child(tmp_path: Path) -> None:
     """The child's own diagnostics name the child's file and position."""
-    write(
-        tmp_path,
-        "a.yaml",
-        f"name: a\n{SERVICES}steps:\n  - id: b\n    workflow: {{file: b.yaml}}\n",
-    )
+    write(tmp_path, "a.yaml", A_RUNS_B)
     write(
         tmp_path,
         "b.yaml",

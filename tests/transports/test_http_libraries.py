@@ -63,19 +63,9 @@ def test_default_contexts_load_the_system_cas_when_first_used(tmp_path: Path) ->
     with scripted_http(tls=context) as http:
         http.answer("POST /x", 200, {"ok": True})
         url = http.url.replace("127.0.0.1", "localhost")
-        env = dict(os.environ, SSL_CERT_FILE=str(ca_file), PYTHONPATH=str(ROOT))
+        env = dict(os.environ, SSL_CERT_FILE=str(ca_file))
         env.pop("SSL_CERT_DIR", None)
-        done = subprocess.run(
-            [sys.executable, "-c", _CHECK, url],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == "ok\n"
+        run_in_fresh_python(_CHECK, url, env=env)
 
 
 _HTTPX = """
@@ -92,10 +82,15 @@ print("ok")
 
 def test_httpx_comes_without_its_command_line() -> None:
     """httpx is imported without its command line (click, pygments), and works."""
+    run_in_fresh_python(_HTTPX)
+
+
+def run_in_fresh_python(script: str, *args: str, env: dict[str, str] | None = None) -> None:
+    """Run `script` in a new interpreter (nothing imported yet); it must print "ok"."""
     done = subprocess.run(
-        [sys.executable, "-c", _HTTPX],
+        [sys.executable, "-c", script, *args],
         cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        env=dict(env or os.environ, PYTHONPATH=str(ROOT)),
         capture_output=True,
         text=True,
         check=False,
