@@ -10,7 +10,7 @@ import asyncio
 import functools
 import hashlib
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -274,7 +274,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         wanted = event_types_from_proto(request.event_types)
         started = await self._start(request, context)
         # No await between the start and the watch: a new execution's events come from memory.
-        following = self._follow(started.record.execution_id, 0, wanted, started.created)
+        following = self._follow(started.record.execution_id, 0, wanted, started.events)
         async for event in following:
             yield pb.ExecuteWorkflowResponse(event=event_to_proto(event))
 
@@ -283,7 +283,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         execution_id: str,
         after_sequence: int,
         wanted: frozenset[EventType],
-        started_here: bool = False,
+        created_with: Sequence[Event] = (),
     ) -> AsyncIterator[Event]:
         """The log's events (of the `wanted` types, or all) to the end of the stream.
 
@@ -292,7 +292,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         """
         self.subscribers += 1
         try:
-            watched = self._store.watch(execution_id, after_sequence, started_here=started_here)
+            watched = self._store.watch(execution_id, after_sequence, created_with=created_with)
             async for event in watched:
                 if not wanted or event.type in wanted:
                     yield event

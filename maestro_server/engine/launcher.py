@@ -19,7 +19,7 @@ from maestro_server.engine.definitions import Definitions
 from maestro_server.engine.dependencies import Dependencies, EventSink
 from maestro_server.engine.runner import Resumption, Runner
 from maestro_server.model.workflow import Workflow
-from maestro_server.store.base import SavedExecution
+from maestro_server.store.base import ExecutionRecord, SavedExecution
 
 log = structlog.get_logger("maestro.executions")
 
@@ -55,8 +55,13 @@ class Launcher:
         trace_parent: Mapping[str, str] | None = None,
         sink: EventSink | None = None,
         cancel_reason: str | None = None,
+        creation: ExecutionRecord | None = None,
     ) -> asyncio.Task[Any]:
-        """Run an execution in the background (cancelled at once if a client asked for it)."""
+        """Run an execution in the background (cancelled at once if a client asked for it).
+
+        A new one (`creation`) is created with its first events; if that fails (its id is
+        taken), its run stops there: it has written nothing and called nothing.
+        """
         runner = Runner(
             workflow,
             execution_id,
@@ -64,11 +69,13 @@ class Launcher:
             self._deps if sink is None else replace(self._deps, sink=sink),
             resumption=resumption,
             trace_parent=trace_parent,
+            creation=creation,
         )
         if cancel_reason is not None:
             runner.cancel(cancel_reason)
         task = asyncio.create_task(self._run(runner), name=f"execution {execution_id}")
         self.running[execution_id] = (runner, task)
+        runner.created.add_done_callback(lambda created: _not_created(created) and task.cancel())
         return task
 
     def resume_saved(
@@ -100,7 +107,10 @@ class Launcher:
     async def _run(self, runner: Runner) -> None:
         try:
             await runner.run()
-        except Exception:  # a bug: the execution cannot finish; keep the server alive
+        except Exception:
+            if _not_created(runner.created):
+                return  # its start hears why
+            # A bug: the execution cannot finish; keep the server alive.
             log.exception(
                 "execution crashed; it will not be resumed by this process",
                 execution_id=runner.execution_id,
@@ -109,3 +119,8 @@ class Launcher:
         finally:
             if self.running.get(runner.execution_id, (None,))[0] is runner:
                 del self.running[runner.execution_id]
+
+
+def _not_created(created: asyncio.Future[Any]) -> bool:
+    """Whether a run's creation failed (then it must not run on)."""
+    return created.done() and not created.cancelled() and created.exception() is not None

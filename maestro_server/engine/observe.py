@@ -16,7 +16,7 @@ log = structlog.get_logger("maestro.engine")
 
 
 class Observer:
-    """Counts an execution's events into the metrics and logs how it finished."""
+    """Counts an execution's durable events into the metrics, and logs its start and end."""
 
     def __init__(self, workflow: Workflow, metrics: Metrics | None) -> None:
         self._workflow = workflow
@@ -26,7 +26,9 @@ class Observer:
         """See one event."""
         if self._metrics is not None:
             self._count(self._metrics, event)
-        if event.terminal:
+        if event.type is EventType.WORKFLOW_STARTED:
+            log.info("execution started")
+        elif event.terminal:
             error = event.error.message if event.error else None
             log.info("execution finished", state=event.state.value, error=error)
 

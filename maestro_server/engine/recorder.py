@@ -14,6 +14,9 @@ Why that keeps every guarantee:
   commit, and no call depended on it (a call would have waited for it). The lost tail is
   decided again after the restart, from the durable log.
 - The terminal event is durable before the run returns.
+
+A new execution is created with its first batch (`creation`), in the same transaction: its
+start costs no commit of its own. Until then nothing of it is stored, and no call has gone out.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ from dataclasses import replace
 from typing import Any
 
 from maestro_server.engine.dependencies import Dependencies
+from maestro_server.errors import UnavailableError
 from maestro_server.model.execution import Cause, Event, EventType
 from maestro_server.model.progress import Progress, apply, reopen, undo_completed
-from maestro_server.store.base import LogEntries
+from maestro_server.store.base import ExecutionRecord, LogEntries
 from maestro_server.transports.base import HttpTarget, Request
 
 _LINGER = 0.005
@@ -49,12 +53,14 @@ class Recorder:
         resumed: bool = False,
         undo: bool = False,
         observe: Callable[[Event], None] | None = None,
+        creation: ExecutionRecord | None = None,
     ) -> None:
-        """Continue a log that stands at `progress`.
+        """Continue a log that stands at `progress`, or begin it with `creation`.
 
         `resumed`: an operator's resume; the progress reopens now, and the next event carries
         the RESUMED cause so that a replay of the log reopens at the same point. `undo`: a
         COMPLETED child that its parent's saga compensates; likewise, with PARENT_COMPENSATING.
+        `observe` sees each event once it is durable.
         """
         self.execution_id = execution_id
         self._deps = deps
@@ -73,6 +79,12 @@ class Recorder:
         self._writer: asyncio.Task[None] | None = None
         self._linger: asyncio.TimerHandle | None = None
         self._broken: BaseException | None = None
+        self._creation = creation
+        self.created: asyncio.Future[tuple[Event, ...]] = asyncio.get_running_loop().create_future()
+        """The events the execution was created with, once durable (at once when it exists
+        already); or why it was not: ExecutionExists when its id is taken, nothing written."""
+        if creation is None:
+            self.created.set_result(())
 
     async def emit(self, type: EventType, **fields: Any) -> Event:
         """Number the next event, fold it into the progress and queue it for writing.
@@ -97,8 +109,6 @@ class Recorder:
         event = replace(draft, state=self.progress.state)  # the fold decides the state, once
         self._pending_cause = None
         self._events.append(event)
-        if self._observe is not None:
-            self._observe(event)
         if event.terminal or len(self._events) >= _MAX_BATCH:
             await self.durable()
         elif self._linger is None and self._writer is None:
@@ -133,6 +143,9 @@ class Recorder:
             if self._linger is not None:
                 self._linger.cancel()
                 self._linger = None
+            if not self.created.done():
+                stopped = "the server stopped the execution before it was created; start it again"
+                self.created.set_exception(UnavailableError(stopped))
 
     def _write_soon(self) -> None:
         if self._linger is not None:
@@ -145,11 +158,21 @@ class Recorder:
         """Write what is queued when this task runs, so that what was emitted meanwhile joins."""
         try:
             while self._events and self._broken is None:
-                entries = LogEntries(tuple(self._events), self._folded, self._requests)
+                entries = LogEntries(
+                    tuple(self._events), self._folded, self._requests, self._creation
+                )
                 self._events, self._requests = [], {}
                 await self._deps.sink.append(entries)
+                self._creation = None
+                if not self.created.done():
+                    self.created.set_result(entries.events)
+                if self._observe is not None:
+                    for event in entries.events:
+                        self._observe(event)
         except BaseException as exc:  # noqa: BLE001 - every later emit and waiter hears it
             self._broken = exc
+            if not self.created.done() and isinstance(exc, Exception):
+                self.created.set_exception(exc)
         finally:
             self._writer = None
 

@@ -48,6 +48,7 @@ from maestro_server.model.execution import (
 from maestro_server.model.progress import Progress, StepProgress, Stop
 from maestro_server.model.signals import Signal
 from maestro_server.model.workflow import Step, Workflow
+from maestro_server.store.base import ExecutionRecord
 
 log = structlog.get_logger("maestro.engine")
 
@@ -79,7 +80,12 @@ class Runner:
         *,
         resumption: Resumption | None = None,
         trace_parent: Mapping[str, str] | None = None,
+        creation: ExecutionRecord | None = None,
     ) -> None:
+        """A run of a new execution, or one resumed from its log.
+
+        `creation`: the new execution's record, created with its first events.
+        """
         resumption = resumption or Resumption()
         self.workflow = workflow
         self.execution_id = execution_id
@@ -99,6 +105,7 @@ class Runner:
             resumed=resumption.retry_compensations,
             undo=resumption.undo,
             observe=Observer(workflow, deps.metrics),
+            creation=creation,
         )
         caller = Caller(deps.invoker, deps.breakers, deps.clock, deps.rng, deps.metrics)
         self._steps = StepAttempts(workflow, self._recorder, self._context, caller)
@@ -134,6 +141,11 @@ class Runner:
         self._now = deps.now
         self._trace_parent = dict(trace_parent or {})
         self._cancel: asyncio.Future[str] | None = None
+
+    @property
+    def created(self) -> asyncio.Future[tuple[Event, ...]]:
+        """See Recorder.created."""
+        return self._recorder.created
 
     @property
     def state(self) -> ExecutionState:
@@ -185,7 +197,6 @@ class Runner:
         self._stopwatch.start()
         progress = self._recorder.progress
         if progress.last_sequence == 0:
-            log.info("execution started")
             await self._recorder.emit(EventType.WORKFLOW_STARTED)
         else:
             log.info("execution resumed", after_sequence=progress.last_sequence, state=self.state)

@@ -1,14 +1,16 @@
-"""New executions: a client's admitted, each created in the store with what resumes it, then run.
+"""New executions: a client's admitted, each run and created in the store with what resumes it.
 
 A client's start is refused while the server drains, past its limit of executions in flight,
 or with an id that cannot travel in idempotency keys, logs and URLs. A child execution is not
 refused for draining or the limit: it belongs to an execution admitted already. The stored
 record keeps the definition and the versions of the registered children pinned at start, so
-that a resume anywhere runs the same workflow.
+that a resume anywhere runs the same workflow. It is written with the execution's first
+events, in one transaction (see Recorder): the start answers once that is durable.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Callable, Mapping
@@ -25,8 +27,15 @@ from maestro_server.errors import (
     ResourceExhaustedError,
     UnavailableError,
 )
+from maestro_server.model.execution import Event
 from maestro_server.model.workflow import Workflow
-from maestro_server.store.base import ExecutionRecord, ExecutionSource, Store
+from maestro_server.store.base import (
+    ExecutionExists,
+    ExecutionRecord,
+    ExecutionSource,
+    Store,
+    execution_again,
+)
 
 # Ids travel in idempotency keys, logs and URLs: printable ASCII, no spaces, bounded.
 _EXECUTION_ID = re.compile(r"[\x21-\x7e]{1,200}")
@@ -34,10 +43,15 @@ _EXECUTION_ID = re.compile(r"[\x21-\x7e]{1,200}")
 
 @dataclass(frozen=True, slots=True)
 class StartOutcome:
-    """The outcome of a start: the execution, and whether this call created it."""
+    """The outcome of a start: the execution, and whether this call created it.
+
+    `events`: those it was created with, when it was (durable; a watch begun now follows on
+    from the last of them).
+    """
 
     record: ExecutionRecord
     created: bool
+    events: tuple[Event, ...] = ()
 
 
 class Starter:
@@ -97,7 +111,12 @@ class Starter:
         *,
         parent_execution_id: str = "",
     ) -> StartOutcome:
-        """Create the execution unless its id exists (then return that one), and run it."""
+        """Create the execution unless its id exists (then return that one), and run it.
+
+        The run begins at once and creates the execution with its first events. When the id is
+        taken, by an execution here or in the store, the stored one is the answer (see
+        store.rules: the same workflow and input, or AlreadyExistsError).
+        """
         data = check_input(data, "input", workflow)
         versions = await pin_versions(self._store, workflow)
         workflow = workflow.with_versions(versions)
@@ -118,7 +137,18 @@ class Starter:
             ),
             parent_execution_id=parent_execution_id,
         )
-        stored, created = await self._store.create_execution(record)
-        if created:
-            self._launcher.launch(workflow, execution_id, data, trace_parent=trace_parent)
-        return StartOutcome(stored, created)
+        here = self._launcher.running.get(execution_id)
+        mine = here is None
+        if here is None:
+            self._launcher.launch(
+                workflow, execution_id, data, trace_parent=trace_parent, creation=record
+            )
+            here = self._launcher.running[execution_id]
+        try:
+            events = await asyncio.shield(here[0].created)  # a cancelled start leaves it be
+        except ExecutionExists as exists:
+            return StartOutcome(*execution_again(exists.existing, record))
+        if mine:
+            return StartOutcome(record, True, events)
+        # It runs here already: a start again, perhaps while the first was being created.
+        return StartOutcome(*execution_again(await self._store.get_execution(execution_id), record))

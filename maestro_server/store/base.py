@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
-from maestro_server.errors import FailedPreconditionError
+from maestro_server.errors import AlreadyExistsError, FailedPreconditionError
 from maestro_server.model.execution import ErrorInfo, Event, ExecutionState
 from maestro_server.model.progress import Progress, StepProgress, apply
 from maestro_server.model.signals import Signal
@@ -130,12 +130,15 @@ class LogEntries:
 
     `progress` is their fold onto the log as it stood before the first (the writer folds; the
     store checks that the log still stands there, so a writer that fell behind cannot commit).
-    `requests` are the rendered requests journaled among them, by idempotency key.
+    `requests` are the rendered requests journaled among them, by idempotency key. `creation`:
+    the execution these events begin, created in the same transaction (an execution's first
+    batch, so that starting it costs no commit of its own).
     """
 
     events: tuple[Event, ...]
     progress: Progress
     requests: Mapping[str, Any] = field(default_factory=dict)
+    creation: ExecutionRecord | None = None
 
     @property
     def execution_id(self) -> str:
@@ -146,6 +149,30 @@ class LogEntries:
     def after(self) -> int:
         """The sequence the log must stand at: the one before the first event."""
         return self.events[0].sequence - 1
+
+
+class ExecutionExists(Exception):
+    """A first batch's execution id is taken: nothing was written.
+
+    `existing` is the stored execution, for the caller to tell an idempotent start from a
+    conflict (store.rules).
+    """
+
+    def __init__(self, existing: ExecutionRecord) -> None:
+        super().__init__(f"execution {existing.execution_id!r} exists")
+        self.existing = existing
+
+
+def execution_again(
+    existing: ExecutionRecord, offered: ExecutionRecord
+) -> tuple[ExecutionRecord, bool]:
+    """The answer to creating `offered` when `existing` has its id."""
+    if existing.workflow_hash != offered.workflow_hash or existing.input != offered.input:
+        raise AlreadyExistsError(
+            f"execution {offered.execution_id!r} already exists with another workflow or input",
+            metadata={"executionId": offered.execution_id},
+        )
+    return existing, False
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +282,8 @@ class ExecutionLog(Closable, Protocol):
         FailedPreconditionError when the log no longer stands at `entries.after` (another
         writer got there first) or, with leases, this process no longer owns the execution;
         NotFoundError for an unknown execution. A request already kept under its key stays.
+        With `entries.creation`, the execution is created with its first events (owned by this
+        process); ExecutionExists when its id is taken.
         """
         ...
 
@@ -289,13 +318,14 @@ class ExecutionLog(Closable, Protocol):
         ...
 
     def watch(
-        self, execution_id: str, after_sequence: int, *, started_here: bool = False
+        self, execution_id: str, after_sequence: int, *, created_with: Sequence[Event] = ()
     ) -> AsyncIterator[Event]:
         """Events after `after_sequence`, then live ones, ending after the terminal event.
 
-        `started_here`: this process has just created the execution and runs it, with nothing
-        awaited since, so its events reach the watch from memory as they are appended and the
-        log need not be read (it still is, should one be missed).
+        `created_with`: the events this process has just created the execution with (it runs
+        it, and nothing was awaited since). The watch begins with them, later ones reach it
+        from memory as they are appended, and the log need not be read (it still is, should
+        one be missed).
         """
         ...
 

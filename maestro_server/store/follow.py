@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -107,22 +107,30 @@ class LogFollower:
             watch.bump()
 
     async def follow(
-        self, log: _Log, execution_id: str, after_sequence: int, *, started_here: bool = False
+        self,
+        log: _Log,
+        execution_id: str,
+        after_sequence: int,
+        *,
+        created_with: Sequence[Event] = (),
     ) -> AsyncIterator[Event]:
         """Events after `after_sequence`, then live ones, to the terminal event.
 
-        `started_here` (see ExecutionLog.watch): the watch is in place before the execution's
-        first append, so its events come from memory; the log is read only if one is missed
-        (the first handed over does not follow `after_sequence`) or when a poll comes round.
+        `created_with` (see ExecutionLog.watch): the watch begins with these events, and later
+        ones come from memory as they are appended; the log is read only if one is missed (the
+        first handed over does not follow the last seen) or when a poll comes round.
         """
-        if not started_here:
+        if not created_with:
             await log.get_execution(execution_id)  # NotFoundError before the first event
         watch = self._watches.get(execution_id)
         if watch is None:
             watch = self._watches[execution_id] = _Watch()
+        if created_with and not watch.recent:
+            watch.recent.extend(created_with)
         watch.followers += 1
         try:
-            following = self._follow(watch, log, execution_id, after_sequence, not started_here)
+            look_in_log = not created_with
+            following = self._follow(watch, log, execution_id, after_sequence, look_in_log)
             async for event in following:
                 yield event
         finally:

@@ -13,12 +13,14 @@ from maestro_server.model.execution import Event, ExecutionState
 from maestro_server.model.signals import Signal
 from maestro_server.store import paging, rules
 from maestro_server.store.base import (
+    ExecutionExists,
     ExecutionRecord,
     LogEntries,
     Page,
     SavedExecution,
     SingleProcessLeases,
     StoredWorkflow,
+    execution_again,
 )
 
 
@@ -82,7 +84,7 @@ class MemoryStore(SingleProcessLeases):
         """See ExecutionLog.create_execution."""
         existing = self._logs.get(record.execution_id)
         if existing is not None:
-            return rules.execution_again(existing.record, record)
+            return execution_again(existing.record, record)
         self._logs[record.execution_id] = _Log(record)
         return record, True
 
@@ -119,6 +121,11 @@ class MemoryStore(SingleProcessLeases):
 
     async def append(self, entries: LogEntries) -> None:
         """See ExecutionLog.append."""
+        if entries.creation is not None:
+            existing = self._logs.get(entries.execution_id)
+            if existing is not None:
+                raise ExecutionExists(existing.record)
+            self._logs[entries.execution_id] = _Log(entries.creation)
         log = self._log(entries.execution_id)
         if log.record.last_sequence != entries.after:
             raise rules.fell_behind(entries)
@@ -176,9 +183,9 @@ class MemoryStore(SingleProcessLeases):
         execution_id: str,
         after_sequence: int,
         *,
-        started_here: bool = False,  # noqa: ARG002
+        created_with: Sequence[Event] = (),  # noqa: ARG002
     ) -> AsyncIterator[Event]:
-        """See ExecutionLog.watch (the log is in memory: `started_here` changes nothing)."""
+        """See ExecutionLog.watch (the log is in memory: `created_with` changes nothing)."""
         log = self._log(execution_id)
         position = after_sequence
         while True:

@@ -21,15 +21,22 @@ from maestro_server.model.execution import Event, ExecutionState
 from maestro_server.model.signals import Signal
 from maestro_server.store import paging, queries, rows, rules, saved, signal_rows
 from maestro_server.store.base import (
+    ExecutionExists,
     ExecutionRecord,
     LogEntries,
     Page,
     SavedExecution,
     StoredWorkflow,
+    execution_again,
 )
 from maestro_server.store.dialect import POSTGRES_DIALECT as SQL
 from maestro_server.store.follow import LogFollower, Summaries
-from maestro_server.store.postgres_append import APPEND, append_values, refusal
+from maestro_server.store.postgres_append import (
+    APPEND,
+    append_values,
+    create,
+    refusal,
+)
 from maestro_server.store.postgres_commits import GroupCommit
 from maestro_server.store.postgres_leases import PostgresLeases
 from maestro_server.store.postgres_listen import Listener
@@ -119,7 +126,7 @@ class PostgresStore(PostgresLeases):
         if await self._db.run(query, {**values, "lease": self.lease}) == 1:
             self._took([record.execution_id], taken_at)
             return record, True
-        return rules.execution_again(await self.get_execution(record.execution_id), record)
+        return execution_again(await self.get_execution(record.execution_id), record)
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord:
         """See ExecutionLog.get_execution."""
@@ -160,6 +167,9 @@ class PostgresStore(PostgresLeases):
 
         Fenced by owner and last sequence: events and requests are written only if it holds.
         """
+        if entries.creation is not None:
+            await self._create_with(entries, entries.creation)
+            return
         written = await self._commits.one(
             APPEND[entries.progress.state.terminal], append_values(entries, self.owner)
         )
@@ -167,6 +177,18 @@ class PostgresStore(PostgresLeases):
             raise await refusal(self._db, entries, self.owner)
         if entries.progress.state.terminal:  # released by the append
             self._leased.pop(entries.execution_id, None)
+        for event in entries.events:
+            await self._follower.appended(event)
+
+    async def _create_with(self, entries: LogEntries, creation: ExecutionRecord) -> None:
+        """An execution's first batch: the execution inserted with it, in one statement."""
+        terminal = entries.progress.state.terminal
+        taken_at = time.monotonic()
+        written = await self._commits.one(*create(entries, creation, self.owner, self.lease))
+        if written is None or written["written"] != 1:
+            raise ExecutionExists(await self.get_execution(creation.execution_id))
+        if not terminal:
+            self._took([creation.execution_id], taken_at)
         for event in entries.events:
             await self._follower.appended(event)
 
@@ -236,11 +258,11 @@ class PostgresStore(PostgresLeases):
         return [rows.event_from_row(execution_id, row, SQL) for row in found]
 
     def watch(
-        self, execution_id: str, after_sequence: int, *, started_here: bool = False
+        self, execution_id: str, after_sequence: int, *, created_with: Sequence[Event] = ()
     ) -> AsyncIterator[Event]:
         """See ExecutionLog.watch: woken by this process's appends and others' NOTIFY."""
         log = Summaries(self._listed_execution, self.read_events)
-        return self._follower.follow(log, execution_id, after_sequence, started_here=started_here)
+        return self._follower.follow(log, execution_id, after_sequence, created_with=created_with)
 
     async def _listed_execution(self, execution_id: str) -> ExecutionRecord:
         row = await self._db.one(queries.listed_one(SQL), {"id": execution_id})

@@ -9,25 +9,22 @@ NOTIFYs every replica at commit, so their watchers follow the execution at once
 
 from __future__ import annotations
 
+import functools
 import json
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 from maestro_server.errors import FailedPreconditionError
 from maestro_server.store import rows, rules
-from maestro_server.store.base import LogEntries
+from maestro_server.store.base import ExecutionRecord, LogEntries
 from maestro_server.store.codec import event_to_json
 from maestro_server.store.dialect import POSTGRES_DIALECT as SQL
 from maestro_server.store.postgres_db import PostgresDatabase
 from maestro_server.store.postgres_listen import CHANNEL, notice
 
-_APPEND_TEMPLATE = """
-WITH progress AS (
-    UPDATE executions SET progress = %(progress)s, state = %(state)s, ended_at = %(ended_at)s,
-        last_sequence = %(last_sequence)s{release}
-    WHERE execution_id = %(execution_id)s AND last_sequence = %(previous)s
-        AND owner = %(owner)s
-    RETURNING execution_id, pg_notify(%(channel)s, %(notice)s)
-), logged AS (
+_WRITTEN = """
+logged AS (
     INSERT INTO events (execution_id, sequence, payload)
     SELECT progress.execution_id, e.sequence, e.payload::jsonb
     FROM progress, unnest(%(sequences)b::integer[], %(payloads)b::text[]) AS e(sequence, payload)
@@ -39,6 +36,15 @@ WITH progress AS (
 )
 SELECT count(*) AS written FROM progress
 """
+"""The events and requests of a batch, written if its execution's row (`progress`) was."""
+_APPEND_TEMPLATE = """
+WITH progress AS (
+    UPDATE executions SET progress = %(progress)s, state = %(state)s, ended_at = %(ended_at)s,
+        last_sequence = %(last_sequence)s{release}
+    WHERE execution_id = %(execution_id)s AND last_sequence = %(previous)s
+        AND owner = %(owner)s
+    RETURNING execution_id, pg_notify(%(channel)s, %(notice)s)
+),""" + _WRITTEN.replace("{", "{{").replace("}", "}}")
 """Events, journaled requests and the progress they lead to, in one statement: written only
 if the fence (owner and last sequence) holds, and announced to every replica at commit.
 
@@ -50,6 +56,32 @@ APPEND = {
     True: _APPEND_TEMPLATE.format(release=", owner = NULL, lease_expires_at = NULL"),
 }
 """The append, by whether it ends the execution; formatted once, not per append."""
+
+
+def create(
+    entries: LogEntries, creation: ExecutionRecord, owner: str, lease: timedelta
+) -> tuple[str, dict[str, Any]]:
+    """The append of an execution's first batch, and its arguments.
+
+    The execution is inserted as the batch leaves it (owned by `owner` under a `lease`, unless
+    the batch ends it), with the same events and requests as `APPEND`. Nothing is written if
+    the id is taken (`written` is 0).
+    """
+    execution = rows.execution_values(replace(creation, progress=entries.progress), SQL)
+    query = _create_query(tuple(execution), entries.progress.state.terminal)
+    return query, {**append_values(entries, owner), **execution, "lease": lease}
+
+
+@functools.cache
+def _create_query(columns: tuple[str, ...], terminal: bool) -> str:
+    lease = (
+        {"owner": "NULL", "lease_expires_at": "NULL"}
+        if terminal
+        else {"owner": "%(owner)s", "lease_expires_at": "now() + %(lease)s"}
+    )
+    insert = SQL.insert("executions", columns, " ON CONFLICT DO NOTHING", lease)
+    returning = "RETURNING execution_id, pg_notify(%(channel)s, %(notice)s)"
+    return f"WITH progress AS ({insert} {returning}),{_WRITTEN}"
 
 
 def append_values(entries: LogEntries, owner: str) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """The rules every store keeps the same way, with their messages written once.
 
 Registering a workflow and starting an execution are idempotent: the same thing again is the
-stored one, not created anew; something else under the same key is refused.
+stored one, not created anew; something else under the same key is refused. The start's rule
+is `base.execution_again`, where the engine reaches it too: a new execution is created with its
+first events, and a start whose id is taken is answered by the engine.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from maestro_server.errors import (
 )
 from maestro_server.model.execution import ExecutionState
 from maestro_server.model.signals import Signal
-from maestro_server.store.base import ExecutionRecord, LogEntries, StoredWorkflow
+from maestro_server.store.base import LogEntries, StoredWorkflow
 
 CANCELLABLE = frozenset({ExecutionState.PENDING, ExecutionState.RUNNING})
 """States in which a cancel is recorded; in any other the execution is stopping or ended."""
@@ -30,18 +32,6 @@ def workflow_again(
             "with other content; give the new one another version",
             reason=Reason.WORKFLOW_VERSION_EXISTS,
             metadata={"workflowName": offered.name, "workflowVersion": offered.version},
-        )
-    return existing, False
-
-
-def execution_again(
-    existing: ExecutionRecord, offered: ExecutionRecord
-) -> tuple[ExecutionRecord, bool]:
-    """The answer to creating `offered` when `existing` has its id."""
-    if existing.workflow_hash != offered.workflow_hash or existing.input != offered.input:
-        raise AlreadyExistsError(
-            f"execution {offered.execution_id!r} already exists with another workflow or input",
-            metadata={"executionId": offered.execution_id},
         )
     return existing, False
 

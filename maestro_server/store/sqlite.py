@@ -20,12 +20,14 @@ from maestro_server.model.execution import Event, ExecutionState
 from maestro_server.model.signals import Signal
 from maestro_server.store import paging, queries, rows, rules, saved, signal_rows
 from maestro_server.store.base import (
+    ExecutionExists,
     ExecutionRecord,
     LogEntries,
     Page,
     SavedExecution,
     SingleProcessLeases,
     StoredWorkflow,
+    execution_again,
 )
 from maestro_server.store.dialect import SQLITE_DIALECT as SQL
 from maestro_server.store.follow import LogFollower, Summaries
@@ -157,11 +159,11 @@ class SqliteStore(SingleProcessLeases):
         return [rows.event_from_row(execution_id, row, SQL) for row in found]
 
     def watch(
-        self, execution_id: str, after_sequence: int, *, started_here: bool = False
+        self, execution_id: str, after_sequence: int, *, created_with: Sequence[Event] = ()
     ) -> AsyncIterator[Event]:
         """See ExecutionLog.watch: woken by this process's appends, polling for others'."""
         log = Summaries(self._listed_execution, self.read_events)
-        return self._follower.follow(log, execution_id, after_sequence, started_here=started_here)
+        return self._follower.follow(log, execution_id, after_sequence, created_with=created_with)
 
     async def _listed_execution(self, execution_id: str) -> ExecutionRecord:
         row = await self._db.read(
@@ -224,7 +226,7 @@ def _create_execution(
     record: ExecutionRecord, db: sqlite3.Connection
 ) -> tuple[ExecutionRecord, bool]:
     if _exists(record.execution_id, db):
-        return rules.execution_again(_get_execution(record.execution_id, db), record)
+        return execution_again(_get_execution(record.execution_id, db), record)
     values = rows.execution_values(record, SQL)
     db.execute(SQL.insert("executions", values), values)
     return record, True
@@ -259,16 +261,27 @@ def _add_signal(signal: Signal, db: sqlite3.Connection) -> tuple[Signal, bool]:
 
 def _append(entries: LogEntries, db: sqlite3.Connection) -> None:
     execution_id = entries.execution_id
-    values = {"execution_id": execution_id, **rows.progress_values(entries.progress, SQL)}
-    update = rows.progress_update(SQL, " AND last_sequence = :previous")
-    if db.execute(update, {**values, "previous": entries.after}).rowcount != 1:
-        if _exists(execution_id, db):
-            raise rules.fell_behind(entries)
-        raise rules.execution_not_found(execution_id)
+    if entries.creation is not None:
+        _create_with(entries, entries.creation, db)
+    else:
+        values = {"execution_id": execution_id, **rows.progress_values(entries.progress, SQL)}
+        update = rows.progress_update(SQL, " AND last_sequence = :previous")
+        if db.execute(update, {**values, "previous": entries.after}).rowcount != 1:
+            if _exists(execution_id, db):
+                raise rules.fell_behind(entries)
+            raise rules.execution_not_found(execution_id)
     events = [rows.event_values(event, SQL) for event in entries.events]
     db.executemany(SQL.insert("events", events[0]), events)
     requests = [(execution_id, key, json.dumps(r)) for key, r in entries.requests.items()]
     db.executemany("INSERT OR IGNORE INTO requests VALUES (?, ?, ?)", requests)
+
+
+def _create_with(entries: LogEntries, creation: ExecutionRecord, db: sqlite3.Connection) -> None:
+    """Insert the execution as its first events leave it; ExecutionExists if its id is taken."""
+    values = rows.execution_values(replace(creation, progress=entries.progress), SQL)
+    inserted = db.execute(SQL.insert("executions", values, " ON CONFLICT DO NOTHING"), values)
+    if inserted.rowcount != 1:
+        raise ExecutionExists(_get_execution(creation.execution_id, db))
 
 
 def _exists(execution_id: str, db: sqlite3.Connection) -> bool:

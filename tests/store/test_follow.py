@@ -102,26 +102,29 @@ async def _append_all(log: GrowingLog, first: int) -> None:
     await log.append(event(4, EventType.WORKFLOW_COMPLETED))
 
 
-async def test_a_watch_of_an_execution_started_here_reads_nothing() -> None:
-    """Watching from before the first append, every event comes from memory."""
+async def test_a_watch_of_an_execution_created_here_reads_nothing() -> None:
+    """Watching from the events an execution was created with, every event comes from memory."""
     follower = LogFollower(poll=3600)
     log = UnreadLog(follower)
-    # Tasks run in the order they are made: the watch is in place before the first append.
-    watching = asyncio.create_task(_sequences(follower.follow(log, "ex", 0, started_here=True)))
-    await asyncio.create_task(_append_all(log, 1))
+    first = event(1, EventType.WORKFLOW_STARTED)
+    await log.append(first)  # before the watch: the creation answers once it is durable
+    watching = asyncio.create_task(_sequences(follower.follow(log, "ex", 0, created_with=[first])))
+    await asyncio.create_task(_append_all(log, 2))
     async with asyncio.timeout(10):
         assert await watching == [1, 2, 3, 4]
     assert log.reads == 0
 
 
-async def test_a_watch_started_here_that_missed_an_event_reads_the_log() -> None:
-    """Should the first append land before the watch (a caller awaited between), the events
-    handed over do not follow its position: it reads the log rather than skip one."""
+async def test_a_watch_created_here_that_missed_an_event_reads_the_log() -> None:
+    """Should an append land between the creation and the watch, the events handed over do
+    not follow the creation's: it reads the log rather than skip one."""
     follower = LogFollower(poll=3600)
     log = UnreadLog(follower)
-    await log.append(event(1, EventType.WORKFLOW_STARTED))
-    watching = asyncio.create_task(_sequences(follower.follow(log, "ex", 0, started_here=True)))
-    await asyncio.create_task(_append_all(log, 2))
+    first = event(1, EventType.WORKFLOW_STARTED)
+    await log.append(first)
+    await log.append(event(2, EventType.STEP_STARTED))
+    watching = asyncio.create_task(_sequences(follower.follow(log, "ex", 0, created_with=[first])))
+    await asyncio.create_task(_append_all(log, 3))
     async with asyncio.timeout(10):
         assert await watching == [1, 2, 3, 4]
     assert log.reads > 0

@@ -3,6 +3,7 @@
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -12,7 +13,8 @@ import pytest
 from maestro_server.engine.manager import ExecutionManager
 from maestro_server.errors import FailedPreconditionError
 from maestro_server.model.execution import EventType, ExecutionState
-from maestro_server.store.base import LeaseRound, append_event
+from maestro_server.model.progress import replay
+from maestro_server.store.base import LeaseRound, LogEntries, append_event
 from maestro_server.store.postgres import PostgresStore
 from tests.engine.fakes import ScriptedInvoker
 from tests.engine.test_manager_leases import WORKFLOW
@@ -51,6 +53,22 @@ async def test_takeover_after_the_lease_lapses_and_the_old_owner_is_fenced(
     assert await a.renew_leases(["e1"]) == set()
     await append_event(b, RUN[1])
     assert (await b.get_execution("e1")).last_sequence == 2
+
+
+async def test_an_execution_created_with_its_first_events_is_its_creators(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """Created running, it is A's under a lease: B can neither claim it nor write to it, and
+    A writes on. Created ended (its first batch is its last), it is nobody's."""
+    a, b = replicas
+    await a.append(LogEntries(tuple(RUN[:1]), replay(RUN[:1]), creation=execution()))
+    assert await b.claim_execution("e1") is False
+    with pytest.raises(FailedPreconditionError, match="owned by another replica"):
+        await append_event(b, RUN[1])
+    await append_event(a, RUN[1])
+    ended = tuple(replace(e, execution_id="e2") for e in RUN)
+    await a.append(LogEntries(ended, replay(ended), creation=execution("e2")))
+    assert await b.claim_execution("e2") is True
 
 
 async def test_two_replicas_never_claim_the_same_execution(

@@ -20,6 +20,7 @@ from maestro_server.model.execution import ErrorInfo, Event, EventType, Executio
 from maestro_server.model.progress import replay
 from maestro_server.model.signals import Signal
 from maestro_server.store.base import (
+    ExecutionExists,
     ExecutionRecord,
     ExecutionSource,
     LogEntries,
@@ -304,6 +305,34 @@ async def test_events_written_together_land_together_or_not_at_all(store: Store)
     assert (await store.get_execution("e1")).progress == replay(RUN[:3])
     with pytest.raises(NotFoundError):
         await store.append(LogEntries((replace(RUN[0], execution_id="nope"),), replay(RUN[:1])))
+
+
+async def test_an_execution_is_created_with_its_first_events_in_one_write(store: Store) -> None:
+    """A first batch creates its execution as the batch leaves it, with its requests; the same
+    id again is refused whole (ExecutionExists, with the stored execution) and writes nothing."""
+    requests = {"e1:a": {"payload": {"x": 1}}}
+    await store.append(LogEntries(tuple(RUN[:2]), replay(RUN[:2]), requests, execution()))
+    record = await store.get_execution("e1")
+    assert (record.workflow_hash, record.input, record.last_sequence) == ("h1", {"x": 1}, 2)
+    assert record.steps["a"].state is StepState.RUNNING
+    assert await store.read_events("e1") == RUN[:2]
+    assert [r.execution_id for r in await store.unfinished_executions()] == ["e1"]
+    again = LogEntries(tuple(RUN[:1]), replay(RUN[:1]), {"e1:b": {}}, execution(data={"x": 2}))
+    with pytest.raises(ExecutionExists) as refused:
+        await store.append(again)
+    assert refused.value.existing.input == {"x": 1}
+    assert await store.read_events("e1") == RUN[:2]
+    assert await store.saved_requests("e1") == requests
+    await store.append(LogEntries(tuple(RUN[2:]), replay(RUN)))  # the log goes on as usual
+    assert (await store.get_execution("e1")).state is ExecutionState.COMPENSATED
+
+
+async def test_an_execution_created_ended_is_left_for_any_process(store: Store) -> None:
+    """A first batch that ends its execution (a workflow with nothing to wait for) leaves it
+    finished, with nothing to resume."""
+    await store.append(LogEntries(tuple(RUN), replay(RUN), creation=execution()))
+    assert (await store.get_execution("e1")).state is ExecutionState.COMPENSATED
+    assert await store.unfinished_executions() == []
 
 
 async def test_sqlite_survives_reopening(tmp_path: Path) -> None:
