@@ -40,6 +40,13 @@ class Launcher:
         """Executions resumed here since the last renewal: a signal or cancel stored while
         they were read from the store may have found no runner to hand it to."""
 
+    def stored(self) -> dict[str, tuple[Runner, asyncio.Task[Any]]]:
+        """The executions in flight here that the store holds.
+
+        All but new ones whose creation (with their first events) is not durable yet.
+        """
+        return {i: run for i, run in self.running.items() if _stored(run[0].created)}
+
     @property
     def sink(self) -> EventSink:
         """Where runs write their events unless told otherwise: the store."""
@@ -124,3 +131,8 @@ class Launcher:
 def _not_created(created: asyncio.Future[Any]) -> bool:
     """Whether a run's creation failed (then it must not run on)."""
     return created.done() and not created.cancelled() and created.exception() is not None
+
+
+def _stored(created: asyncio.Future[Any]) -> bool:
+    """Whether a run's execution is in the store (its creation, if it had one, is durable)."""
+    return created.done() and not created.cancelled() and created.exception() is None

@@ -115,7 +115,7 @@ class Starter:
 
         The run begins at once and creates the execution with its first events. When the id is
         taken, by an execution here or in the store, the stored one is the answer (see
-        store.rules: the same workflow and input, or AlreadyExistsError).
+        store.base.execution_again: the same workflow and input, or AlreadyExistsError).
         """
         data = check_input(data, "input", workflow)
         versions = await pin_versions(self._store, workflow)

@@ -45,12 +45,13 @@ async def keep_leases(
         await asyncio.sleep(interval)
         unheard, launcher.unheard = launcher.unheard, set()
         try:
-            renewing = dict(running)
+            renewing = launcher.stored()
             counted()
             heard = await store.renew_round(list(renewing), unheard, interval)
             # Only the runners asked about: one started during the renewal is not lost, nor
             # one that replaced a runner that ended meanwhile (a completed child reopened by
-            # its parent's saga: not owned when the renewal ran).
+            # its parent's saga: not owned when the renewal ran), nor a new one whose creation
+            # was not yet durable (the store has no lease of it to renew).
             for execution_id, (runner, _) in renewing.items():
                 run = running.get(execution_id)
                 if run is not None and run[0] is runner and execution_id not in heard.owned:

@@ -11,6 +11,7 @@ from maestro_server.store.base import (
     Claim,
     ExecutionRecord,
     ExecutionSource,
+    LogEntries,
     append_event,
 )
 from maestro_server.store.memory import MemoryStore
@@ -63,6 +64,48 @@ async def test_an_execution_started_during_renewal_keeps_running() -> None:
     assert not second.cancelled()
     for execution_id in ("first", "second"):
         assert (await store.get_execution(execution_id)).state is ExecutionState.COMPLETED
+
+
+class HoldsCreations(MemoryStore):
+    """A store where a new execution's creation waits until `release` is set, and a renewal
+    owns only executions it holds (as PostgreSQL's: no row, no lease)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.creating = asyncio.Event()
+        self.asked: list[list[str]] = []
+        self.renewed = asyncio.Event()
+
+    async def append(self, entries: LogEntries) -> None:
+        if entries.creation is not None:
+            self.creating.set()
+            await self.release.wait()
+        await super().append(entries)
+
+    async def renew_leases(self, execution_ids: list[str]) -> set[str]:
+        self.asked.append(execution_ids)
+        self.renewed.set()
+        return {i for i in execution_ids if i in self._logs}
+
+
+async def test_a_renewal_during_a_creation_leaves_the_new_execution_alone() -> None:
+    """A new execution is in the store only once its first events are: a renewal in between
+    does not ask about it, so it is not taken for lost, and it runs to its end."""
+    store = HoldsCreations()
+    manager = ExecutionManager(store, ScriptedInvoker())
+    starting = asyncio.create_task(manager.start(WORKFLOW, {}, "new"))
+    upkeep = asyncio.create_task(manager.keep_leases(0))
+    async with asyncio.timeout(10):
+        await store.creating.wait()
+        await store.renewed.wait()
+    store.release.set()
+    async with asyncio.timeout(10):
+        assert (await starting).created
+        events = [e async for e in store.watch("new", 0)]
+    upkeep.cancel()
+    assert events[-1].state is ExecutionState.COMPLETED
+    assert store.asked[0] == []
 
 
 async def test_one_execution_that_cannot_resume_does_not_block_the_others() -> None:
