@@ -273,7 +273,8 @@ class OrchestratorServicer(pb_grpc.OrchestratorServicer):
         """
         wanted = event_types_from_proto(request.event_types)
         started = await self._start(request, context)
-        # No await between the start and the watch: a new execution's events come from memory.
+        # A new execution's watch begins with the events it was created with, and the later
+        # ones come from memory (one appended before the watch is in place is read from the log).
         following = self._follow(started.record.execution_id, 0, wanted, started.events)
         async for event in following:
             yield pb.ExecuteWorkflowResponse(event=event_to_proto(event))

@@ -40,6 +40,15 @@ class Launcher:
         """Executions resumed here since the last renewal: a signal or cancel stored while
         they were read from the store may have found no runner to hand it to."""
 
+    def runs(self, execution_id: str) -> bool:
+        """Whether the execution, as the store holds it, runs here.
+
+        Not while a start's creation of it is pending: if the store holds it, that creation
+        will be refused and its run stops (a client starting it again while it is resumed).
+        """
+        run = self.running.get(execution_id)
+        return run is not None and _stored(run[0].created)
+
     def stored(self) -> dict[str, tuple[Runner, asyncio.Task[Any]]]:
         """The executions in flight here that the store holds.
 
@@ -114,9 +123,10 @@ class Launcher:
     async def _run(self, runner: Runner) -> None:
         try:
             await runner.run()
-        except Exception:
-            if _not_created(runner.created):
-                return  # its start hears why
+        except Exception as exc:
+            created = runner.created
+            if created.done() and not created.cancelled() and created.exception() is exc:
+                return  # the store refused its creation (it wrote nothing): its start hears why
             # A bug: the execution cannot finish; keep the server alive.
             log.exception(
                 "execution crashed; it will not be resumed by this process",

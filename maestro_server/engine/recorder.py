@@ -144,8 +144,11 @@ class Recorder:
                 self._linger.cancel()
                 self._linger = None
             if not self.created.done():
-                stopped = "the server stopped the execution before it was created; start it again"
-                self.created.set_exception(UnavailableError(stopped))
+                ended = (
+                    "the execution's run ended before it was created (the server is stopping, "
+                    "or the run failed: see the server's log); start it again"
+                )
+                self.created.set_exception(UnavailableError(ended))
 
     def _write_soon(self) -> None:
         if self._linger is not None:

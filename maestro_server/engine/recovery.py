@@ -41,7 +41,7 @@ class Recovery:
     def _busy(self, execution_id: str) -> bool:
         """Whether the execution runs here, crashed here, or an operator's resume has it."""
         return (
-            execution_id in self._launcher.running
+            self._launcher.runs(execution_id)
             or execution_id in self._launcher.crashed
             or execution_id in self._resuming
         )

@@ -11,11 +11,11 @@ from maestro_server.store.base import (
     Claim,
     ExecutionRecord,
     ExecutionSource,
-    LogEntries,
     append_event,
 )
 from maestro_server.store.memory import MemoryStore
 from tests.engine.fakes import ScriptedInvoker
+from tests.engine.test_starts import HoldsCreations
 
 WORKFLOW = load_workflow("""\
 name: w
@@ -64,29 +64,6 @@ async def test_an_execution_started_during_renewal_keeps_running() -> None:
     assert not second.cancelled()
     for execution_id in ("first", "second"):
         assert (await store.get_execution(execution_id)).state is ExecutionState.COMPLETED
-
-
-class HoldsCreations(MemoryStore):
-    """A store where a new execution's creation waits until `release` is set, and a renewal
-    owns only executions it holds (as PostgreSQL's: no row, no lease)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.release = asyncio.Event()
-        self.creating = asyncio.Event()
-        self.asked: list[list[str]] = []
-        self.renewed = asyncio.Event()
-
-    async def append(self, entries: LogEntries) -> None:
-        if entries.creation is not None:
-            self.creating.set()
-            await self.release.wait()
-        await super().append(entries)
-
-    async def renew_leases(self, execution_ids: list[str]) -> set[str]:
-        self.asked.append(execution_ids)
-        self.renewed.set()
-        return {i for i in execution_ids if i in self._logs}
 
 
 async def test_a_renewal_during_a_creation_leaves_the_new_execution_alone() -> None:

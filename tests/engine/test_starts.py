@@ -6,14 +6,15 @@ store refuses leaves nothing stored and no run behind.
 """
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 
 from maestro_server.definition import load_workflow
 from maestro_server.engine.manager import ExecutionManager
 from maestro_server.errors import AlreadyExistsError, UnavailableError
-from maestro_server.model.execution import EventType, ExecutionState
-from maestro_server.store.base import ExecutionRecord, LogEntries
+from maestro_server.model.execution import Event, EventType, ExecutionState
+from maestro_server.store.base import ExecutionRecord, ExecutionSource, LogEntries, append_event
 from maestro_server.store.memory import MemoryStore
 from tests.definition.test_load import SEED
 from tests.engine.fakes import ScriptedInvoker
@@ -37,6 +38,38 @@ class CountingStore(MemoryStore):
     async def append(self, entries: LogEntries) -> None:
         self.appends.append(entries)
         await super().append(entries)
+
+
+class HoldsCreations(MemoryStore):
+    """A store where a new execution's creation waits until `release` is set, and a renewal
+    owns only executions it holds (as PostgreSQL's: no row, no lease)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.creating = asyncio.Event()
+        self.asked: list[list[str]] = []
+        self.renewed = asyncio.Event()
+
+    async def append(self, entries: LogEntries) -> None:
+        if entries.creation is not None:
+            self.creating.set()
+            await self.release.wait()
+        await super().append(entries)
+
+    async def renew_leases(self, execution_ids: list[str]) -> set[str]:
+        self.asked.append(execution_ids)
+        self.renewed.set()
+        return {i for i in execution_ids if i in self._logs}
+
+
+ONE_CALL = load_workflow("""\
+name: w
+services:
+  svc: {type: grpc, endpoint: "127.0.0.1:1"}
+steps:
+  - {id: a, service: svc, method: Do}
+""")
 
 
 def seed_invoker() -> ScriptedInvoker:
@@ -127,3 +160,25 @@ async def test_a_start_the_store_refuses_stores_nothing_and_leaves_no_run() -> N
     assert await store.unfinished_executions() == []
     assert invoker.calls == []
     assert "e1" not in manager._launcher.crashed
+
+
+async def test_a_start_again_while_recovery_resumes_the_execution_leaves_it_resumed() -> None:
+    """After a restart, a client starts an unfinished execution again while recovery runs: the
+    start's run (its creation refused) does not keep recovery from resuming the stored one."""
+    store = HoldsCreations()
+    source = ExecutionSource(ONE_CALL.source, "w.yaml", {})
+    now = datetime.now(UTC)
+    record = ExecutionRecord("e1", "w", "", ONE_CALL.hash, {}, now, ("a",), source)
+    await store.create_execution(record)
+    started = Event("e1", 1, now, EventType.WORKFLOW_STARTED, ExecutionState.RUNNING)
+    await append_event(store, started)
+    manager = ExecutionManager(store, ScriptedInvoker())
+    again = asyncio.create_task(manager.start(ONE_CALL, {}, "e1"))
+    async with asyncio.timeout(10):
+        await store.creating.wait()
+    assert await manager.recover() == 1
+    store.release.set()
+    async with asyncio.timeout(10):
+        assert not (await again).created
+        events = [e async for e in store.watch("e1", 0)]
+    assert events[-1].state is ExecutionState.COMPLETED

@@ -327,9 +327,9 @@ async def test_an_execution_is_created_with_its_first_events_in_one_write(store:
     assert (await store.get_execution("e1")).state is ExecutionState.COMPENSATED
 
 
-async def test_an_execution_created_ended_is_left_for_any_process(store: Store) -> None:
+async def test_an_execution_created_ended_has_nothing_to_resume(store: Store) -> None:
     """A first batch that ends its execution (a workflow with nothing to wait for) leaves it
-    finished, with nothing to resume."""
+    finished, with nothing to resume (on PostgreSQL it is nobody's too: test_leases)."""
     await store.append(LogEntries(tuple(RUN), replay(RUN), creation=execution()))
     assert (await store.get_execution("e1")).state is ExecutionState.COMPENSATED
     assert await store.unfinished_executions() == []
