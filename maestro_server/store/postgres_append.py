@@ -4,7 +4,8 @@ Events, journaled requests and the progress they lead to are written in one stat
 the fence holds: this replica still owns the execution (its lease) and the batch follows the
 log's last event (compare-and-set), so a replica that lost its lease cannot write. The statement
 NOTIFYs every replica at commit, so their watchers follow the execution at once
-(`postgres_listen`). When the fence does not hold, `refusal` says why.
+(`postgres_listen`). When the fence does not hold, `refusal` says why. An execution's first
+batch inserts the execution instead, in the same one statement (`create`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from maestro_server.definition import load_workflow
 from maestro_server.engine.manager import ExecutionManager
 from maestro_server.model.execution import Event, EventType, ExecutionState
 from maestro_server.store.base import (
@@ -15,15 +14,8 @@ from maestro_server.store.base import (
 )
 from maestro_server.store.memory import MemoryStore
 from tests.engine.fakes import ScriptedInvoker
+from tests.engine.test_starts import ONE_CALL as WORKFLOW
 from tests.engine.test_starts import HoldsCreations
-
-WORKFLOW = load_workflow("""\
-name: w
-services:
-  svc: {type: grpc, endpoint: "127.0.0.1:1"}
-steps:
-  - {id: a, service: svc, method: Do}
-""")
 
 
 class StartsDuringRenewal(MemoryStore):
