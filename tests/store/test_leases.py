@@ -17,7 +17,7 @@ from maestro_server.model.progress import replay
 from maestro_server.store.base import LeaseRound, LogEntries, append_event
 from maestro_server.store.postgres import PostgresStore
 from tests.engine.fakes import ScriptedInvoker
-from tests.engine.test_manager_leases import WORKFLOW
+from tests.engine.test_starts import ONE_CALL as WORKFLOW
 from tests.postgres import empty_tables
 from tests.store.test_store_contract import RUN, execution
 
