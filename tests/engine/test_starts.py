@@ -12,6 +12,7 @@ import pytest
 
 from maestro_server.definition import load_workflow
 from maestro_server.engine.manager import ExecutionManager
+from maestro_server.engine.runner import Runner
 from maestro_server.errors import AlreadyExistsError, UnavailableError
 from maestro_server.model.execution import Event, EventType, ExecutionState
 from maestro_server.store.base import ExecutionRecord, ExecutionSource, LogEntries, append_event
@@ -182,3 +183,22 @@ async def test_a_start_again_while_recovery_resumes_the_execution_leaves_it_resu
         assert not (await again).created
         events = [e async for e in store.watch("e1", 0)]
     assert events[-1].state is ExecutionState.COMPLETED
+
+
+async def test_a_run_that_fails_before_its_creation_is_a_crash_and_stores_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bug in a new run (here: a run that raises at once, standing in for one) is logged as
+    a crash, not taken for the store's refusal; the client hears that its start did not take."""
+
+    async def a_bug(self: Runner) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Runner, "_run", a_bug)
+    store = MemoryStore()
+    manager = ExecutionManager(store, ScriptedInvoker())
+    with pytest.raises(UnavailableError, match="before it was created"):
+        await manager.start(ONE_CALL, {}, "e1")
+    await until_gone(manager, "e1")
+    assert "e1" in manager._launcher.crashed
+    assert await store.unfinished_executions() == []
