@@ -91,7 +91,7 @@ class Launcher:
             runner.cancel(cancel_reason)
         task = asyncio.create_task(self._run(runner), name=f"execution {execution_id}")
         self.running[execution_id] = (runner, task)
-        runner.created.add_done_callback(lambda created: _not_created(created) and task.cancel())
+        runner.created.add_done_callback(lambda done: _refusal(done) is not None and task.cancel())
         return task
 
     def resume_saved(
@@ -124,8 +124,7 @@ class Launcher:
         try:
             await runner.run()
         except Exception as exc:
-            created = runner.created
-            if created.done() and not created.cancelled() and created.exception() is exc:
+            if _refusal(runner.created) is exc:
                 return  # the store refused its creation (it wrote nothing): its start hears why
             # A bug: the execution cannot finish; keep the server alive.
             log.exception(
@@ -138,9 +137,9 @@ class Launcher:
                 del self.running[runner.execution_id]
 
 
-def _not_created(created: asyncio.Future[Any]) -> bool:
-    """Whether a run's creation failed (then it must not run on)."""
-    return created.done() and not created.cancelled() and created.exception() is not None
+def _refusal(created: asyncio.Future[Any]) -> BaseException | None:
+    """Why a run's creation failed (then it must not run on); None if pending or created."""
+    return created.exception() if created.done() and not created.cancelled() else None
 
 
 def _stored(created: asyncio.Future[Any]) -> bool:

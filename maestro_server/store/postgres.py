@@ -169,28 +169,25 @@ class PostgresStore(PostgresLeases):
         """
         if entries.creation is not None:
             await self._create_with(entries, entries.creation)
-            return
-        written = await self._commits.one(
-            APPEND[entries.progress.state.terminal], append_values(entries, self.owner)
-        )
-        if written is None or written["written"] != 1:
-            raise await refusal(self._db, entries, self.owner)
-        if entries.progress.state.terminal:  # released by the append
-            self._leased.pop(entries.execution_id, None)
+        else:
+            written = await self._commits.one(
+                APPEND[entries.progress.state.terminal], append_values(entries, self.owner)
+            )
+            if written is None or written["written"] != 1:
+                raise await refusal(self._db, entries, self.owner)
+            if entries.progress.state.terminal:  # released by the append
+                self._leased.pop(entries.execution_id, None)
         for event in entries.events:
             await self._follower.appended(event)
 
     async def _create_with(self, entries: LogEntries, creation: ExecutionRecord) -> None:
         """An execution's first batch: the execution inserted with it, in one statement."""
-        terminal = entries.progress.state.terminal
         taken_at = time.monotonic()
         written = await self._commits.one(*create(entries, creation, self.owner, self.lease))
         if written is None or written["written"] != 1:
             raise ExecutionExists(await self.get_execution(creation.execution_id))
-        if not terminal:
+        if not entries.progress.state.terminal:  # a batch that ends it leaves it nobody's
             self._took([creation.execution_id], taken_at)
-        for event in entries.events:
-            await self._follower.appended(event)
 
     async def request_cancel(self, execution_id: str, reason: str) -> ExecutionRecord:
         """See ExecutionLog.request_cancel: the owner sees it at its next lease renewal."""

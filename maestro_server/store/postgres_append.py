@@ -38,25 +38,31 @@ logged AS (
 SELECT count(*) AS written FROM progress
 """
 """The events and requests of a batch, written if its execution's row (`progress`) was."""
-_APPEND_TEMPLATE = """
+
+
+def _append_query(release: str) -> str:
+    return f"""
 WITH progress AS (
     UPDATE executions SET progress = %(progress)s, state = %(state)s, ended_at = %(ended_at)s,
         last_sequence = %(last_sequence)s{release}
     WHERE execution_id = %(execution_id)s AND last_sequence = %(previous)s
         AND owner = %(owner)s
     RETURNING execution_id, pg_notify(%(channel)s, %(notice)s)
-),""" + _WRITTEN.replace("{", "{{").replace("}", "}}")
+),{_WRITTEN}"""
+
+
+APPEND = {
+    False: _append_query(""),
+    # A finished execution is nobody's: any replica may resume it.
+    True: _append_query(", owner = NULL, lease_expires_at = NULL"),
+}
 """Events, journaled requests and the progress they lead to, in one statement: written only
 if the fence (owner and last sequence) holds, and announced to every replica at commit.
 
 Arrays are sent in binary (`%(name)b`): in text, psycopg escapes every quote of every JSON
-payload with a regular expression: a tenth of the server's CPU per workflow."""
-APPEND = {
-    False: _APPEND_TEMPLATE.format(release=""),
-    # A finished execution is nobody's: any replica may resume it.
-    True: _APPEND_TEMPLATE.format(release=", owner = NULL, lease_expires_at = NULL"),
-}
-"""The append, by whether it ends the execution; formatted once, not per append."""
+payload with a regular expression: a tenth of the server's CPU per workflow.
+
+By whether the batch ends the execution; built once, not per append."""
 
 
 def create(

@@ -19,6 +19,7 @@ from maestro_server.store.base import ExecutionRecord, ExecutionSource, LogEntri
 from maestro_server.store.memory import MemoryStore
 from tests.definition.test_load import SEED
 from tests.engine.fakes import ScriptedInvoker
+from tests.engine.test_definitions import YAML as ONE_STEP
 from tests.engine.test_manager_signals import WORKFLOW as WAITS_FOR_A_SIGNAL
 from tests.engine.test_manager_signals import ended, until_waiting
 from tests.engine.test_runner import INPUT, SUBSCRIPTION
@@ -64,13 +65,7 @@ class HoldsCreations(MemoryStore):
         return {i for i in execution_ids if i in self._logs}
 
 
-ONE_CALL = load_workflow("""\
-name: w
-services:
-  svc: {type: grpc, endpoint: "127.0.0.1:1"}
-steps:
-  - {id: a, service: svc, method: Do}
-""")
+ONE_CALL = load_workflow(ONE_STEP)
 
 
 def seed_invoker() -> ScriptedInvoker:
