@@ -22,8 +22,14 @@ def cpu_seconds(pid: int) -> float:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except FileNotFoundError:
         return 0.0
+    return sum(stat_cpu(stat))
+
+
+def stat_cpu(stat: str) -> tuple[float, float]:
+    """User and system CPU seconds from the text of a /proc/PID/stat (or task's) file."""
     fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def total_cpu_seconds(pids: Iterable[int]) -> float:

@@ -36,7 +36,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "examples/onboarding/services")]
 
 from demo_services.fleet import Fleet, fleet  # noqa: E402
 from measure import latency, throughput, warm_up  # noqa: E402
-from processes import maestro_serve  # noqa: E402
+from processes import maestro_serve, stat_cpu  # noqa: E402
 from systems import Served, onboarding_yaml, postgres_database  # noqa: E402
 
 PY_SPY = Path(sys.executable).parent / "py-spy"
@@ -64,18 +64,13 @@ Thread = tuple[str, str]  # (id, name)
 
 def thread_cpu(pid: int) -> dict[Thread, tuple[float, float]]:
     """User and system CPU seconds of each of the process's threads."""
-    tick = os.sysconf("SC_CLK_TCK")
     found = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             stat = (task / "stat").read_text()
         except FileNotFoundError:
             continue
-        fields = stat.rsplit(")", 1)[1].split()
-        found[(task.name, stat[stat.index("(") + 1 : stat.rindex(")")])] = (
-            int(fields[11]) / tick,
-            int(fields[12]) / tick,
-        )
+        found[(task.name, stat[stat.index("(") + 1 : stat.rindex(")")])] = stat_cpu(stat)
     return found
 
 
@@ -162,7 +157,7 @@ async def profile(args: argparse.Namespace, address: str, pid: int, services: Fl
     for label, (workflows, phase) in phases.items():
         print(f"\n### {args.store}, {label}: CPU per workflow by thread\n")
         await per_thread(pid, names, phase, workflows)
-        if args.spy:
+        if args.spy:  # the phase again, sampled: the figures above are free of py-spy's stops
             with tempfile.TemporaryDirectory() as folder:
                 raw = Path(folder) / "samples.txt"
                 command = [str(PY_SPY), "record", "--native", "--threads", "--format", "raw"]
